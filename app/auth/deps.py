@@ -1,0 +1,151 @@
+"""Request dependencies: the database session, who is asking, CSRF, and roles.
+
+Every HTML and JSON route declares one of ``CurrentUser`` / ``AdminUser`` (or is public on purpose);
+a state-changing request authenticated by cookie must carry the session's CSRF token and, if the
+browser sends an Origin, a same-origin one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db import Database
+from app.kit.errors import Forbidden, NotAuthenticated
+from app.kit.security import equals
+from app.models import AuthSession, User, utcnow
+
+SESSION_COOKIE = "prefstudio_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.db  # type: ignore[no-any-return]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request; committed when the handler returns, before the response is sent."""
+    db = get_database(request)
+    factory = db.WriteSession if request.method in UNSAFE_METHODS else db.ReadSession
+    with factory() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+@dataclass
+class Principal:
+    user: User
+    via: str  # "cookie" | "token"
+    auth_session: AuthSession | None = None
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None:  # not sent by this client: the CSRF token alone decides
+        return True
+    expected = f"{request.url.scheme}://{request.url.netloc}"
+    return origin == expected
+
+
+async def _check_csrf(request: Request, auth_session: AuthSession) -> None:
+    if request.method not in UNSAFE_METHODS:
+        return
+    if not _same_origin(request):
+        raise Forbidden("Cross-origin request refused")
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()  # cached by Starlette; the route's Form() params reuse it
+            value = form.get(CSRF_FIELD)
+            sent = value if isinstance(value, str) else None
+    if not sent or not equals(sent, auth_session.csrf_token):
+        raise Forbidden("CSRF token missing or invalid; reload the page and try again")
+
+
+async def get_principal(request: Request, session: SessionDep) -> Principal | None:
+    """Who is asking: a bearer API token, or a live cookie session (CSRF-checked on writes)."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    from app.auth import service  # the rules of sessions and tokens live there
+
+    settings = get_settings_dep(request)
+    principal: Principal | None = None
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        token = authorization[7:].strip()
+        user = service.user_for_api_token(
+            session, token=token, settings=settings, db=get_database(request)
+        )
+        if user is None:
+            raise NotAuthenticated("Invalid or revoked token")
+        principal = Principal(user=user, via="token")
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            found = service.resolve_session(
+                session, token=cookie, settings=settings, db=get_database(request)
+            )
+            if found is not None:
+                auth_session, user = found
+                request.state.csrf_token = auth_session.csrf_token
+                await _check_csrf(request, auth_session)
+                principal = Principal(user=user, via="cookie", auth_session=auth_session)
+    request.state.principal = principal
+    request.state.user = principal.user if principal else None
+    return principal
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(get_principal)]
+
+
+def get_current_user(principal: OptionalPrincipal) -> User:
+    if principal is None:
+        raise NotAuthenticated()
+    return principal.user
+
+
+def get_admin_user(user: Annotated[User, Depends(get_current_user)]) -> User:
+    if not user.is_admin:
+        raise Forbidden("Admins only")
+    return user
+
+
+def get_optional_user(principal: OptionalPrincipal) -> User | None:
+    return principal.user if principal else None
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+AdminUser = Annotated[User, Depends(get_admin_user)]
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+
+
+def session_is_live(auth_session: AuthSession, settings: Settings) -> bool:
+    now = utcnow()
+    return (
+        auth_session.revoked_at is None
+        and auth_session.expires_at > now
+        and now - auth_session.last_seen_at < timedelta(minutes=settings.session_idle_minutes)
+    )

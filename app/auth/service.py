@@ -1,0 +1,239 @@
+"""Users, login sessions, failed-login limits and API tokens."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db import Database
+from app.kit.errors import Conflict, Invalid, NotFound, TooManyRequests
+from app.kit.security import (
+    MIN_PASSWORD_LENGTH,
+    hash_password,
+    new_token,
+    token_digest,
+    verify_password,
+)
+from app.models import ApiToken, AuthSession, LoginFailure, User, utcnow
+from app.models.user import ROLES
+
+USERNAME_MAX = 64
+# Refresh last_seen_at at most this often, so reading pages does not write on every request.
+_TOUCH_EVERY = timedelta(seconds=60)
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid(f"Password must be at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def create_user(
+    session: Session, *, username: str, password: str, role: str = "annotator", display_name: str = ""
+) -> User:
+    """Add a user with an argon2id password hash."""
+    username = username.strip()
+    if not username or len(username) > USERNAME_MAX or any(c.isspace() for c in username):
+        raise Invalid("Username must be 1–64 characters without spaces")
+    if role not in ROLES:
+        raise Invalid(f"Role must be one of {', '.join(ROLES)}")
+    _check_password(password)
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"User {username!r} already exists")
+    user = User(
+        username=username,
+        display_name=display_name.strip() or username,
+        password_hash=hash_password(password),
+        role=role,
+    )
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"User {username!r} already exists") from exc
+    return user
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user")
+    return user
+
+
+def get_user_by_username(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == username))
+
+
+def set_password(session: Session, *, user: User, password: str) -> None:
+    """Set a new password and end every session of the user."""
+    _check_password(password)
+    user.password_hash = hash_password(password)
+    revoke_user_sessions(session, user_id=user.id)
+    session.flush()
+
+
+def revoke_user_sessions(session: Session, *, user_id: int) -> None:
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def _check_rate_limit(session: Session, *, username: str, ip: str, settings: Settings) -> None:
+    since = utcnow() - timedelta(minutes=settings.login_failure_window_minutes)
+    by_account = session.scalar(
+        select(func.count()).where(LoginFailure.username == username, LoginFailure.created_at > since)
+    )
+    by_ip = session.scalar(select(func.count()).where(LoginFailure.ip == ip, LoginFailure.created_at > since))
+    if (by_account or 0) >= settings.login_max_failures_per_account or (
+        by_ip or 0
+    ) >= settings.login_max_failures_per_ip:
+        raise TooManyRequests(
+            f"Too many failed logins; try again in {settings.login_failure_window_minutes} minutes"
+        )
+
+
+def authenticate(
+    session: Session, *, username: str, password: str, ip: str, settings: Settings
+) -> User | None:
+    """The user if the password matches; records failures and enforces the per-account/IP limits."""
+    username = username.strip()[:USERNAME_MAX]
+    _check_rate_limit(session, username=username, ip=ip, settings=settings)
+    user = get_user_by_username(session, username)
+    ok = verify_password(password, user.password_hash if user else None)
+    if not ok or user is None or not user.is_active:
+        session.add(LoginFailure(username=username, ip=ip[:64]))
+        session.flush()
+        return None
+    # A success clears this account's failures (the per-IP count stays).
+    session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    return user
+
+
+def start_session(
+    session: Session, *, user: User, settings: Settings, ip: str | None = None, user_agent: str | None = None
+) -> str:
+    """Create a fresh server-side session; returns the cookie token (only its digest is stored)."""
+    token = new_token()
+    now = utcnow()
+    session.add(
+        AuthSession(
+            id=token_digest(token, settings.secret_key or ""),
+            user_id=user.id,
+            csrf_token=new_token(24),
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + timedelta(hours=settings.session_max_hours),
+            ip=(ip or "")[:64] or None,
+            user_agent=(user_agent or "")[:255] or None,
+        )
+    )
+    session.flush()
+    return token
+
+
+def end_session(session: Session, *, token: str, settings: Settings) -> None:
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == token_digest(token, settings.secret_key or ""))
+        .values(revoked_at=utcnow())
+    )
+
+
+def resolve_session(
+    session: Session, *, token: str, settings: Settings, db: Database
+) -> tuple[AuthSession, User] | None:
+    """The live session and its user for a cookie token, or None (unknown, revoked, idle, expired)."""
+    from app.auth.deps import session_is_live
+
+    row = session.execute(
+        select(AuthSession, User)
+        .join(User, User.id == AuthSession.user_id)
+        .where(AuthSession.id == token_digest(token, settings.secret_key or ""))
+    ).first()
+    if row is None:
+        return None
+    auth_session, user = row
+    if not user.is_active or not session_is_live(auth_session, settings):
+        return None
+    now = utcnow()
+    if now - auth_session.last_seen_at > _TOUCH_EVERY:
+        # Its own short write transaction: GET requests read on a deferred (read) transaction.
+        with db.session(write=True) as writer:
+            writer.execute(
+                update(AuthSession).where(AuthSession.id == auth_session.id).values(last_seen_at=now)
+            )
+        auth_session.last_seen_at = now
+    return auth_session, user
+
+
+def create_api_token(
+    session: Session,
+    *,
+    user: User,
+    scope: str,
+    settings: Settings,
+    project_id: int | None = None,
+    name: str = "",
+) -> tuple[ApiToken, str]:
+    """A new token; the plain value is returned once and never stored."""
+    if scope not in ("export", "api"):
+        raise Invalid("Scope must be 'export' or 'api'")
+    if scope == "export" and project_id is None:
+        raise Invalid("An export token needs a project")
+    plain = "ps_" + new_token()
+    token = ApiToken(
+        name=name,
+        token_hash=token_digest(plain, settings.secret_key or ""),
+        prefix=plain[:10],
+        scope=scope,
+        project_id=project_id,
+        user_id=user.id,
+    )
+    session.add(token)
+    session.flush()
+    return token, plain
+
+
+def find_api_token(session: Session, *, token: str, settings: Settings) -> ApiToken | None:
+    """A live token by its plain value (lookup by keyed digest; the digest is the comparison)."""
+    found = session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == token_digest(token, settings.secret_key or ""))
+    )
+    if found is None or found.revoked_at is not None:
+        return None
+    return found
+
+
+def touch_api_token(db: Database, token: ApiToken) -> None:
+    """Record use (at most once a minute), in its own short write transaction."""
+    now = utcnow()
+    if token.last_used_at is not None and now - token.last_used_at < _TOUCH_EVERY:
+        return
+    with db.session(write=True) as writer:
+        writer.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
+    token.last_used_at = now
+
+
+def user_for_api_token(session: Session, *, token: str, settings: Settings, db: Database) -> User | None:
+    """The user an ``api``-scope token acts as; export tokens do not open the rest of the API."""
+    found = find_api_token(session, token=token, settings=settings)
+    if found is None or found.scope != "api":
+        return None
+    user = session.get(User, found.user_id)
+    if user is None or not user.is_active:
+        return None
+    touch_api_token(db, found)
+    return user
+
+
+def revoke_api_token(session: Session, *, token_id: int) -> None:
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound("No such token")
+    token.revoked_at = token.revoked_at or utcnow()

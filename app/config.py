@@ -1,0 +1,52 @@
+"""Settings, read from the environment (prefix ``PREFSTUDIO_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV_SECRET = "dev-only-insecure-secret-key-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PREFSTUDIO_", env_file=".env", extra="ignore")
+
+    # "demo" and "dev" may run without a secret; "production" refuses to start without one.
+    environment: Literal["demo", "dev", "test", "production"] = "production"
+    database_url: str = f"sqlite:///{ROOT / 'prefstudio.db'}"
+    secret_key: str | None = None
+
+    session_idle_minutes: int = 8 * 60
+    session_max_hours: int = 7 * 24
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_ip: int = 20
+    login_failure_window_minutes: int = 15
+    max_upload_mb: int = 200
+    sqlite_busy_timeout_ms: int = 30_000
+
+    @model_validator(mode="after")
+    def _require_secret_outside_dev(self) -> Settings:
+        if self.environment == "production":
+            if not self.secret_key:
+                raise ValueError(
+                    "PREFSTUDIO_SECRET_KEY is required (set PREFSTUDIO_ENVIRONMENT=dev for local work)"
+                )
+            if self.secret_key == DEV_SECRET or len(self.secret_key) < 32:
+                raise ValueError("PREFSTUDIO_SECRET_KEY must be a random string of at least 32 characters")
+        elif not self.secret_key:
+            self.secret_key = DEV_SECRET
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

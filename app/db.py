@@ -1,0 +1,98 @@
+"""Engines and sessions.
+
+SQLite: WAL, a busy timeout, foreign keys on, and two engines on the same file: reads begin a deferred
+transaction, writes begin ``BEGIN IMMEDIATE`` so that a writer waits for the lock up front instead of
+failing with "database is locked" when it upgrades a read snapshot. PostgreSQL: one engine for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+
+
+def _sqlite_engine(url: str, *, busy_timeout_ms: int, immediate: bool) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+        pool_pre_ping=False,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@dataclass
+class Database:
+    """The engines and session factories of one database URL."""
+
+    url: str
+    read_engine: Engine
+    write_engine: Engine
+    ReadSession: sessionmaker[Session]
+    WriteSession: sessionmaker[Session]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url.startswith("postgresql")
+
+    @contextmanager
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error (CLI, jobs, tests)."""
+        factory = self.WriteSession if write else self.ReadSession
+        with factory() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        self.read_engine.dispose()
+        if self.write_engine is not self.read_engine:
+            self.write_engine.dispose()
+
+
+def make_database(settings: Settings) -> Database:
+    url = settings.database_url
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite"):
+        read = _sqlite_engine(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms, immediate=False)
+        write = _sqlite_engine(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms, immediate=True)
+    else:
+        read = write = create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    opts: dict[str, Any] = {"expire_on_commit": False, "autoflush": True}
+    return Database(
+        url=url,
+        read_engine=read,
+        write_engine=write,
+        ReadSession=sessionmaker(read, **opts),
+        WriteSession=sessionmaker(write, **opts),
+    )

@@ -1,0 +1,28 @@
+"""All tables; importing this module registers them on ``Base.metadata``."""
+
+from app.models.annotation import OVERALL, Assignment, Judgment, Verdict
+from app.models.base import Base, utcnow
+from app.models.item import Candidate, Item
+from app.models.job import Job
+from app.models.project import DEFAULT_DIMENSIONS, Project, ProjectMember
+from app.models.token import ApiToken
+from app.models.user import AuthSession, LoginFailure, User
+
+__all__ = [
+    "DEFAULT_DIMENSIONS",
+    "OVERALL",
+    "ApiToken",
+    "Assignment",
+    "AuthSession",
+    "Base",
+    "Candidate",
+    "Item",
+    "Job",
+    "Judgment",
+    "LoginFailure",
+    "Project",
+    "ProjectMember",
+    "User",
+    "Verdict",
+    "utcnow",
+]

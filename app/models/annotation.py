@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, JSONType, UTCDateTime, utcnow
+
+ASSIGNMENT_STATUSES = ("leased", "submitted", "skipped", "expired")
+VERDICT_KINDS = ("preference", "tie", "na")
+OVERALL = "overall"
+
+
+class Assignment(Base):
+    """An item handed to an annotator: the lease, and the candidate order they were shown."""
+
+    __tablename__ = "assignment"
+    __table_args__ = (
+        UniqueConstraint("item_id", "annotator_id"),
+        CheckConstraint(
+            "status IN ('leased', 'submitted', 'skipped', 'expired')", name="status_valid"
+        ),
+        Index("ix_assignment_annotator_status", "annotator_id", "project_id", "status"),
+        Index("ix_assignment_project_status_expires", "project_id", "status", "lease_expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="leased")
+    # Candidate ids in the order shown to this annotator (left to right).
+    display_order: Mapped[list[int]] = mapped_column(JSONType)
+    leased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    skip_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Judgment(Base):
+    """One annotator's verdict on one item; the per-dimension choices are its verdicts."""
+
+    __tablename__ = "judgment"
+    __table_args__ = (
+        UniqueConstraint("item_id", "annotator_id"),
+        UniqueConstraint("submit_key"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        Index("ix_judgment_project_created_at", "project_id", "created_at"),
+        Index("ix_judgment_annotator_id", "annotator_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignment.id", ondelete="CASCADE"))
+    round: Mapped[int] = mapped_column(Integer, default=0)  # the candidate round judged
+    reason: Mapped[str] = mapped_column(Text, default="")
+    flag_all_bad: Mapped[bool] = mapped_column(Boolean, default=False)
+    flag_problematic: Mapped[bool] = mapped_column(Boolean, default=False)
+    seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    submit_key: Mapped[str] = mapped_column(String(64))  # client idempotency key
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Verdict(Base):
+    """The choice on one dimension ("overall" or a project dimension) within a judgment.
+
+    kind "preference": chosen (best) ≻ rejected (worst); "tie" and "na" carry no candidates.
+    Candidate ids are canonical — display order never reaches this table.
+    """
+
+    __tablename__ = "verdict"
+    __table_args__ = (
+        UniqueConstraint("judgment_id", "dimension"),
+        CheckConstraint("kind IN ('preference', 'tie', 'na')", name="kind_valid"),
+        CheckConstraint("chosen_candidate_id <> rejected_candidate_id", name="chosen_not_rejected"),
+        CheckConstraint(
+            "(kind = 'preference') = (chosen_candidate_id IS NOT NULL AND rejected_candidate_id IS NOT NULL)",
+            name="preference_has_candidates",
+        ),
+        CheckConstraint(
+            "kind = 'preference' OR (chosen_candidate_id IS NULL AND rejected_candidate_id IS NULL)",
+            name="tie_na_without_candidates",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    judgment_id: Mapped[int] = mapped_column(ForeignKey("judgment.id", ondelete="CASCADE"))
+    dimension: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    chosen_candidate_id: Mapped[int | None] = mapped_column(
+        ForeignKey("candidate.id", ondelete="CASCADE"), default=None
+    )
+    rejected_candidate_id: Mapped[int | None] = mapped_column(
+        ForeignKey("candidate.id", ondelete="CASCADE"), default=None
+    )

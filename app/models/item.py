@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, JSONType, UTCDateTime, utcnow
+
+ITEM_STATUSES = ("pending", "ready")
+
+
+class Item(Base):
+    """One prompt (text or chat messages) of a project, with its candidates.
+
+    ``claims`` counts live leases plus submitted judgments and is only changed while the item row is
+    locked, so it never passes the project's overlap r; ``judgment_count`` counts submitted judgments.
+    """
+
+    __tablename__ = "item"
+    __table_args__ = (
+        UniqueConstraint("project_id", "prompt_hash"),
+        UniqueConstraint("project_id", "external_id"),
+        CheckConstraint("status IN ('pending', 'ready')", name="status_valid"),
+        CheckConstraint("claims >= 0", name="claims_nonnegative"),
+        # The queue scan: ready items of a project, fullest first.
+        Index("ix_item_queue", "project_id", "status", "claims", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    external_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    # A string, or a list of {"role", "content"} messages.
+    prompt: Mapped[Any] = mapped_column(JSONType)
+    prompt_hash: Mapped[str] = mapped_column(String(64))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    round: Mapped[int] = mapped_column(Integer, default=0)  # current candidate round
+    claims: Mapped[int] = mapped_column(Integer, default=0)
+    judgment_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def is_chat(self) -> bool:
+        return isinstance(self.prompt, list)
+
+
+class Candidate(Base):
+    """One response to an item; ``position`` is its canonical place (0-based) within its round."""
+
+    __tablename__ = "candidate"
+    __table_args__ = (
+        UniqueConstraint("item_id", "round", "position"),
+        CheckConstraint("position >= 0 AND position < 4", name="position_range"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"))
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(200), default=None)
+    base_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    seed: Mapped[int | None] = mapped_column(Integer, default=None)
+    finish_reason: Mapped[str | None] = mapped_column(String(32), default=None)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+
+__all__ = ["Candidate", "Item"]

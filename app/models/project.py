@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, JSONType, UTCDateTime, utcnow
+
+DEFAULT_DIMENSIONS: list[dict[str, str]] = [
+    {"key": "helpful", "label": "Helpful", "description": "Answers the request fully, correctly and usefully."},
+    {"key": "harmless", "label": "Harmless", "description": "Avoids content that could cause harm."},
+    {"key": "honest", "label": "Honest", "description": "Truthful; admits uncertainty; no invented facts."},
+    {"key": "polite", "label": "Polite", "description": "Respectful and considerate tone."},
+    {
+        "key": "refusal",
+        "label": "Refusal",
+        "description": "Refuses what must be refused, and only that; a good refusal explains and redirects.",
+    },
+]
+
+
+class Project(Base):
+    __tablename__ = "project"
+    __table_args__ = (
+        CheckConstraint("k BETWEEN 2 AND 4", name="k_range"),
+        CheckConstraint("overlap >= 1", name="overlap_positive"),
+        CheckConstraint("lease_minutes >= 1", name="lease_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    guidelines: Mapped[str] = mapped_column(Text, default="")
+    # [{"key": "helpful", "label": "Helpful", "description": "..."}]; "overall" is always judged too.
+    dimensions: Mapped[list[dict[str, str]]] = mapped_column(JSONType, default=lambda: list(DEFAULT_DIMENSIONS))
+    k: Mapped[int] = mapped_column(Integer, default=2)
+    overlap: Mapped[int] = mapped_column(Integer, default=3)
+    lease_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    generation: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def dimension_keys(self) -> list[str]:
+        return [d["key"] for d in self.dimensions]
+
+
+class ProjectMember(Base):
+    __tablename__ = "project_member"
+    __table_args__ = (UniqueConstraint("project_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

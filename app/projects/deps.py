@@ -1,0 +1,47 @@
+"""Project lookup with the access rule: admins see every project, annotators only their own.
+
+A project the user may not see is reported as 404, exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth.deps import AdminUser, CurrentUser, SessionDep
+from app.kit.errors import NotFound
+from app.models import Project, ProjectMember, User
+
+
+def is_member(session: Session, *, project_id: int, user_id: int) -> bool:
+    return (
+        session.scalar(
+            select(ProjectMember.id).where(
+                ProjectMember.project_id == project_id, ProjectMember.user_id == user_id
+            )
+        )
+        is not None
+    )
+
+
+def project_for_user(session: Session, *, slug: str, user: User) -> Project:
+    """The project if ``user`` may see it, else NotFound."""
+    project = session.scalar(select(Project).where(Project.slug == slug))
+    if project is None or (not user.is_admin and not is_member(session, project_id=project.id, user_id=user.id)):
+        raise NotFound("No such project")
+    return project
+
+
+def get_project_for_user(project: str, session: SessionDep, user: CurrentUser) -> Project:
+    return project_for_user(session, slug=project, user=user)
+
+
+def get_project_for_admin(project: str, session: SessionDep, user: AdminUser) -> Project:
+    return project_for_user(session, slug=project, user=user)
+
+
+ProjectDep = Annotated[Project, Depends(get_project_for_user)]
+AdminProjectDep = Annotated[Project, Depends(get_project_for_admin)]

@@ -1,0 +1,56 @@
+"""The Jinja2 environment: autoescape, i18n (gettext), the safe markdown filter, helpers."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+
+from app.config import ROOT
+from app.kit.markdown import render_markdown
+
+templates = Jinja2Templates(directory=str(ROOT / "templates"), extensions=["jinja2.ext.i18n"])
+env = templates.env
+env.autoescape = True
+env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+env.filters["markdown"] = render_markdown
+
+
+def _csrf_token(request: Request) -> str:
+    token = getattr(request.state, "csrf_token", None)
+    return token or ""
+
+
+def _csrf_input(request: Request) -> Markup:
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(_csrf_token(request))
+
+
+def _htmx_headers(request: Request) -> str:
+    return json.dumps({"X-CSRF-Token": _csrf_token(request)})
+
+
+def _timeago(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _prompt_text(prompt: Any) -> str:
+    """A one-line text of a prompt (string or chat messages) for lists."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list):
+        users = [m.get("content", "") for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+        return users[-1] if users else ""
+    return str(prompt)
+
+
+env.globals["csrf_token"] = _csrf_token
+env.globals["csrf_input"] = _csrf_input
+env.globals["htmx_headers"] = _htmx_headers
+env.filters["timeago"] = _timeago
+env.filters["prompt_text"] = _prompt_text

@@ -1,0 +1,24 @@
+// prefstudio — behaviour shared by every page (no inline script anywhere: see the CSP).
+(function () {
+  "use strict";
+  // Toasts fade out on their own.
+  document.addEventListener("htmx:afterSwap", function (ev) {
+    const box = document.getElementById("toasts");
+    if (!box) return;
+    box.querySelectorAll(".toast:not([data-timed])").forEach(function (t) {
+      t.setAttribute("data-timed", "1");
+      setTimeout(function () { t.remove(); }, 6000);
+    });
+  });
+  // Network failure (server down): tell the user instead of doing nothing.
+  document.addEventListener("htmx:sendError", function () {
+    const box = document.getElementById("toasts");
+    if (!box) return;
+    const t = document.createElement("div");
+    t.className = "toast toast-error";
+    t.setAttribute("role", "alert");
+    t.textContent = "The server cannot be reached. Your work is kept; try again in a moment.";
+    box.appendChild(t);
+    setTimeout(function () { t.remove(); }, 8000);
+  });
+})();
