@@ -1,3 +1,120 @@
-from fastapi import APIRouter
+"""JSON: the annotator's next item, submitting, skipping and editing judgments."""
 
-router = APIRouter()
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from app.annotation import service
+from app.annotation.schemas import (
+    AssignmentOut,
+    CandidateOut,
+    DimensionOut,
+    EditIn,
+    JudgmentOut,
+    NextOut,
+    ProgressOut,
+    SkipIn,
+    SubmitIn,
+)
+from app.auth.deps import CurrentUser, SessionDep
+from app.models import Judgment, Project
+from app.projects.deps import ProjectDep
+
+router = APIRouter(tags=["annotation"])
+
+
+def _progress_out(p: service.Progress) -> ProgressOut:
+    return ProgressOut(**p.__dict__)
+
+
+def assignment_out(task: service.Task, project: Project, progress: service.Progress) -> AssignmentOut:
+    return AssignmentOut(
+        assignment_id=task.assignment.id,
+        item_id=task.item.id,
+        external_id=task.item.external_id,
+        prompt=task.item.prompt,
+        candidates=[
+            CandidateOut(id=c.id, label=service.LETTERS[i], text=c.text, model=c.model, finish_reason=c.finish_reason)
+            for i, c in enumerate(task.candidates)
+        ],
+        dimensions=[DimensionOut(key="overall", label="Overall")]
+        + [DimensionOut(**{k: d.get(k, "") for k in ("key", "label", "description")}) for d in project.dimensions],
+        lease_expires_at=task.assignment.lease_expires_at,
+        progress=_progress_out(progress),
+    )
+
+
+def judgment_out(session: SessionDep, judgment: Judgment) -> JudgmentOut:
+    return JudgmentOut(
+        id=judgment.id,
+        item_id=judgment.item_id,
+        assignment_id=judgment.assignment_id,
+        annotator_id=judgment.annotator_id,
+        verdicts=service.verdicts_of(session, [judgment.id])[judgment.id],
+        reason=judgment.reason,
+        all_bad=judgment.flag_all_bad,
+        problematic=judgment.flag_problematic,
+        seconds=judgment.seconds,
+        version=judgment.version,
+        created_at=judgment.created_at,
+        updated_at=judgment.updated_at,
+    )
+
+
+@router.post("/projects/{project}/next", response_model=NextOut)
+def next_item(project: ProjectDep, session: SessionDep, user: CurrentUser) -> NextOut:
+    """Lease the next item to judge (or return the open lease); ``assignment`` is null when none is left."""
+    task = service.assign_next_item(session, project=project, annotator=user)
+    progress = service.progress(session, project=project, annotator=user)
+    if task is None:
+        return NextOut(assignment=None, progress=_progress_out(progress), detail="Nothing left to judge")
+    return NextOut(assignment=assignment_out(task, project, progress), progress=_progress_out(progress))
+
+
+@router.post("/projects/{project}/judgments", response_model=JudgmentOut, status_code=201)
+def submit(
+    body: SubmitIn, project: ProjectDep, session: SessionDep, user: CurrentUser, response: Response
+) -> JudgmentOut:
+    """Submit a judgment for a lease; retries with the same ``submit_key`` or lease return the same judgment (200)."""
+    judgment, created = service.submit_judgment(
+        session,
+        project=project,
+        annotator=user,
+        assignment_id=body.assignment_id,
+        submit_key=body.submit_key,
+        data=body,
+    )
+    if not created:
+        response.status_code = 200
+    return judgment_out(session, judgment)
+
+
+@router.get("/projects/{project}/judgments", response_model=list[JudgmentOut])
+def my_judgments(project: ProjectDep, session: SessionDep, user: CurrentUser, limit: int = 50) -> list[JudgmentOut]:
+    """My most recent judgments in this project."""
+    judgments = service.recent_judgments(session, project=project, annotator=user, limit=max(1, min(limit, 500)))
+    return [judgment_out(session, j) for j in judgments]
+
+
+@router.get("/projects/{project}/judgments/{judgment_id}", response_model=JudgmentOut)
+def get_judgment(judgment_id: int, project: ProjectDep, session: SessionDep, user: CurrentUser) -> JudgmentOut:
+    """One of my judgments."""
+    return judgment_out(
+        session, service.get_own_judgment(session, project=project, annotator=user, judgment_id=judgment_id)
+    )
+
+
+@router.put("/projects/{project}/judgments/{judgment_id}", response_model=JudgmentOut)
+def edit(judgment_id: int, body: EditIn, project: ProjectDep, session: SessionDep, user: CurrentUser) -> JudgmentOut:
+    """Edit one of my judgments; ``version`` must be the current one, else 409."""
+    judgment = service.edit_judgment(
+        session, project=project, annotator=user, judgment_id=judgment_id, version=body.version, data=body
+    )
+    return judgment_out(session, judgment)
+
+
+@router.post("/projects/{project}/assignments/{assignment_id}/skip", status_code=204)
+def skip(assignment_id: int, body: SkipIn, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
+    """Skip a leased item (with an optional reason); it will not be offered to me again."""
+    service.skip_assignment(session, project=project, annotator=user, assignment_id=assignment_id, reason=body.reason)
+    return Response(status_code=204)

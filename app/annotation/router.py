@@ -1,3 +1,191 @@
-from fastapi import APIRouter
+"""HTML: the annotation page (htmx swaps the next item in after each submit) and my judgments."""
 
-router = APIRouter()
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from app.annotation import service
+from app.annotation.schemas import JudgmentIn
+from app.auth.deps import CurrentUser, SessionDep
+from app.kit.errors import Invalid
+from app.kit.htmx import is_htmx, redirect, render
+from app.models import Assignment, Project, User
+from app.projects.deps import ProjectDep
+
+router = APIRouter(tags=["annotation pages"], include_in_schema=False)
+
+
+def _dimensions(project: Project) -> list[dict[str, str]]:
+    return [{"key": "overall", "label": "Overall", "description": "Which answer is better as a whole?"}] + [
+        {"key": d["key"], "label": d.get("label") or d["key"], "description": d.get("description", "")}
+        for d in project.dimensions
+    ]
+
+
+def _panel_context(
+    request: Request,
+    session: SessionDep,
+    project: Project,
+    user: User,
+    task: service.Task | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "request": request,
+        "project": project,
+        "task": task,
+        "letters": service.LETTERS,
+        "dimensions": _dimensions(project),
+        "progress": service.progress(session, project=project, annotator=user),
+        "submit_key": uuid.uuid4().hex,
+        "values": {},
+        "mode": "new",
+        **extra,
+    }
+
+
+def _panel(request: Request, session: SessionDep, project: Project, user: User, task: service.Task | None,
+           **extra: Any) -> Response:
+    context = _panel_context(request, session, project, user, task, **extra)
+    return render(request, "annotation/page.html", context, fragment="annotation/_panel.html")
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def _judgment_in(form: dict[str, str], project: Project, display_order: list[int]) -> JudgmentIn:
+    seconds: float | None
+    try:
+        seconds = max(0.0, min(float(form.get("seconds") or ""), 86_400.0))
+    except ValueError:
+        seconds = None
+    reason = form.get("reason", "")
+    if len(reason) > 10_000:
+        raise Invalid("The reason is too long (10,000 characters at most)")
+    return JudgmentIn(
+        verdicts=service.verdicts_from_form(form, project=project, display_order=display_order),
+        reason=reason,
+        all_bad=form.get("all_bad") == "1",
+        problematic=form.get("problematic") == "1",
+        seconds=seconds,
+    )
+
+
+@router.get("/projects/{project}/annotate")
+def annotate_page(request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
+    """The annotation page: the open lease, or a placeholder that asks for the next item."""
+    task = service.current_task(session, project=project, annotator=user)
+    context = _panel_context(request, session, project, user, task, claim=task is None)
+    return render(request, "annotation/page.html", context)
+
+
+@router.post("/projects/{project}/annotate/next")
+def claim_next(request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
+    """Lease the next item and show it."""
+    task = service.assign_next_item(session, project=project, annotator=user)
+    if not is_htmx(request):
+        return redirect(request, f"/projects/{project.slug}/annotate")
+    return _panel(request, session, project, user, task)
+
+
+@router.post("/projects/{project}/annotate/{assignment_id}")
+async def submit(
+    assignment_id: int, request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser
+) -> Response:
+    """Submit the judgment of a lease, then show the next item."""
+    form = await _form(request)
+    assignment = session.get(Assignment, assignment_id)
+    if assignment is None or assignment.annotator_id != user.id or assignment.project_id != project.id:
+        raise Invalid("This item is no longer yours; reload the page")
+    data = _judgment_in(form, project, assignment.display_order)
+    service.submit_judgment(
+        session,
+        project=project,
+        annotator=user,
+        assignment_id=assignment_id,
+        submit_key=form.get("submit_key") or uuid.uuid4().hex,
+        data=data,
+    )
+    if not is_htmx(request):
+        return redirect(request, f"/projects/{project.slug}/annotate")
+    task = service.assign_next_item(session, project=project, annotator=user)
+    return _panel(request, session, project, user, task, saved=True)
+
+
+@router.post("/projects/{project}/annotate/{assignment_id}/skip")
+async def skip(
+    assignment_id: int, request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser
+) -> Response:
+    """Skip the leased item (with a reason) and show the next one."""
+    form = await _form(request)
+    service.skip_assignment(
+        session, project=project, annotator=user, assignment_id=assignment_id, reason=form.get("skip_reason", "")
+    )
+    if not is_htmx(request):
+        return redirect(request, f"/projects/{project.slug}/annotate")
+    task = service.assign_next_item(session, project=project, annotator=user)
+    return _panel(request, session, project, user, task)
+
+
+@router.get("/projects/{project}/judgments")
+def my_judgments(request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
+    """My recent judgments, each reopenable for editing."""
+    judgments = service.recent_judgments(session, project=project, annotator=user)
+    from app.models import Item
+
+    items = {j.item_id: session.get(Item, j.item_id) for j in judgments}
+    return render(
+        request,
+        "annotation/judgments.html",
+        {"request": request, "project": project, "judgments": judgments, "items": items},
+    )
+
+
+def _edit_context(
+    request: Request, session: SessionDep, project: Project, user: User, judgment_id: int, **extra: Any
+) -> dict[str, Any]:
+    judgment = service.get_own_judgment(session, project=project, annotator=user, judgment_id=judgment_id)
+    assignment = session.get(Assignment, judgment.assignment_id)
+    assert assignment is not None
+    task = service._task(session, assignment)
+    verdicts = service.verdicts_of(session, [judgment.id])[judgment.id]
+    values = service.letters_from_verdicts(verdicts, [c.id for c in task.candidates])
+    values.update(reason=judgment.reason, all_bad="1" if judgment.flag_all_bad else "",
+                  problematic="1" if judgment.flag_problematic else "")
+    return _panel_context(
+        request, session, project, user, task, mode="edit", judgment=judgment, values=values, **extra
+    )
+
+
+@router.get("/projects/{project}/judgments/{judgment_id}")
+def edit_page(
+    judgment_id: int, request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser
+) -> Response:
+    """Reopen one of my judgments."""
+    context = _edit_context(request, session, project, user, judgment_id)
+    return render(request, "annotation/page.html", context, fragment="annotation/_panel.html")
+
+
+@router.post("/projects/{project}/judgments/{judgment_id}")
+async def edit(
+    judgment_id: int, request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser
+) -> Response:
+    """Save an edit; a stale version is refused with 409 and the current answer is kept."""
+    form = await _form(request)
+    judgment = service.get_own_judgment(session, project=project, annotator=user, judgment_id=judgment_id)
+    assignment = session.get(Assignment, judgment.assignment_id)
+    assert assignment is not None
+    try:
+        version = int(form.get("version", ""))
+    except ValueError as exc:
+        raise Invalid("version is missing") from exc
+    data = _judgment_in(form, project, assignment.display_order)
+    service.edit_judgment(session, project=project, annotator=user, judgment_id=judgment_id, version=version,
+                          data=data)
+    return redirect(request, f"/projects/{project.slug}/judgments")

@@ -1,0 +1,440 @@
+"""The assignment queue and judgments.
+
+Invariant: ``item.claims`` = live leases + submitted judgments of the item, never above the project's
+overlap r. It is only changed by single ``UPDATE ... SET claims = claims ± 1`` statements, and a claim
+first locks the item row (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so annotators never wait on each other;
+SQLite: the whole write transaction is ``BEGIN IMMEDIATE``, so claims are serialised).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.annotation.schemas import JudgmentIn, VerdictIn
+from app.kit.errors import Conflict, Invalid, NotFound
+from app.models import OVERALL, Assignment, Candidate, Item, Judgment, Project, ProjectMember, User, Verdict, utcnow
+
+LETTERS = "ABCD"
+
+
+@dataclass
+class Progress:
+    judged_by_me: int
+    my_target: int
+    items_done: int
+    items_total: int
+
+
+@dataclass
+class Task:
+    """A leased item as one annotator sees it: candidates in their display order."""
+
+    assignment: Assignment
+    item: Item
+    candidates: list[Candidate]
+
+    def label_of(self, candidate_id: int) -> str:
+        return LETTERS[[c.id for c in self.candidates].index(candidate_id)]
+
+
+def dimension_keys(project: Project) -> list[str]:
+    return [OVERALL, *project.dimension_keys]
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def expire_leases(session: Session, *, project_id: int, now: datetime | None = None) -> int:
+    """Return the items of lapsed leases to the pool; returns how many leases lapsed."""
+    now = now or utcnow()
+    query = select(Assignment.id, Assignment.item_id).where(
+        Assignment.project_id == project_id, Assignment.status == "leased", Assignment.lease_expires_at < now
+    )
+    if _is_postgres(session):
+        query = query.with_for_update(skip_locked=True)
+    lapsed = session.execute(query).all()
+    if not lapsed:
+        return 0
+    session.execute(
+        update(Assignment)
+        .where(Assignment.id.in_([a_id for a_id, _ in lapsed]), Assignment.status == "leased")
+        .values(status="expired")
+    )
+    # Items in id order, so that two sweeps never lock them in opposite orders.
+    for item_id in sorted({item_id for _, item_id in lapsed}):
+        count = sum(1 for _, i in lapsed if i == item_id)
+        session.execute(update(Item).where(Item.id == item_id).values(claims=Item.claims - count))
+    return len(lapsed)
+
+
+def _candidates(session: Session, item: Item) -> list[Candidate]:
+    return list(
+        session.scalars(
+            select(Candidate).where(Candidate.item_id == item.id, Candidate.round == item.round).order_by(
+                Candidate.position
+            )
+        )
+    )
+
+
+def _task(session: Session, assignment: Assignment) -> Task:
+    item = session.get(Item, assignment.item_id)
+    assert item is not None
+    by_id = {c.id: c for c in _candidates(session, item)}
+    ordered = [by_id[c] for c in assignment.display_order if c in by_id]
+    if len(ordered) != len(by_id):  # candidates were regenerated since the lease was made
+        ordered = list(by_id.values())
+        random.shuffle(ordered)
+        assignment.display_order = [c.id for c in ordered]
+    return Task(assignment=assignment, item=item, candidates=ordered)
+
+
+def current_task(session: Session, *, project: Project, annotator: User) -> Task | None:
+    """The annotator's open lease in this project, if any (renewed if it lapsed unswept)."""
+    assignment = session.scalar(
+        select(Assignment).where(
+            Assignment.project_id == project.id,
+            Assignment.annotator_id == annotator.id,
+            Assignment.status == "leased",
+        )
+    )
+    if assignment is None:
+        return None
+    return _task(session, assignment)
+
+
+def assign_next_item(session: Session, *, project: Project, annotator: User) -> Task | None:
+    """Lease the annotator an item they have not judged, fullest first; None when nothing is left.
+
+    One open lease per annotator: an existing lease is returned (and extended) instead of a new one.
+    """
+    now = utcnow()
+    lease = timedelta(minutes=project.lease_minutes)
+    task = current_task(session, project=project, annotator=annotator)
+    if task is not None:
+        task.assignment.lease_expires_at = now + lease
+        session.flush()
+        return task
+    expire_leases(session, project_id=project.id, now=now)
+
+    mine = exists().where(
+        Assignment.item_id == Item.id,
+        Assignment.annotator_id == annotator.id,
+        Assignment.status != "expired",
+    )
+    query = (
+        select(Item)
+        .where(Item.project_id == project.id, Item.status == "ready", Item.claims < project.overlap, ~mine)
+        .order_by(Item.claims.desc(), Item.id)
+        .limit(1)
+    )
+    if _is_postgres(session):
+        query = query.with_for_update(skip_locked=True, of=Item)
+    item = session.scalar(query)
+    if item is None:
+        return None
+    session.execute(update(Item).where(Item.id == item.id).values(claims=Item.claims + 1))
+    session.refresh(item)
+
+    assignment = session.scalar(
+        select(Assignment).where(Assignment.item_id == item.id, Assignment.annotator_id == annotator.id)
+    )
+    if assignment is None:
+        order = [c.id for c in _candidates(session, item)]
+        random.shuffle(order)
+        assignment = Assignment(
+            project_id=project.id,
+            item_id=item.id,
+            annotator_id=annotator.id,
+            display_order=order,
+            lease_expires_at=now + lease,
+        )
+        session.add(assignment)
+    else:  # an earlier lease of theirs lapsed: same row, same display order
+        assignment.status = "leased"
+        assignment.leased_at = now
+        assignment.lease_expires_at = now + lease
+    session.flush()
+    return _task(session, assignment)
+
+
+def _get_own_assignment(session: Session, *, project: Project, annotator: User, assignment_id: int) -> Assignment:
+    query = select(Assignment).where(
+        Assignment.id == assignment_id,
+        Assignment.project_id == project.id,
+        Assignment.annotator_id == annotator.id,
+    )
+    if _is_postgres(session):
+        query = query.with_for_update()
+    assignment = session.scalar(query)
+    if assignment is None:
+        raise NotFound("No such assignment")
+    return assignment
+
+
+def _validate_verdicts(project: Project, candidates: list[Candidate], verdicts: dict[str, VerdictIn]) -> None:
+    expected = dimension_keys(project)
+    missing = [d for d in expected if d not in verdicts]
+    unknown = [d for d in verdicts if d not in expected]
+    if missing:
+        raise Invalid(f"Missing verdicts for: {', '.join(missing)}")
+    if unknown:
+        raise Invalid(f"Unknown dimensions: {', '.join(unknown)}")
+    ids = {c.id for c in candidates}
+    for dim, verdict in verdicts.items():
+        if verdict.kind == "preference" and not {verdict.chosen, verdict.rejected} <= ids:
+            raise Invalid(f"{dim}: candidates must belong to this item")
+    if verdicts[OVERALL].kind == "na":
+        raise Invalid("overall: choose a candidate or tie")
+
+
+def _verdict_rows(judgment_id: int, verdicts: dict[str, VerdictIn]) -> list[Verdict]:
+    return [
+        Verdict(
+            judgment_id=judgment_id,
+            dimension=dim,
+            kind=v.kind,
+            chosen_candidate_id=v.chosen,
+            rejected_candidate_id=v.rejected,
+        )
+        for dim, v in verdicts.items()
+    ]
+
+
+def submit_judgment(
+    session: Session,
+    *,
+    project: Project,
+    annotator: User,
+    assignment_id: int,
+    submit_key: str,
+    data: JudgmentIn,
+) -> tuple[Judgment, bool]:
+    """Store the judgment for a lease; returns (judgment, created).
+
+    Idempotent: a retry or double-click (same lease or same submit key) returns the stored judgment.
+    A lease that lapsed is honoured while the item still has room; otherwise 409, and nothing is lost
+    on the client, which keeps the draft.
+    """
+    by_key = session.scalar(select(Judgment).where(Judgment.submit_key == submit_key))
+    if by_key is not None:
+        if by_key.annotator_id != annotator.id or by_key.project_id != project.id:
+            raise Conflict("This submit key was already used")
+        return by_key, False
+    assignment = _get_own_assignment(session, project=project, annotator=annotator, assignment_id=assignment_id)
+    existing = session.scalar(
+        select(Judgment).where(Judgment.item_id == assignment.item_id, Judgment.annotator_id == annotator.id)
+    )
+    if existing is not None:
+        return existing, False
+    if assignment.status == "skipped":
+        raise Conflict("You skipped this item")
+
+    task = _task(session, assignment)
+    _validate_verdicts(project, task.candidates, data.verdicts)
+    if assignment.status == "expired":
+        taken = session.execute(
+            update(Item)
+            .where(Item.id == assignment.item_id, Item.claims < project.overlap)
+            .values(claims=Item.claims + 1)
+        )
+        if taken.rowcount == 0:  # type: ignore[attr-defined]
+            raise Conflict("Your lease on this item expired and it was given to other annotators")
+
+    now = utcnow()
+    judgment = Judgment(
+        project_id=project.id,
+        item_id=assignment.item_id,
+        annotator_id=annotator.id,
+        assignment_id=assignment.id,
+        round=task.item.round,
+        reason=data.reason.strip(),
+        flag_all_bad=data.all_bad,
+        flag_problematic=data.problematic,
+        seconds=data.seconds if data.seconds is not None else (now - assignment.leased_at).total_seconds(),
+        submit_key=submit_key,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(judgment)
+            session.flush()
+    except IntegrityError:
+        # A concurrent duplicate of this very submission won the race; return what it stored.
+        session.expire_all()
+        winner = session.scalar(
+            select(Judgment).where(Judgment.item_id == assignment.item_id, Judgment.annotator_id == annotator.id)
+        )
+        if winner is None:
+            raise
+        return winner, False
+    session.add_all(_verdict_rows(judgment.id, data.verdicts))
+    assignment.status = "submitted"
+    session.execute(update(Item).where(Item.id == assignment.item_id).values(judgment_count=Item.judgment_count + 1))
+    session.flush()
+    return judgment, True
+
+
+def skip_assignment(session: Session, *, project: Project, annotator: User, assignment_id: int, reason: str) -> None:
+    """Give the item back; this annotator will not be offered it again."""
+    assignment = _get_own_assignment(session, project=project, annotator=annotator, assignment_id=assignment_id)
+    if assignment.status in ("submitted", "skipped"):
+        raise Conflict(f"This item is already {assignment.status}")
+    if assignment.status == "leased":
+        session.execute(update(Item).where(Item.id == assignment.item_id).values(claims=Item.claims - 1))
+    assignment.status = "skipped"
+    assignment.skip_reason = reason.strip()[:2000]
+    session.flush()
+
+
+def get_own_judgment(session: Session, *, project: Project, annotator: User, judgment_id: int) -> Judgment:
+    judgment = session.scalar(
+        select(Judgment).where(
+            Judgment.id == judgment_id, Judgment.project_id == project.id, Judgment.annotator_id == annotator.id
+        )
+    )
+    if judgment is None:
+        raise NotFound("No such judgment")
+    return judgment
+
+
+def edit_judgment(
+    session: Session, *, project: Project, annotator: User, judgment_id: int, version: int, data: JudgmentIn
+) -> Judgment:
+    """Replace an own judgment's verdicts if ``version`` is still current; a stale edit is a 409."""
+    judgment = get_own_judgment(session, project=project, annotator=annotator, judgment_id=judgment_id)
+    assignment = session.get(Assignment, judgment.assignment_id)
+    assert assignment is not None
+    _validate_verdicts(project, _task(session, assignment).candidates, data.verdicts)
+    bumped = session.execute(
+        update(Judgment)
+        .where(Judgment.id == judgment.id, Judgment.version == version)
+        .values(
+            version=Judgment.version + 1,
+            reason=data.reason.strip(),
+            flag_all_bad=data.all_bad,
+            flag_problematic=data.problematic,
+            updated_at=utcnow(),
+        )
+    )
+    if bumped.rowcount == 0:  # type: ignore[attr-defined]
+        session.refresh(judgment)
+        raise Conflict(
+            f"This judgment was changed elsewhere (now version {judgment.version}, you edited version {version}); "
+            "reload it to see the current answer"
+        )
+    for verdict in session.scalars(select(Verdict).where(Verdict.judgment_id == judgment.id)):
+        session.delete(verdict)
+    session.flush()
+    session.add_all(_verdict_rows(judgment.id, data.verdicts))
+    session.flush()
+    session.refresh(judgment)
+    return judgment
+
+
+def verdicts_of(session: Session, judgment_ids: list[int]) -> dict[int, dict[str, VerdictIn]]:
+    out: dict[int, dict[str, VerdictIn]] = {j: {} for j in judgment_ids}
+    if not judgment_ids:
+        return out
+    for v in session.scalars(select(Verdict).where(Verdict.judgment_id.in_(judgment_ids))):
+        out[v.judgment_id][v.dimension] = VerdictIn(
+            kind=v.kind,  # type: ignore[arg-type]
+            chosen=v.chosen_candidate_id,
+            rejected=v.rejected_candidate_id,
+        )
+    return out
+
+
+def recent_judgments(session: Session, *, project: Project, annotator: User, limit: int = 50) -> list[Judgment]:
+    return list(
+        session.scalars(
+            select(Judgment)
+            .where(Judgment.project_id == project.id, Judgment.annotator_id == annotator.id)
+            .order_by(Judgment.updated_at.desc(), Judgment.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def progress(session: Session, *, project: Project, annotator: User) -> Progress:
+    """My judged count, my fair share of the project's work, and the project's finished items."""
+    judged = session.scalar(
+        select(func.count())
+        .select_from(Judgment)
+        .where(Judgment.project_id == project.id, Judgment.annotator_id == annotator.id)
+    )
+    totals = session.execute(
+        select(
+            func.count(),
+            func.count().filter(Item.judgment_count >= project.overlap),
+        ).where(Item.project_id == project.id, Item.status == "ready")
+    ).one()
+    members = session.scalar(
+        select(func.count()).select_from(ProjectMember).where(ProjectMember.project_id == project.id)
+    )
+    items_total, items_done = int(totals[0]), int(totals[1])
+    share = math.ceil(items_total * project.overlap / max(int(members or 0), project.overlap, 1))
+    return Progress(
+        judged_by_me=int(judged or 0),
+        my_target=min(items_total, share),
+        items_done=items_done,
+        items_total=items_total,
+    )
+
+
+def verdicts_from_form(
+    form: dict[str, str], *, project: Project, display_order: list[int]
+) -> dict[str, VerdictIn]:
+    """Turn the page's letters (A, B, ... in this annotator's display order) into canonical verdicts.
+
+    k = 2: field ``<dim>`` is ``A`` / ``B`` (that one better), ``tie`` or ``na``.
+    k ≥ 3: field ``<dim>`` is ``tie`` / ``na``, or empty (or ``rank``) with ``<dim>__best`` and ``<dim>__worst``.
+    """
+    letters = {LETTERS[i]: cid for i, cid in enumerate(display_order)}
+    verdicts: dict[str, VerdictIn] = {}
+    for dim in dimension_keys(project):
+        value = (form.get(dim) or "").strip()
+        try:
+            if value in ("tie", "na"):
+                verdicts[dim] = VerdictIn(kind=value)  # type: ignore[arg-type]
+            elif len(display_order) == 2 and value in letters:
+                other = next(c for letter, c in letters.items() if letter != value)
+                verdicts[dim] = VerdictIn(kind="preference", chosen=letters[value], rejected=other)
+            elif len(display_order) > 2 and value in ("", "rank"):
+                best, worst = form.get(f"{dim}__best", ""), form.get(f"{dim}__worst", "")
+                if best not in letters or worst not in letters:
+                    raise Invalid(f"{dim}: pick both the best and the worst answer" if best or worst else
+                                  f"{dim}: no answer given")
+                verdicts[dim] = VerdictIn(kind="preference", chosen=letters[best], rejected=letters[worst])
+            else:
+                raise Invalid(f"{dim}: no answer given")
+        except ValueError as exc:  # pydantic's check: best and worst must differ
+            raise Invalid(f"{dim}: the best and the worst answer must be different") from exc
+    return verdicts
+
+
+def letters_from_verdicts(verdicts: dict[str, VerdictIn], display_order: list[int]) -> dict[str, str]:
+    """The inverse of verdicts_from_form, to fill the form when a judgment is reopened."""
+    label = {cid: LETTERS[i] for i, cid in enumerate(display_order)}
+    out: dict[str, str] = {}
+    for dim, v in verdicts.items():
+        if v.kind != "preference":
+            out[dim] = v.kind
+        elif len(display_order) == 2:
+            out[dim] = label.get(v.chosen or -1, "")
+        else:
+            out[dim] = "rank"
+            out[f"{dim}__best"] = label.get(v.chosen or -1, "")
+            out[f"{dim}__worst"] = label.get(v.rejected or -1, "")
+    return out
+
+

@@ -1,0 +1,254 @@
+// The annotation page: keyboard-first judging, time on task, and drafts that survive a lost session.
+(function () {
+  "use strict";
+  const LETTERS = ["A", "B", "C", "D"];
+  let rowIndex = 0;
+  let shownAt = 0;
+  let visibleMs = 0;
+
+  function panel() { return document.getElementById("annotate-panel"); }
+  function form() { return document.getElementById("judge-form"); }
+  function rows() { const f = form(); return f ? Array.from(f.querySelectorAll(".dim-row")) : []; }
+  function k() { const p = panel(); return p ? parseInt(p.dataset.k || "0", 10) : 0; }
+  function draftKey() { const p = panel(); return p && p.dataset.assignment ? "prefstudio:draft:" + p.dataset.mode + ":" + p.dataset.assignment : null; }
+
+  function typing(el) {
+    return el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type === "text"));
+  }
+
+  function setRow(i) {
+    const all = rows();
+    if (!all.length) return;
+    rowIndex = Math.max(0, Math.min(i, all.length - 1));
+    all.forEach(function (r, j) { r.classList.toggle("active", j === rowIndex); });
+    all[rowIndex].focus({ preventScroll: false });
+  }
+
+  function check(row, name, value) {
+    const input = row.querySelector('input[name="' + name + '"][value="' + value + '"]');
+    if (input) { input.checked = true; input.dispatchEvent(new Event("change", { bubbles: true })); }
+    return !!input;
+  }
+
+  function clear(row, name) {
+    row.querySelectorAll('input[name="' + name + '"]').forEach(function (i) { i.checked = false; });
+  }
+
+  function value(row, name) {
+    const c = row.querySelector('input[name="' + name + '"]:checked');
+    return c ? c.value : "";
+  }
+
+  function answered(row) {
+    const dim = row.dataset.dim;
+    const v = value(row, dim);
+    if (v) return true;
+    return k() > 2 && value(row, dim + "__best") && value(row, dim + "__worst");
+  }
+
+  function pick(letter) {
+    const row = rows()[rowIndex];
+    if (!row || LETTERS.indexOf(letter) >= k()) return;
+    const dim = row.dataset.dim;
+    if (k() === 2) {
+      check(row, dim, letter);
+      setRow(rowIndex + 1);
+      return;
+    }
+    clear(row, dim);  // no longer tie / n.a.
+    const best = value(row, dim + "__best");
+    const worst = value(row, dim + "__worst");
+    if (!best || (best && worst)) {
+      clear(row, dim + "__worst");
+      check(row, dim + "__best", letter);
+    } else if (letter !== best) {
+      check(row, dim + "__worst", letter);
+      setRow(rowIndex + 1);
+    }
+  }
+
+  function mark(kind) {
+    const row = rows()[rowIndex];
+    if (!row) return;
+    const dim = row.dataset.dim;
+    if (check(row, dim, kind)) {
+      clear(row, dim + "__best");
+      clear(row, dim + "__worst");
+      setRow(rowIndex + 1);
+    }
+  }
+
+  function copyOverall() {
+    const all = rows();
+    const overall = all[0];
+    if (!overall || !answered(overall)) return;
+    all.slice(1).forEach(function (row) {
+      if (answered(row)) return;
+      ["", "__best", "__worst"].forEach(function (suffix) {
+        const v = value(overall, "overall" + suffix);
+        if (v) check(row, row.dataset.dim + suffix, v);
+      });
+    });
+  }
+
+  function toggle(name) {
+    const f = form();
+    const box = f && f.querySelector('input[name="' + name + '"]');
+    if (box) { box.checked = !box.checked; saveDraft(false); }
+  }
+
+  function secondsOnTask() {
+    let ms = visibleMs;
+    if (!document.hidden && shownAt) ms += performance.now() - shownAt;
+    return Math.round(ms / 100) / 10;
+  }
+
+  function firstUnanswered() {
+    const all = rows();
+    for (let i = 0; i < all.length; i++) if (!answered(all[i])) return i;
+    return -1;
+  }
+
+  function submit() {
+    const f = form();
+    if (!f) return;
+    const missing = firstUnanswered();
+    if (missing >= 0) {
+      setRow(missing);
+      rows()[missing].classList.add("missing");
+      return;
+    }
+    f.requestSubmit();
+  }
+
+  // Drafts: every change is kept in localStorage until the server has the judgment.
+  function saveDraft(pending) {
+    const f = form();
+    const key = draftKey();
+    if (!f || !key) return;
+    const data = {};
+    new FormData(f).forEach(function (v, name) {
+      if (name !== "csrf_token" && name !== "seconds") data[name] = String(v);
+    });
+    try { localStorage.setItem(key, JSON.stringify({ data: data, pending: !!pending, at: Date.now() })); } catch (e) { /* storage full or off */ }
+  }
+
+  function restoreDraft() {
+    const f = form();
+    const key = draftKey();
+    if (!f || !key) return;
+    let draft = null;
+    try { draft = JSON.parse(localStorage.getItem(key) || "null"); } catch (e) { draft = null; }
+    if (!draft || !draft.data) return;
+    Object.keys(draft.data).forEach(function (name) {
+      const v = draft.data[name];
+      const fields = f.querySelectorAll('[name="' + name + '"]');
+      fields.forEach(function (el) {
+        if (el.type === "radio" || el.type === "checkbox") el.checked = el.value === v;
+        else if (el.type !== "hidden" || name === "submit_key") el.value = v;
+      });
+    });
+    if (draft.pending) {
+      // The last submit did not reach the server (e.g. the session expired): send it again.
+      setTimeout(submit, 50);
+    }
+  }
+
+  function clearDrafts() {
+    try {
+      Object.keys(localStorage).forEach(function (key) {
+        if (key.indexOf("prefstudio:draft:") === 0 && key !== draftKey()) localStorage.removeItem(key);
+      });
+    } catch (e) { /* ignore */ }
+  }
+
+  function init() {
+    const p = panel();
+    if (!p) return;
+    visibleMs = 0;
+    shownAt = performance.now();
+    rowIndex = 0;
+    restoreDraft();
+    const start = firstUnanswered();
+    if (rows().length) setRow(start >= 0 ? start : 0);
+    rows().forEach(function (row, i) {
+      row.addEventListener("click", function () { rowIndex = i; rows().forEach(function (r, j) { r.classList.toggle("active", j === i); }); });
+    });
+    const f = form();
+    if (f) {
+      f.addEventListener("change", function () { saveDraft(false); });
+      f.addEventListener("input", function () { saveDraft(false); });
+      f.addEventListener("submit", function () {
+        f.querySelector('input[name="seconds"]').value = String(secondsOnTask());
+        saveDraft(true);
+      });
+    }
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) { if (shownAt) visibleMs += performance.now() - shownAt; shownAt = 0; }
+    else shownAt = performance.now();
+  });
+
+  document.addEventListener("htmx:afterSettle", function (ev) {
+    if (ev.target && ev.target.id === "annotate-panel") { clearDrafts(); init(); }
+  });
+  document.addEventListener("htmx:responseError", function (ev) {
+    // A refused submit keeps the draft but is no longer "pending" (unless the session is gone).
+    if (ev.detail && ev.detail.xhr && ev.detail.xhr.status !== 401) saveDraft(false);
+  });
+
+  function toggleHidden(id) {
+    const el = document.getElementById(id);
+    if (el) el.hidden = !el.hidden;
+    return el;
+  }
+
+  document.addEventListener("click", function (ev) {
+    const t = ev.target.closest("[data-action]");
+    if (!t) return;
+    if (t.dataset.action === "toggle-guidelines") toggleHidden("guidelines");
+    if (t.dataset.action === "toggle-help") toggleHidden("help");
+  });
+
+  document.addEventListener("keydown", function (ev) {
+    if (!panel()) return;
+    const active = document.activeElement;
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey) && form()) { ev.preventDefault(); submit(); return; }
+    if (ev.key === "Escape") {
+      const help = document.getElementById("help");
+      if (help && !help.hidden) { help.hidden = true; return; }
+      if (typing(active)) { active.blur(); setRow(rowIndex); return; }
+      const g = document.getElementById("guidelines");
+      if (g && !g.hidden) g.hidden = true;
+      return;
+    }
+    if (typing(active)) {
+      if (ev.key === "Enter" && active.id === "skip-reason") return;  // submits the skip form
+      return;
+    }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const key = ev.key;
+    const upper = key.length === 1 ? key.toUpperCase() : key;
+    let handled = true;
+    if (LETTERS.indexOf(upper) >= 0) pick(upper);
+    else if (/^[1-4]$/.test(key)) pick(LETTERS[parseInt(key, 10) - 1]);
+    else if (upper === "T") mark("tie");
+    else if (upper === "N") mark("na");
+    else if (key === "ArrowDown" || upper === "J") setRow(rowIndex + 1);
+    else if (key === "ArrowUp" || upper === "K") setRow(rowIndex - 1);
+    else if (key === "=") copyOverall();
+    else if (upper === "R") { const r = document.getElementById("reason"); if (r) r.focus(); }
+    else if (upper === "X") toggle("all_bad");
+    else if (upper === "P") toggle("problematic");
+    else if (upper === "S") { const s = document.getElementById("skip-reason"); if (s) s.focus(); }
+    else if (upper === "G") toggleHidden("guidelines");
+    else if (key === "?") toggleHidden("help");
+    else if (key === "Enter") submit();
+    else handled = false;
+    if (handled) ev.preventDefault();
+  });
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

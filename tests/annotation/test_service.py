@@ -1,0 +1,219 @@
+"""The assignment queue and judgment rules, on both databases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from app.annotation import service
+from app.annotation.schemas import JudgmentIn, VerdictIn
+from app.db import Database
+from app.kit.errors import Conflict, Invalid
+from app.models import Assignment, Item, Judgment, Verdict, utcnow
+from tests.annotation.helpers import prefer_first
+from tests.factories import make_item, make_items, make_project, make_user
+
+
+@pytest.fixture
+def world(db: Database) -> dict[str, int]:
+    with db.session() as s:
+        users = [make_user(s, f"ann{i}") for i in range(4)]
+        project = make_project(s, "p", k=2, overlap=2, members=users)
+        make_items(s, project, 3)
+        return {"project": project.id, **{f"u{i}": u.id for i, u in enumerate(users)}}
+
+
+def _ctx(s, world, who):  # type: ignore[no-untyped-def]
+    from app.models import Project, User
+
+    return s.get(Project, world["project"]), s.get(User, world[who])
+
+
+def test_next_prefers_fullest_item_and_never_repeats(db: Database, world: dict[str, int]) -> None:
+    with db.session() as s:
+        project, u0 = _ctx(s, world, "u0")
+        t0 = service.assign_next_item(s, project=project, annotator=u0)
+        assert t0 is not None
+        first_item = t0.item.id
+    with db.session() as s:
+        project, u1 = _ctx(s, world, "u1")
+        t1 = service.assign_next_item(s, project=project, annotator=u1)
+        # The item already leased once is closest to completion, so it goes out first.
+        assert t1 is not None and t1.item.id == first_item
+    with db.session() as s:
+        project, u2 = _ctx(s, world, "u2")
+        t2 = service.assign_next_item(s, project=project, annotator=u2)
+        assert t2 is not None and t2.item.id != first_item  # overlap 2 reached on the first item
+
+
+def test_one_open_lease_per_annotator(db: Database, world: dict[str, int]) -> None:
+    with db.session() as s:
+        project, u0 = _ctx(s, world, "u0")
+        a = service.assign_next_item(s, project=project, annotator=u0)
+        b = service.assign_next_item(s, project=project, annotator=u0)
+        assert a is not None and b is not None
+        assert a.assignment.id == b.assignment.id
+        assert s.scalar(select(func.count()).select_from(Assignment)) == 1
+
+
+def test_display_order_is_stored_and_verdicts_are_canonical(db: Database) -> None:
+    with db.session() as s:
+        user = make_user(s, "ann")
+        project = make_project(s, "p4", k=4, overlap=1, members=[user])
+        item = make_item(s, project, "q", candidates=["w", "x", "y", "z"])
+        task = service.assign_next_item(s, project=project, annotator=user)
+        assert task is not None
+        shown = [c.id for c in task.candidates]
+        assert sorted(shown) == sorted(task.assignment.display_order) and shown == task.assignment.display_order
+        # The page says "best = A, worst = D" in this annotator's order; storage gets candidate ids.
+        form = {d: "" for d in service.dimension_keys(project)}
+        for d in service.dimension_keys(project):
+            form[f"{d}__best"], form[f"{d}__worst"] = "A", "D"
+        verdicts = service.verdicts_from_form(form, project=project, display_order=shown)
+        judgment, created = service.submit_judgment(
+            s, project=project, annotator=user, assignment_id=task.assignment.id, submit_key="k" * 16,
+            data=JudgmentIn(verdicts=verdicts),
+        )
+        assert created
+        row = s.scalar(select(Verdict).where(Verdict.judgment_id == judgment.id, Verdict.dimension == "overall"))
+        assert row is not None
+        assert (row.chosen_candidate_id, row.rejected_candidate_id) == (shown[0], shown[3])
+        assert s.get(Item, item.id).judgment_count == 1  # type: ignore[union-attr]
+
+
+def test_submit_is_idempotent_by_key_and_by_lease(db: Database, world: dict[str, int]) -> None:
+    with db.session() as s:
+        project, u0 = _ctx(s, world, "u0")
+        task = service.assign_next_item(s, project=project, annotator=u0)
+        assert task is not None
+        data = prefer_first(task, project)
+        j1, c1 = service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
+                                         submit_key="key-00000001", data=data)
+        j2, c2 = service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
+                                         submit_key="key-00000001", data=data)
+        j3, c3 = service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
+                                         submit_key="key-00000002", data=data)
+        assert (c1, c2, c3) == (True, False, False)
+        assert j1.id == j2.id == j3.id
+        assert s.scalar(select(func.count()).select_from(Judgment)) == 1
+        assert s.get(Item, task.item.id).judgment_count == 1  # type: ignore[union-attr]
+
+
+def test_invalid_verdicts_are_refused(db: Database, world: dict[str, int]) -> None:
+    with db.session() as s:
+        project, u0 = _ctx(s, world, "u0")
+        task = service.assign_next_item(s, project=project, annotator=u0)
+        assert task is not None
+        a, b = (c.id for c in task.candidates)
+        full = {d: VerdictIn(kind="tie") for d in service.dimension_keys(project)}
+        with pytest.raises(Invalid, match="Missing"):
+            service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
+                                    submit_key="bad-0000001", data=JudgmentIn(verdicts={"overall": full["overall"]}))
+        foreign = dict(full, overall=VerdictIn(kind="preference", chosen=a, rejected=999_999))
+        with pytest.raises(Invalid, match="belong"):
+            service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
+                                    submit_key="bad-0000002", data=JudgmentIn(verdicts=foreign))
+        with pytest.raises(ValueError, match="different"):
+            VerdictIn(kind="preference", chosen=a, rejected=a)
+        with pytest.raises(Invalid, match="overall"):
+            service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
+                                    submit_key="bad-0000003", data=JudgmentIn(verdicts=dict(full, overall=VerdictIn(kind="na"))))
+        assert b and s.scalar(select(func.count()).select_from(Judgment)) == 0
+
+
+def test_database_refuses_chosen_equal_rejected(db: Database, world: dict[str, int]) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    with db.session() as s:
+        project, u0 = _ctx(s, world, "u0")
+        task = service.assign_next_item(s, project=project, annotator=u0)
+        assert task is not None
+        judgment, _ = service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
+                                              submit_key="ok-00000001", data=prefer_first(task, project))
+        cid = task.candidates[0].id
+    with pytest.raises(IntegrityError), db.session() as s:
+        s.add(Verdict(judgment_id=judgment.id, dimension="extra", kind="preference",
+                      chosen_candidate_id=cid, rejected_candidate_id=cid))
+        s.flush()
+
+
+def test_skip_returns_item_and_hides_it_from_me(db: Database, world: dict[str, int]) -> None:
+    with db.session() as s:
+        project, u0 = _ctx(s, world, "u0")
+        task = service.assign_next_item(s, project=project, annotator=u0)
+        assert task is not None
+        skipped_item = task.item.id
+        service.skip_assignment(s, project=project, annotator=u0, assignment_id=task.assignment.id, reason="unclear")
+        assert s.get(Item, skipped_item).claims == 0  # type: ignore[union-attr]
+        nxt = service.assign_next_item(s, project=project, annotator=u0)
+        assert nxt is not None and nxt.item.id != skipped_item
+        with pytest.raises(Conflict):
+            service.skip_assignment(s, project=project, annotator=u0, assignment_id=task.assignment.id, reason="")
+
+
+def test_expired_lease_returns_item_and_late_submit_is_honoured_while_room(db: Database, world: dict[str, int]) -> None:
+    with db.session() as s:
+        project, u0 = _ctx(s, world, "u0")
+        task = service.assign_next_item(s, project=project, annotator=u0)
+        assert task is not None
+        s.execute(update(Assignment).values(lease_expires_at=utcnow() - timedelta(minutes=1)))
+        assert service.expire_leases(s, project_id=project.id) == 1
+        assert s.get(Item, task.item.id).claims == 0  # type: ignore[union-attr]
+        # The annotator comes back after the sweep and submits: the item still has room, so it counts.
+        judgment, created = service.submit_judgment(s, project=project, annotator=u0,
+                                                    assignment_id=task.assignment.id, submit_key="late-0000001",
+                                                    data=prefer_first(task, project))
+        assert created and s.get(Item, task.item.id).claims == 1  # type: ignore[union-attr]
+
+
+def test_expired_lease_submit_conflicts_when_item_was_filled(db: Database, world: dict[str, int]) -> None:
+    with db.session() as s:
+        project, u0 = _ctx(s, world, "u0")
+        task = service.assign_next_item(s, project=project, annotator=u0)
+        assert task is not None
+        target = task.item.id
+        s.execute(update(Assignment).values(lease_expires_at=utcnow() - timedelta(minutes=1)))
+    for who in ("u1", "u2"):
+        with db.session() as s:
+            project, user = _ctx(s, world, who)
+            t = service.assign_next_item(s, project=project, annotator=user)
+            assert t is not None and t.item.id == target
+            service.submit_judgment(s, project=project, annotator=user, assignment_id=t.assignment.id,
+                                    submit_key=f"fill-{who}-0001", data=prefer_first(t, project))
+    with db.session() as s:
+        project, u0 = _ctx(s, world, "u0")
+        with pytest.raises(Conflict, match="expired"):
+            service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
+                                    submit_key="late-0000002", data=prefer_first(task, project))
+        assert s.get(Item, target).judgment_count == 2  # type: ignore[union-attr]
+
+
+def test_edit_is_version_checked(db: Database, world: dict[str, int]) -> None:
+    with db.session() as s:
+        project, u0 = _ctx(s, world, "u0")
+        task = service.assign_next_item(s, project=project, annotator=u0)
+        assert task is not None
+        judgment, _ = service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
+                                              submit_key="edit-0000001", data=prefer_first(task, project))
+        ties = JudgmentIn(verdicts={d: VerdictIn(kind="tie") for d in service.dimension_keys(project)}, reason="r2")
+        edited = service.edit_judgment(s, project=project, annotator=u0, judgment_id=judgment.id, version=1, data=ties)
+        assert edited.version == 2 and edited.reason == "r2"
+        with pytest.raises(Conflict, match="version 2"):
+            service.edit_judgment(s, project=project, annotator=u0, judgment_id=judgment.id, version=1, data=ties)
+        kinds = set(s.scalars(select(Verdict.kind).where(Verdict.judgment_id == judgment.id)))
+        assert kinds == {"tie"}
+
+
+def test_progress_counts(db: Database, world: dict[str, int]) -> None:
+    with db.session() as s:
+        project, u0 = _ctx(s, world, "u0")
+        before = service.progress(s, project=project, annotator=u0)
+        assert (before.judged_by_me, before.items_total, before.items_done) == (0, 3, 0)
+        assert before.my_target == 2  # 3 items × r=2 shared by 4 members → ceil(1.5)
+        task = service.assign_next_item(s, project=project, annotator=u0)
+        assert task is not None
+        service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
+                                submit_key="prog-0000001", data=prefer_first(task, project))
+        assert service.progress(s, project=project, annotator=u0).judged_by_me == 1
