@@ -65,7 +65,7 @@ class Database:
     def session(self, *, write: bool = True) -> Iterator[Session]:
         """A session that commits on success and rolls back on error (CLI, jobs, tests)."""
         factory = self.WriteSession if write else self.ReadSession
-        with factory() as session:
+        with factory(info={"write": write}) as session:
             try:
                 yield session
                 session.commit()

@@ -153,7 +153,7 @@ def _edit_context(
     judgment = service.get_own_judgment(session, project=project, annotator=user, judgment_id=judgment_id)
     assignment = session.get(Assignment, judgment.assignment_id)
     assert assignment is not None
-    task = service._task(session, assignment)
+    task = service.task_for(session, assignment)
     verdicts = service.verdicts_of(session, [judgment.id])[judgment.id]
     values = service.letters_from_verdicts(verdicts, [c.id for c in task.candidates])
     values.update(reason=judgment.reason, all_bad="1" if judgment.flag_all_bad else "",

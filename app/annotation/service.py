@@ -85,7 +85,7 @@ def _candidates(session: Session, item: Item) -> list[Candidate]:
     )
 
 
-def _task(session: Session, assignment: Assignment) -> Task:
+def task_for(session: Session, assignment: Assignment) -> Task:
     item = session.get(Item, assignment.item_id)
     assert item is not None
     by_id = {c.id: c for c in _candidates(session, item)}
@@ -93,7 +93,8 @@ def _task(session: Session, assignment: Assignment) -> Task:
     if len(ordered) != len(by_id):  # candidates were regenerated since the lease was made
         ordered = list(by_id.values())
         random.shuffle(ordered)
-        assignment.display_order = [c.id for c in ordered]
+        if session.info.get("write"):  # a read-only request shows the new order without storing it
+            assignment.display_order = [c.id for c in ordered]
     return Task(assignment=assignment, item=item, candidates=ordered)
 
 
@@ -108,7 +109,7 @@ def current_task(session: Session, *, project: Project, annotator: User) -> Task
     )
     if assignment is None:
         return None
-    return _task(session, assignment)
+    return task_for(session, assignment)
 
 
 def assign_next_item(session: Session, *, project: Project, annotator: User) -> Task | None:
@@ -163,7 +164,7 @@ def assign_next_item(session: Session, *, project: Project, annotator: User) -> 
         assignment.leased_at = now
         assignment.lease_expires_at = now + lease
     session.flush()
-    return _task(session, assignment)
+    return task_for(session, assignment)
 
 
 def _get_own_assignment(session: Session, *, project: Project, annotator: User, assignment_id: int) -> Assignment:
@@ -238,7 +239,7 @@ def submit_judgment(
     if assignment.status == "skipped":
         raise Conflict("You skipped this item")
 
-    task = _task(session, assignment)
+    task = task_for(session, assignment)
     _validate_verdicts(project, task.candidates, data.verdicts)
     if assignment.status == "expired":
         taken = session.execute(
@@ -314,7 +315,7 @@ def edit_judgment(
     judgment = get_own_judgment(session, project=project, annotator=annotator, judgment_id=judgment_id)
     assignment = session.get(Assignment, judgment.assignment_id)
     assert assignment is not None
-    _validate_verdicts(project, _task(session, assignment).candidates, data.verdicts)
+    _validate_verdicts(project, task_for(session, assignment).candidates, data.verdicts)
     bumped = session.execute(
         update(Judgment)
         .where(Judgment.id == judgment.id, Judgment.version == version)

@@ -38,8 +38,9 @@ def get_database(request: Request) -> Database:
 def get_session(request: Request) -> Iterator[Session]:
     """One session per request; committed when the handler returns, before the response is sent."""
     db = get_database(request)
-    factory = db.WriteSession if request.method in UNSAFE_METHODS else db.ReadSession
-    with factory() as session:
+    write = request.method in UNSAFE_METHODS
+    factory = db.WriteSession if write else db.ReadSession
+    with factory(info={"write": write}) as session:
         try:
             yield session
             session.commit()

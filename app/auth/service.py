@@ -7,6 +7,8 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql import Executable
 
 from app.config import Settings
 from app.db import Database
@@ -163,12 +165,8 @@ def resolve_session(
         return None
     now = utcnow()
     if now - auth_session.last_seen_at > _TOUCH_EVERY:
-        # Its own short write transaction: GET requests read on a deferred (read) transaction.
-        with db.session(write=True) as writer:
-            writer.execute(
-                update(AuthSession).where(AuthSession.id == auth_session.id).values(last_seen_at=now)
-            )
-        auth_session.last_seen_at = now
+        _write_soon(session, db, update(AuthSession).where(AuthSession.id == auth_session.id).values(last_seen_at=now))
+        set_committed_value(auth_session, "last_seen_at", now)  # written above; not a pending change
     return auth_session, user
 
 
@@ -210,14 +208,23 @@ def find_api_token(session: Session, *, token: str, settings: Settings) -> ApiTo
     return found
 
 
-def touch_api_token(db: Database, token: ApiToken) -> None:
+def _write_soon(session: Session, db: Database, statement: Executable) -> None:
+    """Bookkeeping writes (last seen, last used): in the request's transaction when it writes anyway,
+    else in a short transaction of their own, so reading pages never upgrades a read transaction."""
+    if session.info.get("write"):
+        session.execute(statement)
+        return
+    with db.session(write=True) as writer:
+        writer.execute(statement)
+
+
+def touch_api_token(session: Session, db: Database, token: ApiToken) -> None:
     """Record use (at most once a minute), in its own short write transaction."""
     now = utcnow()
     if token.last_used_at is not None and now - token.last_used_at < _TOUCH_EVERY:
         return
-    with db.session(write=True) as writer:
-        writer.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
-    token.last_used_at = now
+    _write_soon(session, db, update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
+    set_committed_value(token, "last_used_at", now)
 
 
 def user_for_api_token(session: Session, *, token: str, settings: Settings, db: Database) -> User | None:
@@ -228,7 +235,7 @@ def user_for_api_token(session: Session, *, token: str, settings: Settings, db: 
     user = session.get(User, found.user_id)
     if user is None or not user.is_active:
         return None
-    touch_api_token(db, found)
+    touch_api_token(session, db, found)
     return user
 
 
