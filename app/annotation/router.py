@@ -48,8 +48,9 @@ def _panel_context(
     }
 
 
-def _panel(request: Request, session: SessionDep, project: Project, user: User, task: service.Task | None,
-           **extra: Any) -> Response:
+def _panel(
+    request: Request, session: SessionDep, project: Project, user: User, task: service.Task | None, **extra: Any
+) -> Response:
     context = _panel_context(request, session, project, user, task, **extra)
     return render(request, "annotation/page.html", context, fragment="annotation/_panel.html")
 
@@ -156,11 +157,12 @@ def _edit_context(
     task = service.task_for(session, assignment)
     verdicts = service.verdicts_of(session, [judgment.id])[judgment.id]
     values = service.letters_from_verdicts(verdicts, [c.id for c in task.candidates])
-    values.update(reason=judgment.reason, all_bad="1" if judgment.flag_all_bad else "",
-                  problematic="1" if judgment.flag_problematic else "")
-    return _panel_context(
-        request, session, project, user, task, mode="edit", judgment=judgment, values=values, **extra
+    values.update(
+        reason=judgment.reason,
+        all_bad="1" if judgment.flag_all_bad else "",
+        problematic="1" if judgment.flag_problematic else "",
     )
+    return _panel_context(request, session, project, user, task, mode="edit", judgment=judgment, values=values, **extra)
 
 
 @router.get("/projects/{project}/judgments/{judgment_id}")
@@ -186,6 +188,5 @@ async def edit(
     except ValueError as exc:
         raise Invalid("version is missing") from exc
     data = _judgment_in(form, project, assignment.display_order)
-    service.edit_judgment(session, project=project, annotator=user, judgment_id=judgment_id, version=version,
-                          data=data)
+    service.edit_judgment(session, project=project, annotator=user, judgment_id=judgment_id, version=version, data=data)
     return redirect(request, f"/projects/{project.slug}/judgments")

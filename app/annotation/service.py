@@ -78,9 +78,9 @@ def expire_leases(session: Session, *, project_id: int, now: datetime | None = N
 def _candidates(session: Session, item: Item) -> list[Candidate]:
     return list(
         session.scalars(
-            select(Candidate).where(Candidate.item_id == item.id, Candidate.round == item.round).order_by(
-                Candidate.position
-            )
+            select(Candidate)
+            .where(Candidate.item_id == item.id, Candidate.round == item.round)
+            .order_by(Candidate.position)
         )
     )
 
@@ -392,9 +392,7 @@ def progress(session: Session, *, project: Project, annotator: User) -> Progress
     )
 
 
-def verdicts_from_form(
-    form: dict[str, str], *, project: Project, display_order: list[int]
-) -> dict[str, VerdictIn]:
+def verdicts_from_form(form: dict[str, str], *, project: Project, display_order: list[int]) -> dict[str, VerdictIn]:
     """Turn the page's letters (A, B, ... in this annotator's display order) into canonical verdicts.
 
     k = 2: field ``<dim>`` is ``A`` / ``B`` (that one better), ``tie`` or ``na``.
@@ -413,8 +411,11 @@ def verdicts_from_form(
             elif len(display_order) > 2 and value in ("", "rank"):
                 best, worst = form.get(f"{dim}__best", ""), form.get(f"{dim}__worst", "")
                 if best not in letters or worst not in letters:
-                    raise Invalid(f"{dim}: pick both the best and the worst answer" if best or worst else
-                                  f"{dim}: no answer given")
+                    raise Invalid(
+                        f"{dim}: pick both the best and the worst answer"
+                        if best or worst
+                        else f"{dim}: no answer given"
+                    )
                 verdicts[dim] = VerdictIn(kind="preference", chosen=letters[best], rejected=letters[worst])
             else:
                 raise Invalid(f"{dim}: no answer given")
@@ -437,5 +438,3 @@ def letters_from_verdicts(verdicts: dict[str, VerdictIn], display_order: list[in
             out[f"{dim}__best"] = label.get(v.chosen or -1, "")
             out[f"{dim}__worst"] = label.get(v.rejected or -1, "")
     return out
-
-

@@ -46,8 +46,13 @@ def test_next_submit_edit_flow(client: TestClient, setup: dict[str, Any]) -> Non
     assert [c["label"] for c in assignment["candidates"]] == ["A", "B"]
     assert assignment["dimensions"][0]["key"] == "overall" and len(assignment["dimensions"]) == 6
 
-    body = {"assignment_id": assignment["assignment_id"], "submit_key": "api-key-0001",
-            "verdicts": _verdicts(assignment), "reason": "A is clearer", "seconds": 12.5}
+    body = {
+        "assignment_id": assignment["assignment_id"],
+        "submit_key": "api-key-0001",
+        "verdicts": _verdicts(assignment),
+        "reason": "A is clearer",
+        "seconds": 12.5,
+    }
     first = client.post("/api/v1/projects/pa/judgments", json=body, headers=h)
     again = client.post("/api/v1/projects/pa/judgments", json=body, headers=h)
     assert (first.status_code, again.status_code) == (201, 200)
@@ -69,25 +74,34 @@ def test_bad_input_gets_json_4xx(client: TestClient, setup: dict[str, Any]) -> N
     h = _h(setup["tokens"]["alice"])
     assignment = client.post("/api/v1/projects/pa/next", headers=h).json()["assignment"]
     same = assignment["candidates"][0]["id"]
-    bad = {"assignment_id": assignment["assignment_id"], "submit_key": "api-key-0002",
-           "verdicts": {"overall": {"kind": "preference", "chosen": same, "rejected": same}}}
+    bad = {
+        "assignment_id": assignment["assignment_id"],
+        "submit_key": "api-key-0002",
+        "verdicts": {"overall": {"kind": "preference", "chosen": same, "rejected": same}},
+    }
     r = client.post("/api/v1/projects/pa/judgments", json=bad, headers=h)
     assert r.status_code == 422 and isinstance(r.json()["detail"], list)
     missing = dict(bad, verdicts={"overall": {"kind": "tie"}})
     r = client.post("/api/v1/projects/pa/judgments", json=missing, headers=h)
     assert r.status_code == 422 and "Missing verdicts" in r.json()["detail"]
-    r = client.post("/api/v1/projects/pa/judgments", content=b"{not json", headers={**h, "Content-Type": "application/json"})
+    r = client.post(
+        "/api/v1/projects/pa/judgments", content=b"{not json", headers={**h, "Content-Type": "application/json"}
+    )
     assert r.status_code == 422
-    r = client.post("/api/v1/projects/pa/judgments", json=dict(bad, assignment_id=999_999, verdicts=_verdicts(assignment)),
-                    headers=h)
+    r = client.post(
+        "/api/v1/projects/pa/judgments",
+        json=dict(bad, assignment_id=999_999, verdicts=_verdicts(assignment)),
+        headers=h,
+    )
     assert r.status_code == 404
 
 
 def test_skip_then_next_gives_another_item(client: TestClient, setup: dict[str, Any]) -> None:
     h = _h(setup["tokens"]["alice"])
     first = client.post("/api/v1/projects/pa/next", headers=h).json()["assignment"]
-    r = client.post(f"/api/v1/projects/pa/assignments/{first['assignment_id']}/skip", json={"reason": "unclear"},
-                    headers=h)
+    r = client.post(
+        f"/api/v1/projects/pa/assignments/{first['assignment_id']}/skip", json={"reason": "unclear"}, headers=h
+    )
     assert r.status_code == 204
     second = client.post("/api/v1/projects/pa/next", headers=h).json()["assignment"]
     assert second["item_id"] != first["item_id"]
@@ -98,8 +112,11 @@ def test_skip_then_next_gives_another_item(client: TestClient, setup: dict[str, 
 def test_other_projects_and_other_annotators_are_invisible(client: TestClient, setup: dict[str, Any]) -> None:
     alice, bob = _h(setup["tokens"]["alice"]), _h(setup["tokens"]["bob"])
     assignment = client.post("/api/v1/projects/pa/next", headers=alice).json()["assignment"]
-    body = {"assignment_id": assignment["assignment_id"], "submit_key": "api-key-0003",
-            "verdicts": _verdicts(assignment)}
+    body = {
+        "assignment_id": assignment["assignment_id"],
+        "submit_key": "api-key-0003",
+        "verdicts": _verdicts(assignment),
+    }
     judgment = client.post("/api/v1/projects/pa/judgments", json=body, headers=alice).json()
     # Bob is not a member of pa: the project does not exist for him.
     assert client.post("/api/v1/projects/pa/next", headers=bob).status_code == 404

@@ -34,8 +34,12 @@ def _annotate_until_done(db: Database, project_id: int, user_id: int, errors: li
                 project, user = s.get(Project, project_id), s.get(User, user_id)
                 assert project is not None and user is not None
                 _, created = service.submit_judgment(
-                    s, project=project, annotator=user, assignment_id=lease_id,
-                    submit_key=f"u{user_id}-a{lease_id}", data=data,
+                    s,
+                    project=project,
+                    annotator=user,
+                    assignment_id=lease_id,
+                    submit_key=f"u{user_id}-a{lease_id}",
+                    data=data,
                 )
                 done += int(created)
     except BaseException as exc:  # surfaced by the test below
@@ -84,8 +88,12 @@ def test_parallel_double_submit_creates_one_judgment(db: Database) -> None:
             assert project is not None and user is not None
             # Half the clicks reuse one key, the rest carry their own: all must land on one judgment.
             j, created = service.submit_judgment(
-                s, project=project, annotator=user, assignment_id=lease_id,
-                submit_key="same-key-0001" if n % 2 else f"other-key-{n:04d}", data=data,
+                s,
+                project=project,
+                annotator=user,
+                assignment_id=lease_id,
+                submit_key="same-key-0001" if n % 2 else f"other-key-{n:04d}",
+                data=data,
             )
             return j.id, created
 

@@ -68,12 +68,16 @@ def test_display_order_is_stored_and_verdicts_are_canonical(db: Database) -> Non
         shown = [c.id for c in task.candidates]
         assert sorted(shown) == sorted(task.assignment.display_order) and shown == task.assignment.display_order
         # The page says "best = A, worst = D" in this annotator's order; storage gets candidate ids.
-        form = {d: "" for d in service.dimension_keys(project)}
+        form = dict.fromkeys(service.dimension_keys(project), "")
         for d in service.dimension_keys(project):
             form[f"{d}__best"], form[f"{d}__worst"] = "A", "D"
         verdicts = service.verdicts_from_form(form, project=project, display_order=shown)
         judgment, created = service.submit_judgment(
-            s, project=project, annotator=user, assignment_id=task.assignment.id, submit_key="k" * 16,
+            s,
+            project=project,
+            annotator=user,
+            assignment_id=task.assignment.id,
+            submit_key="k" * 16,
             data=JudgmentIn(verdicts=verdicts),
         )
         assert created
@@ -89,12 +93,15 @@ def test_submit_is_idempotent_by_key_and_by_lease(db: Database, world: dict[str,
         task = service.assign_next_item(s, project=project, annotator=u0)
         assert task is not None
         data = prefer_first(task, project)
-        j1, c1 = service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
-                                         submit_key="key-00000001", data=data)
-        j2, c2 = service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
-                                         submit_key="key-00000001", data=data)
-        j3, c3 = service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
-                                         submit_key="key-00000002", data=data)
+        j1, c1 = service.submit_judgment(
+            s, project=project, annotator=u0, assignment_id=task.assignment.id, submit_key="key-00000001", data=data
+        )
+        j2, c2 = service.submit_judgment(
+            s, project=project, annotator=u0, assignment_id=task.assignment.id, submit_key="key-00000001", data=data
+        )
+        j3, c3 = service.submit_judgment(
+            s, project=project, annotator=u0, assignment_id=task.assignment.id, submit_key="key-00000002", data=data
+        )
         assert (c1, c2, c3) == (True, False, False)
         assert j1.id == j2.id == j3.id
         assert s.scalar(select(func.count()).select_from(Judgment)) == 1
@@ -109,17 +116,35 @@ def test_invalid_verdicts_are_refused(db: Database, world: dict[str, int]) -> No
         a, b = (c.id for c in task.candidates)
         full = {d: VerdictIn(kind="tie") for d in service.dimension_keys(project)}
         with pytest.raises(Invalid, match="Missing"):
-            service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
-                                    submit_key="bad-0000001", data=JudgmentIn(verdicts={"overall": full["overall"]}))
+            service.submit_judgment(
+                s,
+                project=project,
+                annotator=u0,
+                assignment_id=task.assignment.id,
+                submit_key="bad-0000001",
+                data=JudgmentIn(verdicts={"overall": full["overall"]}),
+            )
         foreign = dict(full, overall=VerdictIn(kind="preference", chosen=a, rejected=999_999))
         with pytest.raises(Invalid, match="belong"):
-            service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
-                                    submit_key="bad-0000002", data=JudgmentIn(verdicts=foreign))
+            service.submit_judgment(
+                s,
+                project=project,
+                annotator=u0,
+                assignment_id=task.assignment.id,
+                submit_key="bad-0000002",
+                data=JudgmentIn(verdicts=foreign),
+            )
         with pytest.raises(ValueError, match="different"):
             VerdictIn(kind="preference", chosen=a, rejected=a)
         with pytest.raises(Invalid, match="overall"):
-            service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
-                                    submit_key="bad-0000003", data=JudgmentIn(verdicts=dict(full, overall=VerdictIn(kind="na"))))
+            service.submit_judgment(
+                s,
+                project=project,
+                annotator=u0,
+                assignment_id=task.assignment.id,
+                submit_key="bad-0000003",
+                data=JudgmentIn(verdicts=dict(full, overall=VerdictIn(kind="na"))),
+            )
         assert b and s.scalar(select(func.count()).select_from(Judgment)) == 0
 
 
@@ -130,12 +155,25 @@ def test_database_refuses_chosen_equal_rejected(db: Database, world: dict[str, i
         project, u0 = _ctx(s, world, "u0")
         task = service.assign_next_item(s, project=project, annotator=u0)
         assert task is not None
-        judgment, _ = service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
-                                              submit_key="ok-00000001", data=prefer_first(task, project))
+        judgment, _ = service.submit_judgment(
+            s,
+            project=project,
+            annotator=u0,
+            assignment_id=task.assignment.id,
+            submit_key="ok-00000001",
+            data=prefer_first(task, project),
+        )
         cid = task.candidates[0].id
     with pytest.raises(IntegrityError), db.session() as s:
-        s.add(Verdict(judgment_id=judgment.id, dimension="extra", kind="preference",
-                      chosen_candidate_id=cid, rejected_candidate_id=cid))
+        s.add(
+            Verdict(
+                judgment_id=judgment.id,
+                dimension="extra",
+                kind="preference",
+                chosen_candidate_id=cid,
+                rejected_candidate_id=cid,
+            )
+        )
         s.flush()
 
 
@@ -162,9 +200,14 @@ def test_expired_lease_returns_item_and_late_submit_is_honoured_while_room(db: D
         assert service.expire_leases(s, project_id=project.id) == 1
         assert s.get(Item, task.item.id).claims == 0  # type: ignore[union-attr]
         # The annotator comes back after the sweep and submits: the item still has room, so it counts.
-        judgment, created = service.submit_judgment(s, project=project, annotator=u0,
-                                                    assignment_id=task.assignment.id, submit_key="late-0000001",
-                                                    data=prefer_first(task, project))
+        judgment, created = service.submit_judgment(
+            s,
+            project=project,
+            annotator=u0,
+            assignment_id=task.assignment.id,
+            submit_key="late-0000001",
+            data=prefer_first(task, project),
+        )
         assert created and s.get(Item, task.item.id).claims == 1  # type: ignore[union-attr]
 
 
@@ -180,13 +223,25 @@ def test_expired_lease_submit_conflicts_when_item_was_filled(db: Database, world
             project, user = _ctx(s, world, who)
             t = service.assign_next_item(s, project=project, annotator=user)
             assert t is not None and t.item.id == target
-            service.submit_judgment(s, project=project, annotator=user, assignment_id=t.assignment.id,
-                                    submit_key=f"fill-{who}-0001", data=prefer_first(t, project))
+            service.submit_judgment(
+                s,
+                project=project,
+                annotator=user,
+                assignment_id=t.assignment.id,
+                submit_key=f"fill-{who}-0001",
+                data=prefer_first(t, project),
+            )
     with db.session() as s:
         project, u0 = _ctx(s, world, "u0")
         with pytest.raises(Conflict, match="expired"):
-            service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
-                                    submit_key="late-0000002", data=prefer_first(task, project))
+            service.submit_judgment(
+                s,
+                project=project,
+                annotator=u0,
+                assignment_id=task.assignment.id,
+                submit_key="late-0000002",
+                data=prefer_first(task, project),
+            )
         assert s.get(Item, target).judgment_count == 2  # type: ignore[union-attr]
 
 
@@ -195,8 +250,14 @@ def test_edit_is_version_checked(db: Database, world: dict[str, int]) -> None:
         project, u0 = _ctx(s, world, "u0")
         task = service.assign_next_item(s, project=project, annotator=u0)
         assert task is not None
-        judgment, _ = service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
-                                              submit_key="edit-0000001", data=prefer_first(task, project))
+        judgment, _ = service.submit_judgment(
+            s,
+            project=project,
+            annotator=u0,
+            assignment_id=task.assignment.id,
+            submit_key="edit-0000001",
+            data=prefer_first(task, project),
+        )
         ties = JudgmentIn(verdicts={d: VerdictIn(kind="tie") for d in service.dimension_keys(project)}, reason="r2")
         edited = service.edit_judgment(s, project=project, annotator=u0, judgment_id=judgment.id, version=1, data=ties)
         assert edited.version == 2 and edited.reason == "r2"
@@ -214,6 +275,12 @@ def test_progress_counts(db: Database, world: dict[str, int]) -> None:
         assert before.my_target == 2  # 3 items × r=2 shared by 4 members → ceil(1.5)
         task = service.assign_next_item(s, project=project, annotator=u0)
         assert task is not None
-        service.submit_judgment(s, project=project, annotator=u0, assignment_id=task.assignment.id,
-                                submit_key="prog-0000001", data=prefer_first(task, project))
+        service.submit_judgment(
+            s,
+            project=project,
+            annotator=u0,
+            assignment_id=task.assignment.id,
+            submit_key="prog-0000001",
+            data=prefer_first(task, project),
+        )
         assert service.progress(s, project=project, annotator=u0).judged_by_me == 1
