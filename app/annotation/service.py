@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import random
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -366,6 +368,36 @@ def recent_judgments(session: Session, *, project: Project, annotator: User, lim
     )
 
 
+_COUNTS_TTL = 5.0  # seconds; project-wide counts on the annotation page may lag this much
+_counts_cache: dict[tuple[str, int, datetime], tuple[float, tuple[int, int, int]]] = {}
+_counts_lock = threading.Lock()
+
+
+def _project_counts(session: Session, project: Project) -> tuple[int, int, int]:
+    """(ready items, items with r judgments, members): counted at most every few seconds per project,
+    so that pulling the next item stays cheap in a project of 100k items."""
+    key = (str(session.get_bind().url), project.id, project.created_at)
+    now = time.monotonic()
+    with _counts_lock:
+        hit = _counts_cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    totals = session.execute(
+        select(func.count(), func.count().filter(Item.judgment_count >= project.overlap)).where(
+            Item.project_id == project.id, Item.status == "ready"
+        )
+    ).one()
+    members = session.scalar(
+        select(func.count()).select_from(ProjectMember).where(ProjectMember.project_id == project.id)
+    )
+    counts = (int(totals[0]), int(totals[1]), int(members or 0))
+    with _counts_lock:
+        if len(_counts_cache) > 1000:
+            _counts_cache.clear()
+        _counts_cache[key] = (now + _COUNTS_TTL, counts)
+    return counts
+
+
 def progress(session: Session, *, project: Project, annotator: User) -> Progress:
     """My judged count, my fair share of the project's work, and the project's finished items."""
     judged = session.scalar(
@@ -373,17 +405,8 @@ def progress(session: Session, *, project: Project, annotator: User) -> Progress
         .select_from(Judgment)
         .where(Judgment.project_id == project.id, Judgment.annotator_id == annotator.id)
     )
-    totals = session.execute(
-        select(
-            func.count(),
-            func.count().filter(Item.judgment_count >= project.overlap),
-        ).where(Item.project_id == project.id, Item.status == "ready")
-    ).one()
-    members = session.scalar(
-        select(func.count()).select_from(ProjectMember).where(ProjectMember.project_id == project.id)
-    )
-    items_total, items_done = int(totals[0]), int(totals[1])
-    share = math.ceil(items_total * project.overlap / max(int(members or 0), project.overlap, 1))
+    items_total, items_done, members = _project_counts(session, project)
+    share = math.ceil(items_total * project.overlap / max(members, project.overlap, 1))
     return Progress(
         judged_by_me=int(judged or 0),
         my_target=min(items_total, share),

@@ -33,8 +33,6 @@ class Item(Base):
         UniqueConstraint("project_id", "external_id"),
         CheckConstraint("status IN ('pending', 'ready')", name="status_valid"),
         CheckConstraint("claims >= 0", name="claims_nonnegative"),
-        # The queue scan: ready items of a project, fullest first.
-        Index("ix_item_queue", "project_id", "status", "claims", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -83,5 +81,8 @@ class Candidate(Base):
     def truncated(self) -> bool:
         return self.finish_reason == "length"
 
+
+# The queue scan: ready items of a project, fullest first, oldest first within a fill level.
+Index("ix_item_queue", Item.project_id, Item.status, Item.claims.desc(), Item.id)
 
 __all__ = ["Candidate", "Item"]

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 0ecf66a5b0aa
+Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 01:39:40.203546
+Create Date: 2026-11-24 01:51:09.998688
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 import app.models.base
 
-revision: str = '0ecf66a5b0aa'
+revision: str = '0001'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -122,7 +122,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('project_id', 'prompt_hash', name=op.f('uq_item_project_id_prompt_hash'))
     )
     with op.batch_alter_table('item', schema=None) as batch_op:
-        batch_op.create_index('ix_item_queue', ['project_id', 'status', 'claims', 'id'], unique=False)
+        batch_op.create_index('ix_item_queue', ['project_id', 'status', sa.literal_column('claims DESC'), 'id'], unique=False)
 
     op.create_table('job',
     sa.Column('id', sa.Integer(), nullable=False),
