@@ -77,11 +77,11 @@ def expire_leases(session: Session, *, project_id: int, now: datetime | None = N
     return len(lapsed)
 
 
-def _candidates(session: Session, item: Item) -> list[Candidate]:
+def _candidates(session: Session, item_id: int, round_: int) -> list[Candidate]:
     return list(
         session.scalars(
             select(Candidate)
-            .where(Candidate.item_id == item.id, Candidate.round == item.round)
+            .where(Candidate.item_id == item_id, Candidate.round == round_)
             .order_by(Candidate.position)
         )
     )
@@ -90,7 +90,7 @@ def _candidates(session: Session, item: Item) -> list[Candidate]:
 def task_for(session: Session, assignment: Assignment) -> Task:
     item = session.get(Item, assignment.item_id)
     assert item is not None
-    by_id = {c.id: c for c in _candidates(session, item)}
+    by_id = {c.id: c for c in _candidates(session, item.id, assignment.round)}
     ordered = [by_id[c] for c in assignment.display_order if c in by_id]
     if len(ordered) != len(by_id):  # candidates were regenerated since the lease was made
         ordered = list(by_id.values())
@@ -130,6 +130,7 @@ def assign_next_item(session: Session, *, project: Project, annotator: User) -> 
 
     mine = exists().where(
         Assignment.item_id == Item.id,
+        Assignment.round == Item.round,
         Assignment.annotator_id == annotator.id,
         Assignment.status != "expired",
     )
@@ -148,14 +149,17 @@ def assign_next_item(session: Session, *, project: Project, annotator: User) -> 
     session.refresh(item)
 
     assignment = session.scalar(
-        select(Assignment).where(Assignment.item_id == item.id, Assignment.annotator_id == annotator.id)
+        select(Assignment).where(
+            Assignment.item_id == item.id, Assignment.round == item.round, Assignment.annotator_id == annotator.id
+        )
     )
     if assignment is None:
-        order = [c.id for c in _candidates(session, item)]
+        order = [c.id for c in _candidates(session, item.id, item.round)]
         random.shuffle(order)
         assignment = Assignment(
             project_id=project.id,
             item_id=item.id,
+            round=item.round,
             annotator_id=annotator.id,
             display_order=order,
             lease_expires_at=now + lease,
@@ -181,6 +185,16 @@ def _get_own_assignment(session: Session, *, project: Project, annotator: User, 
     if assignment is None:
         raise NotFound("No such assignment")
     return assignment
+
+
+def _judgment_of(session: Session, assignment: Assignment) -> Judgment | None:
+    return session.scalar(
+        select(Judgment).where(
+            Judgment.item_id == assignment.item_id,
+            Judgment.round == assignment.round,
+            Judgment.annotator_id == assignment.annotator_id,
+        )
+    )
 
 
 def _validate_verdicts(project: Project, candidates: list[Candidate], verdicts: dict[str, VerdictIn]) -> None:
@@ -233,9 +247,7 @@ def submit_judgment(
             raise Conflict("This submit key was already used")
         return by_key, False
     assignment = _get_own_assignment(session, project=project, annotator=annotator, assignment_id=assignment_id)
-    existing = session.scalar(
-        select(Judgment).where(Judgment.item_id == assignment.item_id, Judgment.annotator_id == annotator.id)
-    )
+    existing = _judgment_of(session, assignment)
     if existing is not None:
         return existing, False
     if assignment.status == "skipped":
@@ -258,7 +270,7 @@ def submit_judgment(
         item_id=assignment.item_id,
         annotator_id=annotator.id,
         assignment_id=assignment.id,
-        round=task.item.round,
+        round=assignment.round,
         reason=data.reason.strip(),
         flag_all_bad=data.all_bad,
         flag_problematic=data.problematic,
@@ -274,9 +286,7 @@ def submit_judgment(
     except IntegrityError:
         # A concurrent duplicate of this very submission won the race; return what it stored.
         session.expire_all()
-        winner = session.scalar(
-            select(Judgment).where(Judgment.item_id == assignment.item_id, Judgment.annotator_id == annotator.id)
-        )
+        winner = _judgment_of(session, assignment)
         if winner is None:
             raise
         return winner, False

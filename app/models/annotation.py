@@ -23,11 +23,14 @@ OVERALL = "overall"
 
 
 class Assignment(Base):
-    """An item handed to an annotator: the lease, and the candidate order they were shown."""
+    """An item handed to an annotator: the lease, and the candidate order they were shown.
+
+    One per (item, candidate round, annotator): regenerating an item's candidates opens a new round.
+    """
 
     __tablename__ = "assignment"
     __table_args__ = (
-        UniqueConstraint("item_id", "annotator_id"),
+        UniqueConstraint("item_id", "round", "annotator_id"),
         CheckConstraint(
             "status IN ('leased', 'submitted', 'skipped', 'expired')", name="status_valid"
         ),
@@ -39,6 +42,7 @@ class Assignment(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
     item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"))
     annotator_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    round: Mapped[int] = mapped_column(Integer, default=0)  # the candidate round shown
     status: Mapped[str] = mapped_column(String(16), default="leased")
     # Candidate ids in the order shown to this annotator (left to right).
     display_order: Mapped[list[int]] = mapped_column(JSONType)
@@ -53,7 +57,7 @@ class Judgment(Base):
 
     __tablename__ = "judgment"
     __table_args__ = (
-        UniqueConstraint("item_id", "annotator_id"),
+        UniqueConstraint("item_id", "round", "annotator_id"),
         UniqueConstraint("submit_key"),
         CheckConstraint("version >= 1", name="version_positive"),
         Index("ix_judgment_project_created_at", "project_id", "created_at"),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 01:51:09.998688
+Create Date: 2026-11-24 01:54:27.905487
 """
 
 from __future__ import annotations
@@ -167,6 +167,7 @@ def upgrade() -> None:
     sa.Column('project_id', sa.Integer(), nullable=False),
     sa.Column('item_id', sa.Integer(), nullable=False),
     sa.Column('annotator_id', sa.Integer(), nullable=False),
+    sa.Column('round', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('display_order', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('leased_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
@@ -178,7 +179,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['item_id'], ['item.id'], name=op.f('fk_assignment_item_id_item'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['project_id'], ['project.id'], name=op.f('fk_assignment_project_id_project'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_assignment')),
-    sa.UniqueConstraint('item_id', 'annotator_id', name=op.f('uq_assignment_item_id_annotator_id'))
+    sa.UniqueConstraint('item_id', 'round', 'annotator_id', name=op.f('uq_assignment_item_id_round_annotator_id'))
     )
     with op.batch_alter_table('assignment', schema=None) as batch_op:
         batch_op.create_index('ix_assignment_annotator_status', ['annotator_id', 'project_id', 'status'], unique=False)
@@ -225,7 +226,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['item_id'], ['item.id'], name=op.f('fk_judgment_item_id_item'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['project_id'], ['project.id'], name=op.f('fk_judgment_project_id_project'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_judgment')),
-    sa.UniqueConstraint('item_id', 'annotator_id', name=op.f('uq_judgment_item_id_annotator_id')),
+    sa.UniqueConstraint('item_id', 'round', 'annotator_id', name=op.f('uq_judgment_item_id_round_annotator_id')),
     sa.UniqueConstraint('submit_key', name=op.f('uq_judgment_submit_key'))
     )
     with op.batch_alter_table('judgment', schema=None) as batch_op:
