@@ -1,0 +1,208 @@
+"""Asking an OpenAI-compatible server (vLLM) for candidates: requests, retries, backoff, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from app.generation.schemas import GenerationSettings
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class GenerationError(Exception):
+    """A request that failed for good (after retries, or a non-retryable answer)."""
+
+
+@dataclass
+class Sample:
+    text: str
+    model: str
+    base_url: str
+    params: dict[str, Any]
+    seed: int | None
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: float
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    retries: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    in_flight: dict[str, int] = field(default_factory=dict)
+
+
+def backoff_delay(attempt: int, settings: GenerationSettings) -> float:
+    """Capped exponential backoff with full jitter."""
+    return random.uniform(0, min(settings.backoff_cap_s, settings.backoff_base_s * (2**attempt)))
+
+
+def render_completion_prompt(prompt: Any) -> str:
+    """Completion mode: text prompts as they are; chat prompts as "Role: content" turns."""
+    if isinstance(prompt, str):
+        return prompt
+    turns = [f"{m['role'].capitalize()}: {m['content']}" for m in prompt]
+    return "\n\n".join([*turns, "Assistant:"])
+
+
+def _messages(prompt: Any) -> list[dict[str, str]]:
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return [{"role": m["role"], "content": m["content"]} for m in prompt]
+
+
+class Pool:
+    """The servers of one job, each with its own bound on requests in flight; picks the least busy."""
+
+    def __init__(self, settings: GenerationSettings, client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.client = client
+        urls = list(settings.base_urls) + [m.base_url for m in settings.models if m.base_url]
+        self.urls = list(dict.fromkeys(urls))
+        self.limits = {u: asyncio.Semaphore(settings.concurrency) for u in self.urls}
+        self.stats = Stats(in_flight=dict.fromkeys(self.urls, 0))
+
+    def _pick(self, preferred: str | None) -> str:
+        if preferred:
+            return preferred
+        return min(self.urls, key=lambda u: self.stats.in_flight[u])
+
+    async def request(
+        self, *, prompt: Any, model: str, n: int, seed: int, temperature: float, base_url: str | None = None
+    ) -> list[Sample]:
+        """One request (n samples), retried on connection errors, timeouts, 408/429/5xx."""
+        s = self.settings
+        url = self._pick(base_url)
+        params: dict[str, Any] = {"temperature": temperature, "top_p": s.top_p, "max_tokens": s.max_tokens}
+        if s.stop:
+            params["stop"] = s.stop
+        body: dict[str, Any] = {"model": model, "n": n, "seed": seed, **params}
+        if n > 1:
+            # usage counts all n samples together; the token lists of logprobs give each one's length.
+            body["logprobs"] = True if s.mode == "chat" else 0
+        if s.mode == "chat":
+            path, body["messages"] = "/v1/chat/completions", _messages(prompt)
+        else:
+            path, body["prompt"] = "/v1/completions", render_completion_prompt(prompt)
+        headers = {"Authorization": f"Bearer {s.api_key}"} if s.api_key else {}
+        attempt = 0
+        while True:
+            async with self.limits[url]:
+                self.stats.in_flight[url] += 1
+                self.stats.requests += 1
+                started = time.perf_counter()
+                try:
+                    response = await self.client.post(url + path, json=body, headers=headers, timeout=s.timeout_s)
+                    error = None if response.status_code < 400 else f"HTTP {response.status_code} from {url}"
+                    retryable = response.status_code in RETRY_STATUS
+                    if error is None:
+                        data = response.json()
+                except (httpx.TransportError, ValueError) as exc:  # connect/read errors, timeouts, bad JSON
+                    error, retryable = f"{type(exc).__name__} from {url}: {exc}"[:500], True
+                finally:
+                    self.stats.in_flight[url] -= 1
+            latency = (time.perf_counter() - started) * 1000
+            if error is None:
+                try:
+                    return self._samples(data, url=url, model=model, seed=seed, params=params, latency=latency)
+                except (KeyError, TypeError, IndexError) as exc:
+                    error, retryable = f"unexpected answer from {url}: {exc!r}"[:500], False
+            self.stats.last_error = error
+            if not retryable or attempt >= s.max_retries:
+                self.stats.errors += 1
+                raise GenerationError(error)
+            self.stats.retries += 1
+            await asyncio.sleep(backoff_delay(attempt, s))
+            attempt += 1
+
+    def _samples(
+        self, data: dict[str, Any], *, url: str, model: str, seed: int, params: dict[str, Any], latency: float
+    ) -> list[Sample]:
+        usage = data.get("usage") or {}
+        choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
+        out = []
+        for choice in choices:
+            per_choice = usage.get("completion_tokens") if len(choices) == 1 else _token_count(choice)
+            text = choice["message"]["content"] if self.settings.mode == "chat" else choice["text"]
+            out.append(
+                Sample(
+                    text=text or "",
+                    model=data.get("model") or model,
+                    base_url=url,
+                    params={**params, "mode": self.settings.mode, "n_index": choice.get("index", 0)},
+                    seed=seed,
+                    finish_reason=choice.get("finish_reason"),
+                    prompt_tokens=usage.get("prompt_tokens"),
+                    completion_tokens=per_choice,
+                    latency_ms=latency,
+                )
+            )
+        return out
+
+
+def _token_count(choice: dict[str, Any]) -> int | None:
+    logprobs = choice.get("logprobs") or {}
+    tokens = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if tokens is None and isinstance(logprobs, dict):
+        tokens = logprobs.get("tokens")
+    return len(tokens) if isinstance(tokens, list) else None
+
+
+async def candidates_for(pool: Pool, *, prompt: Any, k: int, seed: int) -> list[Sample]:
+    """k candidates for one prompt by the configured strategy, re-sampling exact duplicates (twice at most)."""
+    s = pool.settings
+    if s.strategy == "n_seeds":
+        samples = await pool.request(prompt=prompt, model=s.model, n=k, seed=seed, temperature=s.temperature)
+    elif s.strategy == "temperature_ladder":
+        parts = await asyncio.gather(
+            *(
+                pool.request(prompt=prompt, model=s.model, n=1, seed=seed + i, temperature=s.temperatures[i])
+                for i in range(k)
+            )
+        )
+        samples = [p[0] for p in parts]
+    else:
+        parts = await asyncio.gather(
+            *(
+                pool.request(prompt=prompt, model=m.model, n=1, seed=seed + i, temperature=s.temperature,
+                              base_url=m.base_url)
+                for i, m in enumerate(s.models[:k])
+            )
+        )
+        samples = [p[0] for p in parts]
+    if len(samples) != k:
+        raise GenerationError(f"asked for {k} candidates, got {len(samples)}")
+    for attempt in range(2):
+        seen: dict[str, int] = {}
+        duplicates = []
+        for i, sample in enumerate(samples):
+            key = " ".join(sample.text.split())
+            if key in seen:
+                duplicates.append(i)
+            else:
+                seen[key] = i
+        if not duplicates:
+            break
+        for i in duplicates:
+            fresh = await pool.request(
+                prompt=prompt, model=samples[i].model, n=1, seed=seed + 1000 * (attempt + 1) + i,
+                temperature=samples[i].params["temperature"], base_url=samples[i].base_url,
+            )
+            samples[i] = fresh[0]
+    seen = {}
+    for i, sample in enumerate(samples):
+        key = " ".join(sample.text.split())
+        if key in seen:
+            sample.params["duplicate_of"] = seen[key]
+        else:
+            seen[key] = i
+    return samples

@@ -1,0 +1,69 @@
+"""The worker process: claims jobs from the database and runs them, one at a time, until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+
+from app.db import Database
+from app.jobs import service as jobs
+
+log = logging.getLogger("prefstudio.worker")
+
+Runner = Callable[[Database, int, str], Awaitable[str]]
+
+
+def _registry() -> dict[str, Runner]:
+    from app.generation.tasks import run_generation_job
+
+    async def generate(db: Database, job_id: int, worker_id: str) -> str:
+        return await run_generation_job(db, job_id, worker_id=worker_id)
+
+    return {"generate": generate}
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def run_one(db: Database, *, worker_id: str, job_id: int | None = None) -> tuple[int, str] | None:
+    """Claim and run one job (a given one, or the oldest waiting); None when there is none."""
+    registry = _registry()
+    with db.session() as s:
+        job = jobs.claim(s, worker_id=worker_id, kinds=list(registry), job_id=job_id)
+        if job is None:
+            return None
+        claimed, kind = job.id, job.kind
+    log.info("job %s (%s) started by %s", claimed, kind, worker_id)
+    try:
+        state = asyncio.run(registry[kind](db, claimed, worker_id))
+    except Exception as exc:  # a bug or an outage: the job fails with the reason, the worker lives on
+        log.error("job %s crashed: %s", claimed, traceback.format_exc())
+        with db.session() as s:
+            jobs.finish(s, job_id=claimed, worker_id=worker_id, state="failed", error=f"{type(exc).__name__}: {exc}")
+        state = "failed"
+    log.info("job %s ended: %s", claimed, state)
+    return claimed, state
+
+
+def run_worker(db: Database, *, poll_s: float = 1.0, once: bool = False, stop: threading.Event | None = None) -> None:
+    """Run jobs until SIGTERM/SIGINT (or ``stop``); with ``once``, return when no job is waiting."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    worker_id = new_worker_id()
+    log.info("worker %s waiting for jobs", worker_id)
+    while not stop.is_set():
+        ran = run_one(db, worker_id=worker_id)
+        if ran is None:
+            if once:
+                return
+            stop.wait(poll_s)
