@@ -116,6 +116,11 @@ def start_job(session: Session, *, project: Project, request: JobIn, user_id: in
     return jobs.enqueue(session, kind=KIND, project_id=project.id, params=params, total=total, created_by_id=user_id)
 
 
+def clean_text(text: str) -> str:
+    """Model output as storable text: NUL (which PostgreSQL text cannot hold) becomes U+FFFD."""
+    return text.replace("\x00", "\ufffd")
+
+
 def store_candidates(
     session: Session, *, item_id: int, from_round: int, regenerate: bool, samples: list[Sample]
 ) -> bool:
@@ -143,7 +148,7 @@ def store_candidates(
             item_id=item_id,
             round=new_round,
             position=i,
-            text=s.text,
+            text=clean_text(s.text),
             model=s.model,
             base_url=s.base_url,
             params=s.params,

@@ -132,7 +132,11 @@ async def run_generation_job(
         async with flush_lock:
             batch = finished[:]
             del finished[:]
-            state = await asyncio.to_thread(_commit, batch)
+            try:
+                state = await asyncio.to_thread(_commit, batch)
+            except BaseException:
+                finished[:0] = batch  # not stored: nothing of the batch is counted as done
+                raise
         if on_progress:
             on_progress(progress.done, progress.total)
 
@@ -180,8 +184,11 @@ async def run_generation_job(
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         stop_committer.set()
-        await asyncio.gather(commit_task, return_exceptions=True)
-        if state == "running":
+        (commit_error,) = await asyncio.gather(commit_task, return_exceptions=True)
+        if isinstance(commit_error, Exception):
+            log.error("storing candidates failed", exc_info=commit_error)
+            fatal = f"Could not store candidates: {type(commit_error).__name__}: {commit_error}"[:2000]
+        elif state == "running":
             await flush()  # what finished before the end or the stop is kept
         if own_client:
             await http.aclose()
