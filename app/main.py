@@ -173,13 +173,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.annotation import router as annotation_router
     from app.auth import api as auth_api
     from app.auth import router as auth_router
+    from app.generation import api as generation_api
+    from app.generation import router as generation_router
     from app.items import api as items_api
     from app.items import router as items_router
     from app.projects import api as projects_api
     from app.projects import router as projects_router
 
-    for module in (auth_router, projects_router, items_router, annotation_router):
+    for module in (auth_router, projects_router, items_router, annotation_router, generation_router):
         app.include_router(module.router)
-    for module in (auth_api, projects_api, items_api, annotation_api):
+    for module in (auth_api, projects_api, items_api, annotation_api, generation_api):
         app.include_router(module.router, prefix="/api/v1")
     return app

@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+import jinja2
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
@@ -13,10 +14,13 @@ from markupsafe import Markup
 from app.config import ROOT
 from app.kit.markdown import render_markdown
 
-templates = Jinja2Templates(directory=str(ROOT / "templates"), extensions=["jinja2.ext.i18n"])
-env = templates.env
-env.autoescape = True
+env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(ROOT / "templates")),
+    autoescape=True,
+    extensions=["jinja2.ext.i18n"],
+)
 env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+templates = Jinja2Templates(env=env)
 env.filters["markdown"] = render_markdown
 
 

@@ -54,6 +54,23 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
+@dataclass(frozen=True)
+class UserView:
+    id: int
+    username: str
+    display_name: str
+    role: str
+    language: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @classmethod
+    def of(cls, user: User) -> UserView:
+        return cls(user.id, user.username, user.display_name, user.role, user.language)
+
+
 @dataclass
 class Principal:
     user: User
@@ -115,7 +132,8 @@ async def get_principal(request: Request, session: SessionDep) -> Principal | No
                 await _check_csrf(request, auth_session)
                 principal = Principal(user=user, via="cookie", auth_session=auth_session)
     request.state.principal = principal
-    request.state.user = principal.user if principal else None
+    # Templates (error pages included, rendered after the session closed) see a plain copy, not the ORM row.
+    request.state.user = UserView.of(principal.user) if principal else None
     return principal
 
 

@@ -173,8 +173,9 @@ async def candidates_for(pool: Pool, *, prompt: Any, k: int, seed: int) -> list[
     else:
         parts = await asyncio.gather(
             *(
-                pool.request(prompt=prompt, model=m.model, n=1, seed=seed + i, temperature=s.temperature,
-                              base_url=m.base_url)
+                pool.request(
+                    prompt=prompt, model=m.model, n=1, seed=seed + i, temperature=s.temperature, base_url=m.base_url
+                )
                 for i, m in enumerate(s.models[:k])
             )
         )
@@ -194,8 +195,12 @@ async def candidates_for(pool: Pool, *, prompt: Any, k: int, seed: int) -> list[
             break
         for i in duplicates:
             fresh = await pool.request(
-                prompt=prompt, model=samples[i].model, n=1, seed=seed + 1000 * (attempt + 1) + i,
-                temperature=samples[i].params["temperature"], base_url=samples[i].base_url,
+                prompt=prompt,
+                model=samples[i].model,
+                n=1,
+                seed=seed + 1000 * (attempt + 1) + i,
+                temperature=samples[i].params["temperature"],
+                base_url=samples[i].base_url,
             )
             samples[i] = fresh[0]
     seen = {}

@@ -88,9 +88,7 @@ def start_job(session: Session, *, project: Project, request: JobIn, user_id: in
         raise Conflict(f"Generation job #{busy} is still running for this project; cancel it or wait")
     params: dict[str, Any] = {"selection": request.selection}
     if request.selection == "missing":
-        total = session.scalar(
-            select(func.count()).where(Item.project_id == project.id, Item.status == "pending")
-        ) or 0
+        total = session.scalar(select(func.count()).where(Item.project_id == project.id, Item.status == "pending")) or 0
     else:
         if request.selection == "ids":
             if not request.item_ids:

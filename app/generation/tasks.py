@@ -203,8 +203,15 @@ async def run_generation_job(
 
     def _finish() -> None:
         with db.session() as s:
-            jobs.finish(s, job_id=job_id, worker_id=worker_id, state=final, error=error,
-                        result=progress.result(pool), done=progress.done)
+            jobs.finish(
+                s,
+                job_id=job_id,
+                worker_id=worker_id,
+                state=final,
+                error=error,
+                result=progress.result(pool),
+                done=progress.done,
+            )
 
     await asyncio.to_thread(_finish)
     return final

@@ -1,0 +1,112 @@
+"""HTML: the generation page — settings, server health, start/cancel, live progress (htmx polling)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from app.auth.deps import AdminUser, SessionDep
+from app.generation import service
+from app.generation.schemas import JobIn
+from app.jobs import service as jobs
+from app.kit.errors import Invalid
+from app.kit.htmx import redirect, render
+from app.models import Project
+from app.projects.deps import AdminProjectDep
+
+router = APIRouter(tags=["generation pages"], include_in_schema=False)
+
+
+def _context(request: Request, session: SessionDep, project: Project, **extra: Any) -> dict[str, Any]:
+    settings = service.settings_of(project)
+    return {
+        "request": request,
+        "project": project,
+        "settings": settings,
+        "problems": settings.problems(project.k),
+        "jobs": jobs.recent_jobs(session, project_id=project.id, kind=service.KIND),
+        **extra,
+    }
+
+
+@router.get("/projects/{project}/generation")
+def page(request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
+    """Generation settings, health and jobs of a project."""
+    return render(request, "generation/page.html", _context(request, session, project))
+
+
+@router.get("/projects/{project}/generation/jobs")
+def jobs_fragment(request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
+    """The jobs table (polled by the page while a job runs)."""
+    return render(
+        request, "generation/page.html", _context(request, session, project), fragment="generation/_jobs.html"
+    )
+
+
+@router.get("/projects/{project}/generation/health")
+def health_fragment(request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
+    """Ask the configured servers now."""
+    context = _context(request, session, project, health=service.health(service.settings_of(project)))
+    return render(request, "generation/page.html", context, fragment="generation/_health.html")
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
+
+
+@router.post("/projects/{project}/generation/settings")
+async def save_settings(request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
+    """Save the settings form."""
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    data: dict[str, Any] = {
+        "base_urls": _lines(form.get("base_urls", "")),
+        "model": form.get("model", "").strip(),
+        "api_key": form.get("api_key") or None,
+        "mode": form.get("mode", "chat"),
+        "strategy": form.get("strategy", "n_seeds"),
+        "stop": [s for s in form.get("stop", "").split("|") if s],
+        "models": [
+            {"model": m.split("@", 1)[0].strip(), "base_url": (m.split("@", 1)[1].strip() if "@" in m else None)}
+            for m in _lines(form.get("models", ""))
+        ],
+    }
+    try:
+        for key in ("temperature", "top_p", "timeout_s"):
+            data[key] = float(form.get(key) or 0)
+        for key in ("max_tokens", "seed", "concurrency", "max_retries"):
+            data[key] = int(form.get(key) or 0)
+        data["temperatures"] = [float(t) for t in _lines(form.get("temperatures", ""))]
+    except ValueError as exc:
+        raise Invalid(f"A number is malformed: {exc}") from exc
+    service.update_settings(session, project=project, data=data)
+    return redirect(request, f"/projects/{project.slug}/generation")
+
+
+@router.post("/projects/{project}/generation/start")
+async def start(request: Request, project: AdminProjectDep, session: SessionDep, user: AdminUser) -> Response:
+    """Start a job: items without candidates, listed item ids, or items judged "all bad"."""
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    try:
+        ids = [int(x) for x in _lines(form.get("item_ids", ""))]
+    except ValueError as exc:
+        raise Invalid("Item ids must be numbers") from exc
+    try:
+        request_in = JobIn(selection=form.get("selection", "missing"), item_ids=ids)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise Invalid("Choose what to generate for") from exc
+    try:
+        request_in = JobIn(selection=form.get("selection", "missing"), item_ids=ids)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise Invalid("Choose what to generate for") from exc
+    service.start_job(session, project=project, request=request_in, user_id=user.id)
+    return redirect(request, f"/projects/{project.slug}/generation")
+
+
+@router.post("/projects/{project}/jobs/{job_id}/cancel")
+def cancel(job_id: int, request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
+    """Cancel a job."""
+    jobs.cancel(session, job=jobs.get_job(session, job_id=job_id, project_id=project.id))
+    return redirect(request, f"/projects/{project.slug}/generation")
