@@ -66,15 +66,27 @@ def seed(url: str) -> list[str]:
         t0 = time.perf_counter()
         for start in range(0, ITEMS, 5000):
             rows = [
-                {"project_id": project.id, "prompt": f"bench prompt {i}", "prompt_hash": f"{i:064x}",
-                 "meta": {}, "status": "ready", "round": 0, "claims": 0, "judgment_count": 0}
+                {
+                    "project_id": project.id,
+                    "prompt": f"bench prompt {i}",
+                    "prompt_hash": f"{i:064x}",
+                    "meta": {},
+                    "status": "ready",
+                    "round": 0,
+                    "claims": 0,
+                    "judgment_count": 0,
+                }
                 for i in range(start, min(start + 5000, ITEMS))
             ]
             ids = s.scalars(insert(Item).returning(Item.id), rows).all()
-            s.execute(insert(Candidate), [
-                {"item_id": item_id, "round": 0, "position": p, "text": f"answer {p}", "params": {}}
-                for item_id in ids for p in (0, 1)
-            ])
+            s.execute(
+                insert(Candidate),
+                [
+                    {"item_id": item_id, "round": 0, "position": p, "text": f"answer {p}", "params": {}}
+                    for item_id in ids
+                    for p in (0, 1)
+                ],
+            )
         print(f"seeded {ITEMS} items in {time.perf_counter() - t0:.1f} s")
         for u in users:
             tokens.append(create_api_token(s, user=u, scope="api", settings=settings)[1])
@@ -91,11 +103,26 @@ def main() -> None:
     url = os.environ.get("PREFSTUDIO_DATABASE_URL") or f"sqlite:///{tmp}/bench.db"
     tokens = seed(url)
     port = _free_port()
-    env = {**os.environ, "PREFSTUDIO_DATABASE_URL": url, "PREFSTUDIO_SECRET_KEY": SECRET,
-           "PREFSTUDIO_ENVIRONMENT": "production"}
+    env = {
+        **os.environ,
+        "PREFSTUDIO_DATABASE_URL": url,
+        "PREFSTUDIO_SECRET_KEY": SECRET,
+        "PREFSTUDIO_ENVIRONMENT": "production",
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port),
-         "--log-level", "warning"], cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -115,9 +142,13 @@ def main() -> None:
                     a = client.post("/api/v1/projects/bench/next", headers=h).json()["assignment"]
                     nxt.append((time.perf_counter() - t0) * 1000)
                     first, last = a["candidates"][0]["id"], a["candidates"][-1]["id"]
-                    body = {"assignment_id": a["assignment_id"], "submit_key": f"bench-{r}-{n}-{a['assignment_id']}",
-                            "verdicts": {d["key"]: {"kind": "preference", "chosen": first, "rejected": last}
-                                         for d in a["dimensions"]}}
+                    body = {
+                        "assignment_id": a["assignment_id"],
+                        "submit_key": f"bench-{r}-{n}-{a['assignment_id']}",
+                        "verdicts": {
+                            d["key"]: {"kind": "preference", "chosen": first, "rejected": last} for d in a["dimensions"]
+                        },
+                    }
                     t0 = time.perf_counter()
                     resp = client.post("/api/v1/projects/bench/judgments", json=body, headers=h)
                     sub.append((time.perf_counter() - t0) * 1000)
@@ -125,7 +156,9 @@ def main() -> None:
         backend = url.split(":", 1)[0]
         print(f"backend={backend} items={ITEMS} requests={len(nxt)} (sequential, one uvicorn process)")
         for name, values in (("next-item", nxt), ("submit", sub)):
-            print(f"{name:10s} p50 {pct(values, 50):6.1f} ms   p95 {pct(values, 95):6.1f} ms   p99 {pct(values, 99):6.1f} ms")
+            print(
+                f"{name:10s} p50 {pct(values, 50):6.1f} ms   p95 {pct(values, 95):6.1f} ms   p99 {pct(values, 99):6.1f} ms"
+            )
     finally:
         server.terminate()
         server.wait(timeout=10)

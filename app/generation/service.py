@@ -7,14 +7,14 @@ from typing import Any
 
 import httpx
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.generation.client import Sample
 from app.generation.schemas import GenerationSettings, HealthOut, JobIn
 from app.jobs import service as jobs
 from app.kit.errors import Conflict, Invalid
-from app.models import Assignment, Candidate, Item, Job, Judgment, Project
+from app.models import Assignment, Candidate, Item, Job, Judgment, Project, utcnow
 
 KIND = "generate"
 
@@ -128,6 +128,7 @@ def store_candidates(
     round (old candidates and judgments stay for the record), its queue counters restart, and open
     leases on the old round end.
     """
+    now = utcnow()
     item_filter = (Item.id == item_id) & (Item.round == from_round)
     if regenerate:
         moved = session.execute(
@@ -141,22 +142,26 @@ def store_candidates(
         new_round = from_round
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    session.add_all(
-        Candidate(
-            item_id=item_id,
-            round=new_round,
-            position=i,
-            text=clean_text(s.text),
-            model=s.model,
-            base_url=s.base_url,
-            params=s.params,
-            seed=s.seed,
-            finish_reason=s.finish_reason,
-            prompt_tokens=s.prompt_tokens,
-            completion_tokens=s.completion_tokens,
-            latency_ms=round(s.latency_ms, 1),
-        )
-        for i, s in enumerate(samples)
+    session.execute(
+        insert(Candidate),
+        [
+            {
+                "item_id": item_id,
+                "round": new_round,
+                "position": i,
+                "text": clean_text(s.text),
+                "model": s.model,
+                "base_url": s.base_url,
+                "params": s.params,
+                "seed": s.seed,
+                "finish_reason": s.finish_reason,
+                "prompt_tokens": s.prompt_tokens,
+                "completion_tokens": s.completion_tokens,
+                "latency_ms": round(s.latency_ms, 1),
+                "created_at": now,
+            }
+            for i, s in enumerate(samples)
+        ],
     )
     if regenerate:
         session.execute(

@@ -26,7 +26,7 @@ from app.models import Item, Job, Project
 log = logging.getLogger("prefstudio.generation")
 
 CHUNK = 500  # item ids read from the database at a time
-COMMIT_EVERY_S = 0.25
+COMMIT_EVERY_S = 1.0  # also the heartbeat period
 
 
 async def _todo(db: Database, job: Job) -> AsyncIterator[tuple[int, Any, int, bool]]:

@@ -27,6 +27,14 @@ def is_member(session: Session, *, project_id: int, user_id: int) -> bool:
     )
 
 
+def project_by_slug(session: Session, slug: str) -> Project:
+    """A project by slug (command line and jobs: no user to check)."""
+    project = session.scalar(select(Project).where(Project.slug == slug))
+    if project is None:
+        raise NotFound(f"No project {slug!r}")
+    return project
+
+
 def project_for_user(session: Session, *, slug: str, user: User) -> Project:
     """The project if ``user`` may see it, else NotFound."""
     project = session.scalar(select(Project).where(Project.slug == slug))
