@@ -33,9 +33,7 @@ class Settings(BaseSettings):
     def _require_secret_outside_dev(self) -> Settings:
         if self.environment == "production":
             if not self.secret_key:
-                raise ValueError(
-                    "PREFSTUDIO_SECRET_KEY is required (set PREFSTUDIO_ENVIRONMENT=dev for local work)"
-                )
+                raise ValueError("PREFSTUDIO_SECRET_KEY is required (set PREFSTUDIO_ENVIRONMENT=dev for local work)")
             if self.secret_key == DEV_SECRET or len(self.secret_key) < 32:
                 raise ValueError("PREFSTUDIO_SECRET_KEY must be a random string of at least 32 characters")
         elif not self.secret_key:

@@ -12,6 +12,7 @@ from app.annotation import service
 from app.annotation.schemas import JudgmentIn
 from app.auth.deps import CurrentUser, SessionDep
 from app.kit.errors import Invalid
+from app.kit.forms import FormFields
 from app.kit.htmx import is_htmx, redirect, render
 from app.models import Assignment, Project, User
 from app.projects.deps import ProjectDep
@@ -55,11 +56,6 @@ def _panel(
     return render(request, "annotation/page.html", context, fragment="annotation/_panel.html")
 
 
-async def _form(request: Request) -> dict[str, str]:
-    form = await request.form()
-    return {key: value for key, value in form.items() if isinstance(value, str)}
-
-
 def _judgment_in(form: dict[str, str], project: Project, display_order: list[int]) -> JudgmentIn:
     seconds: float | None
     try:
@@ -96,11 +92,10 @@ def claim_next(request: Request, project: ProjectDep, session: SessionDep, user:
 
 
 @router.post("/projects/{project}/annotate/{assignment_id}")
-async def submit(
-    assignment_id: int, request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser
+def submit(
+    assignment_id: int, request: Request, form: FormFields, project: ProjectDep, session: SessionDep, user: CurrentUser
 ) -> Response:
     """Submit the judgment of a lease, then show the next item."""
-    form = await _form(request)
     assignment = session.get(Assignment, assignment_id)
     if assignment is None or assignment.annotator_id != user.id or assignment.project_id != project.id:
         raise Invalid("This item is no longer yours; reload the page")
@@ -120,11 +115,10 @@ async def submit(
 
 
 @router.post("/projects/{project}/annotate/{assignment_id}/skip")
-async def skip(
-    assignment_id: int, request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser
+def skip(
+    assignment_id: int, request: Request, form: FormFields, project: ProjectDep, session: SessionDep, user: CurrentUser
 ) -> Response:
     """Skip the leased item (with a reason) and show the next one."""
-    form = await _form(request)
     service.skip_assignment(
         session, project=project, annotator=user, assignment_id=assignment_id, reason=form.get("skip_reason", "")
     )
@@ -175,11 +169,10 @@ def edit_page(
 
 
 @router.post("/projects/{project}/judgments/{judgment_id}")
-async def edit(
-    judgment_id: int, request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser
+def edit(
+    judgment_id: int, request: Request, form: FormFields, project: ProjectDep, session: SessionDep, user: CurrentUser
 ) -> Response:
     """Save an edit; a stale version is refused with 409 and the current answer is kept."""
-    form = await _form(request)
     judgment = service.get_own_judgment(session, project=project, annotator=user, judgment_id=judgment_id)
     assignment = session.get(Assignment, judgment.assignment_id)
     assert assignment is not None

@@ -114,18 +114,14 @@ async def get_principal(request: Request, session: SessionDep) -> Principal | No
     authorization = request.headers.get("authorization", "")
     if authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
-        user = service.user_for_api_token(
-            session, token=token, settings=settings, db=get_database(request)
-        )
+        user = service.user_for_api_token(session, token=token, settings=settings, db=get_database(request))
         if user is None:
             raise NotAuthenticated("Invalid or revoked token")
         principal = Principal(user=user, via="token")
     else:
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
-            found = service.resolve_session(
-                session, token=cookie, settings=settings, db=get_database(request)
-            )
+            found = service.resolve_session(session, token=cookie, settings=settings, db=get_database(request))
             if found is not None:
                 auth_session, user = found
                 request.state.csrf_token = auth_session.csrf_token

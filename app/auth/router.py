@@ -1,3 +1,183 @@
-from fastapi import APIRouter
+"""HTML: login, logout, and the admin's user pages."""
 
-router = APIRouter()
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import func, select
+
+from app.auth import service
+from app.auth.deps import SESSION_COOKIE, AdminUser, CurrentUser, OptionalUser, SessionDep, SettingsDep
+from app.kit.errors import AppError, Forbidden, TooManyRequests
+from app.kit.htmx import redirect, render
+from app.kit.security import equals, new_token
+from app.models import ProjectMember, User
+
+router = APIRouter(tags=["auth pages"], include_in_schema=False)
+
+LOGIN_CSRF_COOKIE = "prefstudio_login_csrf"
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths: never an open redirect to another site."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/projects"
+
+
+def _login_page(
+    request: Request, *, next_url: str, error: str | None = None, username: str = "", status_code: int = 200
+) -> Response:
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_token(24)
+    request.state.csrf_token = token
+    response = render(
+        request,
+        "auth/login.html",
+        {"request": request, "next": next_url, "error": error, "username": username},
+        status_code=status_code,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="lax", secure=request.url.scheme == "https", path="/login"
+    )
+    return response
+
+
+@router.get("/")
+def home(user: OptionalUser) -> Response:
+    """The start page: projects when logged in, else the login page."""
+    return RedirectResponse("/projects" if user else "/login", status_code=303)
+
+
+@router.get("/login")
+def login_page(request: Request, user: OptionalUser, next: str = "/projects") -> Response:  # noqa: A002
+    """The login form."""
+    if user is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return _login_page(request, next_url=_safe_next(next))
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    username: Annotated[str, Form(max_length=200)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/projects",  # noqa: A002
+) -> Response:
+    """Check the password, start a fresh session, and go where the user was going."""
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not csrf_token or not equals(cookie, csrf_token):
+        raise Forbidden("The login form expired; reload the page and try again")
+    try:
+        user = service.authenticate(
+            session, username=username, password=password, ip=_client_ip(request), settings=settings
+        )
+    except TooManyRequests as exc:
+        return _login_page(
+            request, next_url=_safe_next(next), error=str(exc.detail), username=username, status_code=429
+        )
+    if user is None:
+        return _login_page(
+            request, next_url=_safe_next(next), error="Wrong username or password.", username=username, status_code=401
+        )
+    old = request.cookies.get(SESSION_COOKIE)
+    if old:
+        service.end_session(session, token=old, settings=settings)
+    token = service.start_session(
+        session, user=user, settings=settings, ip=_client_ip(request), user_agent=request.headers.get("user-agent")
+    )
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+        max_age=settings.session_max_hours * 3600,
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Response:
+    """End this session everywhere (the server forgets it)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        service.end_session(session, token=token, settings=settings)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def _users_page(request: Request, session: SessionDep, *, error: str | None = None, status_code: int = 200) -> Response:
+    counts = dict(
+        session.execute(select(ProjectMember.user_id, func.count()).group_by(ProjectMember.user_id)).tuples().all()
+    )
+    users = list(session.scalars(select(User).order_by(User.username)))
+    context = {"request": request, "users": users, "project_counts": counts, "error": error}
+    return render(request, "admin/users.html", context, status_code=status_code)
+
+
+@router.get("/admin/users")
+def users_page(request: Request, session: SessionDep, admin: AdminUser) -> Response:
+    """Every user, with forms to add one, reset a password, or switch one off."""
+    return _users_page(request, session)
+
+
+@router.post("/admin/users")
+def add_user(
+    request: Request,
+    session: SessionDep,
+    admin: AdminUser,
+    username: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=1000)],
+    role: Annotated[str, Form(max_length=20)] = "annotator",
+    display_name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Add a user."""
+    try:
+        service.create_user(session, username=username, password=password, role=role, display_name=display_name)
+    except AppError as exc:
+        return _users_page(request, session, error=str(exc.detail), status_code=exc.status_code)
+    return redirect(request, "/admin/users")
+
+
+@router.post("/admin/users/{user_id}/password")
+def reset_password(
+    user_id: int,
+    request: Request,
+    session: SessionDep,
+    admin: AdminUser,
+    password: Annotated[str, Form(max_length=1000)],
+) -> Response:
+    """Set a new password; the user's sessions end."""
+    service.set_password(session, user=service.get_user(session, user_id), password=password)
+    return redirect(request, "/admin/users")
+
+
+@router.post("/admin/users/{user_id}/active")
+def set_active(
+    user_id: int,
+    request: Request,
+    session: SessionDep,
+    admin: AdminUser,
+    active: Annotated[str, Form(max_length=5)] = "0",
+) -> Response:
+    """Switch a user on or off (off: sessions end, logins refused)."""
+    user = service.get_user(session, user_id)
+    if user.id == admin.id:
+        raise Forbidden("You cannot switch yourself off")
+    user.is_active = active == "1"
+    if not user.is_active:
+        service.revoke_user_sessions(session, user_id=user.id)
+    return redirect(request, "/admin/users")

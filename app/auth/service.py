@@ -95,14 +95,10 @@ def _check_rate_limit(session: Session, *, username: str, ip: str, settings: Set
     if (by_account or 0) >= settings.login_max_failures_per_account or (
         by_ip or 0
     ) >= settings.login_max_failures_per_ip:
-        raise TooManyRequests(
-            f"Too many failed logins; try again in {settings.login_failure_window_minutes} minutes"
-        )
+        raise TooManyRequests(f"Too many failed logins; try again in {settings.login_failure_window_minutes} minutes")
 
 
-def authenticate(
-    session: Session, *, username: str, password: str, ip: str, settings: Settings
-) -> User | None:
+def authenticate(session: Session, *, username: str, password: str, ip: str, settings: Settings) -> User | None:
     """The user if the password matches; records failures and enforces the per-account/IP limits."""
     username = username.strip()[:USERNAME_MAX]
     _check_rate_limit(session, username=username, ip=ip, settings=settings)

@@ -13,6 +13,7 @@ from app.generation import service
 from app.generation.schemas import JobIn
 from app.jobs import service as jobs
 from app.kit.errors import Invalid
+from app.kit.forms import FormFields
 from app.kit.htmx import redirect, render
 from app.models import Project
 from app.projects.deps import AdminProjectDep
@@ -58,9 +59,8 @@ def _lines(text: str) -> list[str]:
 
 
 @router.post("/projects/{project}/generation/settings")
-async def save_settings(request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
+def save_settings(request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep) -> Response:
     """Save the settings form."""
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     data: dict[str, Any] = {
         "base_urls": _lines(form.get("base_urls", "")),
         "model": form.get("model", "").strip(),
@@ -86,9 +86,10 @@ async def save_settings(request: Request, project: AdminProjectDep, session: Ses
 
 
 @router.post("/projects/{project}/generation/start")
-async def start(request: Request, project: AdminProjectDep, session: SessionDep, user: AdminUser) -> Response:
+def start(
+    request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep, user: AdminUser
+) -> Response:
     """Start a job: items without candidates, listed item ids, or items judged "all bad"."""
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     try:
         ids = [int(x) for x in _lines(form.get("item_ids", ""))]
     except ValueError as exc:

@@ -1,3 +1,71 @@
-from fastapi import APIRouter
+"""JSON: import items, list them, read one."""
 
-router = APIRouter()
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict
+from typing import IO
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from app.auth.deps import SessionDep
+from app.items import service
+from app.items.importer import import_items
+from app.items.schemas import CandidateOut, ImportOut, ItemDetailOut, ItemOut
+from app.kit.errors import Invalid
+from app.kit.forms import form_file
+from app.projects.deps import AdminProjectDep
+
+router = APIRouter(tags=["items"])
+
+
+@router.post("/projects/{project}/import", response_model=ImportOut, status_code=201)
+async def import_file(request: Request, project: AdminProjectDep, session: SessionDep) -> ImportOut:
+    """Import items: a multipart ``file``, or the body itself as JSONL (``application/x-ndjson``) or CSV
+    (``text/csv``). Every bad line is reported (422, ``detail.errors`` with line numbers) and nothing is written."""
+    content_type = request.headers.get("content-type", "")
+    stream: IO[bytes]
+    if content_type.startswith("multipart/form-data"):
+        upload = await form_file(request)
+        if upload is None:
+            raise Invalid("The form has no 'file'")
+        stream, filename = upload.file, upload.filename or "upload.jsonl"
+    elif content_type.startswith(("application/x-ndjson", "application/jsonl", "text/csv")):
+        # Spooled to disk past 8 MB: constant memory whatever the size (the body limit still applies).
+        stream = tempfile.SpooledTemporaryFile(max_size=8 << 20)
+        async for chunk in request.stream():
+            await run_in_threadpool(stream.write, chunk)
+        stream.seek(0)
+        filename = "body.csv" if content_type.startswith("text/csv") else "body.jsonl"
+    else:
+        raise Invalid("Send a multipart 'file', or a JSONL (application/x-ndjson) or CSV (text/csv) body")
+    try:
+        result = await run_in_threadpool(
+            lambda: import_items(session, project=project, stream=stream, filename=filename)
+        )
+    finally:
+        stream.close()
+    return ImportOut(**asdict(result))
+
+
+@router.get("/projects/{project}/items", response_model=list[ItemOut])
+def list_items(
+    project: AdminProjectDep,
+    session: SessionDep,
+    after_id: int = 0,
+    limit: int = Query(default=100, ge=1, le=1000),
+    status: str | None = Query(default=None, pattern="^(pending|ready)$"),
+) -> list[ItemOut]:
+    """Items in id order; page with ``after_id`` (the last id you got)."""
+    rows = service.list_items(session, project=project, after_id=after_id, limit=limit, status=status)
+    return [ItemOut.model_validate(item).model_copy(update={"candidate_count": n}) for item, n in rows]
+
+
+@router.get("/projects/{project}/items/{item_id}", response_model=ItemDetailOut)
+def get_item(item_id: int, project: AdminProjectDep, session: SessionDep) -> ItemDetailOut:
+    """One item with all its candidates (every round, newest first)."""
+    item, candidates = service.get_item(session, project=project, item_id=item_id)
+    out = ItemOut.model_validate(item).model_dump()
+    out["candidate_count"] = sum(1 for c in candidates if c.round == item.round)
+    return ItemDetailOut(**out, candidates=[CandidateOut.model_validate(c) for c in candidates])

@@ -85,8 +85,14 @@ def heartbeat(
 
 
 def finish(
-    session: Session, *, job_id: int, worker_id: str, state: str, error: str | None = None,
-    result: dict[str, Any] | None = None, done: int | None = None,
+    session: Session,
+    *,
+    job_id: int,
+    worker_id: str,
+    state: str,
+    error: str | None = None,
+    result: dict[str, Any] | None = None,
+    done: int | None = None,
 ) -> None:
     values: dict[str, Any] = {"state": state, "finished_at": utcnow(), "heartbeat_at": utcnow()}
     if error is not None:

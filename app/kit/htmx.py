@@ -10,10 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 def is_htmx(request: Request) -> bool:
     """True for an htmx request that is not a history restore (those need the whole page)."""
-    return (
-        request.headers.get("HX-Request") == "true"
-        and request.headers.get("HX-History-Restore-Request") != "true"
-    )
+    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
 
 
 def render(

@@ -31,9 +31,7 @@ class Assignment(Base):
     __tablename__ = "assignment"
     __table_args__ = (
         UniqueConstraint("item_id", "round", "annotator_id"),
-        CheckConstraint(
-            "status IN ('leased', 'submitted', 'skipped', 'expired')", name="status_valid"
-        ),
+        CheckConstraint("status IN ('leased', 'submitted', 'skipped', 'expired')", name="status_valid"),
         Index("ix_assignment_annotator_status", "annotator_id", "project_id", "status"),
         Index("ix_assignment_project_status_expires", "project_id", "status", "lease_expires_at"),
     )

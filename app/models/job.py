@@ -16,9 +16,7 @@ class Job(Base):
 
     __tablename__ = "job"
     __table_args__ = (
-        CheckConstraint(
-            "state IN ('queued', 'running', 'done', 'failed', 'cancelled')", name="state_valid"
-        ),
+        CheckConstraint("state IN ('queued', 'running', 'done', 'failed', 'cancelled')", name="state_valid"),
         Index("ix_job_state_created_at", "state", "created_at"),
         Index("ix_job_project_id", "project_id"),
     )

@@ -19,9 +19,7 @@ from app.models import Project, ProjectMember, User
 def is_member(session: Session, *, project_id: int, user_id: int) -> bool:
     return (
         session.scalar(
-            select(ProjectMember.id).where(
-                ProjectMember.project_id == project_id, ProjectMember.user_id == user_id
-            )
+            select(ProjectMember.id).where(ProjectMember.project_id == project_id, ProjectMember.user_id == user_id)
         )
         is not None
     )

@@ -1,3 +1,181 @@
-from fastapi import APIRouter
+"""HTML: project list, project page (admin: counts, members, import, activity; annotator: start), edit."""
 
-router = APIRouter()
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from app.annotation import service as annotation
+from app.auth.deps import AdminUser, CurrentUser, SessionDep
+from app.items.importer import ImportFailed, import_items
+from app.kit.errors import AppError, Invalid
+from app.kit.forms import FormFields, FormFile
+from app.kit.htmx import redirect, render
+from app.models import DEFAULT_DIMENSIONS, Project, User
+from app.projects import service
+from app.projects.deps import AdminProjectDep, ProjectDep
+from app.projects.schemas import ProjectIn, ProjectPatch
+
+router = APIRouter(tags=["project pages"], include_in_schema=False)
+
+
+def _dimension_lines(dimensions: list[dict[str, str]]) -> str:
+    return "\n".join(f"{d['key']} | {d.get('label', '')} | {d.get('description', '')}" for d in dimensions)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+
+
+@router.get("/projects")
+def projects_page(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """Projects: all of them for admins, their own for annotators (with their progress)."""
+    projects = service.list_projects(session, user=user)
+    progress = {p.id: annotation.progress(session, project=p, annotator=user) for p in projects}
+    counts = {p.id: service.counts(session, project=p) for p in projects} if user.is_admin else {}
+    return render(
+        request,
+        "projects/list.html",
+        {"request": request, "projects": projects, "progress": progress, "counts": counts},
+    )
+
+
+def _form_page(
+    request: Request,
+    *,
+    project: Project | None,
+    values: dict[str, Any],
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "projects/form.html",
+        {"request": request, "project": project, "values": values, "error": error},
+        status_code=status_code,
+    )
+
+
+@router.get("/projects/new")
+def new_project_page(request: Request, admin: AdminUser) -> Response:
+    """The form for a new project."""
+    values = {
+        "name": "",
+        "slug": "",
+        "guidelines": "",
+        "dimensions": _dimension_lines(DEFAULT_DIMENSIONS),
+        "k": 2,
+        "overlap": 3,
+        "lease_minutes": 30,
+    }
+    return _form_page(request, project=None, values=values)
+
+
+def _project_data(form: dict[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": form.get("name", ""),
+        "guidelines": form.get("guidelines", ""),
+        "dimensions": service.parse_dimensions(form.get("dimensions", "")),
+    }
+    for key in ("k", "overlap", "lease_minutes"):
+        try:
+            data[key] = int(form.get(key, ""))
+        except ValueError as exc:
+            raise Invalid(f"{key} must be a whole number") from exc
+    return data
+
+
+@router.post("/projects/new")
+def create_project(request: Request, form: FormFields, session: SessionDep, admin: AdminUser) -> Response:
+    """Create a project."""
+    try:
+        data = ProjectIn(**_project_data(form), slug=form.get("slug") or None)
+        project = service.create_project(session, data=data)
+    except ValidationError as exc:
+        return _form_page(request, project=None, values=form, error=_validation_message(exc), status_code=422)
+    except AppError as exc:
+        return _form_page(request, project=None, values=form, error=str(exc.detail), status_code=exc.status_code)
+    service.add_member(session, project=project, username=admin.username)
+    return redirect(request, f"/projects/{project.slug}")
+
+
+def _project_page(request: Request, session: SessionDep, project: Project, user: User, **extra: Any) -> Response:
+    context: dict[str, Any] = {
+        "request": request,
+        "project": project,
+        "progress": annotation.progress(session, project=project, annotator=user),
+        **extra,
+    }
+    if user.is_admin:
+        context.update(
+            counts=service.counts(session, project=project),
+            members=service.members(session, project=project),
+            activity=service.recent_activity(session, project=project),
+        )
+    return render(request, "projects/detail.html", context, status_code=int(extra.get("status_code", 200)))
+
+
+@router.get("/projects/{project}")
+def project_page(request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
+    """A project: for admins its counts, members, import and activity; for annotators guidelines and progress."""
+    return _project_page(request, session, project, user)
+
+
+@router.get("/projects/{project}/edit")
+def edit_page(request: Request, project: AdminProjectDep) -> Response:
+    """Edit a project's settings."""
+    values = {
+        "name": project.name,
+        "slug": project.slug,
+        "guidelines": project.guidelines,
+        "dimensions": _dimension_lines(project.dimensions),
+        "k": project.k,
+        "overlap": project.overlap,
+        "lease_minutes": project.lease_minutes,
+    }
+    return _form_page(request, project=project, values=values)
+
+
+@router.post("/projects/{project}/edit")
+def edit_project(request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep) -> Response:
+    """Save a project's settings."""
+    try:
+        service.update_project(session, project=project, data=ProjectPatch(**_project_data(form)))
+    except ValidationError as exc:
+        return _form_page(request, project=project, values=form, error=_validation_message(exc), status_code=422)
+    except AppError as exc:
+        session.rollback()
+        return _form_page(request, project=project, values=form, error=str(exc.detail), status_code=exc.status_code)
+    return redirect(request, f"/projects/{project.slug}")
+
+
+@router.post("/projects/{project}/members")
+def add_member(request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep) -> Response:
+    """Add a member by username."""
+    service.add_member(session, project=project, username=form.get("username", ""))
+    return redirect(request, f"/projects/{project.slug}")
+
+
+@router.post("/projects/{project}/members/{user_id}/remove")
+def remove_member(user_id: int, request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
+    """Remove a member (their judgments stay)."""
+    service.remove_member(session, project=project, user_id=user_id)
+    return redirect(request, f"/projects/{project.slug}")
+
+
+@router.post("/projects/{project}/import")
+def import_file(
+    request: Request, upload: FormFile, project: AdminProjectDep, session: SessionDep, user: CurrentUser
+) -> Response:
+    """Upload a JSONL or CSV file of items; the result (or every bad line) shows on the project page."""
+    if upload is None or not upload.filename:
+        raise Invalid("Choose a file to import")
+    try:
+        result = import_items(session, project=project, stream=upload.file, filename=upload.filename)
+    except ImportFailed as exc:
+        session.rollback()  # nothing of a failed import stays
+        return _project_page(request, session, project, user, import_error=exc.detail, status_code=422)
+    return _project_page(request, session, project, user, import_result=result)

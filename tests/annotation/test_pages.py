@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from app.db import Database
 from app.models import Assignment, AuthSession, Judgment, User, Verdict, utcnow
 from tests.factories import make_item, make_items, make_project, make_user
+from tests.support.inert import assert_inert
 
 HX = {"HX-Request": "true"}
 DIMS = ["overall", "helpful", "harmless", "honest", "polite", "refusal"]
@@ -112,13 +113,12 @@ def test_untrusted_text_is_inert(client: TestClient, login_as: Callable[[User], 
         project = make_project(s, "x", k=2, overlap=1, members=[user], guidelines="\n\n".join(XSS))
         make_item(s, project, "\n\n".join(XSS), candidates=["\n\n".join(XSS), "fine " + XSS[1]])
     login_as(user)
-    html = client.get("/projects/x/annotate").text + _claim_x(client)
-    lowered = html.lower()
-    assert "<script>alert" not in lowered and "onerror" not in lowered and "onload" not in lowered
-    assert "javascript:" not in lowered and "data:text/html" not in lowered
-    assert 'hx-get="/logout"' not in lowered
+    page = client.get("/projects/x/annotate").text
+    panel = _claim_x(client)
+    assert_inert(page)
+    assert_inert(panel)
     # What users typed survives as text.
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in panel
 
 
 def _claim_x(client: TestClient) -> str:

@@ -1,0 +1,347 @@
+"""Import items from JSONL or CSV: validated line by line, all or nothing, duplicates skipped.
+
+JSONL, one item a line: ``{"id": "optional external id", "prompt": "text" | [{"role", "content"}, ...],
+"candidates": ["text" | {"text", "model", "params", "seed", "finish_reason", ...}], "meta": {...}}``.
+CSV (text prompts only), with a header: ``prompt`` (required), ``id``, ``meta`` (a JSON object), and the
+candidates either as ``candidate_1`` … ``candidate_4`` columns or one ``candidates`` column holding a JSON list.
+
+The file is read once, as a stream: every line is checked and every error is reported with its line
+number; rows are inserted in batches inside one transaction, which is rolled back if any line was bad,
+so a failed import leaves nothing behind. A prompt already in the project (same normalized text, or the
+same external id) — or twice in the file — is a duplicate: reported with its line and skipped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from app.kit.errors import Invalid
+from app.models import Candidate, Item, Project
+
+BATCH = 1000
+MAX_ERRORS = 1000
+MAX_PROMPT_CHARS = 200_000
+ROLES = {"system", "user", "assistant"}
+CANDIDATE_FIELDS = {"text", "model", "params", "seed", "finish_reason", "prompt_tokens", "completion_tokens"}
+
+
+class LineError(Exception):
+    pass
+
+
+class ImportFailed(Invalid):
+    """Some lines are bad; ``detail`` lists each with its line number. Nothing was written."""
+
+    def __init__(self, errors: list[dict[str, Any]], lines: int, more: int) -> None:
+        summary = f"{len(errors) + more} line(s) have errors; nothing was imported"
+        super().__init__({"message": summary, "errors": errors, "more_errors": more, "lines": lines})
+        self.errors = errors
+
+
+@dataclass
+class ImportResult:
+    lines: int = 0
+    created: int = 0
+    ready: int = 0
+    pending: int = 0
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+
+
+def normalize_text(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text).split()).casefold()
+
+
+def prompt_hash(prompt: str | list[dict[str, str]]) -> str:
+    """The identity of a prompt for de-duplication: case, spacing and Unicode form do not matter."""
+    if isinstance(prompt, str):
+        canonical: Any = normalize_text(prompt)
+    else:
+        canonical = [[m["role"], normalize_text(m["content"])] for m in prompt]
+    return hashlib.sha256(json.dumps(canonical, ensure_ascii=False).encode()).hexdigest()
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise LineError(f"{what} must be a non-empty string")
+    if "\x00" in value:
+        raise LineError(f"{what} contains a NUL character")
+    if len(value) > MAX_PROMPT_CHARS:
+        raise LineError(f"{what} is longer than {MAX_PROMPT_CHARS} characters")
+    return value
+
+
+def _prompt(value: Any) -> str | list[dict[str, str]]:
+    if value is None:
+        raise LineError("'prompt' is missing")
+    if isinstance(value, str):
+        return _text(value, "'prompt'")
+    if isinstance(value, list):
+        if not value:
+            raise LineError("'prompt' has no messages")
+        messages = []
+        for i, m in enumerate(value, start=1):
+            if not isinstance(m, dict) or set(m) - {"role", "content"}:
+                raise LineError(f'message {i} must be {{"role": ..., "content": ...}}')
+            if m.get("role") not in ROLES:
+                raise LineError(f"message {i}: role must be one of system, user, assistant")
+            messages.append({"role": m["role"], "content": _text(m.get("content"), f"message {i} content")})
+        if messages[-1]["role"] != "user":
+            raise LineError("the last message of a chat prompt must be from the user")
+        return messages
+    raise LineError("'prompt' must be a string or a list of messages")
+
+
+def _candidates(value: Any, k: int) -> list[dict[str, Any]]:
+    if value is None or value == []:
+        return []
+    if not isinstance(value, list):
+        raise LineError("'candidates' must be a list")
+    if len(value) != k:
+        raise LineError(f"{len(value)} candidates given; this project has k = {k} (give {k}, or none)")
+    out = []
+    for i, c in enumerate(value, start=1):
+        if isinstance(c, str):
+            c = {"text": c}
+        if not isinstance(c, dict):
+            raise LineError(f"candidate {i} must be a string or an object with 'text'")
+        unknown = set(c) - CANDIDATE_FIELDS
+        if unknown:
+            raise LineError(f"candidate {i}: unknown field(s) {', '.join(sorted(unknown))}")
+        row = {"text": _text(c.get("text"), f"candidate {i} text")}
+        if c.get("model") is not None:
+            row["model"] = str(c["model"])[:200]
+        if c.get("params") is not None:
+            if not isinstance(c["params"], dict):
+                raise LineError(f"candidate {i}: 'params' must be an object")
+            row["params"] = c["params"]
+        for key in ("seed", "prompt_tokens", "completion_tokens"):
+            if c.get(key) is not None:
+                if not isinstance(c[key], int) or isinstance(c[key], bool):
+                    raise LineError(f"candidate {i}: '{key}' must be an integer")
+                row[key] = c[key]
+        if c.get("finish_reason") is not None:
+            row["finish_reason"] = str(c["finish_reason"])[:32]
+        out.append(row)
+    texts = [" ".join(c["text"].split()) for c in out]
+    if len(set(texts)) != len(texts):
+        raise LineError("two candidates are identical")
+    return out
+
+
+def _record(obj: Any, k: int) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise LineError("each line must be a JSON object")
+    unknown = set(obj) - {"id", "prompt", "candidates", "meta"}
+    if unknown:
+        raise LineError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    external_id = obj.get("id")
+    if external_id is not None:
+        if not isinstance(external_id, (str, int)) or isinstance(external_id, bool) or str(external_id) == "":
+            raise LineError("'id' must be a non-empty string or a number")
+        external_id = str(external_id)
+        if len(external_id) > 200:
+            raise LineError("'id' is longer than 200 characters")
+    meta = obj.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise LineError("'meta' must be an object")
+    return {
+        "external_id": external_id,
+        "prompt": _prompt(obj.get("prompt")),
+        "candidates": _candidates(obj.get("candidates"), k),
+        "meta": meta,
+    }
+
+
+class _Counting(io.RawIOBase):
+    """Counts bytes read, for the progress bar."""
+
+    def __init__(self, raw: IO[bytes], progress: Callable[[int], None] | None) -> None:
+        self.raw, self.progress, self.read_bytes = raw, progress, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.read_bytes += n
+        if self.progress and n:
+            self.progress(self.read_bytes)
+        return n
+
+
+def _jsonl(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for n, raw in enumerate(stream, start=1):
+        try:
+            line = decoder.decode(raw).lstrip("\ufeff") if n == 1 else decoder.decode(raw)
+        except UnicodeDecodeError:
+            decoder.reset()
+            yield n, LineError("not valid UTF-8")
+            continue
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield n, LineError(f"bad JSON: {exc.msg} (column {exc.colno})")
+
+
+def _csv(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.DictReader(text)
+    try:
+        header = reader.fieldnames or []
+    except UnicodeDecodeError:
+        yield 1, LineError("not valid UTF-8")
+        return
+    if "prompt" not in header:
+        yield 1, LineError("the CSV header needs a 'prompt' column")
+        return
+    allowed = {"id", "prompt", "meta", "candidates"} | {f"candidate_{i}" for i in range(1, 5)}
+    unknown = [h for h in header if h not in allowed]
+    if unknown:
+        yield 1, LineError(f"unknown column(s): {', '.join(unknown)}")
+        return
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            yield reader.line_num, LineError(f"bad CSV: {exc}")
+            return
+        n = reader.line_num
+        try:
+            obj: dict[str, Any] = {"prompt": row.get("prompt") or None}
+            if row.get("id"):
+                obj["id"] = row["id"]
+            if row.get("meta"):
+                obj["meta"] = json.loads(row["meta"])
+            if row.get("candidates"):
+                obj["candidates"] = json.loads(row["candidates"])
+            else:
+                cands = [row.get(f"candidate_{i}") for i in range(1, 5)]
+                obj["candidates"] = [c for c in cands if c]
+        except json.JSONDecodeError as exc:
+            yield n, LineError(f"bad JSON in a CSV cell: {exc.msg}")
+            continue
+        yield n, obj
+
+
+def _is_csv(filename: str) -> bool:
+    return filename.lower().endswith((".csv", ".tsv"))
+
+
+def import_items(
+    session: Session,
+    *,
+    project: Project,
+    stream: IO[bytes],
+    filename: str,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Import a JSONL or CSV file into ``project``; raises ImportFailed (nothing written) on any bad line."""
+    counted = io.BufferedReader(_Counting(stream, progress), buffer_size=1 << 16)
+    records = _csv(counted) if _is_csv(filename) else _jsonl(counted)
+    result = ImportResult()
+    errors: list[dict[str, Any]] = []
+    more_errors = 0
+    seen_hashes: dict[str, int] = {}
+    seen_ids: dict[str, int] = {}
+    batch: list[tuple[int, dict[str, Any], str]] = []
+
+    def flush() -> None:
+        hashes = [h for _, _, h in batch]
+        ids = [r["external_id"] for _, r, _ in batch if r["external_id"] is not None]
+        existing_hashes = set(
+            session.scalars(select(Item.prompt_hash).where(Item.project_id == project.id, Item.prompt_hash.in_(hashes)))
+        )
+        existing_ids = set(
+            session.scalars(select(Item.external_id).where(Item.project_id == project.id, Item.external_id.in_(ids)))
+            if ids
+            else []
+        )
+        rows, candidates_by_hash = [], {}
+        for line, record, h in batch:
+            if h in existing_hashes:
+                result.duplicates.append({"line": line, "reason": "prompt already in the project"})
+            elif record["external_id"] in existing_ids:
+                result.duplicates.append(
+                    {"line": line, "reason": f"id {record['external_id']!r} already in the project"}
+                )
+            else:
+                rows.append(
+                    {
+                        "project_id": project.id,
+                        "external_id": record["external_id"],
+                        "prompt": record["prompt"],
+                        "prompt_hash": h,
+                        "meta": record["meta"],
+                        "status": "ready" if record["candidates"] else "pending",
+                        "round": 0,
+                        "claims": 0,
+                        "judgment_count": 0,
+                    }
+                )
+                candidates_by_hash[h] = record["candidates"]
+        batch.clear()
+        if errors or not rows:
+            return  # the import will be refused: validate the rest, write nothing more
+        inserted = session.execute(insert(Item).returning(Item.id, Item.prompt_hash), rows).all()
+        candidate_rows = [
+            {"item_id": item_id, "round": 0, "position": i, "params": {}, **c}
+            for item_id, h in inserted
+            for i, c in enumerate(candidates_by_hash[h])
+        ]
+        if candidate_rows:
+            session.execute(insert(Candidate), candidate_rows)
+        result.created += len(rows)
+        result.ready += sum(1 for r in rows if r["status"] == "ready")
+        result.pending += sum(1 for r in rows if r["status"] == "pending")
+
+    for line, obj in records:
+        result.lines = line
+        try:
+            if isinstance(obj, LineError):
+                raise obj
+            record = _record(obj, project.k)
+        except LineError as exc:
+            if len(errors) < MAX_ERRORS:
+                errors.append({"line": line, "message": str(exc)})
+            else:
+                more_errors += 1
+            continue
+        h = prompt_hash(record["prompt"])
+        if h in seen_hashes:
+            result.duplicates.append({"line": line, "reason": f"same prompt as line {seen_hashes[h]}"})
+            continue
+        if record["external_id"] is not None and record["external_id"] in seen_ids:
+            result.duplicates.append({"line": line, "reason": f"same id as line {seen_ids[record['external_id']]}"})
+            continue
+        seen_hashes[h] = line
+        if record["external_id"] is not None:
+            seen_ids[record["external_id"]] = line
+        batch.append((line, record, h))
+        if len(batch) >= BATCH:
+            flush()
+    if batch:
+        flush()
+    if errors:
+        raise ImportFailed(errors, result.lines, more_errors)
+    if result.lines == 0:
+        raise Invalid("The file is empty")
+    session.flush()
+    return result

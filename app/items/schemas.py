@@ -1,0 +1,48 @@
+"""Item shapes for JSON."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class CandidateOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    round: int
+    position: int
+    text: str
+    model: str | None
+    params: dict[str, Any]
+    seed: int | None
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: float | None
+
+
+class ItemOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    external_id: str | None
+    prompt: Any
+    meta: dict[str, Any]
+    status: str
+    round: int
+    judgment_count: int
+    candidate_count: int = 0
+    created_at: datetime
+
+
+class ItemDetailOut(ItemOut):
+    candidates: list[CandidateOut]
+
+
+class ImportOut(BaseModel):
+    lines: int
+    created: int
+    ready: int
+    pending: int
+    duplicates: list[dict[str, Any]]

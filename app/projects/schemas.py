@@ -1,0 +1,108 @@
+"""Project shapes for JSON and forms."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.models import DEFAULT_DIMENSIONS
+
+KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+class Dimension(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=1, max_length=64)
+    label: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=2000)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, key: str) -> str:
+        if not KEY.match(key) or key == "overall":
+            raise ValueError("a dimension key is lowercase letters, digits and _ (not 'overall')")
+        return key
+
+
+def unique_dimensions(dims: list[Dimension]) -> list[Dimension]:
+    keys = [d.key for d in dims]
+    if len(keys) != len(set(keys)):
+        raise ValueError("dimension keys must be unique")
+    return dims
+
+
+class ProjectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    slug: str | None = Field(default=None, max_length=64)
+    guidelines: str = Field(default="", max_length=100_000)
+    dimensions: list[Dimension] = Field(
+        default_factory=lambda: [Dimension(**d) for d in DEFAULT_DIMENSIONS], min_length=1, max_length=10
+    )
+    k: int = Field(default=2, ge=2, le=4)
+    overlap: int = Field(default=3, ge=1, le=50)
+    lease_minutes: int = Field(default=30, ge=1, le=24 * 60)
+
+    @field_validator("slug")
+    @classmethod
+    def _slug(cls, slug: str | None) -> str | None:
+        if slug and not SLUG.match(slug):
+            raise ValueError("a slug is lowercase letters, digits and -")
+        return slug or None
+
+    @field_validator("dimensions")
+    @classmethod
+    def _unique(cls, dims: list[Dimension]) -> list[Dimension]:
+        return unique_dimensions(dims)
+
+
+class ProjectPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    guidelines: str | None = Field(default=None, max_length=100_000)
+    dimensions: list[Dimension] | None = Field(default=None, min_length=1, max_length=10)
+    k: int | None = Field(default=None, ge=2, le=4)
+    overlap: int | None = Field(default=None, ge=1, le=50)
+    lease_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
+
+    @field_validator("dimensions")
+    @classmethod
+    def _unique(cls, dims: list[Dimension] | None) -> list[Dimension] | None:
+        return unique_dimensions(dims) if dims is not None else None
+
+
+class ProjectOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    slug: str
+    name: str
+    guidelines: str
+    dimensions: list[Dimension]
+    k: int
+    overlap: int
+    lease_minutes: int
+    created_at: datetime
+
+
+class CountsOut(BaseModel):
+    items: int
+    with_candidates: int
+    fully_judged: int
+    judgments: int
+    members: int
+
+
+class MemberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=64)
+
+
+class MemberOut(BaseModel):
+    user_id: int
+    username: str
+    display_name: str
+    role: str
+    judgments: int

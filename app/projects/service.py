@@ -1,0 +1,173 @@
+"""Projects: create, edit, members, and the counts the project page shows."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.kit.errors import Conflict, Invalid, NotFound
+from app.models import Candidate, Item, Judgment, Project, ProjectMember, User
+from app.projects.schemas import ProjectIn, ProjectPatch
+
+
+@dataclass
+class Counts:
+    items: int
+    with_candidates: int
+    fully_judged: int
+    judgments: int
+    members: int
+
+
+def slugify(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:48]
+    return slug or "project"
+
+
+def create_project(session: Session, *, data: ProjectIn) -> Project:
+    """A new project; the slug comes from the name when not given, made unique with a number."""
+    slug = data.slug or slugify(data.name)
+    if data.slug and session.scalar(select(Project.id).where(Project.slug == slug)) is not None:
+        raise Conflict(f"A project with slug {slug!r} exists")
+    base, n = slug, 2
+    while session.scalar(select(Project.id).where(Project.slug == slug)) is not None:
+        slug, n = f"{base}-{n}", n + 1
+    project = Project(
+        slug=slug,
+        name=data.name.strip(),
+        guidelines=data.guidelines,
+        dimensions=[d.model_dump() for d in data.dimensions],
+        k=data.k,
+        overlap=data.overlap,
+        lease_minutes=data.lease_minutes,
+        generation={},
+    )
+    session.add(project)
+    session.flush()
+    return project
+
+
+def update_project(session: Session, *, project: Project, data: ProjectPatch) -> Project:
+    """Edit a project; k is fixed once items have candidates."""
+    if data.k is not None and data.k != project.k:
+        has_candidates = session.scalar(
+            select(Candidate.id).join(Item, Item.id == Candidate.item_id).where(Item.project_id == project.id).limit(1)
+        )
+        if has_candidates is not None:
+            raise Conflict("k cannot change once items have candidates")
+        project.k = data.k
+    if data.name is not None:
+        project.name = data.name.strip()
+    if data.guidelines is not None:
+        project.guidelines = data.guidelines
+    if data.dimensions is not None:
+        project.dimensions = [d.model_dump() for d in data.dimensions]
+    if data.overlap is not None:
+        project.overlap = data.overlap
+    if data.lease_minutes is not None:
+        project.lease_minutes = data.lease_minutes
+    session.flush()
+    return project
+
+
+def parse_dimensions(text: str) -> list[dict[str, str]]:
+    """The form's dimension lines, ``key | Label | description``, as dicts."""
+    dims = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split("|", 2)]
+        if not parts[0]:
+            raise Invalid(f"Dimension line {n}: a key is needed")
+        dims.append(
+            {
+                "key": parts[0],
+                "label": parts[1] if len(parts) > 1 and parts[1] else parts[0].title(),
+                "description": parts[2] if len(parts) > 2 else "",
+            }
+        )
+    return dims
+
+
+def list_projects(session: Session, *, user: User) -> list[Project]:
+    query = select(Project).order_by(Project.created_at.desc(), Project.id.desc())
+    if not user.is_admin:
+        query = query.join(ProjectMember, ProjectMember.project_id == Project.id).where(
+            ProjectMember.user_id == user.id
+        )
+    return list(session.scalars(query))
+
+
+def counts(session: Session, *, project: Project) -> Counts:
+    items = session.execute(
+        select(
+            func.count(),
+            func.count().filter(Item.status == "ready"),
+            func.count().filter(Item.judgment_count >= project.overlap),
+        ).where(Item.project_id == project.id)
+    ).one()
+    judgments = session.scalar(select(func.count()).select_from(Judgment).where(Judgment.project_id == project.id))
+    members = session.scalar(
+        select(func.count()).select_from(ProjectMember).where(ProjectMember.project_id == project.id)
+    )
+    return Counts(int(items[0]), int(items[1]), int(items[2]), int(judgments or 0), int(members or 0))
+
+
+def members(session: Session, *, project: Project) -> list[dict[str, Any]]:
+    judged = (
+        select(Judgment.annotator_id, func.count().label("n"))
+        .where(Judgment.project_id == project.id)
+        .group_by(Judgment.annotator_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(User, func.coalesce(judged.c.n, 0))
+        .join(ProjectMember, ProjectMember.user_id == User.id)
+        .outerjoin(judged, judged.c.annotator_id == User.id)
+        .where(ProjectMember.project_id == project.id)
+        .order_by(User.username)
+    ).all()
+    return [
+        {"user_id": u.id, "username": u.username, "display_name": u.display_name, "role": u.role, "judgments": int(n)}
+        for u, n in rows
+    ]
+
+
+def add_member(session: Session, *, project: Project, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username.strip()))
+    if user is None:
+        raise NotFound(f"No user {username!r}")
+    exists = session.scalar(
+        select(ProjectMember.id).where(ProjectMember.project_id == project.id, ProjectMember.user_id == user.id)
+    )
+    if exists is None:
+        session.add(ProjectMember(project_id=project.id, user_id=user.id))
+        session.flush()
+    return user
+
+
+def remove_member(session: Session, *, project: Project, user_id: int) -> None:
+    member = session.scalar(
+        select(ProjectMember).where(ProjectMember.project_id == project.id, ProjectMember.user_id == user_id)
+    )
+    if member is None:
+        raise NotFound("Not a member")
+    session.delete(member)
+    session.flush()
+
+
+def recent_activity(session: Session, *, project: Project, limit: int = 20) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(Judgment.id, Judgment.item_id, Judgment.updated_at, Judgment.version, User.username)
+        .join(User, User.id == Judgment.annotator_id)
+        .where(Judgment.project_id == project.id)
+        .order_by(Judgment.updated_at.desc())
+        .limit(limit)
+    ).all()
+    return [{"judgment_id": r[0], "item_id": r[1], "at": r[2], "version": r[3], "username": r[4]} for r in rows]
