@@ -1,0 +1,183 @@
+"""The `prefstudio` command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.config import ROOT, get_settings
+
+cli = typer.Typer(help="prefstudio: human preference data for DPO.", no_args_is_help=True, add_completion=False)
+db_cli = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
+user_cli = typer.Typer(help="Users.", no_args_is_help=True)
+token_cli = typer.Typer(help="API tokens.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(user_cli, name="user")
+cli.add_typer(token_cli, name="token")
+console = Console(stderr=True)
+
+
+def _alembic_config(url: str) -> object:
+    from alembic.config import Config
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    cfg.set_main_option("sqlalchemy.url", url)
+    return cfg
+
+
+def upgrade_database(url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(_alembic_config(url), revision)  # type: ignore[arg-type]
+
+
+@db_cli.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
+    """Migrate the database to the newest schema (or REVISION)."""
+    upgrade_database(get_settings().database_url, revision)
+    console.print(f"database at {revision}")
+
+
+@db_cli.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. base")]) -> None:
+    """Migrate the database back to REVISION."""
+    from alembic import command
+
+    command.downgrade(_alembic_config(get_settings().database_url), revision)  # type: ignore[arg-type]
+    console.print(f"database at {revision}")
+
+
+def _read_password() -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@user_cli.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="Username")],
+    role: Annotated[str, typer.Option(help="admin or annotator")] = "annotator",
+    display_name: Annotated[str, typer.Option(help="Shown name")] = "",
+) -> None:
+    """Add a user; the password is read from stdin (or asked for twice on a terminal)."""
+    from app.auth.service import create_user
+    from app.db import make_database
+    from app.kit.errors import AppError
+
+    password = _read_password()
+    try:
+        with make_database(get_settings()).session() as s:
+            create_user(s, username=name, password=password, role=role, display_name=display_name)
+    except AppError as exc:
+        console.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc
+    console.print(f"user {name} ({role}) added")
+
+
+@token_cli.command("create")
+def token_create(
+    project: Annotated[str | None, typer.Option(help="Project slug (required for export tokens)")] = None,
+    scope: Annotated[
+        str, typer.Option(help="export (read-only export of one project) or api (acts as --user)")
+    ] = "export",
+    user: Annotated[str | None, typer.Option(help="Owner (default: the first admin)")] = None,
+    name: Annotated[str, typer.Option(help="A label for the token list")] = "",
+) -> None:
+    """Create a token and print it once (only its keyed hash is stored)."""
+    from sqlalchemy import select
+
+    from app.auth.service import create_api_token, get_user_by_username
+    from app.db import make_database
+    from app.kit.errors import AppError
+    from app.models import User
+    from app.projects.deps import project_by_slug
+
+    settings = get_settings()
+    try:
+        with make_database(settings).session() as s:
+            owner = (
+                get_user_by_username(s, user)
+                if user
+                else s.scalar(select(User).where(User.role == "admin").order_by(User.id))
+            )
+            if owner is None:
+                raise typer.BadParameter("no such user (or no admin yet: `prefstudio user add NAME --role admin`)")
+            project_id = project_by_slug(s, project).id if project else None
+            _, plain = create_api_token(s, user=owner, scope=scope, settings=settings, project_id=project_id, name=name)
+    except AppError as exc:
+        console.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc
+    print(plain)  # noqa: T201 - the one time the token is shown
+
+
+def _serve(host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:create_app", factory=True, host=host, port=port, proxy_headers=True, forwarded_allow_ips="127.0.0.1"
+    )
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+) -> None:
+    """Serve the web app (run `prefstudio db upgrade` first)."""
+    get_settings()  # fails fast without a secret outside dev/demo
+    _serve(host, port)
+
+
+@cli.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    db: Annotated[Path, typer.Option(help="SQLite file")] = Path("prefstudio-demo.db"),
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Set up and exit")] = False,
+) -> None:
+    """A demo on SQLite: bundled prompts and candidates, an admin and three annotators; then serve."""
+    os.environ["PREFSTUDIO_ENVIRONMENT"] = "demo"
+    os.environ["PREFSTUDIO_DATABASE_URL"] = f"sqlite:///{db.resolve()}"
+    get_settings.cache_clear()
+    settings = get_settings()
+    upgrade_database(settings.database_url)
+    from app.db import make_database
+    from app.demo.seed import seed_demo
+
+    database = make_database(settings)
+    info = seed_demo(database)
+    database.dispose()
+    table = Table(title=f"prefstudio demo — http://{host}:{port}/")
+    for column in ("user", "password", "role"):
+        table.add_column(column)
+    for login in info.logins:
+        table.add_row(login.username, login.password, login.role)
+    Console().print(table)
+    Console().print(f"projects: {', '.join(info.projects)} · database: {db.resolve()}")
+    if not no_serve:
+        _serve(host, port)
+
+
+def _register_domain_commands() -> None:
+    from app.generation.cli import generate_command, worker_command
+    from app.items.cli import import_command
+
+    cli.command("import")(import_command)
+    cli.command("generate")(generate_command)
+    cli.command("worker")(worker_command)
+
+
+_register_domain_commands()
+
+
+def main() -> None:
+    cli()
