@@ -23,7 +23,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.kit.errors import Invalid
@@ -241,6 +243,12 @@ def _csv(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
         yield n, obj
 
 
+def _insert_ignoring_duplicates(session: Session) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return pg_insert(Item).on_conflict_do_nothing()
+    return sqlite_insert(Item).on_conflict_do_nothing()
+
+
 def _is_csv(filename: str) -> bool:
     return filename.lower().endswith((".csv", ".tsv"))
 
@@ -264,53 +272,48 @@ def import_items(
     batch: list[tuple[int, dict[str, Any], str]] = []
 
     def flush() -> None:
-        hashes = [h for _, _, h in batch]
-        ids = [r["external_id"] for _, r, _ in batch if r["external_id"] is not None]
-        existing_hashes = set(
-            session.scalars(select(Item.prompt_hash).where(Item.project_id == project.id, Item.prompt_hash.in_(hashes)))
-        )
-        existing_ids = set(
-            session.scalars(select(Item.external_id).where(Item.project_id == project.id, Item.external_id.in_(ids)))
-            if ids
-            else []
-        )
-        rows, candidates_by_hash = [], {}
-        for line, record, h in batch:
-            if h in existing_hashes:
-                result.duplicates.append({"line": line, "reason": "prompt already in the project"})
-            elif record["external_id"] in existing_ids:
-                result.duplicates.append(
-                    {"line": line, "reason": f"id {record['external_id']!r} already in the project"}
-                )
-            else:
-                rows.append(
-                    {
-                        "project_id": project.id,
-                        "external_id": record["external_id"],
-                        "prompt": record["prompt"],
-                        "prompt_hash": h,
-                        "meta": record["meta"],
-                        "status": "ready" if record["candidates"] else "pending",
-                        "round": 0,
-                        "claims": 0,
-                        "judgment_count": 0,
-                    }
-                )
-                candidates_by_hash[h] = record["candidates"]
+        rows = [
+            {
+                "project_id": project.id,
+                "external_id": record["external_id"],
+                "prompt": record["prompt"],
+                "prompt_hash": h,
+                "meta": record["meta"],
+                "status": "ready" if record["candidates"] else "pending",
+                "round": 0,
+                "claims": 0,
+                "judgment_count": 0,
+            }
+            for _, record, h in batch
+        ]
+        pending_batch = batch[:]
         batch.clear()
         if errors or not rows:
             return  # the import will be refused: validate the rest, write nothing more
-        inserted = session.execute(insert(Item).returning(Item.id, Item.prompt_hash), rows).all()
-        candidate_rows = [
-            {"item_id": item_id, "round": 0, "position": i, "params": {}, **c}
-            for item_id, h in inserted
-            for i, c in enumerate(candidates_by_hash[h])
-        ]
+        # Duplicates of what the project already holds are left out by the unique constraints themselves
+        # (no look-up query: inside one long transaction the planner would scan the growing table).
+        inserted = dict(
+            session.execute(_insert_ignoring_duplicates(session).returning(Item.prompt_hash, Item.id), rows)
+            .tuples()
+            .all()
+        )
+        candidate_rows = []
+        for line, record, h in pending_batch:
+            item_id = inserted.get(h)
+            if item_id is None:
+                result.duplicates.append({"line": line, "reason": "already in the project (same prompt or id)"})
+                continue
+            candidate_rows.extend(
+                {"item_id": item_id, "round": 0, "position": i, "params": {}, **c}
+                for i, c in enumerate(record["candidates"])
+            )
+            result.created += 1
+            if record["candidates"]:
+                result.ready += 1
+            else:
+                result.pending += 1
         if candidate_rows:
             session.execute(insert(Candidate), candidate_rows)
-        result.created += len(rows)
-        result.ready += sum(1 for r in rows if r["status"] == "ready")
-        result.pending += sum(1 for r in rows if r["status"] == "pending")
 
     for line, obj in records:
         result.lines = line
