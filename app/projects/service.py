@@ -140,6 +140,8 @@ def members(session: Session, *, project: Project) -> list[dict[str, Any]]:
 
 
 def add_member(session: Session, *, project: Project, username: str) -> User:
+    if not username.strip():
+        raise Invalid("Give the username to add")
     user = session.scalar(select(User).where(User.username == username.strip()))
     if user is None:
         raise NotFound(f"No user {username!r}")
