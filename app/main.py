@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -96,7 +96,13 @@ def _error_response(request: Request, status_code: int, detail: Any) -> Response
         return JSONResponse({"detail": detail}, status_code=status_code)
     message = detail if isinstance(detail, str) else "The request could not be processed."
     if status_code == 401:
-        login_url = "/login?next=" + quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        # Back to where the user was after logging in: for htmx the page they are on, not the request's URL.
+        current = urlsplit(request.headers.get("HX-Current-URL", "")) if is_htmx(request) else None
+        if current and current.path:
+            back = current.path + (f"?{current.query}" if current.query else "")
+        else:
+            back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        login_url = "/login?next=" + quote(back)
         if is_htmx(request):
             return Response(status_code=401, headers={"HX-Redirect": login_url})
         return RedirectResponse(login_url, status_code=303)

@@ -22,3 +22,16 @@
     setTimeout(function () { t.remove(); }, 8000);
   });
 })();
+
+// Upload progress for forms marked data-upload-progress (the import form): bytes sent, then "importing…".
+(function () {
+  "use strict";
+  document.addEventListener("htmx:xhr:progress", function (ev) {
+    const form = ev.target.closest && ev.target.closest("form[data-upload-progress]");
+    if (!form || !ev.detail.lengthComputable) return;
+    const bar = form.querySelector("progress");
+    bar.hidden = false;
+    bar.value = Math.round((ev.detail.loaded / ev.detail.total) * 100);
+    if (ev.detail.loaded >= ev.detail.total) form.querySelector(".upload-status").hidden = false;
+  });
+})();

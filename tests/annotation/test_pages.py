@@ -134,8 +134,13 @@ def test_session_expiry_mid_judgment_keeps_the_lease(
     lease = _assignment_id(_claim(client))
     with db.session() as s:
         s.execute(update(AuthSession).values(last_seen_at=utcnow() - timedelta(days=2)))
-    r = client.post(f"/projects/p/annotate/{lease}", data=_form("A"), headers=HX)
-    assert r.status_code == 401 and r.headers["HX-Redirect"].startswith("/login?next=")
+    r = client.post(
+        f"/projects/p/annotate/{lease}",
+        data=_form("A"),
+        headers={**HX, "HX-Current-URL": "http://testserver/projects/p/annotate"},
+    )
+    # Back to the page (not the POST URL) after login; the page's script then resubmits the kept draft.
+    assert r.status_code == 401 and r.headers["HX-Redirect"] == "/login?next=/projects/p/annotate"
     login_as(ann["user"])
     page = client.get("/projects/p/annotate")
     assert _assignment_id(page.text) == lease  # the draft's item is still theirs
