@@ -360,7 +360,7 @@ def verdicts_of(session: Session, judgment_ids: list[int]) -> dict[int, dict[str
         return out
     for v in session.scalars(select(Verdict).where(Verdict.judgment_id.in_(judgment_ids))):
         out[v.judgment_id][v.dimension] = VerdictIn(
-            kind=v.kind,  # type: ignore[arg-type]
+            kind=v.kind,
             chosen=v.chosen_candidate_id,
             rejected=v.rejected_candidate_id,
         )
@@ -386,7 +386,7 @@ _counts_lock = threading.Lock()
 def _project_counts(session: Session, project: Project) -> tuple[int, int, int]:
     """(ready items, items with r judgments, members): counted at most every few seconds per project,
     so that pulling the next item stays cheap in a project of 100k items."""
-    key = (str(session.get_bind().url), project.id, project.created_at)
+    key = (str(session.get_bind().engine.url), project.id, project.created_at)
     now = time.monotonic()
     with _counts_lock:
         hit = _counts_cache.get(key)
@@ -437,7 +437,7 @@ def verdicts_from_form(form: dict[str, str], *, project: Project, display_order:
         value = (form.get(dim) or "").strip()
         try:
             if value in ("tie", "na"):
-                verdicts[dim] = VerdictIn(kind=value)  # type: ignore[arg-type]
+                verdicts[dim] = VerdictIn.model_validate({"kind": value})
             elif len(display_order) == 2 and value in letters:
                 other = next(c for letter, c in letters.items() if letter != value)
                 verdicts[dim] = VerdictIn(kind="preference", chosen=letters[value], rejected=other)

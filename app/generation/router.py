@@ -95,11 +95,7 @@ def start(
     except ValueError as exc:
         raise Invalid("Item ids must be numbers") from exc
     try:
-        request_in = JobIn(selection=form.get("selection", "missing"), item_ids=ids)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        raise Invalid("Choose what to generate for") from exc
-    try:
-        request_in = JobIn(selection=form.get("selection", "missing"), item_ids=ids)  # type: ignore[arg-type]
+        request_in = JobIn.model_validate({"selection": form.get("selection", "missing"), "item_ids": ids})
     except ValidationError as exc:
         raise Invalid("Choose what to generate for") from exc
     service.start_job(session, project=project, request=request_in, user_id=user.id)

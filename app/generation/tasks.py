@@ -45,7 +45,7 @@ async def _todo(db: Database, job: Job) -> AsyncIterator[tuple[int, Any, int, bo
             else:
                 ids = [int(i) for i in regen] + list(pending_ids or [])
                 query = query.where(Item.id.in_(sorted(i for i in ids if i > after)[:CHUNK]))
-            return [tuple(r) for r in s.execute(query.order_by(Item.id).limit(CHUNK))]  # type: ignore[misc]
+            return [(r[0], r[1], r[2], r[3]) for r in s.execute(query.order_by(Item.id).limit(CHUNK))]
 
     after = 0
     while True:
@@ -87,6 +87,16 @@ class _Progress:
             "eta_s": round(remaining / rate_items, 1) if rate_items > 0 else None,
             "elapsed_s": round(elapsed, 1),
         }
+
+
+def _finished_callback(
+    tasks: set[asyncio.Task[None]], limit: asyncio.Semaphore
+) -> Callable[[asyncio.Task[None]], None]:
+    def done(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        limit.release()
+
+    return done
 
 
 async def run_generation_job(
@@ -175,7 +185,7 @@ async def run_generation_job(
                 break
             task = asyncio.create_task(one(item_id, prompt, from_round, regenerate))
             tasks.add(task)
-            task.add_done_callback(lambda t: (tasks.discard(t), limit.release()))
+            task.add_done_callback(_finished_callback(tasks, limit))
         while tasks and not fatal and state == "running":
             await asyncio.wait(tasks, timeout=COMMIT_EVERY_S)
     finally:

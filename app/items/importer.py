@@ -120,7 +120,7 @@ def _candidates(value: Any, k: int) -> list[dict[str, Any]]:
         unknown = set(c) - CANDIDATE_FIELDS
         if unknown:
             raise LineError(f"candidate {i}: unknown field(s) {', '.join(sorted(unknown))}")
-        row = {"text": _text(c.get("text"), f"candidate {i} text")}
+        row: dict[str, Any] = {"text": _text(c.get("text"), f"candidate {i} text")}
         if c.get("model") is not None:
             row["model"] = str(c["model"])[:200]
         if c.get("params") is not None:
@@ -297,7 +297,7 @@ def import_items(
             .tuples()
             .all()
         )
-        candidate_rows = []
+        candidate_rows: list[dict[str, Any]] = []
         for line, record, h in pending_batch:
             item_id = inserted.get(h)
             if item_id is None:

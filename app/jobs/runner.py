@@ -10,14 +10,15 @@ import socket
 import threading
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from app.db import Database
 from app.jobs import service as jobs
 
 log = logging.getLogger("prefstudio.worker")
 
-Runner = Callable[[Database, int, str], Awaitable[str]]
+Runner = Callable[[Database, int, str], Coroutine[Any, Any, str]]
 
 
 def _registry() -> dict[str, Runner]:
@@ -43,7 +44,7 @@ def run_one(db: Database, *, worker_id: str, job_id: int | None = None) -> tuple
         claimed, kind = job.id, job.kind
     log.info("job %s (%s) started by %s", claimed, kind, worker_id)
     try:
-        state = asyncio.run(registry[kind](db, claimed, worker_id))
+        state: str = asyncio.run(registry[kind](db, claimed, worker_id))
     except Exception as exc:  # a bug or an outage: the job fails with the reason, the worker lives on
         log.error("job %s crashed: %s", claimed, traceback.format_exc())
         with db.session() as s:
