@@ -117,7 +117,7 @@ async def run_generation_job(
         k = project.k
     progress = _Progress(job)
     own_client = client is None
-    http = client or httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=256))
+    http = client or httpx.AsyncClient(limits=httpx.Limits(max_connections=None))
     pool = Pool(settings, http)
     finished: list[tuple[int, int, bool, list[Sample]]] = []
     state = "running"

@@ -207,3 +207,50 @@ def test_killed_worker_resumes_without_duplicates(db: Database, fake: FakeOpenAI
         project = s.get(Project, project_id)
         assert project is not None
         assert s.scalar(select(func.count()).select_from(Candidate)) == 3 * n
+
+
+def test_cli_generate_runs_the_job_with_a_progress_bar(
+    db: Database, fake: FakeOpenAI, settings: Any, monkeypatch: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from app.config import get_settings
+
+    project_id, job_id = _project(db, fake, 4)
+    with db.session() as s:  # the CLI queues its own job: drop the one the helper queued
+        jobs.cancel(s, job=jobs.get_job(s, job_id=job_id))
+    monkeypatch.setenv("PREFSTUDIO_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("PREFSTUDIO_SECRET_KEY", settings.secret_key)
+    monkeypatch.setenv("PREFSTUDIO_ENVIRONMENT", "test")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["generate", "gen"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "done; 12 candidates" in result.output
+    _check_complete(db, project_id, 4)
+
+
+def test_nul_in_model_output_is_stored_as_replacement_character(db: Database) -> None:
+    with db.session() as s:
+        project = make_project(s, "nul", k=2, overlap=1)
+        item = make_item(s, project, "q", candidates=[])
+        samples = [
+            Sample(
+                text=t,
+                model="m",
+                base_url="u",
+                params={},
+                seed=1,
+                finish_reason="stop",
+                prompt_tokens=1,
+                completion_tokens=1,
+                latency_ms=1.0,
+            )
+            for t in ("a\x00b", "c")
+        ]
+        assert service.store_candidates(s, item_id=item.id, from_round=0, regenerate=False, samples=samples)
+    with db.session(write=False) as s:
+        assert s.scalar(select(Candidate.text).where(Candidate.position == 0)) == "a\ufffdb"
