@@ -1,0 +1,170 @@
+"""Agreement statistics over preference pairs — pure functions over arrays, no database.
+
+The unit of agreement is a preference pair (SPEC): for an item, a dimension, and two candidates i < j in
+canonical order, each annotator's judgment implies a label — FIRST (i better), SECOND (j better) or TIE —
+or nothing ("n.a.", or a pair the judgment does not imply). Missing is missing, never a category.
+
+Library code does the statistics: statsmodels (Fleiss), scikit-learn (Cohen), krippendorff (α).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+import krippendorff
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.metrics import cohen_kappa_score
+from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
+
+FIRST, SECOND, TIE = 0, 1, 2
+CATEGORIES = (FIRST, SECOND, TIE)
+
+Pair = tuple[int, int]
+
+
+def implied_pairs(kind: str, chosen: int | None, rejected: int | None, k: int) -> dict[Pair, int]:
+    """The labelled pairs (canonical positions i < j) that one verdict implies.
+
+    A preference of best ≻ worst implies best ≻ every other and every other ≻ worst (k = 2: one pair);
+    a tie implies a tie on every pair; "n.a." implies nothing.
+    """
+    if kind == "na":
+        return {}
+    if kind == "tie":
+        return dict.fromkeys(combinations(range(k), 2), TIE)
+    if chosen is None or rejected is None or chosen == rejected:
+        raise ValueError("a preference needs two different candidates")
+    pairs: dict[Pair, int] = {}
+
+    def prefer(winner: int, loser: int) -> None:
+        i, j = min(winner, loser), max(winner, loser)
+        pairs[(i, j)] = FIRST if winner == i else SECOND
+
+    for other in range(k):
+        if other != chosen:
+            prefer(chosen, other)
+        if other not in (chosen, rejected):
+            prefer(other, rejected)
+    return pairs
+
+
+def reliability_matrix(units: Sequence[Sequence[int | None]]) -> NDArray[np.float64]:
+    """raters × units with NaN for missing, from units given as one label (or None) per rater."""
+    data = np.array([[np.nan if v is None else float(v) for v in unit] for unit in units], dtype=float)
+    return data.T if data.size else np.empty((0, 0))
+
+
+def percent_agreement(data: NDArray[np.float64]) -> float:
+    """Share of agreeing rater pairs within units, over all units with at least two ratings."""
+    agree = total = 0
+    for unit in data.T:
+        values = unit[~np.isnan(unit)]
+        n = len(values)
+        if n < 2:
+            continue
+        counts = np.unique(values, return_counts=True)[1]
+        agree += int((counts * (counts - 1)).sum() // 2)
+        total += n * (n - 1) // 2
+    return agree / total if total else float("nan")
+
+
+def fleiss(data: NDArray[np.float64], r: int | None = None) -> tuple[float, int]:
+    """Fleiss' κ over the units rated by exactly ``r`` raters (default: the most common count).
+
+    Fleiss' κ assumes the same number of ratings per unit, so units with fewer (or more) are left out;
+    returns (κ, units used).
+    """
+    counts = (~np.isnan(data)).sum(axis=0)
+    if r is None:
+        values, freq = np.unique(counts[counts >= 2], return_counts=True)
+        if not len(values):
+            return float("nan"), 0
+        r = int(values[np.argmax(freq)])
+    full = data[:, counts == r]
+    if full.shape[1] == 0:
+        return float("nan"), 0
+    # Per unit, its r ratings (rater identity does not matter to Fleiss).
+    per_unit = np.array([col[~np.isnan(col)] for col in full.T], dtype=int)
+    table, _ = aggregate_raters(per_unit, n_cat=len(CATEGORIES))
+    return float(fleiss_kappa(table, method="fleiss")), int(full.shape[1])
+
+
+def fleiss_from_table(table: NDArray[np.int64]) -> float:
+    """Fleiss' κ from a units × categories count table (each row sums to the same r)."""
+    return float(fleiss_kappa(np.asarray(table), method="fleiss"))
+
+
+def cohen(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[float, int]:
+    """Cohen's κ of two raters over the units both rated; returns (κ, shared units)."""
+    both = ~np.isnan(a) & ~np.isnan(b)
+    n = int(both.sum())
+    if n == 0:
+        return float("nan"), 0
+    x, y = a[both].astype(int), b[both].astype(int)
+    if len(set(x) | set(y)) == 1:  # one label only: agreement is perfect but κ is undefined
+        return float("nan"), n
+    return float(cohen_kappa_score(x, y, labels=list(CATEGORIES))), n
+
+
+def alpha(data: NDArray[np.float64]) -> float:
+    """Krippendorff's α (nominal), which handles missing ratings."""
+    usable = data[:, (~np.isnan(data)).sum(axis=0) >= 2]
+    if usable.shape[1] == 0 or len(np.unique(usable[~np.isnan(usable)])) < 2:
+        return float("nan")
+    return float(krippendorff.alpha(reliability_data=usable, level_of_measurement="nominal"))
+
+
+@dataclass
+class Interval:
+    low: float
+    high: float
+
+
+def bootstrap(
+    data: NDArray[np.float64],
+    statistic: Callable[[NDArray[np.float64]], float],
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> Interval:
+    """Percentile bootstrap interval of ``statistic``, resampling units (columns) with replacement."""
+    n = data.shape[1]
+    if n < 2:
+        return Interval(float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        value = statistic(data[:, rng.integers(0, n, n)])
+        if not np.isnan(value):
+            values.append(value)
+    if not values:
+        return Interval(float("nan"), float("nan"))
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return Interval(float(low), float(high))
+
+
+LANDIS_KOCH = [
+    (0.0, "poor (no better than chance)"),
+    (0.20, "slight"),
+    (0.40, "fair"),
+    (0.60, "moderate"),
+    (0.80, "substantial"),
+    (1.01, "almost perfect"),
+]
+
+
+def landis_koch(kappa: float) -> str:
+    """The Landis–Koch band of a κ or α value."""
+    if np.isnan(kappa):
+        return "not enough data"
+    if kappa < 0:
+        return "poor (worse than chance)"
+    for upper, label in LANDIS_KOCH[1:]:
+        if kappa <= upper:
+            return label
+    return "almost perfect"

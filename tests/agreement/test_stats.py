@@ -1,0 +1,101 @@
+"""Agreement statistics: textbook examples to 3 decimals, planted agreement, implied pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.agreement import stats
+from app.agreement.stats import FIRST, SECOND, TIE
+
+# Fleiss (1971) as reproduced in the standard worked example: 10 subjects, 14 raters, 5 categories.
+FLEISS_TABLE = np.array(
+    [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
+)
+
+# Krippendorff (2011), "Computing Krippendorff's alpha-reliability": 4 observers, 12 units, nominal, gaps.
+KRIPP = np.array(
+    [
+        [1, 2, 3, 3, 2, 1, 4, 1, 2, np.nan, np.nan, np.nan],
+        [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, np.nan, 3],
+        [np.nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, np.nan],
+        [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, np.nan],
+    ]
+)
+
+
+def test_fleiss_1971_worked_example() -> None:
+    assert round(stats.fleiss_from_table(FLEISS_TABLE), 3) == 0.210
+
+
+def test_cohen_textbook_example() -> None:
+    # 50 proposals: both yes 20, A yes/B no 5, A no/B yes 10, both no 15 → κ = 0.4.
+    a = np.array([0] * 20 + [0] * 5 + [1] * 10 + [1] * 15, dtype=float)
+    b = np.array([0] * 20 + [1] * 5 + [0] * 10 + [1] * 15, dtype=float)
+    kappa, n = stats.cohen(a, b)
+    assert n == 50 and round(kappa, 3) == 0.400
+
+
+def test_krippendorff_nominal_with_missing_values() -> None:
+    import krippendorff
+
+    assert round(float(krippendorff.alpha(reliability_data=KRIPP, level_of_measurement="nominal")), 3) == 0.743
+    # Our wrapper drops units with fewer than two ratings, which α ignores anyway: same value.
+    assert round(stats.alpha(np.where(np.isnan(KRIPP), np.nan, KRIPP)), 3) == 0.743
+
+
+def test_identical_raters_agree_perfectly() -> None:
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 3, 300).astype(float)
+    data = np.vstack([truth, truth, truth])
+    assert stats.fleiss(data)[0] == pytest.approx(1.0)
+    assert stats.alpha(data) == pytest.approx(1.0)
+    assert stats.cohen(data[0], data[1])[0] == pytest.approx(1.0)
+    assert stats.percent_agreement(data) == 1.0
+
+
+def test_random_raters_are_near_zero_within_the_interval() -> None:
+    rng = np.random.default_rng(7)
+    data = rng.integers(0, 3, (3, 2000)).astype(float)
+    kappa, used = stats.fleiss(data)
+    assert used == 2000 and abs(kappa) < 0.05
+    interval = stats.bootstrap(data, lambda d: stats.fleiss(d)[0], resamples=200, seed=3)
+    assert interval.low < 0 < interval.high
+    assert abs(stats.alpha(data)) < 0.05
+
+
+def test_fleiss_uses_only_units_with_the_full_number_of_ratings() -> None:
+    data = np.array([[0, 1, 2, 0], [0, 1, 2, np.nan], [0, 1, 2, 1]], dtype=float)
+    kappa, used = stats.fleiss(data)
+    assert used == 3 and kappa == pytest.approx(1.0)
+
+
+def test_implied_pairs() -> None:
+    # k = 2: one pair.
+    assert stats.implied_pairs("preference", 1, 0, 2) == {(0, 1): SECOND}
+    assert stats.implied_pairs("tie", None, None, 2) == {(0, 1): TIE}
+    assert stats.implied_pairs("na", None, None, 2) == {}
+    # k = 4, best 2, worst 0: best ≻ every other, every other ≻ worst; (1, 3) is not implied.
+    pairs = stats.implied_pairs("preference", 2, 0, 4)
+    assert pairs == {(0, 2): SECOND, (1, 2): SECOND, (2, 3): FIRST, (0, 1): SECOND, (0, 3): SECOND}
+    with pytest.raises(ValueError, match="two different"):
+        stats.implied_pairs("preference", 1, 1, 3)
+
+
+def test_landis_koch_bands() -> None:
+    assert stats.landis_koch(-0.1).startswith("poor")
+    assert stats.landis_koch(0.15) == "slight"
+    assert stats.landis_koch(0.5) == "moderate"
+    assert stats.landis_koch(0.9) == "almost perfect"
+    assert stats.landis_koch(float("nan")) == "not enough data"
