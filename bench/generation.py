@@ -64,7 +64,9 @@ async def direct(base: str, texts: list[str], k: int, max_tokens: int, *, at_onc
         else:
             counts = [await one(i, t) for i, t in enumerate(texts)]
         elapsed = time.perf_counter() - started
-        print(f"direct (at_once={at_once}): {elapsed:.2f} s wall, {time.process_time() - cpu:.2f} s CPU in this process")
+        print(
+            f"direct (at_once={at_once}): {elapsed:.2f} s wall, {time.process_time() - cpu:.2f} s CPU in this process"
+        )
         return sum(counts) / elapsed
 
 
@@ -113,7 +115,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=32)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=64, help="also measured: every prompt in flight")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     python = vllm.vllm_python()
@@ -126,17 +128,24 @@ def main() -> None:
         # Warm-up: the CPU build compiles kernels for batch shapes it has not seen yet.
         asyncio.run(direct(base, texts, args.k, args.max_tokens, at_once=True))
         through_job(base, texts, args.k, args.max_tokens, args.concurrency)
-        ceilings, jobs_ = [], []
+        levels = sorted({args.concurrency, len(texts)})
+        ceilings: list[float] = []
+        jobs_: dict[int, list[float]] = {c: [] for c in levels}
         for _ in range(args.repeat):  # interleaved, medians: two cores make single runs noisy
             ceilings.append(asyncio.run(direct(base, texts, args.k, args.max_tokens, at_once=True)))
-            jobs_.append(through_job(base, texts, args.k, args.max_tokens, args.concurrency))
-        ceiling, job = statistics.median(ceilings), statistics.median(jobs_)
+            for c in levels:
+                jobs_[c].append(through_job(base, texts, args.k, args.max_tokens, c))
+        ceiling = statistics.median(ceilings)
         floor = asyncio.run(direct(base, texts[: max(20, len(texts) // 5)], args.k, args.max_tokens, at_once=False))
-    print(f"prompts={args.prompts} k={args.k} max_tokens={args.max_tokens} concurrency={args.concurrency}")  # noqa: T201
-    print(f"ceiling (all at once)   {ceiling:8.1f} candidates/s")  # noqa: T201
-    print(f"floor (one at a time)   {floor:8.1f} candidates/s")  # noqa: T201
-    print(f"prefstudio job          {job:8.1f} candidates/s")  # noqa: T201
-    print(f"job / ceiling = {job / ceiling:.2f}   job / floor = {job / floor:.1f}")  # noqa: T201
+    print(f"prompts={args.prompts} k={args.k} max_tokens={args.max_tokens} repeats={args.repeat} (medians)")
+    print(f"ceiling (all at once)            {ceiling:8.1f} candidates/s")
+    print(f"floor (one at a time)            {floor:8.1f} candidates/s")
+    for c in levels:
+        job = statistics.median(jobs_[c])
+        print(
+            f"prefstudio job, {c:4d} in flight  {job:8.1f} candidates/s   "
+            f"job/ceiling = {job / ceiling:.2f}   job/floor = {job / floor:.1f}"
+        )
 
 
 if __name__ == "__main__":
