@@ -174,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             session.execute(text("SELECT 1"))
         return {"status": "ok"}
 
+    from app.agreement import api as agreement_api
     from app.annotation import api as annotation_api
     from app.annotation import router as annotation_router
     from app.auth import api as auth_api
@@ -187,6 +188,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in (auth_router, projects_router, items_router, annotation_router, generation_router):
         app.include_router(module.router)
-    for module in (auth_api, projects_api, items_api, annotation_api, generation_api):
+    for module in (auth_api, projects_api, items_api, annotation_api, generation_api, agreement_api):
         app.include_router(module.router, prefix="/api/v1")
     return app

@@ -127,18 +127,28 @@ def bootstrap(
     data: NDArray[np.float64],
     statistic: Callable[[NDArray[np.float64]], float],
     *,
+    groups: NDArray[np.int64] | None = None,
     resamples: int = 1000,
     seed: int = 0,
     level: float = 0.95,
 ) -> Interval:
-    """Percentile bootstrap interval of ``statistic``, resampling units (columns) with replacement."""
-    n = data.shape[1]
+    """Percentile bootstrap interval of ``statistic``, resampling with replacement.
+
+    With ``groups`` (one group id per unit column, e.g. the item a pair belongs to) whole groups are
+    resampled — the pairs of one item are not independent; without, single units.
+    """
+    if groups is None:
+        groups = np.arange(data.shape[1])
+    ids, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(ids))]
+    n = len(ids)
     if n < 2:
         return Interval(float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(resamples):
-        value = statistic(data[:, rng.integers(0, n, n)])
+        chosen = rng.integers(0, n, n)
+        value = statistic(data[:, np.concatenate([members[g] for g in chosen])])
         if not np.isnan(value):
             values.append(value)
     if not values:

@@ -1,0 +1,50 @@
+"""Agreement figures as JSON."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class IntervalOut(BaseModel):
+    low: float | None
+    high: float | None
+
+
+class DimensionFigures(BaseModel):
+    dimension: str
+    units: int  # preference pairs with at least two ratings
+    fleiss_kappa: float | None
+    fleiss_units: int  # pairs rated by exactly r annotators (the ones Fleiss' κ uses)
+    fleiss_ci: IntervalOut | None
+    alpha: float | None
+    alpha_ci: IntervalOut | None
+    percent_agreement: float | None
+    meaning: str
+    labels: dict[str, int]  # first / second / tie counts
+
+
+class PairKappa(BaseModel):
+    a: str
+    b: str
+    kappa: float | None
+    shared_units: int
+
+
+class AnnotatorFigures(BaseModel):
+    annotator: str
+    judgments: int
+    median_seconds: float | None
+    majority_agreement: float | None  # with the leave-one-out majority, overall pairs
+    tie_rate: float
+    all_bad_rate: float
+    left_choice_rate: float | None  # share of overall preferences for the left-most candidate shown
+    outlier: bool
+
+
+class AgreementOut(BaseModel):
+    project: str
+    overlap: int
+    dimensions: list[DimensionFigures]
+    pairs: list[PairKappa]
+    annotators: list[AnnotatorFigures]
+    note: str
