@@ -1,7 +1,7 @@
 """Import rate: 100k JSONL lines (text prompts with 2 candidates each) into a fresh project.
 
-    python bench/import_rate.py                       # a temporary SQLite file
-    PREFSTUDIO_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/bench python bench/import_rate.py
+python bench/import_rate.py                       # a temporary SQLite file
+PREFSTUDIO_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/bench python bench/import_rate.py
 """
 
 from __future__ import annotations
@@ -32,8 +32,15 @@ def main() -> None:
     upgrade_database(url)
     db = make_database(Settings(environment="dev", database_url=url))
     body = "".join(
-        json.dumps({"id": f"x{i}", "prompt": f"Benchmark prompt number {i}: explain item {i * 7}.",
-                    "candidates": [f"first answer {i}", f"second answer {i}"], "meta": {"n": i}}) + "\n"
+        json.dumps(
+            {
+                "id": f"x{i}",
+                "prompt": f"Benchmark prompt number {i}: explain item {i * 7}.",
+                "candidates": [f"first answer {i}", f"second answer {i}"],
+                "meta": {"n": i},
+            }
+        )
+        + "\n"
         for i in range(LINES)
     ).encode()
     with db.session() as s:
@@ -45,8 +52,10 @@ def main() -> None:
         project = s.get(Project, project.id)
         result = import_items(s, project=project, stream=io.BytesIO(body), filename="bench.jsonl")  # type: ignore[arg-type]
     elapsed = time.perf_counter() - started
-    print(f"backend={url.split(':', 1)[0]} lines={LINES} created={result.created} "
-          f"({len(body) / 1e6:.1f} MB) in {elapsed:.2f} s = {LINES / elapsed:,.0f} lines/s")
+    print(
+        f"backend={url.split(':', 1)[0]} lines={LINES} created={result.created} "
+        f"({len(body) / 1e6:.1f} MB) in {elapsed:.2f} s = {LINES / elapsed:,.0f} lines/s"
+    )
 
 
 if __name__ == "__main__":
