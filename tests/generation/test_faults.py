@@ -40,6 +40,23 @@ def _project(db: Database, fake: FakeOpenAI, n_items: int, **gen: Any) -> tuple[
         return project.id, job.id
 
 
+def _samples(*texts: str) -> list[Sample]:
+    return [
+        Sample(
+            text=t,
+            model="m",
+            base_url="u",
+            params={},
+            seed=1,
+            finish_reason="stop",
+            prompt_tokens=1,
+            completion_tokens=1,
+            latency_ms=1.0,
+        )
+        for t in texts
+    ]
+
+
 def _check_complete(db: Database, project_id: int, n_items: int, k: int = 3) -> None:
     with db.session(write=False) as s:
         assert s.scalar(select(func.count()).where(Item.project_id == project_id, Item.status == "ready")) == n_items
@@ -120,20 +137,7 @@ def test_store_candidates_moves_an_item_only_once(db: Database, fake: FakeOpenAI
     with db.session() as s:
         project = make_project(s, "once", k=2, overlap=1)
         item = make_item(s, project, "q", candidates=[])
-        samples = [
-            Sample(
-                text=t,
-                model="m",
-                base_url="u",
-                params={},
-                seed=1,
-                finish_reason="stop",
-                prompt_tokens=1,
-                completion_tokens=1,
-                latency_ms=1.0,
-            )
-            for t in ("a", "b")
-        ]
+        samples = _samples("a", "b")
         assert service.store_candidates(s, item_id=item.id, from_round=0, regenerate=False, samples=samples)
         assert not service.store_candidates(s, item_id=item.id, from_round=0, regenerate=False, samples=samples)
         assert s.scalar(select(func.count()).select_from(Candidate)) == 2
@@ -237,20 +241,7 @@ def test_nul_in_model_output_is_stored_as_replacement_character(db: Database) ->
     with db.session() as s:
         project = make_project(s, "nul", k=2, overlap=1)
         item = make_item(s, project, "q", candidates=[])
-        samples = [
-            Sample(
-                text=t,
-                model="m",
-                base_url="u",
-                params={},
-                seed=1,
-                finish_reason="stop",
-                prompt_tokens=1,
-                completion_tokens=1,
-                latency_ms=1.0,
-            )
-            for t in ("a\x00b", "c")
-        ]
+        samples = _samples("a\x00b", "c")
         assert service.store_candidates(s, item_id=item.id, from_round=0, regenerate=False, samples=samples)
     with db.session(write=False) as s:
         assert s.scalar(select(Candidate.text).where(Candidate.position == 0)) == "a\ufffdb"
