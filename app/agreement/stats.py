@@ -17,7 +17,7 @@ import krippendorff
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics import cohen_kappa_score
-from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
+from statsmodels.stats.inter_rater import fleiss_kappa
 
 FIRST, SECOND, TIE = 0, 1, 2
 CATEGORIES = (FIRST, SECOND, TIE)
@@ -59,16 +59,14 @@ def reliability_matrix(units: Sequence[Sequence[int | None]]) -> NDArray[np.floa
 
 def percent_agreement(data: NDArray[np.float64]) -> float:
     """Share of agreeing rater pairs within units, over all units with at least two ratings."""
-    agree = total = 0
-    for unit in data.T:
-        values = unit[~np.isnan(unit)]
-        n = len(values)
-        if n < 2:
-            continue
-        counts = np.unique(values, return_counts=True)[1]
-        agree += int((counts * (counts - 1)).sum() // 2)
-        total += n * (n - 1) // 2
-    return agree / total if total else float("nan")
+    present = ~np.isnan(data)
+    n = present.sum(axis=0)
+    counts = np.stack([(data == c).sum(axis=0) for c in CATEGORIES])  # categories × units
+    agreeing = (counts * (counts - 1) // 2).sum(axis=0)
+    pairs = n * (n - 1) // 2
+    usable = n >= 2
+    total = int(pairs[usable].sum())
+    return float(agreeing[usable].sum() / total) if total else float("nan")
 
 
 def fleiss(data: NDArray[np.float64], r: int | None = None) -> tuple[float, int]:
@@ -86,9 +84,8 @@ def fleiss(data: NDArray[np.float64], r: int | None = None) -> tuple[float, int]
     full = data[:, counts == r]
     if full.shape[1] == 0:
         return float("nan"), 0
-    # Per unit, its r ratings (rater identity does not matter to Fleiss).
-    per_unit = np.array([col[~np.isnan(col)] for col in full.T], dtype=int)
-    table, _ = aggregate_raters(per_unit, n_cat=len(CATEGORIES))
+    # units × categories counts (rater identity does not matter to Fleiss), then statsmodels' κ.
+    table = np.stack([(full == c).sum(axis=0) for c in CATEGORIES], axis=1)
     return float(fleiss_kappa(table, method="fleiss")), int(full.shape[1])
 
 
@@ -139,16 +136,20 @@ def bootstrap(
     """
     if groups is None:
         groups = np.arange(data.shape[1])
-    ids, inverse = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(inverse == g) for g in range(len(ids))]
-    n = len(ids)
+    _, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    n = len(sizes)
     if n < 2:
         return Interval(float("nan"), float("nan"))
+    order = np.argsort(inverse, kind="stable")  # units grouped, group by group
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(resamples):
         chosen = rng.integers(0, n, n)
-        value = statistic(data[:, np.concatenate([members[g] for g in chosen])])
+        # The units of the chosen groups: each group's start repeated over its size, plus 0..size-1.
+        lengths = sizes[chosen]
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        value = statistic(data[:, order[np.repeat(starts[chosen], lengths) + offsets]])
         if not np.isnan(value):
             values.append(value)
     if not values:

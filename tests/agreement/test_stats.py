@@ -99,3 +99,28 @@ def test_landis_koch_bands() -> None:
     assert stats.landis_koch(0.5) == "moderate"
     assert stats.landis_koch(0.9) == "almost perfect"
     assert stats.landis_koch(float("nan")) == "not enough data"
+
+
+def test_fleiss_counting_matches_statsmodels_aggregate_raters() -> None:
+    from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
+
+    rng = np.random.default_rng(11)
+    truth = rng.integers(0, 3, 500)
+    data = np.where(rng.random((4, 500)) < 0.7, truth, rng.integers(0, 3, (4, 500))).astype(float)
+    table, _ = aggregate_raters(data.T.astype(int), n_cat=3)
+    assert stats.fleiss(data, 4)[0] == pytest.approx(fleiss_kappa(table, method="fleiss"), abs=1e-12)
+
+
+def test_grouped_bootstrap_keeps_groups_whole() -> None:
+    seen: list[int] = []
+    data = np.array([[0, 0, 1, 1, 2, 2]], dtype=float)
+    groups = np.array([7, 7, 8, 8, 9, 9])
+
+    def record(d: np.ndarray) -> float:
+        seen.append(d.shape[1])
+        # Within a resample, the two units of a group always come together with equal labels.
+        assert all(d[0, i] == d[0, i + 1] for i in range(0, d.shape[1], 2))
+        return 0.0
+
+    stats.bootstrap(data, record, groups=groups, resamples=20, seed=1)
+    assert set(seen) == {6}
