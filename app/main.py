@@ -88,7 +88,12 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, max_bytes: int)
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
+    # Bearer-token callers are scripts: they get JSON errors, never a redirect to the login page.
+    return (
+        request.url.path.startswith("/api/")
+        or "application/json" in request.headers.get("accept", "")
+        or request.headers.get("authorization", "").lower().startswith("bearer ")
+    )
 
 
 def _error_response(request: Request, status_code: int, detail: Any) -> Response:
@@ -175,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     from app.agreement import api as agreement_api
+    from app.agreement import router as agreement_router
     from app.annotation import api as annotation_api
     from app.annotation import router as annotation_router
     from app.auth import api as auth_api
@@ -186,7 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.projects import api as projects_api
     from app.projects import router as projects_router
 
-    for module in (auth_router, projects_router, items_router, annotation_router, generation_router):
+    for module in (auth_router, projects_router, items_router, annotation_router, generation_router, agreement_router):
         app.include_router(module.router)
     for module in (auth_api, projects_api, items_api, annotation_api, generation_api, agreement_api):
         app.include_router(module.router, prefix="/api/v1")

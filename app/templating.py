@@ -53,6 +53,16 @@ def _prompt_text(prompt: Any) -> str:
     return str(prompt)
 
 
+def _num(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
+
+
+env.filters["num"] = _num
+env.filters["pct"] = _pct
 env.globals["csrf_token"] = _csrf_token
 env.globals["csrf_input"] = _csrf_input
 env.globals["htmx_headers"] = _htmx_headers

@@ -113,3 +113,19 @@ def test_endpoint_matches_the_service_and_is_admin_only(client: TestClient, db: 
         client.get("/api/v1/projects/agr/agreement", headers={"Authorization": f"Bearer {tokens[1]}"}).status_code
         == 403
     )
+
+
+def test_dashboard_page(client: TestClient, db: Database, settings: Settings) -> None:
+    _annotate(db, {"a": truthful, "b": truthful, "n": noisy})
+    with db.session() as s:
+        admin = make_user(s, "root", role="admin")
+        token = create_api_token(s, user=admin, scope="api", settings=settings)[1]
+    h = {"Authorization": f"Bearer {token}"}
+    page = client.get("/projects/agr/agreement?sort=agreement", headers=h)
+    assert page.status_code == 200
+    assert "Fleiss κ" in page.text and "almost perfect" not in page.text.split("overall", 1)[0]
+    assert 'class="heatmap"' in page.text and ">n<" in page.text and "outlier" in page.text
+    # Sorted by agreement: the noisy annotator comes first.
+    table = page.text.split("<h2>Annotators</h2>", 1)[1]
+    assert table.index("<td>n</td>") < table.index("<td>a</td>")
+    assert client.get("/projects/agr/agreement", headers={"Authorization": "Bearer nope"}).status_code == 401
