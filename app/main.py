@@ -179,6 +179,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             session.execute(text("SELECT 1"))
         return {"status": "ok"}
 
+    from app.adjudication import api as adjudication_api
+    from app.adjudication import router as adjudication_router
     from app.agreement import api as agreement_api
     from app.agreement import router as agreement_router
     from app.annotation import api as annotation_api
@@ -192,8 +194,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.projects import api as projects_api
     from app.projects import router as projects_router
 
-    for module in (auth_router, projects_router, items_router, annotation_router, generation_router, agreement_router):
+    for module in (
+        auth_router,
+        projects_router,
+        items_router,
+        annotation_router,
+        generation_router,
+        agreement_router,
+        adjudication_router,
+    ):
         app.include_router(module.router)
-    for module in (auth_api, projects_api, items_api, annotation_api, generation_api, agreement_api):
+    for module in (auth_api, projects_api, items_api, annotation_api, generation_api, agreement_api, adjudication_api):
         app.include_router(module.router, prefix="/api/v1")
     return app

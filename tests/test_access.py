@@ -47,6 +47,12 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/api/v1/projects/a/generation/settings", "admin"),
     ("POST", "/api/v1/projects/a/generation/jobs", "admin"),
     ("POST", "/api/v1/projects", "admin"),
+    ("GET", "/projects/a/agreement", "admin"),
+    ("GET", "/api/v1/projects/a/agreement", "admin"),
+    ("GET", "/projects/a/adjudication", "admin"),
+    ("GET", "/projects/a/adjudication/{item}", "admin"),
+    ("GET", "/api/v1/projects/a/adjudication", "admin"),
+    ("POST", "/api/v1/projects/a/items/{item}/adjudication", "admin"),
 ]
 
 

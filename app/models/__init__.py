@@ -1,5 +1,6 @@
 """All tables; importing this module registers them on ``Base.metadata``."""
 
+from app.models.adjudication import Adjudication
 from app.models.annotation import OVERALL, Assignment, Judgment, Verdict
 from app.models.base import Base, utcnow
 from app.models.item import Candidate, Item
@@ -11,6 +12,7 @@ from app.models.user import AuthSession, LoginFailure, User
 __all__ = [
     "DEFAULT_DIMENSIONS",
     "OVERALL",
+    "Adjudication",
     "ApiToken",
     "Assignment",
     "AuthSession",
