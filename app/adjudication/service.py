@@ -55,7 +55,7 @@ def queue(
         select(Judgment, Verdict, Item)
         .join(Verdict, Verdict.judgment_id == Judgment.id)
         .join(Item, (Item.id == Judgment.item_id) & (Item.round == Judgment.round))
-        .where(Judgment.project_id == project.id)
+        .where(Judgment.project_id == project.id, Item.is_gold.is_(False))
     ).all()
     decided = set(
         session.execute(

@@ -32,6 +32,7 @@ class PairKappa(BaseModel):
 
 class AnnotatorFigures(BaseModel):
     annotator: str
+    user_id: int | None = None
     judgments: int
     median_seconds: float | None
     majority_agreement: float | None  # with the leave-one-out majority, overall pairs
@@ -39,6 +40,10 @@ class AnnotatorFigures(BaseModel):
     all_bad_rate: float
     left_choice_rate: float | None  # share of overall preferences for the left-most candidate shown
     outlier: bool
+    gold_judgments: int = 0
+    gold_accuracy: float | None = None  # share of gold answers (per dimension, "either" skipped) matched
+    below_gold_threshold: bool = False
+    paused: bool = False
 
 
 class AgreementOut(BaseModel):

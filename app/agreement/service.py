@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.agreement import stats
 from app.agreement.schemas import AgreementOut, AnnotatorFigures, DimensionFigures, IntervalOut, PairKappa
-from app.models import OVERALL, Assignment, Candidate, Item, Judgment, Project, User, Verdict
+from app.models import OVERALL, Assignment, Candidate, Item, Judgment, Project, ProjectMember, User, Verdict
 
 MIN_SHARED_FOR_COHEN = 10
 OUTLIER_GAP = 0.2
@@ -54,7 +54,7 @@ def load_ratings(session: Session, *, project: Project) -> list[dict[str, Any]]:
         .join(Assignment, Assignment.id == Judgment.assignment_id)
         .outerjoin(chosen, chosen.id == Verdict.chosen_candidate_id)
         .outerjoin(rejected, rejected.id == Verdict.rejected_candidate_id)
-        .where(Judgment.project_id == project.id)
+        .where(Judgment.project_id == project.id, Item.is_gold.is_(False))
     ).all()
     return [
         {
@@ -135,14 +135,84 @@ def compute(session: Session, *, project: Project, resamples: int = 200, seed: i
                 PairKappa(a=names.get(a, str(a)), b=names.get(b, str(b)), kappa=_finite(kappa), shared_units=shared)
             )
 
+    people = _annotator_figures(ratings, overall, annotators, column, names)
+    gold = gold_accuracy(session, project=project)
+    paused = set(
+        session.scalars(
+            select(ProjectMember.user_id).where(ProjectMember.project_id == project.id, ProjectMember.paused.is_(True))
+        )
+    )
+    known = {p.annotator for p in people}
+    members = set(session.scalars(select(ProjectMember.user_id).where(ProjectMember.project_id == project.id)))
+    for user_id in sorted(set(gold) | members):
+        if names.get(user_id, str(user_id)) not in known:  # no (non-gold) judgment yet
+            people.append(
+                AnnotatorFigures(
+                    annotator=names.get(user_id, str(user_id)),
+                    judgments=0,
+                    median_seconds=None,
+                    majority_agreement=None,
+                    tie_rate=0.0,
+                    all_bad_rate=0.0,
+                    left_choice_rate=None,
+                    outlier=False,
+                )
+            )
+    by_name = {names.get(u, str(u)): u for u in set(annotators) | set(gold) | members}
+    for person in people:
+        member_id = by_name.get(person.annotator)
+        if member_id is not None and member_id in gold:
+            n, accuracy = gold[member_id]
+            person.gold_judgments = n
+            person.gold_accuracy = _finite(accuracy) if accuracy is not None else None
+            person.below_gold_threshold = accuracy is not None and accuracy < project.gold_min_accuracy
+        person.paused = member_id in paused
+        person.user_id = member_id
     return AgreementOut(
         project=project.slug,
         overlap=project.overlap,
         dimensions=figures,
         pairs=pairs,
-        annotators=_annotator_figures(ratings, overall, annotators, column, names),
+        annotators=people,
         note=NOTE,
     )
+
+
+def gold_accuracy(session: Session, *, project: Project) -> dict[int, tuple[int, float | None]]:
+    """Per annotator: (gold judgments, share of expected answers matched). Positions are canonical."""
+    chosen, rejected = aliased(Candidate), aliased(Candidate)
+    rows = session.execute(
+        select(
+            Judgment.id,
+            Judgment.annotator_id,
+            Item.gold,
+            Verdict.dimension,
+            Verdict.kind,
+            chosen.position,
+            rejected.position,
+        )
+        .join(Item, (Item.id == Judgment.item_id) & (Item.round == Judgment.round))
+        .join(Verdict, Verdict.judgment_id == Judgment.id)
+        .outerjoin(chosen, chosen.id == Verdict.chosen_candidate_id)
+        .outerjoin(rejected, rejected.id == Verdict.rejected_candidate_id)
+        .where(Judgment.project_id == project.id, Item.is_gold.is_(True))
+    ).all()
+    judged: dict[int, set[int]] = defaultdict(set)
+    hits: dict[int, list[bool]] = defaultdict(list)
+    for judgment_id, annotator, expected, dimension, kind, chosen_pos, rejected_pos in rows:
+        judged[annotator].add(judgment_id)
+        want = (expected or {}).get(dimension)
+        if not want or want["kind"] == "either":
+            continue
+        if want["kind"] == "tie":
+            hits[annotator].append(kind == "tie")
+        elif project.k == 2:
+            hits[annotator].append(kind == "preference" and chosen_pos == want["chosen"])
+        else:
+            hits[annotator].append(
+                kind == "preference" and (chosen_pos, rejected_pos) == (want["chosen"], want["rejected"])
+            )
+    return {a: (len(judged[a]), (sum(hits[a]) / len(hits[a])) if hits[a] else None) for a in judged}
 
 
 def _annotator_figures(

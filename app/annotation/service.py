@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.annotation.schemas import JudgmentIn, VerdictIn
-from app.kit.errors import Conflict, Invalid, NotFound
+from app.kit.errors import Conflict, Forbidden, Invalid, NotFound
 from app.models import OVERALL, Assignment, Candidate, Item, Judgment, Project, ProjectMember, User, Verdict, utcnow
 
 LETTERS = "ABCD"
@@ -127,6 +127,12 @@ def assign_next_item(session: Session, *, project: Project, annotator: User) -> 
         session.flush()
         return task
     expire_leases(session, project_id=project.id, now=now)
+    if session.scalar(
+        select(ProjectMember.paused).where(
+            ProjectMember.project_id == project.id, ProjectMember.user_id == annotator.id
+        )
+    ):
+        raise Forbidden("An admin has paused your work in this project; ask them to resume it")
 
     mine = exists().where(
         Assignment.item_id == Item.id,
@@ -134,15 +140,33 @@ def assign_next_item(session: Session, *, project: Project, annotator: User) -> 
         Assignment.annotator_id == annotator.id,
         Assignment.status != "expired",
     )
-    query = (
+    # Gold items look like any other item and are not limited by r: every annotator may get each one.
+    gold_query = (
         select(Item)
-        .where(Item.project_id == project.id, Item.status == "ready", Item.claims < project.overlap, ~mine)
-        .order_by(Item.claims.desc(), Item.id)
+        .where(Item.project_id == project.id, Item.status == "ready", Item.is_gold.is_(True), ~mine)
+        .order_by(Item.id)
         .limit(1)
     )
-    if _is_postgres(session):
-        query = query.with_for_update(skip_locked=True, of=Item)
-    item = session.scalar(query)
+    gold_due = project.gold_share > 0 and _gold_due(session, project=project, annotator=annotator)
+    item = session.scalar(gold_query) if gold_due else None
+    if item is None:
+        query = (
+            select(Item)
+            .where(
+                Item.project_id == project.id,
+                Item.status == "ready",
+                Item.is_gold.is_(False),
+                Item.claims < project.overlap,
+                ~mine,
+            )
+            .order_by(Item.claims.desc(), Item.id)
+            .limit(1)
+        )
+        if _is_postgres(session):
+            query = query.with_for_update(skip_locked=True, of=Item)
+        item = session.scalar(query)
+    if item is None and not gold_due and project.gold_share > 0:
+        item = session.scalar(gold_query)  # nothing else left: the remaining gold checks
     if item is None:
         return None
     session.execute(update(Item).where(Item.id == item.id).values(claims=Item.claims + 1))
@@ -171,6 +195,18 @@ def assign_next_item(session: Session, *, project: Project, annotator: User) -> 
         assignment.lease_expires_at = now + lease
     session.flush()
     return task_for(session, assignment)
+
+
+def _gold_due(session: Session, *, project: Project, annotator: User) -> bool:
+    """Whether the annotator's next item should be gold, to keep their gold share at the project's."""
+    done = session.execute(
+        select(func.count(), func.count().filter(Item.is_gold.is_(True)))
+        .select_from(Judgment)
+        .join(Item, Item.id == Judgment.item_id)
+        .where(Judgment.project_id == project.id, Judgment.annotator_id == annotator.id)
+    ).one()
+    total, gold = int(done[0]), int(done[1])
+    return gold < project.gold_share * (total + 1)
 
 
 def _get_own_assignment(session: Session, *, project: Project, annotator: User, assignment_id: int) -> Assignment:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import asdict
-from typing import IO
+from typing import IO, Any
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import SessionDep
@@ -69,3 +70,17 @@ def get_item(item_id: int, project: AdminProjectDep, session: SessionDep) -> Ite
     out = ItemOut.model_validate(item).model_dump()
     out["candidate_count"] = sum(1 for c in candidates if c.round == item.round)
     return ItemDetailOut(**out, candidates=[CandidateOut.model_validate(c) for c in candidates])
+
+
+class GoldIn(BaseModel):
+    expected: dict[str, dict[str, Any]] | None = Field(
+        description='{dimension: {"kind": "preference"|"tie"|"either", "chosen": position, "rejected": position}}; '
+        "null makes the item ordinary again"
+    )
+
+
+@router.put("/projects/{project}/items/{item_id}/gold", response_model=ItemOut)
+def set_gold(item_id: int, body: GoldIn, project: AdminProjectDep, session: SessionDep) -> ItemOut:
+    """Mark an item as gold with its expected judgment (canonical positions, 0-based), or unmark it."""
+    item = service.set_gold(session, project=project, item_id=item_id, expected=body.expected)
+    return ItemOut.model_validate(item)

@@ -32,6 +32,8 @@ class ItemOut(BaseModel):
     status: str
     round: int
     judgment_count: int
+    is_gold: bool = False
+    gold: dict[str, Any] | None = None
     candidate_count: int = 0
     created_at: datetime
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.kit.errors import NotFound
+from app.kit.errors import Invalid, NotFound
 from app.models import Candidate, Item, Project
 
 
@@ -35,3 +35,45 @@ def get_item(session: Session, *, project: Project, item_id: int) -> tuple[Item,
         )
     )
     return item, candidates
+
+
+GOLD_KINDS = ("preference", "tie", "either")
+
+
+def set_gold(
+    session: Session, *, project: Project, item_id: int, expected: dict[str, dict[str, object]] | None
+) -> Item:
+    """Make an item gold with its expected judgment (canonical positions; "either" accepts any answer),
+    or an ordinary item again with ``None``. Gold judgments are left out of agreement figures and export."""
+    from app.annotation.service import dimension_keys
+
+    item, _ = get_item(session, project=project, item_id=item_id)
+    if expected is None:
+        item.is_gold, item.gold = False, None
+        session.flush()
+        return item
+    dims = dimension_keys(project)
+    unknown = [d for d in expected if d not in dims]
+    if unknown:
+        raise Invalid(f"Unknown dimensions: {', '.join(unknown)}")
+    if "overall" not in expected:
+        raise Invalid("The expected overall answer is needed")
+    clean: dict[str, dict[str, object]] = {}
+    for dim, answer in expected.items():
+        kind = answer.get("kind")
+        if kind not in GOLD_KINDS:
+            raise Invalid(f"{dim}: kind must be preference, tie or either")
+        if kind == "preference":
+            chosen, rejected = answer.get("chosen"), answer.get("rejected")
+            if (
+                not (isinstance(chosen, int) and isinstance(rejected, int))
+                or chosen == rejected
+                or not (0 <= chosen < project.k and 0 <= rejected < project.k)
+            ):
+                raise Invalid(f"{dim}: chosen and rejected must be two different positions 0–{project.k - 1}")
+            clean[dim] = {"kind": kind, "chosen": chosen, "rejected": rejected}
+        else:
+            clean[dim] = {"kind": kind}
+    item.is_gold, item.gold = True, clean
+    session.flush()
+    return item

@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Float,
     ForeignKey,
@@ -42,6 +43,10 @@ class Item(Base):
     prompt: Mapped[Any] = mapped_column(JSONType)
     prompt_hash: Mapped[str] = mapped_column(String(64))
     meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # A gold item's expected judgment: {dimension: {"kind": "preference" | "tie" | "either", "chosen": position,
+    # "rejected": position}} in canonical positions; None for ordinary items.
+    gold: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+    is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     round: Mapped[int] = mapped_column(Integer, default=0)  # current candidate round
     claims: Mapped[int] = mapped_column(Integer, default=0)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, JSONType, UTCDateTime, utcnow
@@ -38,6 +38,8 @@ class Project(Base):
     k: Mapped[int] = mapped_column(Integer, default=2)
     overlap: Mapped[int] = mapped_column(Integer, default=3)
     lease_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    gold_share: Mapped[float] = mapped_column(Float, default=0.05)  # share of each annotator's queue
+    gold_min_accuracy: Mapped[float] = mapped_column(Float, default=0.7)  # below it the page suggests a pause
     generation: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -54,4 +56,5 @@ class ProjectMember(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)  # a paused annotator gets no new items
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from pydantic import BaseModel
 
 from app.auth.deps import AdminUser, CurrentUser, SessionDep
 from app.projects import service
@@ -63,4 +64,15 @@ def add_member(body: MemberIn, project: AdminProjectDep, session: SessionDep) ->
 def remove_member(user_id: int, project: AdminProjectDep, session: SessionDep) -> Response:
     """Remove a member (their judgments stay)."""
     service.remove_member(session, project=project, user_id=user_id)
+    return Response(status_code=204)
+
+
+class PauseIn(BaseModel):
+    paused: bool
+
+
+@router.post("/projects/{project}/members/{user_id}/pause", status_code=204)
+def pause_member(user_id: int, body: PauseIn, project: AdminProjectDep, session: SessionDep) -> Response:
+    """Pause an annotator (no new items in this project) or resume them."""
+    service.set_paused(session, project=project, user_id=user_id, paused=body.paused)
     return Response(status_code=204)

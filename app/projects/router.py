@@ -179,3 +179,12 @@ def import_file(
         session.rollback()  # nothing of a failed import stays
         return _project_page(request, session, project, user, import_error=exc.detail, status_code=422)
     return _project_page(request, session, project, user, import_result=result)
+
+
+@router.post("/projects/{project}/members/{user_id}/pause")
+def pause_member(
+    user_id: int, request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep
+) -> Response:
+    """Pause or resume an annotator (from the agreement page)."""
+    service.set_paused(session, project=project, user_id=user_id, paused=form.get("paused") == "1")
+    return redirect(request, f"/projects/{project.slug}/agreement")

@@ -173,3 +173,14 @@ def recent_activity(session: Session, *, project: Project, limit: int = 20) -> l
         .limit(limit)
     ).all()
     return [{"judgment_id": r[0], "item_id": r[1], "at": r[2], "version": r[3], "username": r[4]} for r in rows]
+
+
+def set_paused(session: Session, *, project: Project, user_id: int, paused: bool) -> None:
+    """Pause (no new items) or resume an annotator in this project; their open lease runs out as usual."""
+    member = session.scalar(
+        select(ProjectMember).where(ProjectMember.project_id == project.id, ProjectMember.user_id == user_id)
+    )
+    if member is None:
+        raise NotFound("Not a member")
+    member.paused = paused
+    session.flush()
