@@ -70,6 +70,8 @@ def new_project_page(request: Request, admin: AdminUser) -> Response:
         "k": 2,
         "overlap": 3,
         "lease_minutes": 30,
+        "gold_share": 5,
+        "gold_min_accuracy": 70,
     }
     return _form_page(request, project=None, values=values)
 
@@ -85,6 +87,12 @@ def _project_data(form: dict[str, str]) -> dict[str, Any]:
             data[key] = int(form.get(key, ""))
         except ValueError as exc:
             raise Invalid(f"{key} must be a whole number") from exc
+    for key in ("gold_share", "gold_min_accuracy"):
+        if form.get(key, "").strip():
+            try:
+                data[key] = float(form[key]) / 100  # the form asks for percentages
+            except ValueError as exc:
+                raise Invalid(f"{key} must be a number") from exc
     return data
 
 
@@ -135,6 +143,8 @@ def edit_page(request: Request, project: AdminProjectDep) -> Response:
         "k": project.k,
         "overlap": project.overlap,
         "lease_minutes": project.lease_minutes,
+        "gold_share": round(project.gold_share * 100, 1),
+        "gold_min_accuracy": round(project.gold_min_accuracy * 100, 1),
     }
     return _form_page(request, project=project, values=values)
 

@@ -45,6 +45,8 @@ class ProjectIn(BaseModel):
     k: int = Field(default=2, ge=2, le=4)
     overlap: int = Field(default=3, ge=1, le=50)
     lease_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    gold_share: float = Field(default=0.05, ge=0, le=1)
+    gold_min_accuracy: float = Field(default=0.7, ge=0, le=1)
 
     @field_validator("slug")
     @classmethod
@@ -67,6 +69,8 @@ class ProjectPatch(BaseModel):
     k: int | None = Field(default=None, ge=2, le=4)
     overlap: int | None = Field(default=None, ge=1, le=50)
     lease_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
+    gold_share: float | None = Field(default=None, ge=0, le=1)
+    gold_min_accuracy: float | None = Field(default=None, ge=0, le=1)
 
     @field_validator("dimensions")
     @classmethod
@@ -84,6 +88,8 @@ class ProjectOut(BaseModel):
     k: int
     overlap: int
     lease_minutes: int
+    gold_share: float
+    gold_min_accuracy: float
     created_at: datetime
 
 

@@ -46,6 +46,8 @@ def create_project(session: Session, *, data: ProjectIn) -> Project:
         k=data.k,
         overlap=data.overlap,
         lease_minutes=data.lease_minutes,
+        gold_share=data.gold_share,
+        gold_min_accuracy=data.gold_min_accuracy,
         generation={},
     )
     session.add(project)
@@ -72,6 +74,10 @@ def update_project(session: Session, *, project: Project, data: ProjectPatch) ->
         project.overlap = data.overlap
     if data.lease_minutes is not None:
         project.lease_minutes = data.lease_minutes
+    if data.gold_share is not None:
+        project.gold_share = data.gold_share
+    if data.gold_min_accuracy is not None:
+        project.gold_min_accuracy = data.gold_min_accuracy
     session.flush()
     return project
 
