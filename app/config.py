@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     login_failure_window_minutes: int = 15
     max_upload_mb: int = 200
     sqlite_busy_timeout_ms: int = 30_000
+    # Snapshot files live here (written to a temporary name, then renamed into place).
+    data_dir: Path = ROOT / "data"
 
     @model_validator(mode="after")
     def _require_secret_outside_dev(self) -> Settings:

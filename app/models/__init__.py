@@ -3,6 +3,7 @@
 from app.models.adjudication import Adjudication
 from app.models.annotation import OVERALL, Assignment, Judgment, Verdict
 from app.models.base import Base, utcnow
+from app.models.export import AgreementCache, Snapshot, TrainingRun
 from app.models.item import Candidate, Item
 from app.models.job import Job
 from app.models.project import DEFAULT_DIMENSIONS, Project, ProjectMember
@@ -13,6 +14,7 @@ __all__ = [
     "DEFAULT_DIMENSIONS",
     "OVERALL",
     "Adjudication",
+    "AgreementCache",
     "ApiToken",
     "Assignment",
     "AuthSession",
@@ -24,6 +26,8 @@ __all__ = [
     "LoginFailure",
     "Project",
     "ProjectMember",
+    "Snapshot",
+    "TrainingRun",
     "User",
     "Verdict",
     "utcnow",
