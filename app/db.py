@@ -52,6 +52,7 @@ class Database:
     write_engine: Engine
     ReadSession: sessionmaker[Session]
     WriteSession: sessionmaker[Session]
+    settings: Settings | None = None  # what it was made from (background tasks read their settings here)
 
     @property
     def is_sqlite(self) -> bool:
@@ -95,4 +96,5 @@ def make_database(settings: Settings) -> Database:
         write_engine=write,
         ReadSession=sessionmaker(read, **opts),
         WriteSession=sessionmaker(write, **opts),
+        settings=settings,
     )

@@ -27,7 +27,12 @@ def _registry() -> dict[str, Runner]:
     async def generate(db: Database, job_id: int, worker_id: str) -> str:
         return await run_generation_job(db, job_id, worker_id=worker_id)
 
-    return {"generate": generate}
+    async def snapshot(db: Database, job_id: int, worker_id: str) -> str:
+        from app.export.tasks import run_snapshot_job
+
+        return await asyncio.to_thread(run_snapshot_job, db, job_id, worker_id=worker_id)
+
+    return {"generate": generate, "snapshot": snapshot}
 
 
 def new_worker_id() -> str:
