@@ -187,6 +187,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.annotation import router as annotation_router
     from app.auth import api as auth_api
     from app.auth import router as auth_router
+    from app.export import api as export_api
+    from app.export import router as export_router
     from app.generation import api as generation_api
     from app.generation import router as generation_router
     from app.items import api as items_api
@@ -202,8 +204,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generation_router,
         agreement_router,
         adjudication_router,
+        export_router,
     ):
         app.include_router(module.router)
-    for module in (auth_api, projects_api, items_api, annotation_api, generation_api, agreement_api, adjudication_api):
+    for module in (
+        auth_api,
+        projects_api,
+        items_api,
+        annotation_api,
+        generation_api,
+        agreement_api,
+        adjudication_api,
+        export_api,
+    ):
         app.include_router(module.router, prefix="/api/v1")
     return app

@@ -7,10 +7,11 @@ import itertools
 from functools import lru_cache
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.kit.security import hash_password
-from app.models import Candidate, Item, Project, ProjectMember, User
+from app.models import Assignment, Candidate, Item, Judgment, Project, ProjectMember, User, Verdict, utcnow
 
 PASSWORD = "password123"
 _counter = itertools.count(1)
@@ -74,3 +75,59 @@ def make_item(
 
 def make_items(session: Session, project: Project, n: int) -> list[Item]:
     return [make_item(session, project, f"prompt number {i}") for i in range(n)]
+
+
+def make_judgment(
+    session: Session,
+    item: Item,
+    annotator: User,
+    verdicts: dict[str, tuple[str, int | None, int | None]],
+    *,
+    reason: str = "",
+    problematic: bool = False,
+    all_bad: bool = False,
+) -> Judgment:
+    """A submitted judgment written directly (no queue): verdicts as {dimension: (kind, chosen, rejected)} in
+    canonical candidate positions."""
+    ids = {
+        c.position: c.id
+        for c in session.scalars(select(Candidate).where(Candidate.item_id == item.id, Candidate.round == item.round))
+    }
+    assignment = Assignment(
+        project_id=item.project_id,
+        item_id=item.id,
+        annotator_id=annotator.id,
+        round=item.round,
+        status="submitted",
+        display_order=list(ids.values()),
+        lease_expires_at=utcnow(),
+    )
+    session.add(assignment)
+    session.flush()
+    judgment = Judgment(
+        project_id=item.project_id,
+        item_id=item.id,
+        annotator_id=annotator.id,
+        assignment_id=assignment.id,
+        round=item.round,
+        reason=reason,
+        flag_problematic=problematic,
+        flag_all_bad=all_bad,
+        submit_key=f"test-{next(_counter)}",
+    )
+    session.add(judgment)
+    session.flush()
+    for dimension, (kind, chosen, rejected) in verdicts.items():
+        session.add(
+            Verdict(
+                judgment_id=judgment.id,
+                dimension=dimension,
+                kind=kind,
+                chosen_candidate_id=ids[chosen] if chosen is not None else None,
+                rejected_candidate_id=ids[rejected] if rejected is not None else None,
+            )
+        )
+    item.claims += 1
+    item.judgment_count += 1
+    session.flush()
+    return judgment

@@ -14,6 +14,12 @@ async def form_fields(request: Request) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
+async def form_items(request: Request) -> list[tuple[str, str]]:
+    """Every text field in order, repeated keys kept (checkbox groups)."""
+    form = await request.form()
+    return [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
+
+
 async def form_file(request: Request) -> UploadFile | None:
     """The uploaded ``file`` field, if any."""
     form = await request.form()
@@ -22,4 +28,5 @@ async def form_file(request: Request) -> UploadFile | None:
 
 
 FormFields = Annotated[dict[str, str], Depends(form_fields)]
+FormItems = Annotated[list[tuple[str, str]], Depends(form_items)]
 FormFile = Annotated[UploadFile | None, Depends(form_file)]

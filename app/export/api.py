@@ -1,0 +1,201 @@
+"""JSON: live export (streamed JSONL), preview, snapshots, and the export tokens of a project.
+
+Export routes take an ``export``-scope bearer token of the project or an admin; creating snapshots and
+tokens is for admins only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse, StreamingResponse
+from sqlalchemy import select
+
+from app.auth import service as auth
+from app.auth.deps import AdminUser, DatabaseDep, SessionDep, SettingsDep
+from app.db import Database
+from app.export import service
+from app.export.deps import ExportAccess, ExportAccessDep, project_for_export
+from app.export.schemas import (
+    ExportFilter,
+    PreviewOut,
+    SnapshotCard,
+    SnapshotCreate,
+    SnapshotOut,
+    TokenCreate,
+    TokenCreated,
+    TokenOut,
+)
+from app.kit.errors import Invalid, NotFound
+from app.kit.schemas import Message
+from app.models import ApiToken, Project, Snapshot
+from app.projects.deps import AdminProjectDep
+
+router = APIRouter(tags=["export"])
+
+FilterQuery = Annotated[ExportFilter, Query()]
+JSONL = "application/jsonl"
+
+
+def stream(db: Database, *, project_id: int, filt: ExportFilter, secret: str) -> Iterator[bytes]:
+    """The export's lines, read in a session of its own that lives as long as the response streams."""
+    with db.session(write=False) as s:
+        if db.is_postgres:
+            s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        project = s.get(Project, project_id)
+        assert project is not None
+        rules = service.resolve(s, project=project, filt=filt, secret=secret)
+        buffer: list[bytes] = []
+        size = 0
+        for line in service.iter_jsonl(s, rules=rules):
+            buffer.append(line)
+            size += len(line)
+            if size >= 256 * 1024:
+                yield b"".join(buffer)
+                buffer, size = [], 0
+        if buffer:
+            yield b"".join(buffer)
+
+
+@router.get(
+    "/projects/{project}/export.jsonl",
+    response_class=StreamingResponse,
+    responses={200: {"content": {JSONL: {}}, "description": "one preference pair a line"}},
+)
+def export_jsonl(
+    project: str,
+    filt: FilterQuery,
+    access: ExportAccessDep,
+    session: SessionDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+) -> StreamingResponse:
+    """The pairs the filter keeps, streamed as JSONL (TRL-ready: prompt, chosen, rejected, reason, meta)."""
+    found = project_for_export(session, slug=project, access=access)
+    service.resolve(session, project=found, filt=filt, secret=settings.secret_key or "")  # 422 before streaming
+    return StreamingResponse(
+        stream(db, project_id=found.id, filt=filt, secret=settings.secret_key or ""),
+        media_type=JSONL,
+        headers={"Content-Disposition": f'attachment; filename="{found.slug}-{filt.dimension}.jsonl"'},
+    )
+
+
+@router.get("/projects/{project}/export/preview", response_model=PreviewOut)
+def export_preview(
+    project: str, filt: FilterQuery, access: ExportAccessDep, session: SessionDep, settings: SettingsDep
+) -> PreviewOut:
+    """How many pairs the filter keeps and what each rule drops; nothing is written."""
+    found = project_for_export(session, slug=project, access=access)
+    return service.preview(session, project=found, filt=filt, secret=settings.secret_key or "")
+
+
+def _snapshot_out(snapshot: Snapshot, slug: str, *, card: bool = False) -> SnapshotOut:
+    data = {c: getattr(snapshot, c) for c in SnapshotOut.model_fields if c != "project"} | {"project": slug}
+    if card:
+        return SnapshotCard(**data, card=snapshot.card)
+    return SnapshotOut(**data)
+
+
+@router.get("/projects/{project}/snapshots", response_model=list[SnapshotOut])
+def list_snapshots(project: str, access: ExportAccessDep, session: SessionDep) -> list[SnapshotOut]:
+    """The project's snapshots, newest first."""
+    found = project_for_export(session, slug=project, access=access)
+    return [_snapshot_out(s, found.slug) for s in service.list_snapshots(session, project=found)]
+
+
+@router.post("/projects/{project}/snapshots", response_model=SnapshotOut, status_code=202)
+def create_snapshot(
+    body: SnapshotCreate, project: AdminProjectDep, user: AdminUser, session: SessionDep, settings: SettingsDep
+) -> SnapshotOut:
+    """Freeze an export: the worker writes the file (state "pending" until then, "ready" after)."""
+    snapshot = service.create_snapshot(
+        session,
+        project=project,
+        filt=body.filters,
+        name=body.name,
+        secret=settings.secret_key or "",
+        created_by_id=user.id,
+    )
+    return _snapshot_out(snapshot, project.slug)
+
+
+def _find_snapshot(session: SessionDep, snapshot_id: str, access: ExportAccess, project: str | None) -> Snapshot:
+    if snapshot_id == "latest":
+        if access.token is not None and access.token.project_id is not None:
+            return service.latest_snapshot(session, project_id=access.token.project_id)
+        if not project:
+            raise Invalid("Say which project: /api/v1/snapshots/latest?project=SLUG")
+        return service.latest_snapshot(session, project_id=project_for_export(session, slug=project, access=access).id)
+    if not snapshot_id.isdigit():
+        raise NotFound("No such snapshot")
+    snapshot = session.get(Snapshot, int(snapshot_id))
+    owner = session.get(Project, snapshot.project_id) if snapshot is not None else None
+    access.check(owner)
+    if snapshot is None:
+        raise NotFound("No such snapshot")
+    return snapshot
+
+
+@router.get(
+    "/snapshots/{snapshot_id}.jsonl",
+    response_class=FileResponse,
+    responses={200: {"content": {JSONL: {}}, "description": "the snapshot file"}},
+)
+def snapshot_file(
+    snapshot_id: str,
+    access: ExportAccessDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    project: str | None = Query(None, description="with 'latest' and an admin login: the project"),
+) -> FileResponse:
+    """A ready snapshot's file, byte for byte; its sha256 is in ``X-Snapshot-SHA256``."""
+    snapshot = _find_snapshot(session, snapshot_id, access, project)
+    path = service.snapshot_path(snapshot, settings)
+    return FileResponse(
+        path,
+        media_type=JSONL,
+        filename=f"snapshot-{snapshot.id}.jsonl",
+        headers={"X-Snapshot-SHA256": snapshot.sha256 or "", "X-Snapshot-Id": str(snapshot.id)},
+    )
+
+
+@router.get("/snapshots/{snapshot_id}", response_model=SnapshotCard)
+def snapshot_meta(
+    snapshot_id: str,
+    access: ExportAccessDep,
+    session: SessionDep,
+    project: str | None = Query(None, description="with 'latest' and an admin login: the project"),
+) -> SnapshotOut:
+    """A snapshot's record and data card; ``latest`` is the newest ready snapshot of the token's project."""
+    snapshot = _find_snapshot(session, snapshot_id, access, project)
+    slug = session.scalar(select(Project.slug).where(Project.id == snapshot.project_id)) or ""
+    return _snapshot_out(snapshot, slug, card=True)
+
+
+# --- export tokens (admin) ---------------------------------------------------------------------------------
+
+
+@router.get("/projects/{project}/tokens", response_model=list[TokenOut])
+def list_tokens(project: AdminProjectDep, session: SessionDep) -> list[ApiToken]:
+    """The project's export tokens (their values are never shown again)."""
+    return service.export_tokens(session, project=project)
+
+
+@router.post("/projects/{project}/tokens", response_model=TokenCreated, status_code=201)
+def create_token(
+    body: TokenCreate, project: AdminProjectDep, user: AdminUser, session: SessionDep, settings: SettingsDep
+) -> TokenCreated:
+    """A read-only token for this project's export, shown once; only its keyed hash is stored."""
+    token, plain = auth.create_api_token(
+        session, user=user, scope="export", settings=settings, project_id=project.id, name=body.name
+    )
+    return TokenCreated(**TokenOut.model_validate(token).model_dump(), token=plain)
+
+
+@router.delete("/projects/{project}/tokens/{token_id}", response_model=Message)
+def revoke_token(token_id: int, project: AdminProjectDep, session: SessionDep) -> Message:
+    """Revoke an export token: it stops working at once."""
+    service.revoke_export_token(session, project=project, token_id=token_id)
+    return Message(detail="revoked")

@@ -1,0 +1,145 @@
+"""HTML: the export page of a project (admin) — filters with a live preview, snapshots, export tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from app.auth import service as auth
+from app.auth.deps import AdminUser, SessionDep, SettingsDep
+from app.export import service
+from app.export.schemas import DROP_REASONS, ExportFilter, PreviewOut
+from app.kit.errors import AppError, Invalid, NotFound
+from app.kit.forms import FormFields, FormItems
+from app.kit.htmx import redirect, render
+from app.models import Project
+from app.projects.deps import AdminProjectDep
+
+router = APIRouter(tags=["export pages"], include_in_schema=False)
+
+BOOLEANS = ("drop_ties", "adjudicated", "drop_problematic")
+FILTER_FIELDS = set(ExportFilter.model_fields)
+
+
+def filter_from(items: Iterable[tuple[str, str]]) -> ExportFilter:
+    """An ExportFilter from the page's form fields. A form that was sent (``applied``) means an unticked box is
+    False; a first visit gets the defaults. Empty fields are left out; lists may repeat."""
+    data: dict[str, Any] = {}
+    applied = False
+    for key, value in items:
+        if key == "applied":
+            applied = True
+        elif key in ("veto", "exclude_annotators"):
+            data.setdefault(key, []).append(value)
+        elif key in FILTER_FIELDS and value != "":
+            data[key] = value
+    if applied:
+        for key in BOOLEANS:
+            data[key] = data.get(key) in ("1", "true", "on")
+    try:
+        return ExportFilter.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise Invalid(problems) from exc
+
+
+def _query(filt: ExportFilter) -> str:
+    data = filt.model_dump(mode="json", exclude_defaults=True)
+    pairs: list[tuple[str, str]] = []
+    for key, value in data.items():
+        for v in value if isinstance(value, list) else [value]:
+            pairs.append((key, str(v).lower() if isinstance(v, bool) else str(v)))
+    return urlencode(pairs)
+
+
+def _context(
+    request: Request, session: SessionDep, project: Project, filt: ExportFilter, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "request": request,
+        "project": project,
+        "filt": filt,
+        "query": _query(filt),
+        "dimensions": ["overall", *project.dimension_keys],
+        "reasons": DROP_REASONS,
+        "snapshots": service.list_snapshots(session, project=project, limit=50),
+        "tokens": service.export_tokens(session, project=project),
+        **extra,
+    }
+
+
+@router.get("/projects/{project}/export")
+def page(request: Request, project: AdminProjectDep, session: SessionDep, settings: SettingsDep) -> Response:
+    """Filters and their preview (how many pairs each rule keeps), download, snapshots and tokens."""
+    error: str | None = None
+    preview: PreviewOut | None = None
+    try:
+        filt = filter_from(request.query_params.multi_items())
+        preview = service.preview(session, project=project, filt=filt, secret=settings.secret_key or "")
+    except AppError as exc:
+        filt, error = ExportFilter(), str(exc.detail)
+    context = _context(request, session, project, filt, preview=preview, error=error)
+    return render(request, "export/page.html", context, fragment="export/_preview.html")
+
+
+@router.get("/projects/{project}/export/snapshots")
+def snapshots_fragment(request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
+    """The snapshot list alone (polled while a snapshot is being written)."""
+    context = {"request": request, "project": project, "snapshots": service.list_snapshots(session, project=project)}
+    return render(request, "export/_snapshots.html", context, fragment="export/_snapshots.html")
+
+
+@router.post("/projects/{project}/snapshots")
+def create_snapshot(
+    request: Request,
+    items: FormItems,
+    project: AdminProjectDep,
+    user: AdminUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    filt = filter_from(items)
+    name = next((v for k, v in items if k == "name"), "")
+    service.create_snapshot(
+        session, project=project, filt=filt, name=name, secret=settings.secret_key or "", created_by_id=user.id
+    )
+    return redirect(request, f"/projects/{project.slug}/export?{_query(filt)}#snapshots")
+
+
+@router.get("/projects/{project}/snapshots/{snapshot_id}")
+def snapshot_page(request: Request, snapshot_id: int, project: AdminProjectDep, session: SessionDep) -> Response:
+    """A snapshot's record and data card."""
+    snapshot = service.get_snapshot(session, snapshot_id=snapshot_id)
+    if snapshot.project_id != project.id:
+        raise NotFound("No such snapshot")
+    return render(request, "export/snapshot.html", {"request": request, "project": project, "snapshot": snapshot})
+
+
+@router.post("/projects/{project}/tokens")
+def create_token(
+    request: Request,
+    form: FormFields,
+    project: AdminProjectDep,
+    user: AdminUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """A new export token, shown on the page this once."""
+    name = form.get("name", "")[:200]
+    token, plain = auth.create_api_token(
+        session, user=user, scope="export", settings=settings, project_id=project.id, name=name
+    )
+    filt = ExportFilter()
+    context = _context(request, session, project, filt, preview=None, error=None, new_token=plain)
+    return render(request, "export/page.html", context, fragment="export/_tokens.html")
+
+
+@router.post("/projects/{project}/tokens/{token_id}/revoke")
+def revoke_token(request: Request, token_id: int, project: AdminProjectDep, session: SessionDep) -> Response:
+    service.revoke_export_token(session, project=project, token_id=token_id)
+    return redirect(request, f"/projects/{project.slug}/export#tokens")

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.kit.schemas import Schema
+
+DROP_REASONS = (
+    "min_judgments",
+    "problematic",
+    "no_majority",
+    "tie",
+    "margin",
+    "share",
+    "veto",
+    "identical",
+    "split",
+)
+
+
+class ExportFilter(BaseModel):
+    """Which pairs an export keeps. The same fields on the page, the command line and the API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["standard", "conversational"] = Field(
+        "standard", description="standard: prompt/chosen/rejected strings; conversational: lists of messages"
+    )
+    dimension: str = Field("overall", description="'overall' or one of the project's dimension keys")
+    pairs: Literal["implied", "best_worst"] = Field(
+        "implied", description="implied: best ≻ each other and each other ≻ worst; best_worst: best ≻ worst only"
+    )
+    min_judgments: int = Field(1, ge=1, le=100, description="judgments an item needs (after exclusions)")
+    min_share: float = Field(0.0, ge=0.0, le=1.0, description="winning direction's share of the votes, ties included")
+    min_margin: int = Field(1, ge=1, le=100, description="votes for the winning direction minus votes against")
+    drop_ties: bool = Field(True, description="drop pairs that as many or more annotators called a tie")
+    veto: list[str] = Field(default_factory=list, description="dimensions on which chosen must not lose")
+    exclude_annotators: list[str] = Field(default_factory=list, description="usernames whose votes are ignored")
+    min_annotator_kappa: float | None = Field(
+        None, ge=-1.0, le=1.0, description="ignore annotators whose mean Cohen's κ with their peers is lower"
+    )
+    min_gold_accuracy: float | None = Field(
+        None, ge=0.0, le=1.0, description="ignore annotators whose gold accuracy is lower"
+    )
+    adjudicated: bool = Field(True, description="adjudication decisions override the votes")
+    drop_problematic: bool = Field(True, description="drop items flagged 'problematic prompt'")
+    split: Literal["all", "train", "test"] = Field("all", description="deterministic split by a hash of the item id")
+    test_share: float = Field(0.1, ge=0.0, le=0.9, description="share of items in the test split")
+
+    @field_validator("veto", "exclude_annotators", mode="before")
+    @classmethod
+    def _comma_lists(cls, value: Any) -> Any:
+        """Accept "a,b" as well as repeated parameters."""
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            return [part.strip() for v in value for part in str(v).split(",") if part.strip()]
+        return value
+
+
+class PreviewOut(BaseModel):
+    """What a filter keeps: items and pairs looked at, and how many pairs each rule dropped."""
+
+    items: int
+    judged_items: int
+    candidate_pairs: int
+    dropped: dict[str, int]
+    kept: int
+    adjudicated: int
+    by_split: dict[str, int]
+    excluded_annotators: list[str]
+
+
+class SnapshotCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("", max_length=200)
+    filters: ExportFilter = Field(default_factory=ExportFilter)
+
+
+class SnapshotOut(Schema):
+    id: int
+    project: str
+    name: str
+    format: str
+    state: str
+    filters: dict[str, Any]
+    row_count: int
+    size_bytes: int
+    sha256: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    error: str | None
+
+
+class SnapshotCard(SnapshotOut):
+    card: str
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("", max_length=200)
+
+
+class TokenOut(Schema):
+    id: int
+    name: str
+    prefix: str
+    scope: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="shown once; only its keyed hash is stored")

@@ -1,0 +1,700 @@
+"""Export: preference pairs from judgments, filtered, as TRL-ready JSONL — streamed in constant memory.
+
+Items are read in id order, a chunk at a time (keyset pagination), with their current-round candidates,
+judgments, verdicts and newest adjudication; every chunk's pairs are yielded before the next chunk is read, so
+memory does not grow with the project. Gold items and earlier candidate rounds never reach an export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db import Database
+from app.export import pairs as P
+from app.export.schemas import DROP_REASONS, ExportFilter, PreviewOut
+from app.kit.errors import Conflict, Invalid, NotFound
+from app.models import (
+    OVERALL,
+    Adjudication,
+    ApiToken,
+    Candidate,
+    Item,
+    Judgment,
+    Project,
+    Snapshot,
+    User,
+    Verdict,
+    utcnow,
+)
+
+CHUNK_ITEMS = 2000
+
+
+@dataclass
+class Rules:
+    """A filter resolved against a project: dimensions to read, annotators to ignore, the pseudonym key."""
+
+    filt: ExportFilter
+    project: Project
+    secret: bytes
+    dims: list[str]
+    excluded: set[int]
+    excluded_names: list[str]
+
+    def pseudonym(self, user_id: int) -> str:
+        digest = hmac.new(self.secret, f"{self.project.id}:{user_id}".encode(), hashlib.sha256).hexdigest()
+        return "a_" + digest[:12]
+
+
+@dataclass
+class _Judged:
+    annotator: int
+    reason: str
+    problematic: bool
+    verdicts: dict[str, tuple[str, int | None, int | None]] = field(default_factory=dict)  # positions
+
+
+@dataclass
+class _Cand:
+    id: int
+    position: int
+    text: str
+    model: str | None
+    params: dict[str, Any]
+    seed: int | None
+
+
+@dataclass
+class _Chunk:
+    items: list[tuple[int, str | None, Any, int]]  # id, external id, prompt, round
+    candidates: dict[int, list[_Cand]]
+    judgments: dict[int, list[_Judged]]
+    decisions: dict[int, tuple[dict[str, Any], str]]  # verdicts (candidate ids), reason
+
+
+def resolve(session: Session, *, project: Project, filt: ExportFilter, secret: str) -> Rules:
+    """Check the filter against the project and work out which annotators it leaves out."""
+    known = [OVERALL, *project.dimension_keys]
+    for dim in [filt.dimension, *filt.veto]:
+        if dim not in known:
+            raise Invalid(f"Unknown dimension {dim!r}; this project has: {', '.join(known)}")
+    names = dict(session.execute(select(User.username, User.id)).tuples().all())
+    unknown = [n for n in filt.exclude_annotators if n not in names]
+    if unknown:
+        raise Invalid(f"Unknown annotator(s): {', '.join(unknown)}")
+    excluded = {names[n] for n in filt.exclude_annotators}
+    if filt.min_annotator_kappa is not None or filt.min_gold_accuracy is not None:
+        excluded |= _below_thresholds(session, project=project, filt=filt, ids=names)
+    by_id = {v: k for k, v in names.items()}
+    return Rules(
+        filt=filt,
+        project=project,
+        secret=secret.encode(),
+        dims=list(dict.fromkeys([filt.dimension, *filt.veto])),
+        excluded=excluded,
+        excluded_names=sorted(by_id.get(i, str(i)) for i in excluded),
+    )
+
+
+def _below_thresholds(session: Session, *, project: Project, filt: ExportFilter, ids: dict[str, int]) -> set[int]:
+    from app.agreement import service as agreement
+
+    out: set[int] = set()
+    if filt.min_annotator_kappa is not None:
+        figures = agreement.compute(session, project=project, resamples=0)
+        kappas: dict[str, list[float]] = defaultdict(list)
+        for pair in figures.pairs:
+            if pair.kappa is not None:
+                kappas[pair.a].append(pair.kappa)
+                kappas[pair.b].append(pair.kappa)
+        for person in figures.annotators:
+            values = kappas.get(person.annotator)
+            if values and sum(values) / len(values) < filt.min_annotator_kappa and person.annotator in ids:
+                out.add(ids[person.annotator])
+    if filt.min_gold_accuracy is not None:
+        for user_id, (_, accuracy) in agreement.gold_accuracy(session, project=project).items():
+            if accuracy is not None and accuracy < filt.min_gold_accuracy:
+                out.add(user_id)
+    return out
+
+
+def _chunks(session: Session, *, project: Project, dims: list[str], size: int = CHUNK_ITEMS) -> Iterator[_Chunk]:
+    last = 0
+    while True:
+        items = (
+            session.execute(
+                select(Item.id, Item.external_id, Item.prompt, Item.round)
+                .where(
+                    Item.project_id == project.id,
+                    Item.is_gold.is_(False),
+                    Item.status == "ready",
+                    Item.id > last,
+                )
+                .order_by(Item.id)
+                .limit(size)
+            )
+            .tuples()
+            .all()
+        )
+        if not items:
+            return
+        lo, hi = items[0][0], items[-1][0]
+        last = hi
+        rounds = {i[0]: i[3] for i in items}
+
+        candidates: dict[int, list[_Cand]] = defaultdict(list)
+        position: dict[int, int] = {}
+        for cid, item_id, round_, pos, text, model, params, seed in session.execute(
+            select(
+                Candidate.id,
+                Candidate.item_id,
+                Candidate.round,
+                Candidate.position,
+                Candidate.text,
+                Candidate.model,
+                Candidate.params,
+                Candidate.seed,
+            ).where(Candidate.item_id.between(lo, hi))
+        ).tuples():
+            if rounds.get(item_id) == round_:
+                candidates[item_id].append(_Cand(cid, pos, text, model, params or {}, seed))
+                position[cid] = pos
+
+        judgments: dict[int, list[_Judged]] = defaultdict(list)
+        by_id: dict[int, _Judged] = {}
+        for jid, item_id, round_, annotator, reason, problematic, dim, kind, chosen, rejected in session.execute(
+            select(
+                Judgment.id,
+                Judgment.item_id,
+                Judgment.round,
+                Judgment.annotator_id,
+                Judgment.reason,
+                Judgment.flag_problematic,
+                Verdict.dimension,
+                Verdict.kind,
+                Verdict.chosen_candidate_id,
+                Verdict.rejected_candidate_id,
+            )
+            .join(Verdict, Verdict.judgment_id == Judgment.id)
+            .where(
+                Judgment.project_id == project.id,
+                Judgment.item_id.between(lo, hi),
+                Verdict.dimension.in_(dims),
+            )
+            .order_by(Judgment.id)
+        ).tuples():
+            if rounds.get(item_id) != round_:
+                continue
+            judged = by_id.get(jid)
+            if judged is None:
+                judged = by_id[jid] = _Judged(annotator, reason or "", bool(problematic))
+                judgments[item_id].append(judged)
+            judged.verdicts[dim] = (
+                kind,
+                position.get(chosen) if chosen is not None else None,
+                position.get(rejected) if rejected is not None else None,
+            )
+
+        decisions: dict[int, tuple[dict[str, Any], str]] = {}
+        for item_id, round_, verdicts, reason in session.execute(
+            select(Adjudication.item_id, Adjudication.round, Adjudication.verdicts, Adjudication.reason)
+            .where(Adjudication.project_id == project.id, Adjudication.item_id.between(lo, hi))
+            .order_by(Adjudication.created_at, Adjudication.id)
+        ).tuples():
+            if rounds.get(item_id) == round_:
+                decisions[item_id] = (verdicts, reason)  # the newest wins
+        yield _Chunk(list(items), candidates, judgments, decisions)
+
+
+def _decided_pairs(
+    verdicts: dict[str, Any], dim: str, *, ids_to_pos: dict[int, int], k: int, mode: str
+) -> dict[P.Pair, int] | None:
+    v = verdicts.get(dim)
+    if not v:
+        return None
+    chosen = ids_to_pos.get(v.get("chosen")) if v.get("chosen") is not None else None
+    rejected = ids_to_pos.get(v.get("rejected")) if v.get("rejected") is not None else None
+    return P.pairs_of(v["kind"], chosen, rejected, k, mode)
+
+
+def _prompt(prompt: Any, fmt: str) -> Any:
+    if fmt == "conversational":
+        return prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+    if isinstance(prompt, list):  # a chat prompt in the standard format: a plain transcript
+        return "\n\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in prompt)
+    return prompt
+
+
+def iter_pairs(session: Session, *, rules: Rules, drops: Counter[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Every pair the filter keeps, as an export row; ``drops`` counts what each rule left out (and more)."""
+    filt, project = rules.filt, rules.project
+    drops = drops if drops is not None else Counter()
+    k, mode, dim = project.k, filt.pairs, filt.dimension
+    for chunk in _chunks(session, project=project, dims=rules.dims):
+        for item_id, external_id, prompt, _round in chunk.items:
+            drops["_items"] += 1
+            cands = {c.position: c for c in chunk.candidates.get(item_id, [])}
+            if len(cands) < 2:
+                continue
+            judged = [j for j in chunk.judgments.get(item_id, []) if j.annotator not in rules.excluded]
+            decision = chunk.decisions.get(item_id) if filt.adjudicated else None
+            if not judged and decision is None:
+                continue
+            drops["_judged_items"] += 1
+            votes = {
+                d: P.tally((j.annotator, P.pairs_of(*j.verdicts[d], k, mode)) for j in judged if d in j.verdicts)
+                for d in rules.dims
+            }
+            ids_to_pos = {c.id: c.position for c in cands.values()}
+            decided: dict[str, dict[P.Pair, int] | None] = {}
+            if decision is not None:
+                decided = {d: _decided_pairs(decision[0], d, ids_to_pos=ids_to_pos, k=k, mode=mode) for d in rules.dims}
+            candidates_pairs: set[P.Pair] = set(votes[dim])
+            if decided.get(dim) is not None:
+                candidates_pairs = set(decided[dim] or {})
+            drops["_candidate_pairs"] += len(candidates_pairs)
+            if not candidates_pairs:
+                continue
+            if decision is None and len(judged) < filt.min_judgments:
+                drops["min_judgments"] += len(candidates_pairs)
+                continue
+            if filt.drop_problematic and any(j.problematic for j in judged):
+                drops["problematic"] += len(candidates_pairs)
+                continue
+            split = P.split_of(project.slug, item_id, filt.test_share)
+            names = sorted({rules.pseudonym(j.annotator) for j in judged})
+            reasons_by_voter = {j.annotator: j.reason.strip() for j in judged}
+            for pair in sorted(candidates_pairs):
+                consensus = votes[dim].get(pair) or P.Consensus(pair)
+                decided_label = (decided.get(dim) or {}).get(pair) if decided.get(dim) is not None else None
+                if decided.get(dim) is not None:
+                    if decided_label is None or decided_label == P.TIE:
+                        drops["no_majority"] += 1
+                        continue
+                    i, j = pair
+                    chosen_pos, rejected_pos = (i, j) if decided_label == P.FIRST else (j, i)
+                else:
+                    if consensus.winner is None:
+                        drops["no_majority"] += 1
+                        continue
+                    if filt.drop_ties and consensus.ties >= consensus.for_winner:
+                        drops["tie"] += 1
+                        continue
+                    if consensus.margin < filt.min_margin:
+                        drops["margin"] += 1
+                        continue
+                    if consensus.share < filt.min_share:
+                        drops["share"] += 1
+                        continue
+                    chosen_pos, rejected_pos = consensus.oriented()
+                vetoed = False
+                for veto in filt.veto:
+                    other = decided.get(veto)
+                    if other is not None:
+                        label = other.get(pair)
+                        lost = label is not None and label != P.TIE and ((label == P.FIRST) != (chosen_pos == pair[0]))
+                    else:
+                        lost = P.loses_on(votes[veto].get(pair), chosen_pos, rejected_pos)
+                    if lost:
+                        vetoed = True
+                        break
+                if vetoed:
+                    drops["veto"] += 1
+                    continue
+                chosen, rejected = cands[chosen_pos], cands[rejected_pos]
+                if chosen.text.strip() == rejected.text.strip():
+                    drops["identical"] += 1
+                    continue
+                if filt.split != "all" and split != filt.split:
+                    drops["split"] += 1
+                    continue
+                drops["_kept"] += 1
+                drops[f"_split_{split}"] += 1
+                if decision is not None:
+                    drops["_adjudicated"] += 1
+                yield _row(
+                    rules=rules,
+                    item_id=item_id,
+                    external_id=external_id,
+                    prompt=prompt,
+                    chosen=chosen,
+                    rejected=rejected,
+                    consensus=consensus,
+                    chosen_first=chosen_pos == pair[0],
+                    decision=decision,
+                    reasons_by_voter=reasons_by_voter,
+                    annotators=names,
+                    split=split,
+                )
+
+
+def _row(
+    *,
+    rules: Rules,
+    item_id: int,
+    external_id: str | None,
+    prompt: Any,
+    chosen: _Cand,
+    rejected: _Cand,
+    consensus: P.Consensus,
+    chosen_first: bool,
+    decision: tuple[dict[str, Any], str] | None,
+    reasons_by_voter: dict[int, str],
+    annotators: list[str],
+    split: str,
+) -> dict[str, Any]:
+    fmt = rules.filt.format
+    with_chosen = P.FIRST if chosen_first else P.SECOND
+    for_chosen = consensus.first if chosen_first else consensus.second
+    against = consensus.second if chosen_first else consensus.first
+    reasons = list(dict.fromkeys(r for v in consensus.voters[with_chosen] if (r := reasons_by_voter.get(v))))
+    if decision is not None and decision[1].strip():
+        reasons = [decision[1].strip()]
+    answer_c: Any = chosen.text
+    answer_r: Any = rejected.text
+    if fmt == "conversational":
+        answer_c = [{"role": "assistant", "content": chosen.text}]
+        answer_r = [{"role": "assistant", "content": rejected.text}]
+    return {
+        "prompt": _prompt(prompt, fmt),
+        "chosen": answer_c,
+        "rejected": answer_r,
+        "reason": "\n\n".join(reasons),
+        "meta": {
+            "project": rules.project.slug,
+            "item_id": item_id,
+            "external_id": external_id,
+            "dimension": rules.filt.dimension,
+            "chosen_candidate_id": chosen.id,
+            "rejected_candidate_id": rejected.id,
+            "chosen_position": chosen.position,
+            "rejected_position": rejected.position,
+            "chosen_model": chosen.model,
+            "rejected_model": rejected.model,
+            "chosen_params": chosen.params,
+            "rejected_params": rejected.params,
+            "chosen_seed": chosen.seed,
+            "rejected_seed": rejected.seed,
+            "votes": {"chosen": for_chosen, "rejected": against, "tie": consensus.ties},
+            "margin": for_chosen - against,
+            "agreement": round(for_chosen / consensus.total, 4) if consensus.total else None,
+            "adjudicated": decision is not None,
+            "annotators": annotators,
+            "split": split,
+        },
+    }
+
+
+def iter_jsonl(session: Session, *, rules: Rules, drops: Counter[str] | None = None) -> Iterator[bytes]:
+    """The export as JSONL lines (UTF-8, one pair a line)."""
+    dumps = orjson.dumps
+    for row in iter_pairs(session, rules=rules, drops=drops):
+        yield dumps(row) + b"\n"
+
+
+def preview(session: Session, *, project: Project, filt: ExportFilter, secret: str) -> PreviewOut:
+    """How many pairs the filter keeps, and what each rule drops — without writing anything."""
+    rules = resolve(session, project=project, filt=filt, secret=secret)
+    drops: Counter[str] = Counter()
+    for _ in iter_pairs(session, rules=rules, drops=drops):
+        pass
+    return preview_from(drops, rules)
+
+
+def preview_from(drops: Counter[str], rules: Rules) -> PreviewOut:
+    return PreviewOut(
+        items=drops["_items"],
+        judged_items=drops["_judged_items"],
+        candidate_pairs=drops["_candidate_pairs"],
+        dropped={reason: drops[reason] for reason in DROP_REASONS},
+        kept=drops["_kept"],
+        adjudicated=drops["_adjudicated"],
+        by_split={"train": drops["_split_train"], "test": drops["_split_test"]},
+        excluded_annotators=rules.excluded_names,
+    )
+
+
+# --- snapshots -------------------------------------------------------------------------------------------
+
+
+def create_snapshot(
+    session: Session, *, project: Project, filt: ExportFilter, name: str, secret: str, created_by_id: int | None
+) -> Snapshot:
+    """Record a snapshot to be written by the worker (state "pending"); the filter is checked now."""
+    from app.jobs import service as jobs
+
+    resolve(session, project=project, filt=filt, secret=secret)  # a bad filter fails here, not in the worker
+    snapshot = Snapshot(
+        project_id=project.id,
+        created_by_id=created_by_id,
+        name=name.strip(),
+        format=filt.format,
+        filters=filt.model_dump(mode="json"),
+        state="pending",
+    )
+    session.add(snapshot)
+    session.flush()
+    job = jobs.enqueue(
+        session,
+        kind="snapshot",
+        project_id=project.id,
+        params={"snapshot_id": snapshot.id},
+        created_by_id=created_by_id,
+    )
+    snapshot.job_id = job.id
+    session.flush()
+    return snapshot
+
+
+def list_snapshots(session: Session, *, project: Project, limit: int = 100) -> list[Snapshot]:
+    return list(
+        session.scalars(
+            select(Snapshot)
+            .where(Snapshot.project_id == project.id)
+            .order_by(Snapshot.created_at.desc(), Snapshot.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def get_snapshot(session: Session, *, snapshot_id: int) -> Snapshot:
+    snapshot = session.get(Snapshot, snapshot_id)
+    if snapshot is None:
+        raise NotFound("No such snapshot")
+    return snapshot
+
+
+def latest_snapshot(session: Session, *, project_id: int) -> Snapshot:
+    snapshot = session.scalar(
+        select(Snapshot)
+        .where(Snapshot.project_id == project_id, Snapshot.state == "ready")
+        .order_by(Snapshot.created_at.desc(), Snapshot.id.desc())
+        .limit(1)
+    )
+    if snapshot is None:
+        raise NotFound("This project has no ready snapshot yet")
+    return snapshot
+
+
+def snapshot_path(snapshot: Snapshot, settings: Settings) -> Path:
+    """The file of a ready snapshot; Conflict while it is being written, NotFound if it failed."""
+    if snapshot.state == "pending":
+        raise Conflict("The snapshot is still being written")
+    if snapshot.state != "ready" or not snapshot.file_name:
+        raise NotFound(f"The snapshot failed: {snapshot.error or 'no file'}")
+    path = Path(settings.data_dir) / snapshot.file_name
+    if not path.is_file() or path.stat().st_size != snapshot.size_bytes:
+        raise NotFound("The snapshot's file is missing or damaged on the server")
+    return path
+
+
+def write_snapshot(
+    db: Database, *, snapshot_id: int, settings: Settings, beat: Callable[[], None] | None = None
+) -> str:
+    """Write a pending snapshot: stream the pairs into a temporary file, fsync, rename into place, then mark it
+    ready with its sha256, row count and data card. A crash leaves a temporary file, never a served one."""
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with db.session(write=False) as s:
+        if db.is_postgres:  # one consistent view of the data for the whole file
+            s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        snapshot = s.get(Snapshot, snapshot_id)
+        if snapshot is None:
+            raise NotFound("No such snapshot")
+        if snapshot.state != "pending":
+            return snapshot.state
+        project = s.get(Project, snapshot.project_id)
+        assert project is not None
+        filt = ExportFilter.model_validate(snapshot.filters)
+        rules = resolve(s, project=project, filt=filt, secret=settings.secret_key or "")
+        drops: Counter[str] = Counter()
+        digest = hashlib.sha256()
+        rows = size = 0
+        tmp = data_dir / f".snapshot-{snapshot_id}-{uuid.uuid4().hex}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                for line in iter_jsonl(s, rules=rules, drops=drops):
+                    f.write(line)
+                    digest.update(line)
+                    rows += 1
+                    size += len(line)
+                    if beat is not None and rows % 20000 == 0:
+                        beat()
+                f.flush()
+                os.fsync(f.fileno())
+            sha = digest.hexdigest()
+            final = data_dir / f"snapshot-{snapshot_id}-{sha[:16]}.jsonl"
+            os.replace(tmp, final)
+            os.chmod(final, 0o444)
+            _fsync_dir(data_dir)
+        finally:
+            tmp.unlink(missing_ok=True)
+        card = data_card(s, project=project, snapshot=snapshot, rules=rules, drops=drops, sha=sha, rows=rows, size=size)
+    with db.session() as s:
+        s.execute(
+            update(Snapshot)
+            .where(Snapshot.id == snapshot_id, Snapshot.state == "pending")
+            .values(
+                state="ready",
+                row_count=rows,
+                size_bytes=size,
+                sha256=sha,
+                file_name=final.name,
+                card=card,
+                finished_at=utcnow(),
+            )
+        )
+    return "ready"
+
+
+def fail_snapshot(db: Database, *, snapshot_id: int, error: str) -> None:
+    with db.session() as s:
+        s.execute(
+            update(Snapshot)
+            .where(Snapshot.id == snapshot_id, Snapshot.state == "pending")
+            .values(state="failed", error=error[:2000], finished_at=utcnow())
+        )
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def data_card(
+    session: Session,
+    *,
+    project: Project,
+    snapshot: Snapshot,
+    rules: Rules,
+    drops: Counter[str],
+    sha: str,
+    rows: int,
+    size: int,
+) -> str:
+    """The snapshot's data card (markdown): what is in it, where it came from, how far to trust it."""
+    from app.agreement import service as agreement
+
+    filt = rules.filt
+    lines = [
+        f"# {project.name} — snapshot {snapshot.id}" + (f" ({snapshot.name})" if snapshot.name else ""),
+        "",
+        f"- Created: {utcnow():%Y-%m-%d %H:%M} UTC",
+        f"- Pairs: {rows:,} ({filt.format} format, dimension `{filt.dimension}`, {filt.pairs} pairs)",
+        f"- File: {size:,} bytes, sha256 `{sha}`",
+        f"- Split: {drops['_split_train']:,} train, {drops['_split_test']:,} test (test share {filt.test_share})",
+        f"- Adjudicated pairs: {drops['_adjudicated']:,}",
+        "",
+        "## Filter",
+        "",
+        "| rule | value |",
+        "| --- | --- |",
+    ]
+    for key, value in filt.model_dump(mode="json").items():
+        lines.append(f"| {key} | `{orjson.dumps(value).decode()}` |")
+    lines += ["", "## What the filter dropped", "", "| reason | pairs |", "| --- | --- |"]
+    lines += [f"| {reason} | {drops[reason]:,} |" for reason in DROP_REASONS]
+
+    counts = session.execute(
+        select(Verdict.dimension, Verdict.kind, func.count())
+        .join(Judgment, Judgment.id == Verdict.judgment_id)
+        .join(Item, (Item.id == Judgment.item_id) & (Item.round == Judgment.round))
+        .where(Judgment.project_id == project.id, Item.is_gold.is_(False))
+        .group_by(Verdict.dimension, Verdict.kind)
+    ).all()
+    per_dim: dict[str, Counter[str]] = defaultdict(Counter)
+    for dim, kind, n in counts:
+        per_dim[dim][kind] = n
+    lines += [
+        "",
+        "## Verdicts per dimension",
+        "",
+        "| dimension | preference | tie | n.a. |",
+        "| --- | --- | --- | --- |",
+    ]
+    for dim in [OVERALL, *project.dimension_keys]:
+        c = per_dim.get(dim, Counter())
+        lines.append(f"| {dim} | {c['preference']:,} | {c['tie']:,} | {c['na']:,} |")
+
+    figures = agreement.compute(session, project=project, resamples=0)
+    lines += [
+        "",
+        "## Agreement (over preference pairs, whole project)",
+        "",
+        "| dimension | Fleiss' κ | Krippendorff's α | % agreement | units |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for d in figures.dimensions:
+        lines.append(
+            f"| {d.dimension} | {_fmt(d.fleiss_kappa)} | {_fmt(d.alpha)} | {_fmt(d.percent_agreement)} | {d.units:,} |"
+        )
+
+    pool = session.execute(
+        select(Judgment.annotator_id, func.count())
+        .join(Item, (Item.id == Judgment.item_id) & (Item.round == Judgment.round))
+        .where(Judgment.project_id == project.id, Item.is_gold.is_(False))
+        .group_by(Judgment.annotator_id)
+    ).all()
+    lines += [
+        "",
+        "## Annotator pool (pseudonymous)",
+        "",
+        "| annotator | judgments | in this export |",
+        "| --- | --- | --- |",
+    ]
+    for user_id, n in sorted(pool, key=lambda r: -r[1]):
+        lines.append(f"| {rules.pseudonym(user_id)} | {n:,} | {'no' if user_id in rules.excluded else 'yes'} |")
+
+    models = session.execute(
+        select(Candidate.model, func.count())
+        .join(Item, (Item.id == Candidate.item_id) & (Item.round == Candidate.round))
+        .where(Item.project_id == project.id, Item.is_gold.is_(False))
+        .group_by(Candidate.model)
+    ).all()
+    lines += ["", "## Models", "", "| model | candidates |", "| --- | --- |"]
+    lines += [f"| {m or '(imported, unknown)'} | {n:,} |" for m, n in models]
+    generation = {k: v for k, v in (project.generation or {}).items() if k not in ("api_key",)}
+    lines += ["", "Generation settings of the project:", "", "```json", orjson.dumps(generation).decode(), "```", ""]
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+# --- export tokens ---------------------------------------------------------------------------------------
+
+
+def export_tokens(session: Session, *, project: Project) -> list[ApiToken]:
+    return list(
+        session.scalars(
+            select(ApiToken)
+            .where(ApiToken.project_id == project.id, ApiToken.scope == "export")
+            .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+        )
+    )
+
+
+def revoke_export_token(session: Session, *, project: Project, token_id: int) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None or token.project_id != project.id or token.scope != "export":
+        raise NotFound("No such token")
+    token.revoked_at = token.revoked_at or utcnow()
+    session.flush()
+    return token
