@@ -431,7 +431,14 @@ def preview_from(drops: Counter[str], rules: Rules) -> PreviewOut:
 
 
 def create_snapshot(
-    session: Session, *, project: Project, filt: ExportFilter, name: str, secret: str, created_by_id: int | None
+    session: Session,
+    *,
+    project: Project,
+    filt: ExportFilter,
+    name: str,
+    secret: str,
+    created_by_id: int | None,
+    enqueue: bool = True,
 ) -> Snapshot:
     """Record a snapshot to be written by the worker (state "pending"); the filter is checked now."""
     from app.jobs import service as jobs
@@ -447,6 +454,8 @@ def create_snapshot(
     )
     session.add(snapshot)
     session.flush()
+    if not enqueue:  # the caller writes it (command line)
+        return snapshot
     job = jobs.enqueue(
         session,
         kind="snapshot",

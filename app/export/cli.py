@@ -1,0 +1,152 @@
+"""`prefstudio export PROJECT --out FILE [filters]`: the same export as the page and the API."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy import func, select
+
+from app.config import get_settings
+from app.db import make_database
+from app.export import service
+from app.export.schemas import DROP_REASONS, ExportFilter
+from app.kit.errors import AppError
+from app.models import Item
+from app.projects.deps import project_by_slug
+
+console = Console(stderr=True)
+
+
+def export_command(
+    project: Annotated[str, typer.Argument(help="Project slug")],
+    out: Annotated[Path | None, typer.Option(help="Write the JSONL here (written whole, then renamed)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="standard or conversational")] = "standard",
+    dimension: Annotated[str, typer.Option(help="overall or a dimension key")] = "overall",
+    pairs: Annotated[str, typer.Option(help="implied or best_worst")] = "implied",
+    min_judgments: Annotated[int, typer.Option(help="judgments an item needs")] = 1,
+    min_share: Annotated[float, typer.Option(help="winning direction's share of the votes")] = 0.0,
+    min_margin: Annotated[int, typer.Option(help="votes for minus votes against")] = 1,
+    drop_ties: Annotated[bool, typer.Option(help="drop pairs mostly called a tie")] = True,
+    veto: Annotated[list[str] | None, typer.Option(help="chosen must not lose on this dimension (repeat)")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="ignore this annotator's votes (repeat)")] = None,
+    min_kappa: Annotated[float | None, typer.Option(help="ignore annotators with a lower mean κ")] = None,
+    min_gold_accuracy: Annotated[float | None, typer.Option(help="ignore annotators with lower gold accuracy")] = None,
+    adjudicated: Annotated[bool, typer.Option(help="adjudication decisions override votes")] = True,
+    drop_problematic: Annotated[bool, typer.Option(help="drop items flagged 'problematic prompt'")] = True,
+    split: Annotated[str, typer.Option(help="all, train or test")] = "all",
+    test_share: Annotated[float, typer.Option(help="share of items in the test split")] = 0.1,
+    preview: Annotated[bool, typer.Option(help="only count what each rule keeps")] = False,
+    snapshot: Annotated[bool, typer.Option(help="freeze as a snapshot (listed in the app)")] = False,
+    name: Annotated[str, typer.Option(help="snapshot name")] = "",
+) -> None:
+    """Export preference pairs as TRL-ready JSONL (to --out, or as a snapshot with --snapshot)."""
+    try:
+        filt = ExportFilter(
+            format=fmt,
+            dimension=dimension,
+            pairs=pairs,
+            min_judgments=min_judgments,
+            min_share=min_share,
+            min_margin=min_margin,
+            drop_ties=drop_ties,
+            veto=veto or [],
+            exclude_annotators=exclude or [],
+            min_annotator_kappa=min_kappa,
+            min_gold_accuracy=min_gold_accuracy,
+            adjudicated=adjudicated,
+            drop_problematic=drop_problematic,
+            split=split,
+            test_share=test_share,
+        )
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if not (out or preview or snapshot):
+        console.print("[red]error:[/red] say where: --out FILE, --snapshot or --preview")
+        raise typer.Exit(2)
+    settings = get_settings()
+    db = make_database(settings)
+    secret = settings.secret_key or ""
+    try:
+        if snapshot:
+            with db.session() as s:
+                found = project_by_slug(s, project)
+                snap = service.create_snapshot(
+                    s, project=found, filt=filt, name=name, secret=secret, created_by_id=None, enqueue=False
+                )
+                snapshot_id = snap.id
+            with console.status("writing the snapshot"):
+                try:
+                    service.write_snapshot(db, snapshot_id=snapshot_id, settings=settings)
+                except Exception as exc:
+                    service.fail_snapshot(db, snapshot_id=snapshot_id, error=f"{type(exc).__name__}: {exc}")
+                    raise
+            with db.session(write=False) as s:
+                snap = service.get_snapshot(s, snapshot_id=snapshot_id)
+                console.print(f"snapshot {snap.id}: {snap.row_count} pairs, sha256 {snap.sha256}")
+            return
+        drops: Counter[str] = Counter()
+        with db.session(write=False) as s:
+            found = project_by_slug(s, project)
+            rules = service.resolve(s, project=found, filt=filt, secret=secret)
+            total = s.scalar(
+                select(func.count()).where(Item.project_id == found.id, Item.is_gold.is_(False), Item.status == "ready")
+            )
+            columns = (TextColumn("items"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            with Progress(*columns, console=console, transient=True) as bar:
+                task = bar.add_task("export", total=total or 0)
+                if out is None:
+                    for n, _ in enumerate(service.iter_pairs(s, rules=rules, drops=drops)):
+                        if n % 5000 == 0:
+                            bar.update(task, completed=drops["_items"])
+                else:
+                    _write(
+                        out,
+                        service.iter_jsonl(s, rules=rules, drops=drops),
+                        lambda: bar.update(task, completed=drops["_items"]),
+                    )
+        _report(drops, rules.excluded_names)
+        if out is not None:
+            console.print(f"wrote {drops['_kept']} pairs to {out}")
+    except AppError as exc:
+        console.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc
+    finally:
+        db.dispose()
+
+
+def _write(path: Path, lines: Iterator[bytes], tick: Callable[[], None]) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        with tmp.open("wb") as f:
+            for n, line in enumerate(lines):
+                f.write(line)
+                if n % 5000 == 0:
+                    tick()
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _report(drops: Counter[str], excluded: list[str]) -> None:
+    table = Table(title="what the filter kept")
+    table.add_column("step")
+    table.add_column("pairs", justify="right")
+    table.add_row("items", str(drops["_items"]))
+    table.add_row("pairs with votes", str(drops["_candidate_pairs"]))
+    for reason in DROP_REASONS:
+        table.add_row(f"− {reason}", str(drops[reason]))
+    table.add_row("kept", str(drops["_kept"]))
+    console.print(table)
+    if excluded:
+        console.print(f"votes ignored from: {', '.join(excluded)}")
