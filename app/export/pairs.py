@@ -10,14 +10,46 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import combinations
 
-from app.agreement.stats import FIRST, SECOND, TIE, Pair, implied_pairs
+FIRST, SECOND, TIE = 0, 1, 2
 
-__all__ = ["FIRST", "SECOND", "TIE", "Consensus", "Pair", "pairs_of", "split_of", "tally"]
+Pair = tuple[int, int]
+
+__all__ = ["FIRST", "SECOND", "TIE", "Consensus", "Pair", "implied_pairs", "pairs_of", "split_of", "tally"]
 
 
+@lru_cache(maxsize=4096)
+def implied_pairs(kind: str, chosen: int | None, rejected: int | None, k: int) -> dict[Pair, int]:
+    """The labelled pairs (canonical positions i < j) that one verdict implies.
+
+    A preference of best ≻ worst implies best ≻ every other and every other ≻ worst (k = 2: one pair);
+    a tie implies a tie on every pair; "n.a." implies nothing. Cached: callers must not change the result.
+    """
+    if kind == "na":
+        return {}
+    if kind == "tie":
+        return dict.fromkeys(combinations(range(k), 2), TIE)
+    if chosen is None or rejected is None or chosen == rejected:
+        raise ValueError("a preference needs two different candidates")
+    pairs: dict[Pair, int] = {}
+
+    def prefer(winner: int, loser: int) -> None:
+        i, j = min(winner, loser), max(winner, loser)
+        pairs[(i, j)] = FIRST if winner == i else SECOND
+
+    for other in range(k):
+        if other != chosen:
+            prefer(chosen, other)
+        if other not in (chosen, rejected):
+            prefer(other, rejected)
+    return pairs
+
+
+@lru_cache(maxsize=4096)
 def pairs_of(kind: str, chosen: int | None, rejected: int | None, k: int, mode: str) -> dict[Pair, int]:
-    """The labelled pairs one verdict implies, in ``mode`` "implied" or "best_worst"."""
+    """The labelled pairs one verdict implies, in ``mode`` "implied" or "best_worst" (cached; do not change)."""
     if mode == "best_worst" and kind == "preference":
         if chosen is None or rejected is None or chosen == rejected:
             raise ValueError("a preference needs two different candidates")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select, update
+from sqlalchemy import Text, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -54,9 +54,15 @@ class Rules:
     excluded: set[int]
     excluded_names: list[str]
 
+    _pseudonyms: dict[int, str] = field(default_factory=dict)
+
     def pseudonym(self, user_id: int) -> str:
-        digest = hmac.new(self.secret, f"{self.project.id}:{user_id}".encode(), hashlib.sha256).hexdigest()
-        return "a_" + digest[:12]
+        """A stable id for an annotator in this project's exports that does not reveal who it is."""
+        name = self._pseudonyms.get(user_id)
+        if name is None:
+            digest = hmac.new(self.secret, f"{self.project.id}:{user_id}".encode(), hashlib.sha256).hexdigest()
+            name = self._pseudonyms[user_id] = "a_" + digest[:12]
+        return name
 
 
 @dataclass
@@ -73,13 +79,13 @@ class _Cand:
     position: int
     text: str
     model: str | None
-    params: dict[str, Any]
+    params: str  # JSON text, embedded as it is
     seed: int | None
 
 
 @dataclass
 class _Chunk:
-    items: list[tuple[int, str | None, Any, int]]  # id, external id, prompt, round
+    items: list[tuple[int, str | None, str, int]]  # id, external id, prompt (JSON text), round
     candidates: dict[int, list[_Cand]]
     judgments: dict[int, list[_Judged]]
     decisions: dict[int, tuple[dict[str, Any], str]]  # verdicts (candidate ids), reason
@@ -132,11 +138,12 @@ def _below_thresholds(session: Session, *, project: Project, filt: ExportFilter,
 
 
 def _chunks(session: Session, *, project: Project, dims: list[str], size: int = CHUNK_ITEMS) -> Iterator[_Chunk]:
+    conn = session.connection()  # Core rows: these selects name columns, not entities
     last = 0
     while True:
         items = (
-            session.execute(
-                select(Item.id, Item.external_id, Item.prompt, Item.round)
+            conn.execute(
+                select(Item.id, Item.external_id, cast(Item.prompt, Text), Item.round)
                 .where(
                     Item.project_id == project.id,
                     Item.is_gold.is_(False),
@@ -157,7 +164,7 @@ def _chunks(session: Session, *, project: Project, dims: list[str], size: int = 
 
         candidates: dict[int, list[_Cand]] = defaultdict(list)
         position: dict[int, int] = {}
-        for cid, item_id, round_, pos, text, model, params, seed in session.execute(
+        for cid, item_id, round_, pos, text, model, params, seed in conn.execute(
             select(
                 Candidate.id,
                 Candidate.item_id,
@@ -165,17 +172,17 @@ def _chunks(session: Session, *, project: Project, dims: list[str], size: int = 
                 Candidate.position,
                 Candidate.text,
                 Candidate.model,
-                Candidate.params,
+                cast(Candidate.params, Text),
                 Candidate.seed,
             ).where(Candidate.item_id.between(lo, hi))
         ).tuples():
             if rounds.get(item_id) == round_:
-                candidates[item_id].append(_Cand(cid, pos, text, model, params or {}, seed))
+                candidates[item_id].append(_Cand(cid, pos, text, model, params or "{}", seed))
                 position[cid] = pos
 
         judgments: dict[int, list[_Judged]] = defaultdict(list)
         by_id: dict[int, _Judged] = {}
-        for jid, item_id, round_, annotator, reason, problematic, dim, kind, chosen, rejected in session.execute(
+        for jid, item_id, round_, annotator, reason, problematic, dim, kind, chosen, rejected in conn.execute(
             select(
                 Judgment.id,
                 Judgment.item_id,
@@ -209,7 +216,7 @@ def _chunks(session: Session, *, project: Project, dims: list[str], size: int = 
             )
 
         decisions: dict[int, tuple[dict[str, Any], str]] = {}
-        for item_id, round_, verdicts, reason in session.execute(
+        for item_id, round_, verdicts, reason in conn.execute(
             select(Adjudication.item_id, Adjudication.round, Adjudication.verdicts, Adjudication.reason)
             .where(Adjudication.project_id == project.id, Adjudication.item_id.between(lo, hi))
             .order_by(Adjudication.created_at, Adjudication.id)
@@ -230,16 +237,20 @@ def _decided_pairs(
     return P.pairs_of(v["kind"], chosen, rejected, k, mode)
 
 
-def _prompt(prompt: Any, fmt: str) -> Any:
+def _prompt(prompt: str, fmt: str) -> Any:
+    """The prompt for the row, from its stored JSON text (embedded as it is where it can be)."""
+    is_chat = prompt.lstrip().startswith("[")
     if fmt == "conversational":
-        return prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
-    if isinstance(prompt, list):  # a chat prompt in the standard format: a plain transcript
-        return "\n\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in prompt)
-    return prompt
+        return orjson.Fragment(prompt) if is_chat else [{"role": "user", "content": orjson.Fragment(prompt)}]
+    if is_chat:  # a chat prompt in the standard format: a plain transcript
+        messages = orjson.loads(prompt)
+        return "\n\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in messages)
+    return orjson.Fragment(prompt)
 
 
 def iter_pairs(session: Session, *, rules: Rules, drops: Counter[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Every pair the filter keeps, as an export row; ``drops`` counts what each rule left out (and more)."""
+    """Every pair the filter keeps, as an export row ready for ``orjson.dumps`` (stored JSON is embedded as
+    ``orjson.Fragment``); ``drops`` counts what each rule left out (and more)."""
     filt, project = rules.filt, rules.project
     drops = drops if drops is not None else Counter()
     k, mode, dim = project.k, filt.pairs, filt.dimension
@@ -346,7 +357,7 @@ def _row(
     rules: Rules,
     item_id: int,
     external_id: str | None,
-    prompt: Any,
+    prompt: str,
     chosen: _Cand,
     rejected: _Cand,
     consensus: P.Consensus,
@@ -360,9 +371,10 @@ def _row(
     with_chosen = P.FIRST if chosen_first else P.SECOND
     for_chosen = consensus.first if chosen_first else consensus.second
     against = consensus.second if chosen_first else consensus.first
-    reasons = list(dict.fromkeys(r for v in consensus.voters[with_chosen] if (r := reasons_by_voter.get(v))))
     if decision is not None and decision[1].strip():
-        reasons = [decision[1].strip()]
+        reason = decision[1].strip()
+    else:
+        reason = "\n\n".join(dict.fromkeys(r for v in consensus.voters[with_chosen] if (r := reasons_by_voter.get(v))))
     answer_c: Any = chosen.text
     answer_r: Any = rejected.text
     if fmt == "conversational":
@@ -372,7 +384,7 @@ def _row(
         "prompt": _prompt(prompt, fmt),
         "chosen": answer_c,
         "rejected": answer_r,
-        "reason": "\n\n".join(reasons),
+        "reason": reason,
         "meta": {
             "project": rules.project.slug,
             "item_id": item_id,
@@ -384,8 +396,8 @@ def _row(
             "rejected_position": rejected.position,
             "chosen_model": chosen.model,
             "rejected_model": rejected.model,
-            "chosen_params": chosen.params,
-            "rejected_params": rejected.params,
+            "chosen_params": orjson.Fragment(chosen.params),
+            "rejected_params": orjson.Fragment(rejected.params),
             "chosen_seed": chosen.seed,
             "rejected_seed": rejected.seed,
             "votes": {"chosen": for_chosen, "rejected": against, "tie": consensus.ties},

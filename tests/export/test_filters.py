@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -23,7 +24,7 @@ def run(
         project = s.get(Project, world["project_id"])
         assert project is not None
         rules = service.resolve(s, project=project, filt=ExportFilter(**filters), secret=settings.secret_key or "")
-        rows = list(service.iter_pairs(s, rules=rules, drops=drops))
+        rows = [json.loads(line) for line in service.iter_jsonl(s, rules=rules, drops=drops)]
     return rows, drops
 
 

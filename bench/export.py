@@ -1,0 +1,233 @@
+"""Export at scale: ≥ 1M preference pairs in the database → pairs/s and peak RSS of a full streamed export.
+
+Fills a project (once; reused while it matches) with 200k items of k = 4 candidates, judged by 3 annotators
+(best/worst, overall and harmless; two follow a planted ranking, the third is right 80% of the time), which
+imply about 1M exported pairs. Then, each in a fresh process so that its peak RSS is its own:
+
+- baseline: the same rows read with a bare cursor and thrown away (what the database costs);
+- `prefstudio export PROJECT --out FILE` (the command line; same code as the API and snapshots);
+- `GET /api/v1/projects/PROJECT/export.jsonl` with an export token, over HTTP (uvicorn), read to the end.
+
+Targets: ≥ 50k pairs/s and < 300 MB peak RSS.
+
+    PREFSTUDIO_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/bench python bench/export.py
+    python bench/export.py            # a SQLite file under /tmp (kept for the next run)
+    python bench/export.py --refill   # fill again from scratch
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from alembic import command  # noqa: E402
+
+from app.config import Settings  # noqa: E402
+from app.db import Database, make_database  # noqa: E402
+from app.kit.security import hash_password  # noqa: E402
+from app.models import Judgment, Project, User  # noqa: E402
+from bench.common import alembic_config, bulk, stamp  # noqa: E402
+
+SLUG = "export-bench"
+SECRET = "bench-secret-key-0123456789-0123456789"
+RATERS = 3
+K = 4
+ANSWER = "The answer, explained step by step with an example and a caveat. " * 5
+
+
+def fill(db: Database, items: int) -> None:
+    rng = np.random.default_rng(7)
+    now = stamp(db, datetime.now(UTC))
+    with db.session() as s:
+        pw = hash_password("bench-password")
+        users = [User(username=f"exporter{i}", password_hash=pw) for i in range(RATERS)]
+        s.add_all(users)
+        project = Project(slug=SLUG, name="Export bench", k=K, overlap=RATERS)
+        s.add(project)
+        s.flush()
+        project_id, user_ids = project.id, [u.id for u in users]
+    item_rows = [
+        (i, project_id, json.dumps(f"Bench prompt {i}: explain something useful in a few sentences."),
+         f"{i:064x}", "{}", False, "ready", 0, RATERS, RATERS, now)
+        for i in range(1, items + 1)
+    ]
+    bulk(db, "item", ["id", "project_id", "prompt", "prompt_hash", "meta", "is_gold", "status", "round", "claims",
+                      "judgment_count", "created_at"], item_rows)
+    del item_rows
+    params = json.dumps({"temperature": 0.8, "top_p": 0.95, "max_tokens": 256})
+    bulk(
+        db,
+        "candidate",
+        ["id", "item_id", "round", "position", "text", "model", "params", "seed", "finish_reason", "created_at"],
+        [(K * (i - 1) + p + 1, i, 0, p, f"{ANSWER}({i}/{p})", "sft-v1", params, p, "stop", now)
+         for i in range(1, items + 1) for p in range(K)],
+    )
+    n = items * RATERS
+    item_of = np.repeat(np.arange(1, items + 1), RATERS)
+    rater_of = np.tile(np.arange(RATERS), items)
+    bulk(
+        db,
+        "assignment",
+        ["id", "project_id", "item_id", "annotator_id", "round", "status", "display_order", "leased_at",
+         "lease_expires_at", "updated_at"],
+        [(j + 1, project_id, int(item_of[j]), user_ids[rater_of[j]], 0, "submitted", "[]", now, now, now)
+         for j in range(n)],
+    )
+    bulk(
+        db,
+        "judgment",
+        ["id", "project_id", "item_id", "annotator_id", "assignment_id", "round", "reason", "flag_all_bad",
+         "flag_problematic", "seconds", "submit_key", "version", "created_at", "updated_at"],
+        [(j + 1, project_id, int(item_of[j]), user_ids[rater_of[j]], j + 1, 0, f"reason {j % 7}", False, False,
+          12.0, f"export-bench-{j}", 1, now, now) for j in range(n)],
+    )
+    # Planted ranking: candidate 0 best, 3 worst; the third rater is right 80% of the time.
+    noisy = (rater_of == 2) & (rng.random(n) >= 0.8)
+    best = np.where(noisy, rng.integers(0, K, n), 0)
+    worst = np.where(noisy, (best + rng.integers(1, K, n)) % K, K - 1)
+    verdicts = []
+    vid = 0
+    for j in range(n):
+        first = K * (int(item_of[j]) - 1) + 1
+        for dim in ("overall", "harmless"):
+            vid += 1
+            verdicts.append((vid, j + 1, dim, "preference", first + int(best[j]), first + int(worst[j])))
+    bulk(db, "verdict", ["id", "judgment_id", "dimension", "kind", "chosen_candidate_id", "rejected_candidate_id"],
+         verdicts)
+    if db.is_postgres:
+        with db.write_engine.begin() as conn:
+            for table in ("item", "candidate", "assignment", "judgment", "verdict"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
+            conn.execute(text("ANALYZE"))
+
+
+RSS = "\nimport resource\nprint('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+
+
+def _child(code: str, env: dict[str, str]) -> tuple[float, int, str]:
+    """Run ``code`` in a fresh interpreter; (seconds, its own peak RSS in MB, the rest of its stdout)."""
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", code + RSS], env=env, check=True, capture_output=True, text=True, cwd=ROOT
+    )
+    seconds = time.perf_counter() - t0
+    lines = out.stdout.strip().splitlines()
+    rss_kb = int(lines[-1].split()[1])
+    return seconds, rss_kb // 1024, "\n".join(lines[:-1]).strip()
+
+
+BASELINE = """
+import sys
+from sqlalchemy import text
+from app.config import get_settings
+from app.db import make_database
+db = make_database(get_settings())
+n = 0
+with db.read_engine.connect().execution_options(stream_results=True, yield_per=10000) as conn:
+    for sql in ("SELECT id, external_id, prompt, round FROM item WHERE project_id = :p",
+                "SELECT c.id, c.item_id, c.round, c.position, c.text, c.model, c.params, c.seed FROM candidate c "
+                "JOIN item i ON i.id = c.item_id WHERE i.project_id = :p",
+                "SELECT j.id, j.item_id, j.round, j.annotator_id, j.reason, j.flag_problematic, v.dimension, v.kind, "
+                "v.chosen_candidate_id, v.rejected_candidate_id FROM judgment j JOIN verdict v ON v.judgment_id = j.id "
+                "WHERE j.project_id = :p AND v.dimension = 'overall'"):
+        for row in conn.execute(text(sql), {"p": int(sys.argv[1]) if len(sys.argv) > 1 else PID}):
+            n += 1
+print(n)
+"""
+
+HTTP = """
+import os, socket, threading, time, httpx, uvicorn
+from app.auth.service import create_api_token, get_user_by_username
+from app.config import get_settings
+from app.main import create_app
+from app.models import Project
+from sqlalchemy import select
+app = create_app(get_settings())
+with app.state.db.session() as s:
+    project = s.scalar(select(Project).where(Project.slug == "{slug}"))
+    admin = get_user_by_username(s, "exporter0")
+    _, token = create_api_token(s, user=admin, scope="export", settings=get_settings(), project_id=project.id)
+sock = socket.socket(); sock.bind(("127.0.0.1", 0)); port = sock.getsockname()[1]; sock.close()
+server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+threading.Thread(target=server.run, daemon=True).start()
+while not server.started:
+    time.sleep(0.05)
+lines = 0
+t0 = time.perf_counter()
+with httpx.stream("GET", f"http://127.0.0.1:{{port}}/api/v1/projects/{slug}/export.jsonl",
+                  headers={{"Authorization": f"Bearer {{token}}"}}, timeout=600) as r:
+    r.raise_for_status()
+    for chunk in r.iter_bytes():
+        lines += chunk.count(b"\\n")
+print(lines, time.perf_counter() - t0)
+server.should_exit = True
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=200_000)
+    parser.add_argument("--refill", action="store_true")
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args()
+    url = os.environ.get("PREFSTUDIO_DATABASE_URL") or "sqlite:////tmp/prefstudio-export-bench.db"
+    settings = Settings(environment="dev", database_url=url, secret_key=SECRET)
+    if args.refill and url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    command.upgrade(alembic_config(url), "head")
+    db = make_database(settings)
+    with db.session(write=False) as s:
+        have = s.scalar(select(func.count()).select_from(Judgment).join(Project).where(Project.slug == SLUG)) or 0
+    if have != args.items * RATERS:
+        if have:
+            with db.session() as s:
+                s.execute(text("DELETE FROM project WHERE slug = :s"), {"s": SLUG})
+                s.execute(text("DELETE FROM \"user\" WHERE username LIKE 'exporter%'"))
+        t0 = time.perf_counter()
+        fill(db, args.items)
+        print(f"filled {args.items:,} items × {RATERS} judgments in {time.perf_counter() - t0:.0f} s")
+    with db.session(write=False) as s:
+        project_id = s.scalar(select(Project.id).where(Project.slug == SLUG))
+    db.dispose()
+    env = {**os.environ, "PREFSTUDIO_DATABASE_URL": url, "PREFSTUDIO_SECRET_KEY": SECRET,
+           "PREFSTUDIO_ENVIRONMENT": "dev", "PYTHONPATH": str(ROOT)}
+    print(f"database: {url.split('@')[-1]}")
+
+    seconds, rss, rows = _child(BASELINE.replace("PID", str(project_id)), env)
+    print(f"baseline (bare cursor over the same rows): {int(rows):,} rows in {seconds:.1f} s, peak RSS {rss} MB")
+    base_s = seconds
+
+    out = Path("/tmp/prefstudio-export-bench.jsonl")
+    code = (
+        "from app.cli import cli; "
+        f"cli(['export', '{SLUG}', '--out', '{out}'], standalone_mode=False)"
+    )
+    seconds, rss, _ = _child(code, env)
+    pairs = sum(1 for _ in out.open("rb"))
+    size = out.stat().st_size
+    out.unlink()
+    print(f"prefstudio export --out: {pairs:,} pairs ({size / 1e6:,.0f} MB) in {seconds:.1f} s = "
+          f"{pairs / seconds:,.0f} pairs/s, peak RSS {rss} MB (target ≥ 50,000 pairs/s, < 300 MB); "
+          f"{seconds / base_s:.1f}× the bare read")
+
+    if not args.skip_http:
+        seconds, rss, line = _child(HTTP.format(slug=SLUG), env)
+        lines, stream_s = line.split()
+        print(f"GET export.jsonl over HTTP: {int(lines):,} pairs in {float(stream_s):.1f} s = "
+              f"{int(lines) / float(stream_s):,.0f} pairs/s; server+client process peak RSS {rss} MB")
+
+
+if __name__ == "__main__":
+    main()
