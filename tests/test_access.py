@@ -53,6 +53,16 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/projects/a/adjudication/{item}", "admin"),
     ("GET", "/api/v1/projects/a/adjudication", "admin"),
     ("POST", "/api/v1/projects/a/items/{item}/adjudication", "admin"),
+    ("GET", "/projects/a/export", "admin"),
+    ("GET", "/projects/a/export/snapshots", "admin"),
+    ("POST", "/projects/a/snapshots", "admin"),
+    ("POST", "/projects/a/tokens", "admin"),
+    ("GET", "/api/v1/projects/a/export.jsonl", "admin"),
+    ("GET", "/api/v1/projects/a/export/preview", "admin"),
+    ("GET", "/api/v1/projects/a/snapshots", "admin"),
+    ("POST", "/api/v1/projects/a/snapshots", "admin"),
+    ("GET", "/api/v1/projects/a/tokens", "admin"),
+    ("POST", "/api/v1/projects/a/tokens", "admin"),
 ]
 
 
