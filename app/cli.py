@@ -147,6 +147,7 @@ def demo(
     """A demo on SQLite: bundled prompts and candidates, an admin and three annotators; then serve."""
     os.environ["PREFSTUDIO_ENVIRONMENT"] = "demo"
     os.environ["PREFSTUDIO_DATABASE_URL"] = f"sqlite:///{db.resolve()}"
+    os.environ.setdefault("PREFSTUDIO_DATA_DIR", str(db.resolve().with_name(db.stem + "-data")))
     get_settings.cache_clear()
     settings = get_settings()
     upgrade_database(settings.database_url)
@@ -164,7 +165,20 @@ def demo(
     Console().print(table)
     Console().print(f"projects: {', '.join(info.projects)} · database: {db.resolve()}")
     if not no_serve:
+        _start_background_worker()
         _serve(host, port)
+
+
+def _start_background_worker() -> None:
+    """The demo runs its jobs (generation, snapshots) in a thread beside the server; production runs
+    `prefstudio worker` as its own process."""
+    import threading
+
+    from app.db import make_database
+    from app.jobs.runner import run_worker
+
+    database = make_database(get_settings())
+    threading.Thread(target=run_worker, args=(database,), name="demo-worker", daemon=True).start()
 
 
 def _register_domain_commands() -> None:
