@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from datetime import datetime
+
+from pydantic import BaseModel, Field
 
 
 class IntervalOut(BaseModel):
@@ -46,6 +48,11 @@ class AnnotatorFigures(BaseModel):
     paused: bool = False
 
 
+class TimeBucket(BaseModel):
+    start: str  # "2026-11-24" (days) or "2026-11-24T13" (hours, UTC)
+    judgments: int
+
+
 class AgreementOut(BaseModel):
     project: str
     overlap: int
@@ -53,3 +60,14 @@ class AgreementOut(BaseModel):
     pairs: list[PairKappa]
     annotators: list[AnnotatorFigures]
     note: str
+    resamples: int = 0  # bootstrap resamples behind the intervals
+    timeline_unit: str = "day"  # "hour" while the judgments span two days or less
+    timeline: list[TimeBucket] = Field(default_factory=list)  # every judgment of the project, by creation time
+
+
+class CachedAgreementOut(AgreementOut):
+    """The figures as the dashboard shows them: from the cache the worker keeps, and how fresh they are."""
+
+    computed_at: datetime
+    compute_ms: float
+    stale: bool = Field(description="judgments changed since; the worker is recomputing")

@@ -1,31 +1,71 @@
-"""Agreement figures of a project, from its judgments (current candidate round), per dimension and overall."""
+"""Agreement figures of a project, from its judgments (current candidate round), per dimension and overall.
+
+``compute`` recomputes everything from the database; the dashboard and the JSON endpoint read the figures the
+worker keeps in ``agreement_cache`` (``refresh``), which are stale as soon as the ``fingerprint`` of what they
+depend on moves.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from collections import Counter, defaultdict
-from statistics import median
-from typing import Any
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from sqlalchemy import select
+from numpy.typing import NDArray
+from sqlalchemy import case, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from app.agreement import stats
-from app.agreement.schemas import AgreementOut, AnnotatorFigures, DimensionFigures, IntervalOut, PairKappa
-from app.models import OVERALL, Assignment, Candidate, Item, Judgment, Project, ProjectMember, User, Verdict
+from app.agreement.schemas import (
+    AgreementOut,
+    AnnotatorFigures,
+    CachedAgreementOut,
+    DimensionFigures,
+    IntervalOut,
+    PairKappa,
+    TimeBucket,
+)
+from app.models import (
+    OVERALL,
+    AgreementCache,
+    Assignment,
+    Candidate,
+    Item,
+    Judgment,
+    Project,
+    ProjectMember,
+    User,
+    Verdict,
+    utcnow,
+)
 
 MIN_SHARED_FOR_COHEN = 10
 OUTLIER_GAP = 0.2
+RESAMPLES = 200  # bootstrap resamples behind the cached intervals
+# Projects with at most this many judgments are computed on the spot when the cache is missing or stale
+# (tens of milliseconds); bigger ones wait for the worker.
+INLINE_JUDGMENTS = 2000
+# Bump when the figures change meaning or shape: every cache becomes stale.
+FIGURES_VERSION = 2
+TIMELINE_DAYS = 90
 LABEL_NAMES = {stats.FIRST: "first", stats.SECOND: "second", stats.TIE: "tie"}
 NOTE = (
     "Unit: a preference pair (two candidates of one item) on one dimension. n.a. is missing, not a category. "
     "Fleiss' κ uses only pairs rated by exactly r annotators; Krippendorff's α uses every pair with two or more "
     "ratings. 95% intervals resample items (bootstrap)."
 )
+PREFERENCE, TIE, NA = 0, 1, 2  # verdict kinds as loaded
 
 
-def _finite(value: float) -> float | None:
+def _finite(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else round(float(value), 4)
 
 
@@ -33,118 +73,219 @@ def _interval(interval: stats.Interval | None) -> IntervalOut | None:
     return None if interval is None else IntervalOut(low=_finite(interval.low), high=_finite(interval.high))
 
 
-def load_ratings(session: Session, *, project: Project) -> list[dict[str, Any]]:
-    """One row per verdict of the current round: who, which item, which dimension, canonical positions."""
+@dataclass
+class Ratings:
+    """The verdicts of a project's current round (gold items left out), as parallel numpy arrays."""
+
+    item: NDArray[np.int64]
+    annotator: NDArray[np.int64]
+    dimension: NDArray[np.int64]  # index into [overall, *dimensions]; -1 for a dimension no longer configured
+    kind: NDArray[np.int64]  # PREFERENCE, TIE, NA
+    chosen: NDArray[np.int64]  # canonical positions; -1 without a preference
+    rejected: NDArray[np.int64]
+
+
+@dataclass
+class Judgments:
+    """One entry per judgment of the current round (gold items left out), for the per-annotator figures."""
+
+    annotator: NDArray[np.int64]
+    seconds: NDArray[np.float64]  # NaN when not recorded
+    all_bad: NDArray[np.bool_]
+    overall: NDArray[np.int64]  # the overall verdict's kind
+    left: NDArray[np.int64]  # 1: chose the candidate shown first, 0: another one, -1: no preference or order
+
+
+def _columns(rows: Sequence[tuple[int, ...]], width: int) -> list[NDArray[np.int64]]:
+    if not rows:
+        return [np.empty(0, dtype=np.int64) for _ in range(width)]
+    table = np.array(rows, dtype=np.int64)
+    return [table[:, i] for i in range(width)]
+
+
+def load_ratings(session: Session, *, project: Project) -> Ratings:
+    """Every verdict of the current round as integers — one query of plain tuples, no ORM objects."""
     chosen, rejected = aliased(Candidate), aliased(Candidate)
-    rows = session.execute(
+    dims = [OVERALL, *project.dimension_keys]
+    query = (
         select(
             Judgment.item_id,
             Judgment.annotator_id,
-            Judgment.seconds,
-            Judgment.flag_all_bad,
-            Verdict.dimension,
-            Verdict.kind,
-            chosen.position,
-            rejected.position,
-            chosen.id,
-            Assignment.display_order,
+            case({d: i for i, d in enumerate(dims)}, value=Verdict.dimension, else_=-1),
+            case({"preference": PREFERENCE, "tie": TIE}, value=Verdict.kind, else_=NA),
+            func.coalesce(chosen.position, -1),
+            func.coalesce(rejected.position, -1),
         )
         .join(Verdict, Verdict.judgment_id == Judgment.id)
         .join(Item, (Item.id == Judgment.item_id) & (Item.round == Judgment.round))
-        .join(Assignment, Assignment.id == Judgment.assignment_id)
         .outerjoin(chosen, chosen.id == Verdict.chosen_candidate_id)
         .outerjoin(rejected, rejected.id == Verdict.rejected_candidate_id)
         .where(Judgment.project_id == project.id, Item.is_gold.is_(False))
-    ).all()
-    return [
-        {
-            "item": r[0],
-            "annotator": r[1],
-            "seconds": r[2],
-            "all_bad": r[3],
-            "dimension": r[4],
-            "kind": r[5],
-            "chosen": r[6],
-            "rejected": r[7],
-            "chosen_id": r[8],
-            "display_order": r[9],
-        }
-        for r in rows
-    ]
+    )
+    rows = session.execute(query).tuples().all()
+    return Ratings(*_columns(rows, 6))
 
 
-def compute(session: Session, *, project: Project, resamples: int = 200, seed: int = 0) -> AgreementOut:
+def load_judgments(session: Session, *, project: Project) -> Judgments:
+    """Per judgment of the current round: who, seconds, "all bad", the overall verdict, left-most chosen."""
+    first_shown = Assignment.display_order[0].as_integer()
+    query = (
+        select(
+            Judgment.annotator_id,
+            Judgment.seconds,
+            Judgment.flag_all_bad,
+            case({"preference": PREFERENCE, "tie": TIE}, value=Verdict.kind, else_=NA),
+            case(
+                (Verdict.chosen_candidate_id == first_shown, 1),
+                ((Verdict.kind == "preference") & first_shown.is_not(None), 0),
+                else_=-1,
+            ),
+        )
+        .join(Verdict, (Verdict.judgment_id == Judgment.id) & (Verdict.dimension == OVERALL))
+        .join(Item, (Item.id == Judgment.item_id) & (Item.round == Judgment.round))
+        .join(Assignment, Assignment.id == Judgment.assignment_id)
+        .where(Judgment.project_id == project.id, Item.is_gold.is_(False))
+    )
+    rows = session.execute(query).tuples().all()
+    if not rows:
+        empty = np.empty(0, dtype=np.int64)
+        return Judgments(empty, np.empty(0), np.empty(0, dtype=bool), empty, empty)
+    annotator, seconds, all_bad, overall, left = zip(*rows, strict=True)
+    return Judgments(
+        annotator=np.fromiter(annotator, dtype=np.int64, count=len(rows)),
+        seconds=np.array([np.nan if v is None else v for v in seconds], dtype=float),
+        all_bad=np.fromiter((bool(v) for v in all_bad), dtype=bool, count=len(rows)),
+        overall=np.fromiter(overall, dtype=np.int64, count=len(rows)),
+        left=np.fromiter(left, dtype=np.int64, count=len(rows)),
+    )
+
+
+def _pair_labels(ratings: Ratings, i: int, j: int) -> NDArray[np.int64]:
+    """The label each verdict implies on the pair (i, j), i < j, or -1 (as ``stats.implied_pairs``)."""
+    c, w = ratings.chosen, ratings.rejected
+    label = np.select(
+        [c == i, c == j, w == i, w == j],
+        [stats.FIRST, stats.SECOND, stats.SECOND, stats.FIRST],
+        default=-1,
+    )
+    label = np.where(ratings.kind == PREFERENCE, label, -1)
+    return np.where(ratings.kind == TIE, stats.TIE, label)
+
+
+def _matrices(
+    ratings: Ratings, *, k: int, dimensions: int, columns: NDArray[np.int64]
+) -> list[tuple[NDArray[np.float64], NDArray[np.int64]]]:
+    """Per dimension: the raters × units matrix (NaN missing) over units with two or more ratings, and the
+    item of each unit (the bootstrap's group)."""
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    labels = np.stack([_pair_labels(ratings, i, j) for i, j in pairs])  # pairs × verdicts
+    raters = int(columns.max()) + 1 if len(columns) else 0
+    out = []
+    for dim in range(dimensions):
+        mine = ratings.dimension == dim
+        p_idx, v_idx = np.nonzero(labels[:, mine] >= 0)
+        verdicts = np.flatnonzero(mine)[v_idx]
+        unit = ratings.item[verdicts] * len(pairs) + p_idx
+        keys, inverse, sizes = np.unique(unit, return_inverse=True, return_counts=True)
+        keep = sizes >= 2
+        new_index = np.cumsum(keep) - 1
+        rows = keep[inverse]
+        data = np.full((raters, int(keep.sum())), np.nan)
+        data[columns[verdicts[rows]], new_index[inverse[rows]]] = labels[p_idx[rows], verdicts[rows]]
+        out.append((data, keys[keep] // len(pairs)))
+    return out
+
+
+def compute(session: Session, *, project: Project, resamples: int = RESAMPLES, seed: int = 0) -> AgreementOut:
     """Every figure of the agreement page, computed now."""
     ratings = load_ratings(session, project=project)
+    judgments = load_judgments(session, project=project)
     names = dict(session.execute(select(User.id, User.username)).tuples().all())
-    annotators = sorted({r["annotator"] for r in ratings})
-    column = {a: i for i, a in enumerate(annotators)}
+    annotators = [int(a) for a in np.unique(ratings.annotator)]
+    column_of = np.searchsorted(np.array(annotators, dtype=np.int64), ratings.annotator)
     dims = [OVERALL, *project.dimension_keys]
-
-    # unit (item, pair, dimension) → rater row → label
-    units: dict[str, dict[tuple[int, tuple[int, int]], dict[int, int]]] = {d: defaultdict(dict) for d in dims}
-    for r in ratings:
-        if r["dimension"] not in units:
-            continue
-        for pair, label in stats.implied_pairs(r["kind"], r["chosen"], r["rejected"], project.k).items():
-            units[r["dimension"]][(r["item"], pair)][r["annotator"]] = label
+    matrices = _matrices(ratings, k=project.k, dimensions=len(dims), columns=column_of)
 
     figures = []
-    matrices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for dim in dims:
-        keys = [key for key, votes in units[dim].items() if len(votes) >= 2]
-        data = np.full((len(annotators), len(keys)), np.nan)
-        for j, key in enumerate(keys):
-            for annotator, label in units[dim][key].items():
-                data[column[annotator], j] = label
-        groups = np.array([key[0] for key in keys], dtype=np.int64)
-        matrices[dim] = (data, groups)
-        kappa, used = stats.fleiss(data, project.overlap) if keys else (float("nan"), 0)
-        alpha = stats.alpha(data) if keys else float("nan")
-        enough = len(set(groups.tolist())) >= 2 and resamples > 0
+    for dim, (data, groups) in zip(dims, matrices, strict=True):
+        units = data.shape[1]
+        kappa, used = stats.fleiss(data, project.overlap) if units else (float("nan"), 0)
+        alpha = stats.alpha(data) if units else float("nan")
+        counts = stats.category_counts(data)
+        enough = units > 0 and resamples > 0 and len(np.unique(groups)) >= 2
         fleiss_ci = (
-            stats.bootstrap(
-                data, lambda d: stats.fleiss(d, project.overlap)[0], groups=groups, resamples=resamples, seed=seed
+            stats.bootstrap_weighted(
+                counts,
+                lambda c, w: stats.fleiss_weighted(c, w, project.overlap),
+                groups=groups,
+                resamples=resamples,
+                seed=seed,
             )
             if enough and used
             else None
         )
-        alpha_ci = stats.bootstrap(data, stats.alpha, groups=groups, resamples=resamples, seed=seed) if enough else None
-        labels = Counter(int(v) for v in data[~np.isnan(data)])
+        alpha_ci = (
+            stats.bootstrap_weighted(counts, stats.alpha_weighted, groups=groups, resamples=resamples, seed=seed)
+            if enough
+            else None
+        )
+        totals = counts.sum(axis=0)
         figures.append(
             DimensionFigures(
                 dimension=dim,
-                units=len(keys),
+                units=units,
                 fleiss_kappa=_finite(kappa),
                 fleiss_units=used,
                 fleiss_ci=_interval(fleiss_ci),
                 alpha=_finite(alpha),
                 alpha_ci=_interval(alpha_ci),
-                percent_agreement=_finite(stats.percent_agreement(data)) if keys else None,
+                percent_agreement=_finite(stats.percent_agreement(data)) if units else None,
                 meaning=stats.landis_koch(kappa if not math.isnan(kappa) else alpha),
-                labels={LABEL_NAMES[c]: labels.get(c, 0) for c in stats.CATEGORIES},
+                labels={LABEL_NAMES[c]: int(totals[c]) if units else 0 for c in stats.CATEGORIES},
             )
         )
 
-    overall, _ = matrices[OVERALL]
+    overall = matrices[0][0]
     pairs = []
-    for a, b in ((a, b) for i, a in enumerate(annotators) for b in annotators[i + 1 :]):
-        kappa, shared = stats.cohen(overall[column[a]], overall[column[b]])
-        if shared >= MIN_SHARED_FOR_COHEN:
-            pairs.append(
-                PairKappa(a=names.get(a, str(a)), b=names.get(b, str(b)), kappa=_finite(kappa), shared_units=shared)
-            )
+    for x, a in enumerate(annotators):
+        for y in range(x + 1, len(annotators)):
+            kappa, shared = stats.cohen(overall[x], overall[y])
+            if shared >= MIN_SHARED_FOR_COHEN:
+                b = annotators[y]
+                pairs.append(
+                    PairKappa(a=names.get(a, str(a)), b=names.get(b, str(b)), kappa=_finite(kappa), shared_units=shared)
+                )
 
-    people = _annotator_figures(ratings, overall, annotators, column, names)
+    people = _annotator_figures(judgments, overall, annotators, names)
+    _add_members_and_gold(session, project=project, people=people, annotators=annotators, names=names)
+    unit, timeline = judgments_over_time(session, project=project)
+    return AgreementOut(
+        project=project.slug,
+        overlap=project.overlap,
+        dimensions=figures,
+        pairs=pairs,
+        annotators=people,
+        note=NOTE,
+        resamples=resamples,
+        timeline_unit=unit,
+        timeline=timeline,
+    )
+
+
+def _add_members_and_gold(
+    session: Session, *, project: Project, people: list[AnnotatorFigures], annotators: list[int], names: dict[int, str]
+) -> None:
+    """Members with no judgment yet get a row; every row gets gold accuracy and the paused flag."""
     gold = gold_accuracy(session, project=project)
-    paused = set(
-        session.scalars(
-            select(ProjectMember.user_id).where(ProjectMember.project_id == project.id, ProjectMember.paused.is_(True))
+    members = dict(
+        session.execute(
+            select(ProjectMember.user_id, ProjectMember.paused).where(ProjectMember.project_id == project.id)
         )
+        .tuples()
+        .all()
     )
     known = {p.annotator for p in people}
-    members = set(session.scalars(select(ProjectMember.user_id).where(ProjectMember.project_id == project.id)))
-    for user_id in sorted(set(gold) | members):
+    for user_id in sorted(set(gold) | set(members)):
         if names.get(user_id, str(user_id)) not in known:  # no (non-gold) judgment yet
             people.append(
                 AnnotatorFigures(
@@ -158,7 +299,7 @@ def compute(session: Session, *, project: Project, resamples: int = 200, seed: i
                     outlier=False,
                 )
             )
-    by_name = {names.get(u, str(u)): u for u in set(annotators) | set(gold) | members}
+    by_name = {names.get(u, str(u)): u for u in set(annotators) | set(gold) | set(members)}
     for person in people:
         member_id = by_name.get(person.annotator)
         if member_id is not None and member_id in gold:
@@ -166,16 +307,35 @@ def compute(session: Session, *, project: Project, resamples: int = 200, seed: i
             person.gold_judgments = n
             person.gold_accuracy = _finite(accuracy) if accuracy is not None else None
             person.below_gold_threshold = accuracy is not None and accuracy < project.gold_min_accuracy
-        person.paused = member_id in paused
+        person.paused = bool(members.get(member_id, False)) if member_id is not None else False
         person.user_id = member_id
-    return AgreementOut(
-        project=project.slug,
-        overlap=project.overlap,
-        dimensions=figures,
-        pairs=pairs,
-        annotators=people,
-        note=NOTE,
-    )
+
+
+def judgments_over_time(session: Session, *, project: Project) -> tuple[str, list[TimeBucket]]:
+    """Judgments per hour (span of two days or less) or per day (the last 90 days), every judgment of the
+    project by when it was first submitted, UTC; empty buckets included."""
+    if session.get_bind().dialect.name == "postgresql":
+        hour = func.to_char(func.timezone("UTC", Judgment.created_at), 'YYYY-MM-DD"T"HH24')
+    else:
+        hour = func.strftime("%Y-%m-%dT%H", Judgment.created_at)
+    rows = session.execute(
+        select(hour, func.count()).where(Judgment.project_id == project.id).group_by(hour).order_by(hour)
+    ).all()
+    counts = {datetime.strptime(h, "%Y-%m-%dT%H").replace(tzinfo=UTC): int(n) for h, n in rows if h}
+    if not counts:
+        return "day", []
+    first, last = min(counts), max(counts)
+    if last - first <= timedelta(hours=48):
+        hours = int((last - first) / timedelta(hours=1)) + 1
+        slots = [first + timedelta(hours=h) for h in range(hours)]
+        return "hour", [TimeBucket(start=f"{s:%Y-%m-%dT%H}", judgments=counts.get(s, 0)) for s in slots]
+    per_day: dict[str, int] = {}
+    for moment, n in counts.items():
+        per_day[f"{moment:%Y-%m-%d}"] = per_day.get(f"{moment:%Y-%m-%d}", 0) + n
+    end = last.date()
+    start = max(first.date(), end - timedelta(days=TIMELINE_DAYS - 1))
+    days = [start + timedelta(days=d) for d in range((end - start).days + 1)]
+    return "day", [TimeBucket(start=f"{d:%Y-%m-%d}", judgments=per_day.get(f"{d:%Y-%m-%d}", 0)) for d in days]
 
 
 def gold_accuracy(session: Session, *, project: Project) -> dict[int, tuple[int, float | None]]:
@@ -216,52 +376,148 @@ def gold_accuracy(session: Session, *, project: Project) -> dict[int, tuple[int,
 
 
 def _annotator_figures(
-    ratings: list[dict[str, Any]],
-    overall: np.ndarray,
-    annotators: list[int],
-    column: dict[int, int],
-    names: dict[int, str],
+    judgments: Judgments, overall: NDArray[np.float64], annotators: list[int], names: dict[int, str]
 ) -> list[AnnotatorFigures]:
-    per: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for r in ratings:
-        if r["dimension"] == OVERALL:
-            per[r["annotator"]].append(r)
-    out = []
+    counts = stats.category_counts(overall)  # units × categories
     agreements: dict[int, float | None] = {}
-    for a in annotators:
-        row = overall[column[a]]
-        agree = total = 0
-        for j in np.flatnonzero(~np.isnan(row)):
-            others = np.delete(overall[:, j], column[a])
-            others = others[~np.isnan(others)]
-            if len(others) == 0:
-                continue
-            counts = Counter(int(v) for v in others)
-            top = counts.most_common()
-            if len(top) > 1 and top[0][1] == top[1][1]:
-                continue  # no majority among the others
-            total += 1
-            agree += int(top[0][0] == int(row[j]))
+    for row, a in enumerate(annotators):
+        rated = np.flatnonzero(~np.isnan(overall[row]))
+        mine = overall[row, rated].astype(np.int64)
+        others = counts[rated].copy()
+        others[np.arange(len(rated)), mine] -= 1  # leave this annotator out
+        top = others.max(axis=1)
+        # A majority needs other votes and one label ahead of the rest.
+        clear = (top > 0) & ((others == top[:, None]).sum(axis=1) == 1)
+        total = int(clear.sum())
+        agree = int((others.argmax(axis=1) == mine)[clear].sum())
         agreements[a] = agree / total if total else None
     known = [v for v in agreements.values() if v is not None]
     typical = float(np.median(known)) if known else 0.0
+    out = []
     for a in annotators:
-        mine = per[a]
-        seconds = [r["seconds"] for r in mine if r["seconds"] is not None]
-        prefs = [r for r in mine if r["kind"] == "preference" and r["display_order"]]
-        left = [r["display_order"][0] == r["chosen_id"] for r in prefs]
+        mine = judgments.annotator == a
+        n = int(mine.sum())
+        seconds = judgments.seconds[mine]
+        seconds = seconds[~np.isnan(seconds)]
+        left = judgments.left[mine]
+        left = left[left >= 0]
         value = agreements[a]
         out.append(
             AnnotatorFigures(
                 annotator=names.get(a, str(a)),
-                judgments=len(mine),
-                median_seconds=round(median(seconds), 1) if seconds else None,
+                judgments=n,
+                median_seconds=round(float(np.median(seconds)), 1) if len(seconds) else None,
                 majority_agreement=_finite(value) if value is not None else None,
-                tie_rate=round(sum(r["kind"] == "tie" for r in mine) / len(mine), 4) if mine else 0.0,
-                all_bad_rate=round(sum(bool(r["all_bad"]) for r in mine) / len(mine), 4) if mine else 0.0,
-                left_choice_rate=round(sum(left) / len(left), 4) if left else None,
+                tie_rate=round(float((judgments.overall[mine] == TIE).sum()) / n, 4) if n else 0.0,
+                all_bad_rate=round(float(judgments.all_bad[mine].sum()) / n, 4) if n else 0.0,
+                left_choice_rate=round(float(left.mean()), 4) if len(left) else None,
                 # Flagged: agrees with the others' majority clearly less often than the typical annotator.
                 outlier=value is not None and len(known) >= 3 and value < typical - OUTLIER_GAP,
             )
         )
     return out
+
+
+# --- the cache -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fingerprint:
+    """What the figures depend on, in a few cheap aggregate queries; a different ``source`` means stale."""
+
+    source: str
+    judgments: int
+
+
+def fingerprint(session: Session, *, project: Project) -> Fingerprint:
+    """Judgments (count, newest id, newest change), candidate rounds and gold answers of the items,
+    members (paused, names) and the project's settings — everything ``compute`` reads."""
+    n, last_id, last_change = session.execute(
+        select(func.count(), func.max(Judgment.id), func.max(Judgment.updated_at)).where(
+            Judgment.project_id == project.id
+        )
+    ).one()
+    rounds = session.scalar(select(func.coalesce(func.sum(Item.round), 0)).where(Item.project_id == project.id))
+    gold = session.execute(
+        select(Item.id, Item.gold).where(Item.project_id == project.id, Item.is_gold.is_(True)).order_by(Item.id)
+    ).all()
+    members = session.execute(
+        select(ProjectMember.user_id, ProjectMember.paused, User.username)
+        .join(User, User.id == ProjectMember.user_id)
+        .where(ProjectMember.project_id == project.id)
+        .order_by(ProjectMember.user_id)
+    ).all()
+    parts = [
+        FIGURES_VERSION,
+        [n, last_id, str(last_change), int(rounds or 0)],
+        [[i, g] for i, g in gold],
+        [list(m) for m in members],
+        [project.slug, project.k, project.overlap, project.dimension_keys, project.gold_min_accuracy],
+    ]
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:40]
+    return Fingerprint(source=f"v{FIGURES_VERSION} judgments={n} {digest}", judgments=int(n))
+
+
+def store(session: Session, *, project_id: int, figures: AgreementOut, source: str, compute_ms: float) -> None:
+    """Write (or replace) a project's cached figures; concurrent writers do not collide."""
+    values = {
+        "project_id": project_id,
+        "figures": figures.model_dump(mode="json"),
+        "source": source,
+        "compute_ms": round(compute_ms, 1),
+        "computed_at": utcnow(),
+    }
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(AgreementCache).values(**values)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[AgreementCache.project_id],
+            set_={k: statement.excluded[k] for k in values if k != "project_id"},
+        )
+    )
+    cached = session.get(AgreementCache, project_id)
+    if cached is not None:
+        session.expire(cached)
+
+
+def refresh(session: Session, *, project: Project, force: bool = False, resamples: int = RESAMPLES) -> bool:
+    """Recompute and store the figures if what they depend on changed (or ``force``); True if recomputed."""
+    mark = fingerprint(session, project=project)  # taken first: a change during the computation stays visible
+    cached = session.get(AgreementCache, project.id)
+    if cached is not None and cached.source == mark.source and not force:
+        return False
+    started = time.perf_counter()
+    figures = compute(session, project=project, resamples=resamples)
+    store(
+        session,
+        project_id=project.id,
+        figures=figures,
+        source=mark.source,
+        compute_ms=(time.perf_counter() - started) * 1000,
+    )
+    return True
+
+
+def current(session: Session, *, project: Project) -> CachedAgreementOut | None:
+    """The figures to show: the cache when fresh; computed now for a small project whose cache is missing or
+    stale; otherwise the stale cache (``stale``: the worker is recomputing), or None if there is none yet."""
+    mark = fingerprint(session, project=project)
+    cached = session.get(AgreementCache, project.id)
+    if cached is not None and cached.source == mark.source:
+        return CachedAgreementOut(
+            **cached.figures, computed_at=cached.computed_at, compute_ms=cached.compute_ms, stale=False
+        )
+    if mark.judgments <= INLINE_JUDGMENTS:
+        started = time.perf_counter()
+        figures = compute(session, project=project)
+        return CachedAgreementOut(
+            **figures.model_dump(),
+            computed_at=utcnow(),
+            compute_ms=round((time.perf_counter() - started) * 1000, 1),
+            stale=False,
+        )
+    if cached is not None:
+        return CachedAgreementOut(
+            **cached.figures, computed_at=cached.computed_at, compute_ms=cached.compute_ms, stale=True
+        )
+    return None

@@ -159,6 +159,87 @@ def bootstrap(
     return Interval(float(low), float(high))
 
 
+def category_counts(data: NDArray[np.float64]) -> NDArray[np.int64]:
+    """units × categories: how many raters gave each label to each unit."""
+    return np.stack([(data == c).sum(axis=0) for c in CATEGORIES], axis=1).astype(np.int64)
+
+
+# Weighted forms of the three statistics over a units × categories count table. A weight is how many times
+# a unit is drawn in a bootstrap resample, so one resample costs O(units) with no copy of the data. With
+# all weights 1 they are the textbook formulas; tests check them against statsmodels and krippendorff.
+
+
+def fleiss_weighted(counts: NDArray[np.int64], weights: NDArray[np.float64], r: int) -> float:
+    """Fleiss' κ of the units rated by exactly ``r`` raters, each unit counted ``weight`` times."""
+    full = counts.sum(axis=1) == r
+    n, w = counts[full].astype(float), weights[full]
+    total = w.sum()
+    if total == 0 or r < 2:
+        return float("nan")
+    p_unit = ((n * n).sum(axis=1) - r) / (r * (r - 1))
+    p_bar = float(w @ p_unit) / total
+    p_cat = (w @ n) / (r * total)
+    p_e = float((p_cat * p_cat).sum())
+    return float("nan") if p_e >= 1 else (p_bar - p_e) / (1 - p_e)
+
+
+def alpha_weighted(counts: NDArray[np.int64], weights: NDArray[np.float64]) -> float:
+    """Krippendorff's nominal α from the coincidence matrix, each unit counted ``weight`` times."""
+    m = counts.sum(axis=1)
+    usable = m >= 2
+    n, w, m = counts[usable].astype(float), weights[usable], m[usable].astype(float)
+    if not len(m):
+        return float("nan")
+    per_category = w @ n  # n_c: pairable values of each category
+    total = float(per_category.sum())
+    agreeing = float(w @ ((n * (n - 1)).sum(axis=1) / (m - 1)))  # Σ_c o_cc
+    expected = total * total - float((per_category * per_category).sum())  # Σ_{c≠k} n_c n_k
+    if total <= 1 or expected == 0:
+        return float("nan")
+    return 1 - (total - 1) * (total - agreeing) / expected
+
+
+def percent_agreement_weighted(counts: NDArray[np.int64], weights: NDArray[np.float64]) -> float:
+    """Share of agreeing rater pairs within units (two or more ratings), each unit counted ``weight`` times."""
+    m = counts.sum(axis=1)
+    usable = m >= 2
+    pairs = float(weights[usable] @ (m[usable] * (m[usable] - 1) / 2))
+    if pairs == 0:
+        return float("nan")
+    agreeing = float(weights[usable] @ (counts[usable] * (counts[usable] - 1) / 2).sum(axis=1))
+    return agreeing / pairs
+
+
+def bootstrap_weighted(
+    counts: NDArray[np.int64],
+    statistic: Callable[[NDArray[np.int64], NDArray[np.float64]], float],
+    *,
+    groups: NDArray[np.int64] | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> Interval:
+    """The interval ``bootstrap`` gives (same draws for the same seed), with the resample as unit weights."""
+    if groups is None:
+        groups = np.arange(counts.shape[0])
+    _, inverse = np.unique(groups, return_inverse=True)
+    n = int(inverse.max()) + 1 if len(inverse) else 0
+    if n < 2:
+        return Interval(float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        drawn = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
+        value = statistic(counts, drawn[inverse])
+        if not np.isnan(value):
+            values.append(value)
+    if not values:
+        return Interval(float("nan"), float("nan"))
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return Interval(float(low), float(high))
+
+
 LANDIS_KOCH = [
     (0.0, "poor (no better than chance)"),
     (0.20, "slight"),

@@ -99,7 +99,7 @@ def test_gold_share_accuracy_and_exclusion(client: TestClient, world: dict[str, 
     with db.session(write=False) as s:
         project = s.get(Project, world["project_id"])
         rows = agreement.load_ratings(s, project=project)  # type: ignore[arg-type]
-    assert not {r["item"] for r in rows} & set(world["gold"])
+    assert len(rows.item) and not set(rows.item.tolist()) & set(world["gold"])
 
 
 def test_pausing_stops_new_items(client: TestClient, world: dict[str, Any], db: Database) -> None:

@@ -124,3 +124,59 @@ def test_grouped_bootstrap_keeps_groups_whole() -> None:
 
     stats.bootstrap(data, record, groups=groups, resamples=20, seed=1)
     assert set(seen) == {6}
+
+
+def _noisy_matrix(seed: int, raters: int = 4, units: int = 400, missing: float = 0.2) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 3, units)
+    data = np.where(rng.random((raters, units)) < 0.7, truth, rng.integers(0, 3, (raters, units))).astype(float)
+    data[rng.random((raters, units)) < missing] = np.nan
+    return data
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_weighted_formulas_match_the_libraries_on_resampled_data(seed: int) -> None:
+    """The bootstrap's weighted statistics equal statsmodels' Fleiss and krippendorff's α (and the plain
+    percent agreement) computed on the resample itself, units repeated as often as drawn."""
+    import krippendorff
+    from statsmodels.stats.inter_rater import fleiss_kappa
+
+    data = _noisy_matrix(seed)
+    counts = stats.category_counts(data)
+    weights = np.random.default_rng(seed).integers(0, 4, data.shape[1]).astype(float)
+    resample = np.repeat(data, weights.astype(int), axis=1)
+    full = (~np.isnan(resample)).sum(axis=0) == 4
+    table = stats.category_counts(resample[:, full])
+    assert stats.fleiss_weighted(counts, weights, 4) == pytest.approx(fleiss_kappa(table, method="fleiss"), abs=1e-12)
+    assert stats.alpha_weighted(counts, weights) == pytest.approx(
+        krippendorff.alpha(reliability_data=resample, level_of_measurement="nominal"), abs=1e-12
+    )
+    assert stats.percent_agreement_weighted(counts, weights) == pytest.approx(
+        stats.percent_agreement(resample), abs=1e-12
+    )
+    ones = np.ones(data.shape[1])
+    assert stats.alpha_weighted(counts, ones) == pytest.approx(stats.alpha(data), abs=1e-12)
+    assert stats.fleiss_weighted(counts, ones, 4) == pytest.approx(stats.fleiss(data, 4)[0], abs=1e-12)
+
+
+def test_weighted_bootstrap_gives_the_library_bootstrap_interval() -> None:
+    data = _noisy_matrix(4, units=300)
+    groups = np.arange(300) // 3  # three pairs per item, resampled together
+    counts = stats.category_counts(data)
+    slow = stats.bootstrap(data, stats.alpha, groups=groups, resamples=60, seed=9)
+    fast = stats.bootstrap_weighted(counts, stats.alpha_weighted, groups=groups, resamples=60, seed=9)
+    assert (fast.low, fast.high) == pytest.approx((slow.low, slow.high), abs=1e-12)
+    slow = stats.bootstrap(data, lambda d: stats.fleiss(d, 4)[0], groups=groups, resamples=60, seed=9)
+    fast = stats.bootstrap_weighted(
+        counts, lambda c, w: stats.fleiss_weighted(c, w, 4), groups=groups, resamples=60, seed=9
+    )
+    assert (fast.low, fast.high) == pytest.approx((slow.low, slow.high), abs=1e-12)
+    assert fast.low < fast.high
+
+
+def test_weighted_statistics_without_data_are_nan() -> None:
+    empty = np.zeros((0, 3), dtype=np.int64)
+    assert np.isnan(stats.fleiss_weighted(empty, np.ones(0), 3))
+    assert np.isnan(stats.alpha_weighted(empty, np.ones(0)))
+    one_label = np.array([[3, 0, 0], [2, 0, 0]])
+    assert np.isnan(stats.alpha_weighted(one_label, np.ones(2)))
