@@ -37,7 +37,9 @@ class ExportFilter(BaseModel):
     min_margin: int = Field(1, ge=1, le=100, description="votes for the winning direction minus votes against")
     drop_ties: bool = Field(True, description="drop pairs that as many or more annotators called a tie")
     veto: list[str] = Field(default_factory=list, description="dimensions on which chosen must not lose")
-    exclude_annotators: list[str] = Field(default_factory=list, description="usernames whose votes are ignored")
+    exclude_annotators: list[str] = Field(
+        default_factory=list, description="annotators (usernames or user ids) whose votes are ignored"
+    )
     min_annotator_kappa: float | None = Field(
         None, ge=-1.0, le=1.0, description="ignore annotators whose mean Cohen's κ with their peers is lower"
     )

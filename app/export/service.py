@@ -98,10 +98,18 @@ def resolve(session: Session, *, project: Project, filt: ExportFilter, secret: s
         if dim not in known:
             raise Invalid(f"Unknown dimension {dim!r}; this project has: {', '.join(known)}")
     names = dict(session.execute(select(User.username, User.id)).tuples().all())
-    unknown = [n for n in filt.exclude_annotators if n not in names]
+    ids = set(names.values())
+    excluded: set[int] = set()
+    unknown = []
+    for who in filt.exclude_annotators:  # a username, or a user id
+        if who in names:
+            excluded.add(names[who])
+        elif who.isdigit() and int(who) in ids:
+            excluded.add(int(who))
+        else:
+            unknown.append(who)
     if unknown:
         raise Invalid(f"Unknown annotator(s): {', '.join(unknown)}")
-    excluded = {names[n] for n in filt.exclude_annotators}
     if filt.min_annotator_kappa is not None or filt.min_gold_accuracy is not None:
         excluded |= _below_thresholds(session, project=project, filt=filt, ids=names)
     by_id = {v: k for k, v in names.items()}

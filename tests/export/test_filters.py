@@ -73,6 +73,7 @@ def test_votes_margin_reason_and_provenance(db: Database, settings: Settings, wo
         ({"drop_problematic": False}, {"unanimous", "split", "unsafe", "flagged", "lonely", "decided"}),
         ({"exclude_annotators": ["ann3"]}, {"unanimous", "split", "unsafe", "lonely", "decided"}),
         ({"exclude_annotators": ["ann3"], "min_judgments": 3}, {"decided"}),
+        ({"exclude_annotators": ["ann2", "ann3"], "min_judgments": 2}, {"decided"}),
     ],
 )
 def test_each_rule(
@@ -80,6 +81,12 @@ def test_each_rule(
 ) -> None:
     rows, _ = run(db, settings, world, **filters)
     assert set(kept(rows)) == expected
+
+
+def test_annotators_by_id(db: Database, settings: Settings, world: dict[str, Any]) -> None:
+    by_name, _ = run(db, settings, world, exclude_annotators=["ann3"])
+    by_id, _ = run(db, settings, world, exclude_annotators=[str(world["users"]["ann3"])])
+    assert by_name == by_id
 
 
 def test_adjudication_can_be_ignored(db: Database, settings: Settings, world: dict[str, Any]) -> None:
@@ -150,3 +157,31 @@ def test_k3_implied_versus_best_worst(db: Database, settings: Settings) -> None:
     assert best_worst == {("zero", "two"), ("one", "two")}
     strict = {(r["chosen"], r["rejected"]) for r in run(db, settings, world, pairs="best_worst", min_margin=2)[0]}
     assert strict == {("zero", "two")}
+
+
+def test_annotators_below_kappa_or_gold_accuracy_are_left_out(db: Database, settings: Settings) -> None:
+    from tests.factories import make_item, make_judgment, make_project, make_user
+
+    with db.session() as s:
+        good1, good2, contrarian = (make_user(s, n) for n in ("good1", "good2", "contrarian"))
+        project = make_project(s, "thresholds", k=2, members=[good1, good2, contrarian])
+        for n in range(12):
+            item = make_item(s, project, f"q{n}")
+            truth = n % 2
+            for user in (good1, good2):
+                make_judgment(s, item, user, {"overall": ("preference", truth, 1 - truth)})
+            make_judgment(s, item, contrarian, {"overall": ("preference", 1 - truth, truth)})
+        gold = make_item(s, project, "gold question")
+        gold.is_gold = True
+        gold.gold = {"overall": {"kind": "preference", "chosen": 0, "rejected": 1}}
+        for user in (good1, good2):
+            make_judgment(s, gold, user, {"overall": ("preference", 0, 1)})
+        make_judgment(s, gold, contrarian, {"overall": ("preference", 1, 0)})
+        world = {"project_id": project.id}
+    everyone = run(db, settings, world)[0]
+    assert all(r["meta"]["votes"] == {"chosen": 2, "rejected": 1, "tie": 0} for r in everyone)
+    for filters in ({"min_annotator_kappa": 0.0}, {"min_gold_accuracy": 0.5}):
+        rows, _ = run(db, settings, world, **filters)
+        assert len(rows) == 12
+        assert all(r["meta"]["votes"] == {"chosen": 2, "rejected": 0, "tie": 0} for r in rows), filters
+        assert all(len(r["meta"]["annotators"]) == 2 for r in rows)
