@@ -5,19 +5,37 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from app.agreement import service
-from app.agreement.schemas import AgreementOut
+from app.agreement.schemas import AgreementOut, CachedAgreementOut
 from app.auth.deps import SessionDep
+from app.kit.errors import AppError
 from app.projects.deps import AdminProjectDep
 
 router = APIRouter(tags=["agreement"])
 
 
-@router.get("/projects/{project}/agreement", response_model=AgreementOut)
+class NotComputedYet(AppError):
+    status_code = 503
+
+
+NOT_COMPUTED = "The figures have not been computed yet: is a worker running (prefstudio worker)?"
+
+
+@router.get("/projects/{project}/agreement", response_model=CachedAgreementOut | AgreementOut)
 def agreement(
     project: AdminProjectDep,
     session: SessionDep,
-    bootstrap: int = Query(default=200, ge=0, le=2000, description="bootstrap resamples for the 95% intervals"),
-) -> AgreementOut:
+    live: bool = Query(default=False, description="compute now instead of reading the worker's cache"),
+    bootstrap: int = Query(
+        default=service.RESAMPLES, ge=0, le=2000, description="bootstrap resamples for the 95% intervals (live only)"
+    ),
+) -> CachedAgreementOut | AgreementOut:
     """Fleiss' κ, Krippendorff's α and percent agreement per dimension (with 95% bootstrap intervals),
-    Cohen's κ per annotator pair, and per-annotator figures."""
-    return service.compute(session, project=project, resamples=bootstrap)
+    Cohen's κ per annotator pair, per-annotator figures and judgments over time — the figures the dashboard
+    shows, from the cache the worker keeps (``computed_at``, ``stale``); ``live=true`` computes them now.
+    503 while a large project's figures have never been computed."""
+    if live:
+        return service.compute(session, project=project, resamples=bootstrap)
+    figures = service.current(session, project=project)
+    if figures is None:
+        raise NotComputedYet(NOT_COMPUTED)
+    return figures

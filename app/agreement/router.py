@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -29,32 +31,28 @@ def _band(value: float | None) -> str:
     return "band-perfect"
 
 
+SORTS = {
+    "annotator": lambda a: a.annotator,
+    "judgments": lambda a: -a.judgments,
+    "agreement": lambda a: a.majority_agreement if a.majority_agreement is not None else 2.0,
+    "seconds": lambda a: a.median_seconds if a.median_seconds is not None else 1e9,
+    "left": lambda a: -(a.left_choice_rate or 0.0),
+}
+
+
 @router.get("/projects/{project}/agreement")
 def dashboard(request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
-    """κ and α per dimension with 95% intervals, the annotator × annotator κ grid, per-annotator figures."""
-    figures = service.compute(session, project=project, resamples=200)
-    names = sorted({p.a for p in figures.pairs} | {p.b for p in figures.pairs})
-    grid = {(p.a, p.b): p for p in figures.pairs} | {(p.b, p.a): p for p in figures.pairs}
+    """κ and α per dimension with 95% intervals, the annotator × annotator κ grid, per-annotator figures and
+    judgments over time — from the figures the worker keeps; while they are stale the page says so and htmx
+    asks again every few seconds."""
+    figures = service.current(session, project=project)
     sort = request.query_params.get("sort", "annotator")
-    key = {
-        "annotator": lambda a: a.annotator,
-        "judgments": lambda a: -a.judgments,
-        "agreement": lambda a: a.majority_agreement if a.majority_agreement is not None else 2.0,
-        "seconds": lambda a: a.median_seconds if a.median_seconds is not None else 1e9,
-        "left": lambda a: -(a.left_choice_rate or 0.0),
-    }.get(sort, lambda a: a.annotator)
-    annotators = sorted(figures.annotators, key=key)
-    return render(
-        request,
-        "agreement/dashboard.html",
-        {
-            "request": request,
-            "project": project,
-            "figures": figures,
-            "names": names,
-            "grid": grid,
-            "annotators": annotators,
-            "sort": sort,
+    context: dict[str, Any] = {"request": request, "project": project, "figures": figures, "sort": sort}
+    if figures is not None:
+        context |= {
+            "names": sorted({p.a for p in figures.pairs} | {p.b for p in figures.pairs}),
+            "grid": {(p.a, p.b): p for p in figures.pairs} | {(p.b, p.a): p for p in figures.pairs},
+            "annotators": sorted(figures.annotators, key=SORTS.get(sort, SORTS["annotator"])),
             "band": _band,
-        },
-    )
+        }
+    return render(request, "agreement/dashboard.html", context, fragment="agreement/_figures.html")

@@ -480,21 +480,28 @@ def store(session: Session, *, project_id: int, figures: AgreementOut, source: s
         session.expire(cached)
 
 
-def refresh(session: Session, *, project: Project, force: bool = False, resamples: int = RESAMPLES) -> bool:
-    """Recompute and store the figures if what they depend on changed (or ``force``); True if recomputed."""
-    mark = fingerprint(session, project=project)  # taken first: a change during the computation stays visible
-    cached = session.get(AgreementCache, project.id)
-    if cached is not None and cached.source == mark.source and not force:
-        return False
+def stale_mark(session: Session, *, project: Project) -> Fingerprint | None:
+    """The fingerprint to store with new figures if the cache is missing or stale; None if it is fresh."""
+    mark = fingerprint(session, project=project)
+    source = session.scalar(select(AgreementCache.source).where(AgreementCache.project_id == project.id))
+    return None if source == mark.source else mark
+
+
+def timed_compute(session: Session, *, project: Project, resamples: int = RESAMPLES) -> tuple[AgreementOut, float]:
+    """``compute`` and how long it took (ms)."""
     started = time.perf_counter()
     figures = compute(session, project=project, resamples=resamples)
-    store(
-        session,
-        project_id=project.id,
-        figures=figures,
-        source=mark.source,
-        compute_ms=(time.perf_counter() - started) * 1000,
-    )
+    return figures, (time.perf_counter() - started) * 1000
+
+
+def refresh(session: Session, *, project: Project, force: bool = False, resamples: int = RESAMPLES) -> bool:
+    """Recompute and store the figures if what they depend on changed (or ``force``); True if recomputed."""
+    # The fingerprint is taken before computing: a judgment that lands meanwhile leaves the cache stale.
+    mark = stale_mark(session, project=project) if not force else fingerprint(session, project=project)
+    if mark is None:
+        return False
+    figures, ms = timed_compute(session, project=project, resamples=resamples)
+    store(session, project_id=project.id, figures=figures, source=mark.source, compute_ms=ms)
     return True
 
 
@@ -508,14 +515,8 @@ def current(session: Session, *, project: Project) -> CachedAgreementOut | None:
             **cached.figures, computed_at=cached.computed_at, compute_ms=cached.compute_ms, stale=False
         )
     if mark.judgments <= INLINE_JUDGMENTS:
-        started = time.perf_counter()
-        figures = compute(session, project=project)
-        return CachedAgreementOut(
-            **figures.model_dump(),
-            computed_at=utcnow(),
-            compute_ms=round((time.perf_counter() - started) * 1000, 1),
-            stale=False,
-        )
+        figures, ms = timed_compute(session, project=project)
+        return CachedAgreementOut(**figures.model_dump(), computed_at=utcnow(), compute_ms=round(ms, 1), stale=False)
     if cached is not None:
         return CachedAgreementOut(
             **cached.figures, computed_at=cached.computed_at, compute_ms=cached.compute_ms, stale=True

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Coroutine
@@ -59,15 +60,30 @@ def run_one(db: Database, *, worker_id: str, job_id: int | None = None) -> tuple
     return claimed, state
 
 
-def run_worker(db: Database, *, poll_s: float = 1.0, once: bool = False, stop: threading.Event | None = None) -> None:
-    """Run jobs until SIGTERM/SIGINT (or ``stop``); with ``once``, return when no job is waiting."""
+def run_worker(
+    db: Database,
+    *,
+    poll_s: float = 1.0,
+    once: bool = False,
+    stop: threading.Event | None = None,
+    agreement_every_s: float = 5.0,
+) -> None:
+    """Run jobs until SIGTERM/SIGINT (or ``stop``); with ``once``, return when no job is waiting.
+
+    Between jobs, at most every ``agreement_every_s`` seconds, stale agreement figures are recomputed."""
+    from app.agreement.tasks import refresh_stale_figures
+
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     worker_id = new_worker_id()
     log.info("worker %s waiting for jobs", worker_id)
+    refreshed_at = float("-inf")
     while not stop.is_set():
+        if time.monotonic() - refreshed_at >= agreement_every_s:
+            refresh_stale_figures(db)
+            refreshed_at = time.monotonic()
         ran = run_one(db, worker_id=worker_id)
         if ran is None:
             if once:

@@ -105,7 +105,9 @@ def test_endpoint_matches_the_service_and_is_admin_only(client: TestClient, db: 
         admin = make_user(s, "root", role="admin")
         ann = s.query(User).filter_by(username="a").one()
         tokens = [create_api_token(s, user=u, scope="api", settings=settings)[1] for u in (admin, ann)]
-    r = client.get("/api/v1/projects/agr/agreement?bootstrap=50", headers={"Authorization": f"Bearer {tokens[0]}"})
+    r = client.get(
+        "/api/v1/projects/agr/agreement?live=true&bootstrap=50", headers={"Authorization": f"Bearer {tokens[0]}"}
+    )
     assert r.status_code == 200
     direct = _figures(db, project_id, resamples=50)
     assert r.json() == direct.model_dump(mode="json")
