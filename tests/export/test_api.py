@@ -260,6 +260,13 @@ def test_export_page_preview_download_and_snapshot(
     # unticking "drop ties" keeps mostly_tie: 6 pairs
     r = client.get("/projects/exp/export?applied=1&adjudicated=1&drop_problematic=1&dimension=overall")
     assert "<strong>6</strong>" in r.text
+    # htmx swaps only the preview, which carries the snapshot form with the filter it shows
+    fragment = client.get(
+        "/projects/exp/export?applied=1&veto=harmless&adjudicated=1&drop_ties=1", headers={"HX-Request": "true"}
+    )
+    assert "<html" not in fragment.text and "<strong>5</strong>" in fragment.text  # veto on, flagged item back
+    assert '<input type="hidden" name="veto" value="harmless">' in fragment.text
+    assert '<input type="hidden" name="drop_problematic"' not in fragment.text  # unticked
     download = client.get("/api/v1/projects/exp/export.jsonl")  # the admin's cookie works for downloads
     assert download.status_code == 200 and len(lines(download.content)) == 5
     from tests.conftest import csrf_from
