@@ -60,6 +60,7 @@ class Judgment(Base):
         CheckConstraint("version >= 1", name="version_positive"),
         Index("ix_judgment_project_created_at", "project_id", "created_at"),
         Index("ix_judgment_annotator_id", "annotator_id"),
+        Index("ix_judgment_assignment_id", "assignment_id"),  # cascades from assignment
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -98,6 +99,9 @@ class Verdict(Base):
             "kind = 'preference' OR (chosen_candidate_id IS NULL AND rejected_candidate_id IS NULL)",
             name="tie_na_without_candidates",
         ),
+        # Deleting candidates (a project, a regenerated round) cascades here: without these, one scan per row.
+        Index("ix_verdict_chosen_candidate_id", "chosen_candidate_id"),
+        Index("ix_verdict_rejected_candidate_id", "rejected_candidate_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
