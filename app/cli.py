@@ -185,10 +185,12 @@ def _register_domain_commands() -> None:
     from app.export.cli import export_command
     from app.generation.cli import generate_command, worker_command
     from app.items.cli import import_command
+    from app.training.cli import train_command
 
     cli.command("import")(import_command)
     cli.command("generate")(generate_command)
     cli.command("worker")(worker_command)
+    cli.command("train")(train_command)
     cli.command("export")(export_command)
 
 

@@ -195,6 +195,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.items import router as items_router
     from app.projects import api as projects_api
     from app.projects import router as projects_router
+    from app.training import api as training_api
+    from app.training import router as training_router
 
     for module in (
         auth_router,
@@ -205,6 +207,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         agreement_router,
         adjudication_router,
         export_router,
+        training_router,
     ):
         app.include_router(module.router)
     for module in (
@@ -216,6 +219,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         agreement_api,
         adjudication_api,
         export_api,
+        training_api,
     ):
         app.include_router(module.router, prefix="/api/v1")
     return app

@@ -1,0 +1,1 @@
+"""DPO training: the worker (`prefstudio train`, optional extra ``[train]``) and the runs it reports."""

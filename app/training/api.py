@@ -1,0 +1,53 @@
+"""JSON: training runs, reported by the training worker with the project's export token (or by an admin)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+
+from app.auth.deps import SessionDep
+from app.export.deps import ExportAccessDep, project_for_export
+from app.models import Project
+from app.training import service
+from app.training.schemas import RunCreate, RunCreated, RunOut, RunUpdate
+
+router = APIRouter(tags=["training"])
+
+
+def _slug(session: SessionDep, project_id: int) -> str:
+    project = session.get(Project, project_id)
+    return project.slug if project is not None else ""
+
+
+@router.post("/training-runs", response_model=RunCreated, status_code=201)
+def create_run(body: RunCreate, access: ExportAccessDep, session: SessionDep) -> RunCreated:
+    """Start recording a DPO run on a ready snapshot (state "running")."""
+    run = service.create_run(session, access=access, data=body)
+    return RunCreated(id=run.id, state=run.state)
+
+
+@router.patch("/training-runs/{run_id}", response_model=RunOut)
+def update_run(run_id: int, body: RunUpdate, access: ExportAccessDep, session: SessionDep) -> RunOut:
+    """Append log entries and/or finish the run ("done", or "failed" with the error); entries already recorded
+    are skipped, so a retried report does no harm."""
+    run = service.update_run(session, access=access, run_id=run_id, data=body)
+    return service.run_out(run, project_slug=_slug(session, run.project_id))
+
+
+@router.get("/training-runs/{run_id}", response_model=RunOut)
+def get_run(run_id: int, access: ExportAccessDep, session: SessionDep) -> RunOut:
+    """One run with its parameters and every log entry."""
+    run = service.get_run(session, access=access, run_id=run_id)
+    return service.run_out(run, project_slug=_slug(session, run.project_id))
+
+
+@router.get("/projects/{project}/training-runs", response_model=list[RunOut])
+def list_runs(
+    project: str,
+    access: ExportAccessDep,
+    session: SessionDep,
+    snapshot: int | None = Query(None, description="only the runs on this snapshot"),
+) -> list[RunOut]:
+    """The project's training runs, newest first, with their metrics."""
+    found = project_for_export(session, slug=project, access=access)
+    runs = service.list_runs(session, project=found, snapshot_id=snapshot)
+    return [service.run_out(r, project_slug=found.slug) for r in runs]
