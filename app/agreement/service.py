@@ -12,13 +12,13 @@ import json
 import math
 import time
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import case, func, select
+from sqlalchemy import BigInteger, Select, case, cast, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -96,68 +96,126 @@ class Judgments:
     left: NDArray[np.int64]  # 1: chose the candidate shown first, 0: another one, -1: no preference or order
 
 
-def _columns(rows: Sequence[tuple[int, ...]], width: int) -> list[NDArray[np.int64]]:
-    if not rows:
-        return [np.empty(0, dtype=np.int64) for _ in range(width)]
-    table = np.array(rows, dtype=np.int64)
+def int_columns(session: Session, query: Select[Any]) -> list[NDArray[np.int64]]:
+    """The columns of an all-integer (non-null) query as numpy arrays, with no Python object per row.
+
+    PostgreSQL aggregates each column into one binary int8 array (``array_send(array_agg(...))``) that numpy
+    reads in place; SQLite's rows come straight from the DB-API cursor into one array (bypassing Row objects).
+    """
+    width = len(query.selected_columns)
+    if session.get_bind().dialect.name == "postgresql":
+        inner = query.subquery()
+        row = session.execute(
+            select(*[func.array_send(func.array_agg(cast(column, BigInteger))) for column in inner.c])
+        ).one()
+        if row[0] is None:  # no rows
+            return [np.empty(0, dtype=np.int64) for _ in range(width)]
+        # array_send: ndim, flags, element type, then (size, lower bound) — 20 bytes for one dimension — and
+        # each element as its length (always 8 here) and a big-endian int8.
+        element = np.dtype([("length", ">i4"), ("value", ">i8")])
+        return [np.frombuffer(bytes(buf), dtype=element, offset=20)["value"].astype(np.int64) for buf in row]
+    result = session.connection().execute(query)
+    try:  # the DB-API cursor's plain tuples, not SQLAlchemy rows
+        table = np.array(result.cursor.fetchall(), dtype=np.int64).reshape(-1, width)
+    finally:
+        result.close()
     return [table[:, i] for i in range(width)]
 
 
-def load_ratings(session: Session, *, project: Project) -> Ratings:
-    """Every verdict of the current round as integers — one query of plain tuples, no ORM objects."""
-    chosen, rejected = aliased(Candidate), aliased(Candidate)
-    dims = [OVERALL, *project.dimension_keys]
-    query = (
-        select(
-            Judgment.item_id,
-            Judgment.annotator_id,
-            case({d: i for i, d in enumerate(dims)}, value=Verdict.dimension, else_=-1),
-            case({"preference": PREFERENCE, "tie": TIE}, value=Verdict.kind, else_=NA),
-            func.coalesce(chosen.position, -1),
-            func.coalesce(rejected.position, -1),
-        )
-        .join(Verdict, Verdict.judgment_id == Judgment.id)
-        .join(Item, (Item.id == Judgment.item_id) & (Item.round == Judgment.round))
-        .outerjoin(chosen, chosen.id == Verdict.chosen_candidate_id)
-        .outerjoin(rejected, rejected.id == Verdict.rejected_candidate_id)
-        .where(Judgment.project_id == project.id, Item.is_gold.is_(False))
-    )
-    rows = session.execute(query).tuples().all()
-    return Ratings(*_columns(rows, 6))
+@dataclass
+class _Loaded:
+    ratings: Ratings
+    judgments: Judgments
 
 
-def load_judgments(session: Session, *, project: Project) -> Judgments:
-    """Per judgment of the current round: who, seconds, "all bad", the overall verdict, left-most chosen."""
-    first_shown = Assignment.display_order[0].as_integer()
-    query = (
+def _big(column: Any) -> Any:
+    return cast(column, BigInteger)
+
+
+def load(session: Session, *, project: Project) -> _Loaded:
+    """Ratings and judgments in three lean queries — judgments, verdicts, candidate positions — joined in numpy.
+
+    Each row's integers are packed into one or two int8 values in SQL (fewer values to move is what counts),
+    and the verdicts are read by judgment only: no join to items or candidates, whose hash joins over every
+    verdict would cost more than the rest together; candidate ids become canonical positions by lookup."""
+    dims = [OVERALL, *project.dimension_keys][:62]
+    # Judgments of the current candidate round of ordinary (not gold) items.
+    first_shown = func.coalesce(Assignment.display_order[0].as_integer(), 0)
+    milliseconds = func.coalesce(_big(func.round(Judgment.seconds * 1000)) + 1, 0)  # 0: not recorded
+    id_first, item_annotator, ms_bad = int_columns(
+        session,
         select(
-            Judgment.annotator_id,
-            Judgment.seconds,
-            Judgment.flag_all_bad,
-            case({"preference": PREFERENCE, "tie": TIE}, value=Verdict.kind, else_=NA),
-            case(
-                (Verdict.chosen_candidate_id == first_shown, 1),
-                ((Verdict.kind == "preference") & first_shown.is_not(None), 0),
-                else_=-1,
-            ),
+            _big(Judgment.id) * (1 << 32) + first_shown,
+            _big(Judgment.item_id) * (1 << 24) + Judgment.annotator_id,
+            milliseconds * 2 + case((Judgment.flag_all_bad.is_(True), 1), else_=0),
         )
-        .join(Verdict, (Verdict.judgment_id == Judgment.id) & (Verdict.dimension == OVERALL))
         .join(Item, (Item.id == Judgment.item_id) & (Item.round == Judgment.round))
         .join(Assignment, Assignment.id == Judgment.assignment_id)
-        .where(Judgment.project_id == project.id, Item.is_gold.is_(False))
+        .where(Judgment.project_id == project.id, Item.is_gold.is_(False)),
     )
-    rows = session.execute(query).tuples().all()
-    if not rows:
-        empty = np.empty(0, dtype=np.int64)
-        return Judgments(empty, np.empty(0), np.empty(0, dtype=bool), empty, empty)
-    annotator, seconds, all_bad, overall, left = zip(*rows, strict=True)
-    return Judgments(
-        annotator=np.fromiter(annotator, dtype=np.int64, count=len(rows)),
-        seconds=np.array([np.nan if v is None else v for v in seconds], dtype=float),
-        all_bad=np.fromiter((bool(v) for v in all_bad), dtype=bool, count=len(rows)),
-        overall=np.fromiter(overall, dtype=np.int64, count=len(rows)),
-        left=np.fromiter(left, dtype=np.int64, count=len(rows)),
+    order = np.argsort(id_first)
+    j_id, j_first = np.divmod(id_first[order], 1 << 32)
+    j_item, j_annotator = np.divmod(item_annotator[order], 1 << 24)
+    j_ms, j_bad = np.divmod(ms_bad[order], 2)
+    judgment_code, candidates = int_columns(
+        session,
+        select(
+            _big(Verdict.judgment_id) * 256
+            + case({d: i + 1 for i, d in enumerate(dims)}, value=Verdict.dimension, else_=0) * 4
+            + case({"preference": PREFERENCE, "tie": TIE}, value=Verdict.kind, else_=NA),
+            _big(func.coalesce(Verdict.chosen_candidate_id, 0)) * (1 << 32)
+            + func.coalesce(Verdict.rejected_candidate_id, 0),
+        )
+        .join(Judgment, Judgment.id == Verdict.judgment_id)
+        .where(Judgment.project_id == project.id),
     )
+    v_judgment, code = np.divmod(judgment_code, 256)
+    v_chosen, v_rejected = np.divmod(candidates, 1 << 32)
+    at = np.minimum(np.searchsorted(j_id, v_judgment), max(len(j_id) - 1, 0))
+    keep = (j_id[at] == v_judgment) if len(j_id) else np.zeros(len(v_judgment), dtype=bool)
+    at, code, v_chosen, v_rejected = at[keep], code[keep], v_chosen[keep], v_rejected[keep]
+    (id_position,) = int_columns(
+        session,
+        select(_big(Candidate.id) * 4 + Candidate.position)
+        .join(Item, (Item.id == Candidate.item_id) & (Item.round == Candidate.round))
+        .where(Item.project_id == project.id),
+    )
+    c_id, c_position = np.divmod(np.sort(id_position), 4)
+
+    def position(ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        if not len(c_id):
+            return np.full(len(ids), -1, dtype=np.int64)
+        found = np.minimum(np.searchsorted(c_id, ids), len(c_id) - 1)
+        return np.where((ids > 0) & (c_id[found] == ids), c_position[found], -1)
+
+    dimension, kind = np.divmod(code, 4)
+    dimension -= 1  # -1: a dimension the project no longer has
+    ratings = Ratings(
+        item=j_item[at],
+        annotator=j_annotator[at],
+        dimension=dimension,
+        kind=kind,
+        chosen=position(v_chosen),
+        rejected=position(v_rejected),
+    )
+    overall = dimension == 0  # a judgment's figures come with its overall verdict
+    rows = at[overall]
+    left = np.where(
+        (kind[overall] == PREFERENCE) & (j_first[rows] > 0), (v_chosen[overall] == j_first[rows]).astype(np.int64), -1
+    )
+    judgments = Judgments(
+        annotator=j_annotator[rows],
+        seconds=np.where(j_ms[rows] > 0, (j_ms[rows] - 1) / 1000, np.nan),
+        all_bad=j_bad[rows] == 1,
+        overall=kind[overall],
+        left=left,
+    )
+    return _Loaded(ratings, judgments)
+
+
+def load_ratings(session: Session, *, project: Project) -> Ratings:
+    """Every verdict of the current round (gold items left out) as integer arrays."""
+    return load(session, project=project).ratings
 
 
 def _pair_labels(ratings: Ratings, i: int, j: int) -> NDArray[np.int64]:
@@ -198,8 +256,8 @@ def _matrices(
 
 def compute(session: Session, *, project: Project, resamples: int = RESAMPLES, seed: int = 0) -> AgreementOut:
     """Every figure of the agreement page, computed now."""
-    ratings = load_ratings(session, project=project)
-    judgments = load_judgments(session, project=project)
+    loaded = load(session, project=project)
+    ratings, judgments = loaded.ratings, loaded.judgments
     names = dict(session.execute(select(User.id, User.username)).tuples().all())
     annotators = [int(a) for a in np.unique(ratings.annotator)]
     column_of = np.searchsorted(np.array(annotators, dtype=np.int64), ratings.annotator)
@@ -212,23 +270,14 @@ def compute(session: Session, *, project: Project, resamples: int = RESAMPLES, s
         kappa, used = stats.fleiss(data, project.overlap) if units else (float("nan"), 0)
         alpha = stats.alpha(data) if units else float("nan")
         counts = stats.category_counts(data)
-        enough = units > 0 and resamples > 0 and len(np.unique(groups)) >= 2
-        fleiss_ci = (
-            stats.bootstrap_weighted(
-                counts,
-                lambda c, w: stats.fleiss_weighted(c, w, project.overlap),
-                groups=groups,
-                resamples=resamples,
-                seed=seed,
-            )
-            if enough and used
-            else None
-        )
-        alpha_ci = (
-            stats.bootstrap_weighted(counts, stats.alpha_weighted, groups=groups, resamples=resamples, seed=seed)
-            if enough
-            else None
-        )
+        fleiss_ci = alpha_ci = None
+        if units and resamples > 0 and len(np.unique(groups)) >= 2:
+            wanted = [stats.alpha_statistic(counts)]
+            if used:
+                wanted.append(stats.fleiss_statistic(counts, project.overlap))
+            intervals = stats.bootstrap_weighted(wanted, groups=groups, resamples=resamples, seed=seed)
+            alpha_ci = intervals[0]
+            fleiss_ci = intervals[1] if used else None
         totals = counts.sum(axis=0)
         figures.append(
             DimensionFigures(

@@ -165,79 +165,111 @@ def category_counts(data: NDArray[np.float64]) -> NDArray[np.int64]:
 
 
 # Weighted forms of the three statistics over a units × categories count table. A weight is how many times
-# a unit is drawn in a bootstrap resample, so one resample costs O(units) with no copy of the data. With
-# all weights 1 they are the textbook formulas; tests check them against statsmodels and krippendorff.
+# a unit is drawn in a bootstrap resample, so one resample costs a few dot products over the units, with no
+# copy of the data. With all weights 1 they are the textbook formulas; tests check them against statsmodels
+# and krippendorff on the resampled data itself. ``*_statistic`` does the per-unit work once and returns the
+# function of the weights.
+
+Weighted = Callable[[NDArray[np.float64]], float]
+
+
+def fleiss_statistic(counts: NDArray[np.int64], r: int) -> Weighted:
+    """Fleiss' κ of the units rated by exactly ``r`` raters, as a function of the unit weights."""
+    full = counts.sum(axis=1) == r
+    n = counts[full].astype(float)
+    p_unit = ((n * n).sum(axis=1) - r) / (r * (r - 1)) if r >= 2 else np.zeros(len(n))
+
+    def kappa(weights: NDArray[np.float64]) -> float:
+        w = weights[full]
+        total = float(w.sum())
+        if total == 0 or r < 2:
+            return float("nan")
+        p_bar = float(w @ p_unit) / total
+        p_cat = (w @ n) / (r * total)
+        p_e = float((p_cat * p_cat).sum())
+        return float("nan") if p_e >= 1 else (p_bar - p_e) / (1 - p_e)
+
+    return kappa
+
+
+def alpha_statistic(counts: NDArray[np.int64]) -> Weighted:
+    """Krippendorff's nominal α from the coincidence matrix, as a function of the unit weights."""
+    m = counts.sum(axis=1)
+    usable = m >= 2
+    n, m = counts[usable].astype(float), m[usable].astype(float)
+    matching = (n * (n - 1)).sum(axis=1) / (m - 1) if len(m) else np.zeros(0)  # each unit's Σ_c o_cc
+
+    def alpha(weights: NDArray[np.float64]) -> float:
+        w = weights[usable]
+        per_category = w @ n  # n_c: pairable values of each category
+        total = float(per_category.sum())
+        expected = total * total - float((per_category * per_category).sum())  # Σ_{c≠k} n_c n_k
+        if total <= 1 or expected == 0:
+            return float("nan")
+        return 1 - (total - 1) * (total - float(w @ matching)) / expected
+
+    return alpha
+
+
+def percent_agreement_statistic(counts: NDArray[np.int64]) -> Weighted:
+    """Share of agreeing rater pairs within units (two or more ratings), as a function of the unit weights."""
+    m = counts.sum(axis=1)
+    pairs = m * (m - 1) / 2
+    agreeing = (counts * (counts - 1) / 2).sum(axis=1)
+
+    def agreement(weights: NDArray[np.float64]) -> float:
+        total = float(weights @ pairs)
+        return float(weights @ agreeing) / total if total else float("nan")
+
+    return agreement
 
 
 def fleiss_weighted(counts: NDArray[np.int64], weights: NDArray[np.float64], r: int) -> float:
-    """Fleiss' κ of the units rated by exactly ``r`` raters, each unit counted ``weight`` times."""
-    full = counts.sum(axis=1) == r
-    n, w = counts[full].astype(float), weights[full]
-    total = w.sum()
-    if total == 0 or r < 2:
-        return float("nan")
-    p_unit = ((n * n).sum(axis=1) - r) / (r * (r - 1))
-    p_bar = float(w @ p_unit) / total
-    p_cat = (w @ n) / (r * total)
-    p_e = float((p_cat * p_cat).sum())
-    return float("nan") if p_e >= 1 else (p_bar - p_e) / (1 - p_e)
+    return fleiss_statistic(counts, r)(weights)
 
 
 def alpha_weighted(counts: NDArray[np.int64], weights: NDArray[np.float64]) -> float:
-    """Krippendorff's nominal α from the coincidence matrix, each unit counted ``weight`` times."""
-    m = counts.sum(axis=1)
-    usable = m >= 2
-    n, w, m = counts[usable].astype(float), weights[usable], m[usable].astype(float)
-    if not len(m):
-        return float("nan")
-    per_category = w @ n  # n_c: pairable values of each category
-    total = float(per_category.sum())
-    agreeing = float(w @ ((n * (n - 1)).sum(axis=1) / (m - 1)))  # Σ_c o_cc
-    expected = total * total - float((per_category * per_category).sum())  # Σ_{c≠k} n_c n_k
-    if total <= 1 or expected == 0:
-        return float("nan")
-    return 1 - (total - 1) * (total - agreeing) / expected
+    return alpha_statistic(counts)(weights)
 
 
 def percent_agreement_weighted(counts: NDArray[np.int64], weights: NDArray[np.float64]) -> float:
-    """Share of agreeing rater pairs within units (two or more ratings), each unit counted ``weight`` times."""
-    m = counts.sum(axis=1)
-    usable = m >= 2
-    pairs = float(weights[usable] @ (m[usable] * (m[usable] - 1) / 2))
-    if pairs == 0:
-        return float("nan")
-    agreeing = float(weights[usable] @ (counts[usable] * (counts[usable] - 1) / 2).sum(axis=1))
-    return agreeing / pairs
+    return percent_agreement_statistic(counts)(weights)
 
 
 def bootstrap_weighted(
-    counts: NDArray[np.int64],
-    statistic: Callable[[NDArray[np.int64], NDArray[np.float64]], float],
+    statistics: Sequence[Weighted],
     *,
-    groups: NDArray[np.int64] | None = None,
+    groups: NDArray[np.int64],
     resamples: int = 1000,
     seed: int = 0,
     level: float = 0.95,
-) -> Interval:
-    """The interval ``bootstrap`` gives (same draws for the same seed), with the resample as unit weights."""
-    if groups is None:
-        groups = np.arange(counts.shape[0])
+) -> list[Interval]:
+    """For each statistic, the interval ``bootstrap`` gives with the same seed (the same draws of groups),
+    each resample passed as unit weights; every statistic sees the same resamples."""
     _, inverse = np.unique(groups, return_inverse=True)
     n = int(inverse.max()) + 1 if len(inverse) else 0
+    nan = Interval(float("nan"), float("nan"))
     if n < 2:
-        return Interval(float("nan"), float("nan"))
+        return [nan for _ in statistics]
+    one_unit_each = n == len(inverse) and bool((inverse == np.arange(n)).all())  # weights need no gather
     rng = np.random.default_rng(seed)
-    values = []
+    values: list[list[float]] = [[] for _ in statistics]
     for _ in range(resamples):
         drawn = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
-        value = statistic(counts, drawn[inverse])
-        if not np.isnan(value):
-            values.append(value)
-    if not values:
-        return Interval(float("nan"), float("nan"))
+        weights = drawn if one_unit_each else drawn[inverse]
+        for out, statistic in zip(values, statistics, strict=True):
+            value = statistic(weights)
+            if not np.isnan(value):
+                out.append(value)
     tail = (1 - level) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return Interval(float(low), float(high))
+    intervals = []
+    for out in values:
+        if out:
+            low, high = np.percentile(out, [tail, 100 - tail])
+            intervals.append(Interval(float(low), float(high)))
+        else:
+            intervals.append(nan)
+    return intervals
 
 
 LANDIS_KOCH = [

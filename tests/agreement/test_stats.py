@@ -164,14 +164,18 @@ def test_weighted_bootstrap_gives_the_library_bootstrap_interval() -> None:
     groups = np.arange(300) // 3  # three pairs per item, resampled together
     counts = stats.category_counts(data)
     slow = stats.bootstrap(data, stats.alpha, groups=groups, resamples=60, seed=9)
-    fast = stats.bootstrap_weighted(counts, stats.alpha_weighted, groups=groups, resamples=60, seed=9)
-    assert (fast.low, fast.high) == pytest.approx((slow.low, slow.high), abs=1e-12)
-    slow = stats.bootstrap(data, lambda d: stats.fleiss(d, 4)[0], groups=groups, resamples=60, seed=9)
-    fast = stats.bootstrap_weighted(
-        counts, lambda c, w: stats.fleiss_weighted(c, w, 4), groups=groups, resamples=60, seed=9
+    slow_kappa = stats.bootstrap(data, lambda d: stats.fleiss(d, 4)[0], groups=groups, resamples=60, seed=9)
+    fast, fast_kappa = stats.bootstrap_weighted(
+        [stats.alpha_statistic(counts), stats.fleiss_statistic(counts, 4)], groups=groups, resamples=60, seed=9
     )
     assert (fast.low, fast.high) == pytest.approx((slow.low, slow.high), abs=1e-12)
+    assert (fast_kappa.low, fast_kappa.high) == pytest.approx((slow_kappa.low, slow_kappa.high), abs=1e-12)
     assert fast.low < fast.high
+    # One unit per group, groups in shuffled order: the weights must still follow the groups.
+    shuffled = np.random.default_rng(1).permutation(300)
+    slow = stats.bootstrap(data, stats.alpha, groups=shuffled, resamples=40, seed=2)
+    (fast,) = stats.bootstrap_weighted([stats.alpha_statistic(counts)], groups=shuffled, resamples=40, seed=2)
+    assert (fast.low, fast.high) == pytest.approx((slow.low, slow.high), abs=1e-12)
 
 
 def test_weighted_statistics_without_data_are_nan() -> None:
