@@ -94,7 +94,6 @@ class AppClient:
     def __init__(self, url: str, token: str, *, http: httpx.Client | None = None, timeout: float = 30.0) -> None:
         self.http = http or httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
         self.http.headers["Authorization"] = f"Bearer {token}"
-        self.timeout = timeout
 
     def close(self) -> None:
         self.http.close()
@@ -109,7 +108,7 @@ class AppClient:
         raise AppRequestError(response.status_code, detail, str(response.request.url))
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._check(self.http.request(method, path, timeout=self.timeout, **kwargs)).json()
+        return self._check(self.http.request(method, path, **kwargs)).json()
 
     def snapshot(self, ref: str) -> SnapshotInfo:
         """A snapshot's record; ``ref`` is an id or ``latest`` (the newest ready snapshot of the token's project)."""
@@ -122,7 +121,7 @@ class AppClient:
         the app recorded (and sent in ``X-Snapshot-SHA256``)."""
         digest = hashlib.sha256()
         size = 0
-        with self.http.stream("GET", f"/api/v1/snapshots/{info.id}.jsonl", timeout=self.timeout) as response:
+        with self.http.stream("GET", f"/api/v1/snapshots/{info.id}.jsonl") as response:
             if not response.is_success:
                 response.read()
                 self._check(response)
