@@ -7,7 +7,10 @@ from fastapi.responses import Response
 
 from app.auth.deps import SessionDep
 from app.items import service
-from app.kit.htmx import render
+from app.kit.errors import Invalid
+from app.kit.forms import FormFields
+from app.kit.htmx import redirect, render
+from app.models import OVERALL, Project
 from app.projects.deps import AdminProjectDep
 
 router = APIRouter(tags=["item pages"], include_in_schema=False)
@@ -41,10 +44,79 @@ def items_page(
     )
 
 
+def gold_choices(project: Project) -> list[tuple[str, str]]:
+    """The expected answers a gold form offers, as (value, label): "either", "tie" and every best/worst pair."""
+    choices = [("either", "either (not checked)"), ("tie", "tie")]
+    for best in range(project.k):
+        for worst in range(project.k):
+            if best != worst:
+                label = (
+                    f"candidate {best + 1} better"
+                    if project.k == 2
+                    else f"best: candidate {best + 1}, worst: candidate {worst + 1}"
+                )
+                choices.append((f"preference:{best}:{worst}", label))
+    return choices
+
+
+def _gold_value(answer: dict[str, object] | None) -> str:
+    if not answer:
+        return "either"
+    if answer.get("kind") == "preference":
+        return f"preference:{answer['chosen']}:{answer['rejected']}"
+    return str(answer.get("kind"))
+
+
+def _expected_from_form(project: Project, form: dict[str, str]) -> dict[str, dict[str, object]]:
+    """``gold_<dimension>`` fields ("either", "tie", "preference:<best>:<worst>") → the service's expected dict."""
+    allowed = {value for value, _ in gold_choices(project)}
+    expected: dict[str, dict[str, object]] = {}
+    for dim in [OVERALL, *project.dimension_keys]:
+        value = form.get(f"gold_{dim}", "either" if dim != OVERALL else "")
+        if value not in allowed:
+            raise Invalid(f"{dim}: choose an expected answer")
+        if value.startswith("preference:"):
+            _, best, worst = value.split(":")
+            expected[dim] = {"kind": "preference", "chosen": int(best), "rejected": int(worst)}
+        else:
+            expected[dim] = {"kind": value}
+    return expected
+
+
 @router.get("/projects/{project}/items/{item_id}")
 def item_page(item_id: int, request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
-    """One item: its prompt and every round of candidates with their provenance."""
+    """One item: its prompt, every round of candidates with their provenance, and its gold answer."""
     item, candidates = service.get_item(session, project=project, item_id=item_id)
+    labels = {d["key"]: d.get("label", d["key"]) for d in project.dimensions}
+    gold = [
+        (dim, "Overall" if dim == OVERALL else labels.get(dim, dim), _gold_value((item.gold or {}).get(dim)))
+        for dim in [OVERALL, *project.dimension_keys]
+    ]
     return render(
-        request, "items/detail.html", {"request": request, "project": project, "item": item, "candidates": candidates}
+        request,
+        "items/detail.html",
+        {
+            "request": request,
+            "project": project,
+            "item": item,
+            "candidates": candidates,
+            "gold": gold,
+            "gold_choices": gold_choices(project),
+        },
     )
+
+
+@router.post("/projects/{project}/items/{item_id}/gold")
+def mark_gold(
+    item_id: int, request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep
+) -> Response:
+    """Make the item gold with the expected answer on each dimension (candidate numbers are canonical)."""
+    service.set_gold(session, project=project, item_id=item_id, expected=_expected_from_form(project, form))
+    return redirect(request, f"/projects/{project.slug}/items/{item_id}")
+
+
+@router.post("/projects/{project}/items/{item_id}/gold/remove")
+def unmark_gold(item_id: int, request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
+    """Make a gold item an ordinary one again."""
+    service.set_gold(session, project=project, item_id=item_id, expected=None)
+    return redirect(request, f"/projects/{project.slug}/items/{item_id}")
