@@ -26,6 +26,8 @@ ROUTES: list[tuple[str, str, str]] = [
     ("POST", "/projects/a/edit", "admin"),
     ("GET", "/projects/a/items", "admin"),
     ("GET", "/projects/a/items/{item}", "admin"),
+    ("POST", "/projects/a/items/{item}/gold", "admin"),
+    ("POST", "/projects/a/items/{item}/gold/remove", "admin"),
     ("POST", "/projects/a/import", "admin"),
     ("POST", "/projects/a/members", "admin"),
     ("GET", "/projects/a/generation", "admin"),
