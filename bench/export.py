@@ -113,7 +113,11 @@ def fill(db: Database, items: int) -> None:
             conn.execute(text("ANALYZE"))
 
 
-RSS = "\nimport resource\nprint('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+# VmHWM, not ru_maxrss: the latter survives exec and would report the parent's size (it forked the child).
+RSS = (
+    "\nimport re\n"
+    "print('RSS', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+)
 
 
 def _child(code: str, env: dict[str, str]) -> tuple[float, int, str]:

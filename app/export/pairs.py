@@ -58,7 +58,7 @@ def pairs_of(kind: str, chosen: int | None, rejected: int | None, k: int, mode: 
     return implied_pairs(kind, chosen, rejected, k)
 
 
-@dataclass
+@dataclass(slots=True)
 class Consensus:
     """The votes on one pair (i < j): for i ≻ j, for j ≻ i, and ties — with who voted which way."""
 

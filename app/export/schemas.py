@@ -7,16 +7,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.kit.schemas import Schema
 
+# In the order the rules apply: the first rule that drops a pair counts it.
 DROP_REASONS = (
     "min_judgments",
     "problematic",
+    "split",
     "no_majority",
     "tie",
     "margin",
     "share",
     "veto",
     "identical",
-    "split",
 )
 
 

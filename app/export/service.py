@@ -53,6 +53,7 @@ class Rules:
     dims: list[str]
     excluded: set[int]
     excluded_names: list[str]
+    slug: str = ""
 
     _pseudonyms: dict[int, str] = field(default_factory=dict)
 
@@ -79,7 +80,7 @@ class _Cand:
     position: int
     text: str
     model: str | None
-    params: str  # JSON text, embedded as it is
+    params: orjson.Fragment  # the stored JSON text, embedded as it is
     seed: int | None
 
 
@@ -120,6 +121,7 @@ def resolve(session: Session, *, project: Project, filt: ExportFilter, secret: s
         dims=list(dict.fromkeys([filt.dimension, *filt.veto])),
         excluded=excluded,
         excluded_names=sorted(by_id.get(i, str(i)) for i in excluded),
+        slug=project.slug,
     )
 
 
@@ -183,9 +185,9 @@ def _chunks(session: Session, *, project: Project, dims: list[str], size: int = 
                 cast(Candidate.params, Text),
                 Candidate.seed,
             ).where(Candidate.item_id.between(lo, hi))
-        ).tuples():
+        ).all():
             if rounds.get(item_id) == round_:
-                candidates[item_id].append(_Cand(cid, pos, text, model, params or "{}", seed))
+                candidates[item_id].append(_Cand(cid, pos, text, model, orjson.Fragment(params or "{}"), seed))
                 position[cid] = pos
 
         judgments: dict[int, list[_Judged]] = defaultdict(list)
@@ -204,13 +206,11 @@ def _chunks(session: Session, *, project: Project, dims: list[str], size: int = 
                 Verdict.rejected_candidate_id,
             )
             .join(Verdict, Verdict.judgment_id == Judgment.id)
-            .where(
-                Judgment.project_id == project.id,
-                Judgment.item_id.between(lo, hi),
-                Verdict.dimension.in_(dims),
-            )
+            # By item range only (the (item, round, annotator) index); rows of other projects' items in the
+            # range are dropped below, as they have no entry in ``rounds``.
+            .where(Judgment.item_id.between(lo, hi), Verdict.dimension.in_(dims))
             .order_by(Judgment.id)
-        ).tuples():
+        ).all():
             if rounds.get(item_id) != round_:
                 continue
             judged = by_id.get(jid)
@@ -226,7 +226,7 @@ def _chunks(session: Session, *, project: Project, dims: list[str], size: int = 
         decisions: dict[int, tuple[dict[str, Any], str]] = {}
         for item_id, round_, verdicts, reason in conn.execute(
             select(Adjudication.item_id, Adjudication.round, Adjudication.verdicts, Adjudication.reason)
-            .where(Adjudication.project_id == project.id, Adjudication.item_id.between(lo, hi))
+            .where(Adjudication.item_id.between(lo, hi))
             .order_by(Adjudication.created_at, Adjudication.id)
         ).tuples():
             if rounds.get(item_id) == round_:
@@ -262,6 +262,7 @@ def iter_pairs(session: Session, *, rules: Rules, drops: Counter[str] | None = N
     filt, project = rules.filt, rules.project
     drops = drops if drops is not None else Counter()
     k, mode, dim = project.k, filt.pairs, filt.dimension
+    kept = 0
     for chunk in _chunks(session, project=project, dims=rules.dims):
         for item_id, external_id, prompt, _round in chunk.items:
             drops["_items"] += 1
@@ -293,110 +294,126 @@ def iter_pairs(session: Session, *, rules: Rules, drops: Counter[str] | None = N
             if filt.drop_problematic and any(j.problematic for j in judged):
                 drops["problematic"] += len(candidates_pairs)
                 continue
-            split = P.split_of(project.slug, item_id, filt.test_share)
-            names = sorted({rules.pseudonym(j.annotator) for j in judged})
-            reasons_by_voter = {j.annotator: j.reason.strip() for j in judged}
+            split = P.split_of(rules.slug, item_id, filt.test_share)
+            if filt.split != "all" and split != filt.split:
+                drops["split"] += len(candidates_pairs)
+                continue
+            context = _ItemContext(
+                item_id=item_id,
+                external_id=external_id,
+                prompt=_prompt(prompt, filt.format),
+                annotators=sorted({rules.pseudonym(j.annotator) for j in judged}),
+                split=split,
+                decision=decision,
+                reasons={j.annotator: j.reason.strip() for j in judged},
+            )
             for pair in sorted(candidates_pairs):
                 consensus = votes[dim].get(pair) or P.Consensus(pair)
-                decided_label = (decided.get(dim) or {}).get(pair) if decided.get(dim) is not None else None
                 if decided.get(dim) is not None:
+                    decided_label = (decided[dim] or {}).get(pair)
                     if decided_label is None or decided_label == P.TIE:
                         drops["no_majority"] += 1
                         continue
-                    i, j = pair
-                    chosen_pos, rejected_pos = (i, j) if decided_label == P.FIRST else (j, i)
+                    chosen_first = decided_label == P.FIRST
                 else:
-                    if consensus.winner is None:
+                    first, second, ties = consensus.first, consensus.second, consensus.ties
+                    if first == second:
                         drops["no_majority"] += 1
                         continue
-                    if filt.drop_ties and consensus.ties >= consensus.for_winner:
+                    chosen_first = first > second
+                    winner, loser = (first, second) if chosen_first else (second, first)
+                    if filt.drop_ties and ties >= winner:
                         drops["tie"] += 1
                         continue
-                    if consensus.margin < filt.min_margin:
+                    if winner - loser < filt.min_margin:
                         drops["margin"] += 1
                         continue
-                    if consensus.share < filt.min_share:
+                    if winner < filt.min_share * (first + second + ties):
                         drops["share"] += 1
                         continue
-                    chosen_pos, rejected_pos = consensus.oriented()
-                vetoed = False
-                for veto in filt.veto:
-                    other = decided.get(veto)
-                    if other is not None:
-                        label = other.get(pair)
-                        lost = label is not None and label != P.TIE and ((label == P.FIRST) != (chosen_pos == pair[0]))
-                    else:
-                        lost = P.loses_on(votes[veto].get(pair), chosen_pos, rejected_pos)
-                    if lost:
-                        vetoed = True
-                        break
-                if vetoed:
+                i, j = pair
+                chosen_pos, rejected_pos = (i, j) if chosen_first else (j, i)
+                if filt.veto and _vetoed(filt.veto, pair, chosen_pos, rejected_pos, decided, votes):
                     drops["veto"] += 1
                     continue
                 chosen, rejected = cands[chosen_pos], cands[rejected_pos]
                 if chosen.text.strip() == rejected.text.strip():
                     drops["identical"] += 1
                     continue
-                if filt.split != "all" and split != filt.split:
-                    drops["split"] += 1
-                    continue
-                drops["_kept"] += 1
-                drops[f"_split_{split}"] += 1
-                if decision is not None:
-                    drops["_adjudicated"] += 1
-                yield _row(
-                    rules=rules,
-                    item_id=item_id,
-                    external_id=external_id,
-                    prompt=prompt,
-                    chosen=chosen,
-                    rejected=rejected,
-                    consensus=consensus,
-                    chosen_first=chosen_pos == pair[0],
-                    decision=decision,
-                    reasons_by_voter=reasons_by_voter,
-                    annotators=names,
-                    split=split,
-                )
+                kept += 1
+                yield _row(rules, context, chosen, rejected, consensus, chosen_first)
+            drops["_kept"] += kept
+            drops[f"_split_{split}"] += kept
+            if decision is not None:
+                drops["_adjudicated"] += kept
+            kept = 0
+
+
+def _vetoed(
+    vetoes: list[str],
+    pair: P.Pair,
+    chosen_pos: int,
+    rejected_pos: int,
+    decided: dict[str, dict[P.Pair, int] | None],
+    votes: dict[str, dict[P.Pair, P.Consensus]],
+) -> bool:
+    """True when the chosen candidate loses to the rejected one on a veto dimension."""
+    for veto in vetoes:
+        other = decided.get(veto)
+        if other is not None:
+            label = other.get(pair)
+            if label is not None and label != P.TIE and ((label == P.FIRST) != (chosen_pos == pair[0])):
+                return True
+        elif P.loses_on(votes[veto].get(pair), chosen_pos, rejected_pos):
+            return True
+    return False
+
+
+@dataclass(slots=True)
+class _ItemContext:
+    """What every exported pair of one item shares."""
+
+    item_id: int
+    external_id: str | None
+    prompt: Any
+    annotators: list[str]
+    split: str
+    decision: tuple[dict[str, Any], str] | None
+    reasons: dict[int, str]  # annotator → reason
+    joined: dict[tuple[int, ...], str] = field(default_factory=dict)  # voters → their reasons, joined
+
+    def reason_of(self, voters: list[int]) -> str:
+        if self.decision is not None and self.decision[1].strip():
+            return self.decision[1].strip()
+        key = tuple(voters)
+        text = self.joined.get(key)
+        if text is None:
+            text = self.joined[key] = "\n\n".join(dict.fromkeys(r for v in voters if (r := self.reasons.get(v))))
+        return text
 
 
 def _row(
-    *,
-    rules: Rules,
-    item_id: int,
-    external_id: str | None,
-    prompt: str,
-    chosen: _Cand,
-    rejected: _Cand,
-    consensus: P.Consensus,
-    chosen_first: bool,
-    decision: tuple[dict[str, Any], str] | None,
-    reasons_by_voter: dict[int, str],
-    annotators: list[str],
-    split: str,
+    rules: Rules, item: _ItemContext, chosen: _Cand, rejected: _Cand, consensus: P.Consensus, chosen_first: bool
 ) -> dict[str, Any]:
-    fmt = rules.filt.format
-    with_chosen = P.FIRST if chosen_first else P.SECOND
-    for_chosen = consensus.first if chosen_first else consensus.second
-    against = consensus.second if chosen_first else consensus.first
-    if decision is not None and decision[1].strip():
-        reason = decision[1].strip()
+    if chosen_first:
+        for_chosen, against, voters = consensus.first, consensus.second, consensus.voters[P.FIRST]
     else:
-        reason = "\n\n".join(dict.fromkeys(r for v in consensus.voters[with_chosen] if (r := reasons_by_voter.get(v))))
+        for_chosen, against, voters = consensus.second, consensus.first, consensus.voters[P.SECOND]
+    total = for_chosen + against + consensus.ties
     answer_c: Any = chosen.text
     answer_r: Any = rejected.text
-    if fmt == "conversational":
+    if rules.filt.format == "conversational":
         answer_c = [{"role": "assistant", "content": chosen.text}]
         answer_r = [{"role": "assistant", "content": rejected.text}]
     return {
-        "prompt": _prompt(prompt, fmt),
+        "prompt": item.prompt,
         "chosen": answer_c,
         "rejected": answer_r,
-        "reason": reason,
+        "reason": item.reason_of(voters),
         "meta": {
-            "project": rules.project.slug,
-            "item_id": item_id,
-            "external_id": external_id,
+            "project": rules.slug,
+            "item_id": item.item_id,
+            "external_id": item.external_id,
             "dimension": rules.filt.dimension,
             "chosen_candidate_id": chosen.id,
             "rejected_candidate_id": rejected.id,
@@ -404,16 +421,16 @@ def _row(
             "rejected_position": rejected.position,
             "chosen_model": chosen.model,
             "rejected_model": rejected.model,
-            "chosen_params": orjson.Fragment(chosen.params),
-            "rejected_params": orjson.Fragment(rejected.params),
+            "chosen_params": chosen.params,
+            "rejected_params": rejected.params,
             "chosen_seed": chosen.seed,
             "rejected_seed": rejected.seed,
             "votes": {"chosen": for_chosen, "rejected": against, "tie": consensus.ties},
             "margin": for_chosen - against,
-            "agreement": round(for_chosen / consensus.total, 4) if consensus.total else None,
-            "adjudicated": decision is not None,
-            "annotators": annotators,
-            "split": split,
+            "agreement": round(for_chosen / total, 4) if total else None,
+            "adjudicated": item.decision is not None,
+            "annotators": item.annotators,
+            "split": item.split,
         },
     }
 
