@@ -479,14 +479,16 @@ class Fingerprint:
 
 
 def fingerprint(session: Session, *, project: Project) -> Fingerprint:
-    """Judgments (count, newest id, newest change), candidate rounds and gold answers of the items,
-    members (paused, names) and the project's settings — everything ``compute`` reads."""
-    n, last_id, last_change = session.execute(
-        select(func.count(), func.max(Judgment.id), func.max(Judgment.updated_at)).where(
-            Judgment.project_id == project.id
-        )
+    """Judgments (count, newest change: a submit or an edit), items (count, sum of candidate rounds: a
+    regeneration raises it), gold answers, members (paused, names) and the project's settings — what
+    ``compute`` reads. Adjudication decisions are not in it: they change exports, not agreement."""
+    # Each of these reads an index only (migration 0006): no judgment or item row is visited.
+    n, last_change = session.execute(
+        select(func.count(), func.max(Judgment.updated_at)).where(Judgment.project_id == project.id)
     ).one()
-    rounds = session.scalar(select(func.coalesce(func.sum(Item.round), 0)).where(Item.project_id == project.id))
+    items, rounds = session.execute(
+        select(func.count(), func.coalesce(func.sum(Item.round), 0)).where(Item.project_id == project.id)
+    ).one()
     gold = session.execute(
         select(Item.id, Item.gold).where(Item.project_id == project.id, Item.is_gold.is_(True)).order_by(Item.id)
     ).all()
@@ -498,7 +500,7 @@ def fingerprint(session: Session, *, project: Project) -> Fingerprint:
     ).all()
     parts = [
         FIGURES_VERSION,
-        [n, last_id, str(last_change), int(rounds or 0)],
+        [n, str(last_change), items, int(rounds or 0)],
         [[i, g] for i, g in gold],
         [list(m) for m in members],
         [project.slug, project.k, project.overlap, project.dimension_keys, project.gold_min_accuracy],

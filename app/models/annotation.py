@@ -59,6 +59,8 @@ class Judgment(Base):
         UniqueConstraint("submit_key"),
         CheckConstraint("version >= 1", name="version_positive"),
         Index("ix_judgment_project_created_at", "project_id", "created_at"),
+        # The agreement fingerprint: a project's newest change without reading its judgments.
+        Index("ix_judgment_project_updated_at", "project_id", "updated_at"),
         Index("ix_judgment_annotator_id", "annotator_id"),
         Index("ix_judgment_assignment_id", "assignment_id"),  # cascades from assignment
     )

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -89,5 +90,13 @@ class Candidate(Base):
 
 # The queue scan: ready items of a project, fullest first, oldest first within a fill level.
 Index("ix_item_queue", Item.project_id, Item.status, Item.claims.desc(), Item.id)
+# The agreement fingerprint: items and their candidate rounds (index-only), gold items (few) directly.
+Index("ix_item_project_round", Item.project_id, Item.round)
+Index(
+    "ix_item_project_gold",
+    Item.project_id,
+    postgresql_where=text("is_gold"),
+    sqlite_where=text("is_gold"),
+)
 
 __all__ = ["Candidate", "Item"]
