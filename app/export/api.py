@@ -52,7 +52,7 @@ def stream(db: Database, *, project_id: int, filt: ExportFilter, secret: str) ->
         for line in service.iter_jsonl(s, rules=rules):
             buffer.append(line)
             size += len(line)
-            if size >= 256 * 1024:
+            if size >= 1024 * 1024:
                 yield b"".join(buffer)
                 buffer, size = [], 0
         if buffer:
