@@ -65,6 +65,10 @@ ROUTES: list[tuple[str, str, str]] = [
     ("POST", "/api/v1/projects/a/snapshots", "admin"),
     ("GET", "/api/v1/projects/a/tokens", "admin"),
     ("POST", "/api/v1/projects/a/tokens", "admin"),
+    ("GET", "/projects/a/training", "admin"),
+    ("GET", "/api/v1/projects/a/training-runs", "admin"),
+    ("POST", "/api/v1/training-runs", "admin"),
+    ("PATCH", "/api/v1/training-runs/1", "admin"),
 ]
 
 

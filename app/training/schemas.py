@@ -46,7 +46,9 @@ class RunCreate(BaseModel):
     host: str = Field("", max_length=200, description="the machine the trainer runs on")
     params: TrainingParams = Field(default_factory=TrainingParams)
     # Versions, devices, the effective batch: free-form facts shown next to the parameters.
-    environment: dict[str, str] = Field(default_factory=dict, max_length=32)
+    environment: dict[str, str] = Field(
+        default_factory=dict, max_length=32, description="library versions and devices, shown with the parameters"
+    )
 
 
 MetricValue = float | int | str | None
@@ -57,9 +59,13 @@ class RunUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    metrics: list[dict[str, MetricValue]] = Field(default_factory=list, max_length=MAX_ENTRIES_PER_REQUEST)
-    state: Literal["running", "done", "failed"] | None = None
-    error: str | None = Field(None, max_length=20_000)
+    metrics: list[dict[str, MetricValue]] = Field(
+        default_factory=list,
+        max_length=MAX_ENTRIES_PER_REQUEST,
+        description='log entries, each with its "step": {"step": 10, "loss": 0.69, "rewards/chosen": 0.01, ...}',
+    )
+    state: Literal["running", "done", "failed"] | None = Field(None, description="done or failed ends the run")
+    error: str | None = Field(None, max_length=20_000, description="with state failed: what went wrong")
 
     @field_validator("metrics")
     @classmethod

@@ -7,6 +7,7 @@ app and the rest of this module work without them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import logging
@@ -297,7 +298,11 @@ def environment_facts() -> dict[str, str]:
 
 def dpo_config(params: TrainingParams, output_dir: Path, *, cuda: bool, bf16: bool) -> Any:
     """TRL's ``DPOConfig`` for these parameters; on a machine without CUDA it trains on the CPU in float32."""
-    return importlib.import_module("trl").DPOConfig(
+    config_class = importlib.import_module("trl").DPOConfig
+    # transformers 5.x renamed gradient checkpointing; the old name still works there, with a warning.
+    names = {f.name for f in dataclasses.fields(config_class)}
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    return config_class(
         output_dir=str(output_dir),
         beta=params.beta,
         learning_rate=params.learning_rate,
@@ -311,7 +316,7 @@ def dpo_config(params: TrainingParams, output_dir: Path, *, cuda: bool, bf16: bo
         logging_first_step=True,
         use_cpu=not cuda,
         bf16=bf16,
-        gradient_checkpointing=cuda,  # memory on a GPU; only slower on the CPU
+        **{checkpointing: cuda},  # memory on a GPU; only slower on the CPU
         save_strategy="no",  # the model is saved once, at the end
         report_to=[],
         disable_tqdm=True,  # the command line draws its own bar from the callbacks

@@ -17,7 +17,7 @@ from app.config import Settings
 from app.db import Database
 from app.models import Snapshot, TrainingRun
 from app.training.schemas import TrainingParams
-from app.training.trainer import AppClient, Reporter, SnapshotMismatch, log_entry, train
+from app.training.trainer import AppClient, AppRequestError, Reporter, SnapshotMismatch, log_entry, train
 from tests.training.conftest import World
 
 
@@ -74,7 +74,7 @@ def test_training_on_a_damaged_snapshot_fails_in_the_app(
 
 def test_other_projects_snapshot_cannot_be_downloaded(client: TestClient, world: World, tmp_path: Path) -> None:
     api = app_client(client, world.tokens["export"])
-    with pytest.raises(Exception, match="HTTP 403"):
+    with pytest.raises(AppRequestError, match="HTTP 403"):
         api.snapshot(str(world.other_snapshot_id))
 
 
