@@ -22,6 +22,7 @@ from sqlalchemy import BigInteger, Select, case, cast, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
+from threadpoolctl import threadpool_limits
 
 from app.agreement import stats
 from app.agreement.schemas import (
@@ -128,6 +129,22 @@ class _Loaded:
     judgments: Judgments
 
 
+def _lookup(keys: NDArray[np.int64], values: NDArray[np.int64], wanted: NDArray[np.int64]) -> NDArray[np.int64]:
+    """``values`` at the place of each ``wanted`` key in ``keys`` (sorted, unique, positive), -1 where absent.
+
+    A dense table indexed by key when the keys span a modest range (one gather), else a binary search."""
+    if not len(keys):
+        return np.full(len(wanted), -1, dtype=np.int64)
+    low, high = int(keys[0]), int(keys[-1])
+    if high - low <= max(8 * len(keys), 1 << 20):
+        table = np.full(high - low + 1, -1, dtype=np.int64)
+        table[keys - low] = values
+        inside = (wanted >= low) & (wanted <= high)
+        return np.where(inside, table[np.clip(wanted - low, 0, high - low)], -1)
+    found = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[found] == wanted, values[found], -1)
+
+
 def _big(column: Any) -> Any:
     return cast(column, BigInteger)
 
@@ -171,8 +188,8 @@ def load(session: Session, *, project: Project) -> _Loaded:
     )
     v_judgment, code = np.divmod(judgment_code, 256)
     v_chosen, v_rejected = np.divmod(candidates, 1 << 32)
-    at = np.minimum(np.searchsorted(j_id, v_judgment), max(len(j_id) - 1, 0))
-    keep = (j_id[at] == v_judgment) if len(j_id) else np.zeros(len(v_judgment), dtype=bool)
+    at = _lookup(j_id, np.arange(len(j_id)), v_judgment)
+    keep = at >= 0  # verdicts of judgments that count (current round, not gold)
     at, code, v_chosen, v_rejected = at[keep], code[keep], v_chosen[keep], v_rejected[keep]
     (id_position,) = int_columns(
         session,
@@ -183,10 +200,7 @@ def load(session: Session, *, project: Project) -> _Loaded:
     c_id, c_position = np.divmod(np.sort(id_position), 4)
 
     def position(ids: NDArray[np.int64]) -> NDArray[np.int64]:
-        if not len(c_id):
-            return np.full(len(ids), -1, dtype=np.int64)
-        found = np.minimum(np.searchsorted(c_id, ids), len(c_id) - 1)
-        return np.where((ids > 0) & (c_id[found] == ids), c_position[found], -1)
+        return _lookup(c_id, c_position, ids)
 
     dimension, kind = np.divmod(code, 4)
     dimension -= 1  # -1: a dimension the project no longer has
@@ -256,6 +270,13 @@ def _matrices(
 
 def compute(session: Session, *, project: Project, resamples: int = RESAMPLES, seed: int = 0) -> AgreementOut:
     """Every figure of the agreement page, computed now."""
+    # One BLAS thread: the products here are small, and threads fighting the web server and the database
+    # for two cores made the bootstrap several times slower.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _compute(session, project=project, resamples=resamples, seed=seed)
+
+
+def _compute(session: Session, *, project: Project, resamples: int, seed: int) -> AgreementOut:
     loaded = load(session, project=project)
     ratings, judgments = loaded.ratings, loaded.judgments
     names = dict(session.execute(select(User.id, User.username)).tuples().all())

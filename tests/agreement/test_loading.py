@@ -1,0 +1,140 @@
+"""The packed, vectorized loading agrees with a plain per-verdict reading of the same judgments."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
+
+from app.agreement import service as agreement
+from app.agreement import stats
+from app.annotation import service as annotation
+from app.annotation.schemas import JudgmentIn, VerdictIn
+from app.db import Database
+from app.items.service import set_gold
+from app.models import Candidate, Item, Judgment, Project, Verdict
+from tests.factories import make_items, make_project, make_user
+
+
+def _world(db: Database, k: int) -> int:
+    """Four annotators on 30 items (overlap 3), random preferences, ties and n.a.; one gold item; one item
+    regenerated after it was judged (its old judgments no longer count)."""
+    rng = random.Random(k)
+    with db.session() as s:
+        users = [make_user(s, n) for n in ("w", "x", "y", "z")]
+        project = make_project(s, "load", k=k, overlap=3, members=users)
+        items = make_items(s, project, 30)
+        set_gold(s, project=project, item_id=items[0].id, expected={"overall": {"kind": "tie"}})
+        for user in users:
+            while (task := annotation.assign_next_item(s, project=project, annotator=user)) is not None:
+                ids = [c.id for c in task.candidates]
+                verdicts = {}
+                for dim in annotation.dimension_keys(project):
+                    roll = rng.random()
+                    if roll < 0.15:
+                        verdicts[dim] = VerdictIn(kind="tie")
+                    elif roll < 0.25 and dim != "overall":
+                        verdicts[dim] = VerdictIn(kind="na")
+                    else:
+                        best, worst = rng.sample(sorted(ids)[:3] if rng.random() < 0.7 else ids, 2)
+                        verdicts[dim] = VerdictIn(kind="preference", chosen=best, rejected=worst)
+                annotation.submit_judgment(
+                    s,
+                    project=project,
+                    annotator=user,
+                    assignment_id=task.assignment.id,
+                    submit_key=f"{user.id}-{task.assignment.id}-load",
+                    data=JudgmentIn(verdicts=verdicts, seconds=round(rng.random() * 20, 3), all_bad=roll < 0.05),
+                )
+        regenerated = s.get(Item, items[1].id)
+        assert regenerated is not None
+        regenerated.round += 1
+        return project.id
+
+
+def _reference(db: Database, project_id: int) -> dict[str, dict[tuple[int, tuple[int, int]], dict[int, int]]]:
+    """dimension → (item, pair) → annotator → label, read row by row through the ORM's plain columns."""
+    chosen, rejected = aliased(Candidate), aliased(Candidate)
+    with db.session(write=False) as s:
+        project = s.get(Project, project_id)
+        assert project is not None
+        rows = s.execute(
+            select(
+                Judgment.item_id,
+                Judgment.annotator_id,
+                Verdict.dimension,
+                Verdict.kind,
+                chosen.position,
+                rejected.position,
+            )
+            .join(Verdict, Verdict.judgment_id == Judgment.id)
+            .join(Item, (Item.id == Judgment.item_id) & (Item.round == Judgment.round))
+            .outerjoin(chosen, chosen.id == Verdict.chosen_candidate_id)
+            .outerjoin(rejected, rejected.id == Verdict.rejected_candidate_id)
+            .where(Judgment.project_id == project_id, Item.is_gold.is_(False))
+        ).all()
+        k = project.k
+    units: dict[str, dict[tuple[int, tuple[int, int]], dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    for item, annotator, dim, kind, c, r in rows:
+        for pair, label in stats.implied_pairs(kind, c, r, k).items():
+            units[dim][(item, pair)][annotator] = label
+    return units
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_figures_match_a_per_verdict_reading(db: Database, k: int) -> None:
+    project_id = _world(db, k)
+    units = _reference(db, project_id)
+    with db.session(write=False) as s:
+        project = s.get(Project, project_id)
+        assert project is not None
+        out = agreement.compute(s, project=project, resamples=0)
+        gold_item = s.scalar(select(Item.id).where(Item.project_id == project_id, Item.is_gold.is_(True)))
+        ratings = agreement.load_ratings(s, project=project)
+    assert gold_item not in set(ratings.item.tolist())
+    annotators = sorted({a for dim in units.values() for votes in dim.values() for a in votes})
+    for figures in out.dimensions:
+        shared = {key: votes for key, votes in units[figures.dimension].items() if len(votes) >= 2}
+        data = np.full((len(annotators), len(shared)), np.nan)
+        for j, votes in enumerate(shared.values()):
+            for a, label in votes.items():
+                data[annotators.index(a), j] = label
+        assert figures.units == len(shared)
+        if not shared:
+            continue
+        kappa, used = stats.fleiss(data, 3)
+        assert figures.fleiss_units == used
+        assert figures.fleiss_kappa == (None if np.isnan(kappa) else pytest.approx(kappa, abs=1e-4))
+        assert figures.alpha == pytest.approx(stats.alpha(data), abs=1e-4)
+        assert figures.percent_agreement == pytest.approx(stats.percent_agreement(data), abs=1e-4)
+        labels = {name: int((data == c).sum()) for c, name in agreement.LABEL_NAMES.items()}
+        assert figures.labels == labels
+    assert out.dimensions[0].units > 20
+    with db.session(write=False) as s:
+        counted = dict(
+            s.execute(
+                select(Judgment.annotator_id, func.count())
+                .join(Item, (Item.id == Judgment.item_id) & (Item.round == Judgment.round))
+                .where(Judgment.project_id == project_id, Item.is_gold.is_(False))
+                .group_by(Judgment.annotator_id)
+            )
+            .tuples()
+            .all()
+        )
+    by_id = {a.user_id: a.judgments for a in out.annotators if a.judgments}
+    assert by_id == counted and sum(counted.values()) > 60
+
+
+def test_lookup_dense_and_sparse_keys() -> None:
+    keys = np.array([3, 7, 8, 20], dtype=np.int64)
+    values = np.array([30, 70, 80, 200], dtype=np.int64)
+    wanted = np.array([7, 1, 20, 9, 3, 25, -1], dtype=np.int64)
+    expected = [70, -1, 200, -1, 30, -1, -1]
+    assert agreement._lookup(keys, values, wanted).tolist() == expected
+    sparse = keys * 10**9  # too wide a range for a table: binary search
+    assert agreement._lookup(sparse, values, wanted * 10**9).tolist() == expected
+    assert agreement._lookup(keys[:0], values[:0], wanted).tolist() == [-1] * len(wanted)
