@@ -173,7 +173,7 @@ class SnapshotRuns:
     runs: list[RunView] = field(default_factory=list)
 
 
-def loss_chart(metrics: list[dict[str, Any]], *, width: int = 320, height: int = 90, pad: int = 4) -> Chart | None:
+def loss_chart(metrics: list[dict[str, Any]], *, width: int = 240, height: int = 80, pad: int = 4) -> Chart | None:
     """Loss over steps, scaled into a ``width × height`` box; None with fewer than two points."""
     points = [
         (int(e["step"]), float(e["loss"]))
