@@ -126,4 +126,5 @@ def train_command(
         raise typer.Exit(1) from exc
     finally:
         client.close()
-    console.print(f"run {run_id} done; model saved to {output.resolve()}")
+    done = f"run {run_id} done" if run_id else "done (another process reports the run)"
+    console.print(f"{done}; model saved to {output.resolve()}")

@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import logging
 import math
+import os
 import platform
 import tempfile
 import time
@@ -205,6 +206,7 @@ class Reporter:
     every_s: float = 10.0
     batch: int = 50
     keep: int = 5000
+    enabled: bool = True
     clock: Callable[[], float] = time.monotonic
     pending: list[dict[str, Any]] = field(default_factory=list)
     sent: int = 0
@@ -224,6 +226,8 @@ class Reporter:
     def flush(self) -> bool:
         """Send what is pending; False (and a warning) if the app could not be reached or refused."""
         self._last = self.clock()
+        if not self.enabled:
+            self.pending.clear()
         if not self.pending:
             return True
         batch = self.pending[:1000]
@@ -239,6 +243,8 @@ class Reporter:
 
     def finish(self, state: str, error: str | None = None, *, tries: int = 3, pause_s: float = 2.0) -> bool:
         """Send the last entries and the final state, trying a few times: a run left "running" misleads."""
+        if not self.enabled:
+            return True
         for attempt in range(tries):
             try:
                 self.client.update_run(self.run_id, metrics=self.pending[:1000], state=state, error=error)
@@ -323,6 +329,11 @@ def dpo_config(params: TrainingParams, output_dir: Path, *, cuda: bool, bf16: bo
     )
 
 
+def is_main_process() -> bool:
+    """False in the other processes of a distributed launch (their ``RANK`` is set and not 0)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def train(
     client: AppClient,
     *,
@@ -342,15 +353,18 @@ def train(
     info = client.snapshot(snapshot)
     progress.stage(f"snapshot {info.id} of {info.project}: {info.row_count} pairs, {info.format}")
     output_dir = output_dir.resolve()
-    run_id = client.create_run(
-        snapshot_id=info.id,
-        base_model=model,
-        output_dir=str(output_dir),
-        params=params,
-        environment=environment_facts(),
-    )
-    progress.stage(f"training run {run_id} recorded")
-    reporter = Reporter(client, run_id, every_s=report_every_s)
+    main = is_main_process()
+    run_id = 0
+    if main:  # under a distributed launcher (torchrun, accelerate) every process trains, only the first reports
+        run_id = client.create_run(
+            snapshot_id=info.id,
+            base_model=model,
+            output_dir=str(output_dir),
+            params=params,
+            environment=environment_facts(),
+        )
+        progress.stage(f"training run {run_id} recorded")
+    reporter = Reporter(client, run_id, every_s=report_every_s, enabled=main)
     try:
         with tempfile.TemporaryDirectory(prefix="prefstudio-train-") as tmp:
             work = Path(tmp)
@@ -403,5 +417,6 @@ def _train_on(
     trainer.train()
     reporter.flush()
     progress.stage(f"saving to {output_dir}")
-    trainer.save_model(str(output_dir))
-    tokenizer.save_pretrained(str(output_dir))
+    trainer.save_model(str(output_dir))  # writes on the main process only
+    if is_main_process():
+        tokenizer.save_pretrained(str(output_dir))

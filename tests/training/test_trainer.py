@@ -72,6 +72,23 @@ def test_training_on_a_damaged_snapshot_fails_in_the_app(
     assert not (tmp_path / "out").exists()  # nothing was trained or saved
 
 
+def test_only_the_first_process_of_a_distributed_launch_reports(
+    client: TestClient, world: World, db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corrupt(snapshot_file(db, settings, world.snapshot_id))
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(SnapshotMismatch):
+        train(
+            app_client(client, world.tokens["export"]),
+            snapshot="latest",
+            model="unused",
+            output_dir=tmp_path / "out",
+            params=TrainingParams(),
+        )
+    with db.session(write=False) as s:
+        assert s.query(TrainingRun).count() == 0  # rank 0 records and ends the run, not this one
+
+
 def test_other_projects_snapshot_cannot_be_downloaded(client: TestClient, world: World, tmp_path: Path) -> None:
     api = app_client(client, world.tokens["export"])
     with pytest.raises(AppRequestError, match="HTTP 403"):
