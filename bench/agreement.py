@@ -231,7 +231,9 @@ def fill(db: Database, items: int) -> None:
                 conn.execute(
                     text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
                 )
-            conn.execute(text("ANALYZE"))
+        with db.write_engine.connect() as conn:
+            # Index-only scans (the fingerprint) need the visibility map that VACUUM writes; autovacuum would.
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
 
 
 def _free_port() -> int:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import BigInteger, Select, case, cast, func, select
+from sqlalchemy import BigInteger, Select, case, cast, false, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -145,6 +145,18 @@ def _lookup(keys: NDArray[np.int64], values: NDArray[np.int64], wanted: NDArray[
     return np.where(keys[found] == wanted, values[found], -1)
 
 
+def _verdicts_of(project: Project, judgment_ids: NDArray[np.int64]) -> list[Any]:
+    """Which verdicts to read: when the judgments that count fill most of their id range (one project
+    annotated at a time — the usual case), that range of judgment ids, which needs no join (the rows of
+    other judgments in it are dropped in numpy); else the project's judgments, by a join."""
+    if not len(judgment_ids):
+        return [false()]
+    low, high = int(judgment_ids[0]), int(judgment_ids[-1])
+    if len(judgment_ids) * 2 >= high - low + 1:
+        return [Verdict.judgment_id.between(low, high)]
+    return [Verdict.judgment_id.in_(select(Judgment.id).where(Judgment.project_id == project.id))]
+
+
 def _big(column: Any) -> Any:
     return cast(column, BigInteger)
 
@@ -153,7 +165,7 @@ def load(session: Session, *, project: Project) -> _Loaded:
     """Ratings and judgments in three lean queries — judgments, verdicts, candidate positions — joined in numpy.
 
     Each row's integers are packed into one or two int8 values in SQL (fewer values to move is what counts),
-    and the verdicts are read by judgment only: no join to items or candidates, whose hash joins over every
+    and the verdicts are read by judgment id only: no join to items or candidates, whose hash joins over every
     verdict would cost more than the rest together; candidate ids become canonical positions by lookup."""
     dims = [OVERALL, *project.dimension_keys][:62]
     # Judgments of the current candidate round of ordinary (not gold) items.
@@ -182,9 +194,7 @@ def load(session: Session, *, project: Project) -> _Loaded:
             + case({"preference": PREFERENCE, "tie": TIE}, value=Verdict.kind, else_=NA),
             _big(func.coalesce(Verdict.chosen_candidate_id, 0)) * (1 << 32)
             + func.coalesce(Verdict.rejected_candidate_id, 0),
-        )
-        .join(Judgment, Judgment.id == Verdict.judgment_id)
-        .where(Judgment.project_id == project.id),
+        ).where(*_verdicts_of(project, j_id)),
     )
     v_judgment, code = np.divmod(judgment_code, 256)
     v_chosen, v_rejected = np.divmod(candidates, 1 << 32)

@@ -94,6 +94,8 @@ def test_figures_match_a_per_verdict_reading(db: Database, k: int) -> None:
         assert project is not None
         out = agreement.compute(s, project=project, resamples=0)
         gold_item = s.scalar(select(Item.id).where(Item.project_id == project_id, Item.is_gold.is_(True)))
+        judgment_ids = np.array(sorted(s.scalars(select(Judgment.id).where(Judgment.project_id == project_id))))
+        assert "BETWEEN" in str(agreement._verdicts_of(project, judgment_ids)[0])  # one project: the range path
         ratings = agreement.load_ratings(s, project=project)
     assert gold_item not in set(ratings.item.tolist())
     annotators = sorted({a for dim in units.values() for votes in dim.values() for a in votes})
@@ -138,3 +140,45 @@ def test_lookup_dense_and_sparse_keys() -> None:
     sparse = keys * 10**9  # too wide a range for a table: binary search
     assert agreement._lookup(sparse, values, wanted * 10**9).tolist() == expected
     assert agreement._lookup(keys[:0], values[:0], wanted).tolist() == [-1] * len(wanted)
+
+
+def test_interleaved_projects_read_only_their_own_verdicts(db: Database) -> None:
+    """Three projects judged in turn: a project's judgment ids are a third of their range, so its verdicts
+    are read through the join; each project's figures still count only its own judgments."""
+    with db.session() as s:
+        users = [make_user(s, n) for n in ("p", "q")]
+        projects = [make_project(s, f"il{i}", k=2, overlap=2, members=users, gold_share=0.0) for i in range(3)]
+        for project in projects:
+            make_items(s, project, 12)
+        for _ in range(12):
+            for user in users:
+                for n, project in enumerate(projects):
+                    task = annotation.assign_next_item(s, project=project, annotator=user)
+                    assert task is not None
+                    a, b = sorted(c.id for c in task.candidates)
+                    best, worst = (a, b) if (task.item.id + n) % 3 else (b, a)
+                    annotation.submit_judgment(
+                        s,
+                        project=project,
+                        annotator=user,
+                        assignment_id=task.assignment.id,
+                        submit_key=f"il-{task.assignment.id}",
+                        data=JudgmentIn(
+                            verdicts={
+                                d: VerdictIn(kind="preference", chosen=best, rejected=worst)
+                                for d in annotation.dimension_keys(project)
+                            }
+                        ),
+                    )
+        ids = [p.id for p in projects]
+    for project_id in ids:
+        units = _reference(db, project_id)
+        with db.session(write=False) as s:
+            project = s.get(Project, project_id)
+            assert project is not None
+            judgment_ids = np.array(sorted(s.scalars(select(Judgment.id).where(Judgment.project_id == project_id))))
+            assert "IN" in str(agreement._verdicts_of(project, judgment_ids)[0])  # the join path
+            out = agreement.compute(s, project=project, resamples=0)
+        assert [d.units for d in out.dimensions] == [len(units[d.dimension]) for d in out.dimensions] == [12] * 6
+        assert sum(out.dimensions[0].labels.values()) == 24
+        assert {a.annotator: a.judgments for a in out.annotators} == {"p": 12, "q": 12}
