@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import ROOT, Settings, get_settings
 from app.db import make_database
+from app.i18n.middleware import LanguageMiddleware
 from app.kit.errors import AppError
 from app.kit.htmx import is_htmx
 
@@ -168,6 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return response
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_mb * 1024 * 1024)
+    app.add_middleware(LanguageMiddleware)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
 
     @app.get("/healthz", tags=["health"])
@@ -191,6 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.export import router as export_router
     from app.generation import api as generation_api
     from app.generation import router as generation_router
+    from app.i18n import router as i18n_router
     from app.items import api as items_api
     from app.items import router as items_router
     from app.projects import api as projects_api
@@ -200,6 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in (
         auth_router,
+        i18n_router,
         projects_router,
         items_router,
         annotation_router,

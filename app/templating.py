@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from app import i18n
 from app.config import ROOT
 from app.kit.markdown import render_markdown
 
@@ -19,7 +20,10 @@ env = jinja2.Environment(
     autoescape=True,
     extensions=["jinja2.ext.i18n"],
 )
-env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+# One environment for every language: the callables look up the language of the request being served.
+env.install_gettext_callables(  # type: ignore[attr-defined]
+    gettext=i18n.gettext, ngettext=i18n.ngettext, pgettext=i18n.pgettext, npgettext=i18n.npgettext, newstyle=True
+)
 templates = Jinja2Templates(env=env)
 env.filters["markdown"] = render_markdown
 
@@ -68,3 +72,5 @@ env.globals["csrf_input"] = _csrf_input
 env.globals["htmx_headers"] = _htmx_headers
 env.filters["timeago"] = _timeago
 env.filters["prompt_text"] = _prompt_text
+env.globals["current_language"] = i18n.current_language
+env.globals["languages"] = i18n.LANGUAGES

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import Database
+from app.i18n import normalize, set_language
 from app.kit.errors import Forbidden, NotAuthenticated
 from app.kit.security import equals
 from app.models import AuthSession, User, utcnow
@@ -78,7 +79,8 @@ class Principal:
     auth_session: AuthSession | None = None
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
+    """True unless the browser says the request comes from another site."""
     origin = request.headers.get("origin")
     if origin is None:  # not sent by this client: the CSRF token alone decides
         return True
@@ -89,7 +91,7 @@ def _same_origin(request: Request) -> bool:
 async def _check_csrf(request: Request, auth_session: AuthSession) -> None:
     if request.method not in UNSAFE_METHODS:
         return
-    if not _same_origin(request):
+    if not same_origin(request):
         raise Forbidden("Cross-origin request refused")
     sent = request.headers.get(CSRF_HEADER)
     if sent is None:
@@ -128,6 +130,8 @@ async def get_principal(request: Request, session: SessionDep) -> Principal | No
                 await _check_csrf(request, auth_session)
                 principal = Principal(user=user, via="cookie", auth_session=auth_session)
     request.state.principal = principal
+    if principal is not None and (language := normalize(principal.user.language)):
+        set_language(language)  # the user's setting beats the cookie and the browser's
     # Templates (error pages included, rendered after the session closed) see a plain copy, not the ORM row.
     request.state.user = UserView.of(principal.user) if principal else None
     return principal

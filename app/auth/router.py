@@ -10,6 +10,9 @@ from sqlalchemy import func, select
 
 from app.auth import service
 from app.auth.deps import SESSION_COOKIE, AdminUser, CurrentUser, OptionalUser, SessionDep, SettingsDep
+from app.i18n import COOKIE as LANGUAGE_COOKIE
+from app.i18n import COOKIE_MAX_AGE as LANGUAGE_COOKIE_MAX_AGE
+from app.i18n import LANGUAGES, gettext
 from app.kit.errors import AppError, Forbidden, TooManyRequests
 from app.kit.htmx import redirect, render
 from app.kit.security import equals, new_token
@@ -17,6 +20,7 @@ from app.models import ProjectMember, User
 
 router = APIRouter(tags=["auth pages"], include_in_schema=False)
 
+# Double-submit token of the forms an anonymous browser may post: the login form and the language switcher.
 LOGIN_CSRF_COOKIE = "prefstudio_login_csrf"
 
 
@@ -24,11 +28,11 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None, *, default: str = "/projects") -> str:
     """Only local paths: never an open redirect to another site."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
-    return "/projects"
+    return default
 
 
 def _login_page(
@@ -43,7 +47,7 @@ def _login_page(
         status_code=status_code,
     )
     response.set_cookie(
-        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="lax", secure=request.url.scheme == "https", path="/login"
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="lax", secure=request.url.scheme == "https", path="/"
     )
     return response
 
@@ -58,8 +62,8 @@ def home(user: OptionalUser) -> Response:
 def login_page(request: Request, user: OptionalUser, next: str = "/projects") -> Response:  # noqa: A002
     """The login form."""
     if user is not None:
-        return RedirectResponse(_safe_next(next), status_code=303)
-    return _login_page(request, next_url=_safe_next(next))
+        return RedirectResponse(safe_next(next), status_code=303)
+    return _login_page(request, next_url=safe_next(next))
 
 
 @router.post("/login")
@@ -81,12 +85,14 @@ def login(
             session, username=username, password=password, ip=_client_ip(request), settings=settings
         )
     except TooManyRequests as exc:
-        return _login_page(
-            request, next_url=_safe_next(next), error=str(exc.detail), username=username, status_code=429
-        )
+        return _login_page(request, next_url=safe_next(next), error=str(exc.detail), username=username, status_code=429)
     if user is None:
         return _login_page(
-            request, next_url=_safe_next(next), error="Wrong username or password.", username=username, status_code=401
+            request,
+            next_url=safe_next(next),
+            error=gettext("Wrong username or password."),
+            username=username,
+            status_code=401,
         )
     old = request.cookies.get(SESSION_COOKIE)
     if old:
@@ -94,7 +100,7 @@ def login(
     token = service.start_session(
         session, user=user, settings=settings, ip=_client_ip(request), user_agent=request.headers.get("user-agent")
     )
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -104,7 +110,17 @@ def login(
         path="/",
         max_age=settings.session_max_hours * 3600,
     )
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    if user.language in LANGUAGES:  # the login page after a logout speaks the user's language too
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            user.language,
+            max_age=LANGUAGE_COOKIE_MAX_AGE,
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
     return response
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.sql import Executable
 
 from app.config import Settings
 from app.db import Database
+from app.i18n import LANGUAGES
 from app.kit.errors import Conflict, Invalid, NotFound, TooManyRequests
 from app.kit.security import (
     MIN_PASSWORD_LENGTH,
@@ -57,6 +58,14 @@ def create_user(
     except IntegrityError as exc:
         raise Conflict(f"User {username!r} already exists") from exc
     return user
+
+
+def set_language(session: Session, *, user: User, language: str | None) -> None:
+    """Keep the user's interface language (a code of LANGUAGES; None: follow the browser)."""
+    if language is not None and language not in LANGUAGES:
+        raise Invalid(f"Language must be one of {', '.join(LANGUAGES)}")
+    user.language = language
+    session.flush()
 
 
 def get_user(session: Session, user_id: int) -> User:

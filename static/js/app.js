@@ -17,7 +17,8 @@
     const t = document.createElement("div");
     t.className = "toast toast-error";
     t.setAttribute("role", "alert");
-    t.textContent = "The server cannot be reached. Your work is kept; try again in a moment.";
+    // The page carries the text in its own language (base.html); English if it does not.
+    t.textContent = box.dataset.offline || "The server cannot be reached. Your work is kept; try again in a moment.";
     box.appendChild(t);
     setTimeout(function () { t.remove(); }, 8000);
   });

@@ -1,0 +1,62 @@
+"""HTML: the language switcher (in the page header, the login page included)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from app.auth import service
+from app.auth.deps import OptionalPrincipal, SessionDep, same_origin
+from app.auth.router import LOGIN_CSRF_COOKIE, safe_next
+from app.i18n import COOKIE, COOKIE_MAX_AGE, LANGUAGES
+from app.kit.errors import Forbidden, Invalid
+from app.kit.htmx import redirect
+from app.kit.security import equals
+
+router = APIRouter(tags=["language pages"], include_in_schema=False)
+
+
+def _back(request: Request, next_url: str) -> str:
+    """Where the switcher was: its ``next`` field, else the Referer's path on this site, else the start page."""
+    if next_url:
+        return safe_next(next_url, default="/")
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc == request.url.netloc and referer.path:
+        return safe_next(referer.path + (f"?{referer.query}" if referer.query else ""), default="/")
+    return "/"
+
+
+@router.post("/settings/language")
+def choose_language(
+    request: Request,
+    session: SessionDep,
+    principal: OptionalPrincipal,
+    language: Annotated[str, Form(max_length=16)],
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",  # noqa: A002
+) -> Response:
+    """Set the interface language: on the user when logged in, and in a cookie for this browser."""
+    if principal is None:
+        # Anyone may choose, but only from our own page: the login form's double-submit token.
+        cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not same_origin(request) or not cookie or not csrf_token or not equals(cookie, csrf_token):
+            raise Forbidden("CSRF token missing or invalid; reload the page and try again")
+    # (A logged-in browser's CSRF token was checked by get_principal already.)
+    if language not in LANGUAGES:
+        raise Invalid(f"Language must be one of {', '.join(LANGUAGES)}")
+    if principal is not None:
+        service.set_language(session, user=principal.user, language=language)
+    response = redirect(request, _back(request, next))
+    response.set_cookie(
+        COOKIE,
+        language,
+        max_age=COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
