@@ -101,11 +101,13 @@ def int_columns(session: Session, query: Select[Any]) -> list[NDArray[np.int64]]
     """The columns of an all-integer (non-null) query as numpy arrays, with no Python object per row.
 
     PostgreSQL aggregates each column into one binary int8 array (``array_send(array_agg(...))``) that numpy
-    reads in place; SQLite's rows come straight from the DB-API cursor into one array (bypassing Row objects).
+    reads in place; SQLite joins each column's values into one text (``group_concat``) that numpy parses —
+    both several times faster than fetching rows. The aggregates of one query see the rows in the same order,
+    so the columns stay aligned.
     """
     width = len(query.selected_columns)
+    inner = query.subquery()
     if session.get_bind().dialect.name == "postgresql":
-        inner = query.subquery()
         row = session.execute(
             select(*[func.array_send(func.array_agg(cast(column, BigInteger))) for column in inner.c])
         ).one()
@@ -115,12 +117,10 @@ def int_columns(session: Session, query: Select[Any]) -> list[NDArray[np.int64]]
         # each element as its length (always 8 here) and a big-endian int8.
         element = np.dtype([("length", ">i4"), ("value", ">i8")])
         return [np.frombuffer(bytes(buf), dtype=element, offset=20)["value"].astype(np.int64) for buf in row]
-    result = session.connection().execute(query)
-    try:  # the DB-API cursor's plain tuples, not SQLAlchemy rows
-        table = np.array(result.cursor.fetchall(), dtype=np.int64).reshape(-1, width)
-    finally:
-        result.close()
-    return [table[:, i] for i in range(width)]
+    row = session.execute(select(*[func.group_concat(column) for column in inner.c])).one()
+    if row[0] is None:
+        return [np.empty(0, dtype=np.int64) for _ in range(width)]
+    return [np.array(np.fromstring(text, dtype=np.int64, sep=","), dtype=np.int64) for text in row]
 
 
 @dataclass
