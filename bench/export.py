@@ -62,20 +62,50 @@ def fill(db: Database, items: int) -> None:
         s.flush()
         project_id, user_ids = project.id, [u.id for u in users]
     item_rows = [
-        (i, project_id, json.dumps(f"Bench prompt {i}: explain something useful in a few sentences."),
-         f"{i:064x}", "{}", False, "ready", 0, RATERS, RATERS, now)
+        (
+            i,
+            project_id,
+            json.dumps(f"Bench prompt {i}: explain something useful in a few sentences."),
+            f"{i:064x}",
+            "{}",
+            False,
+            "ready",
+            0,
+            RATERS,
+            RATERS,
+            now,
+        )
         for i in range(1, items + 1)
     ]
-    bulk(db, "item", ["id", "project_id", "prompt", "prompt_hash", "meta", "is_gold", "status", "round", "claims",
-                      "judgment_count", "created_at"], item_rows)
+    bulk(
+        db,
+        "item",
+        [
+            "id",
+            "project_id",
+            "prompt",
+            "prompt_hash",
+            "meta",
+            "is_gold",
+            "status",
+            "round",
+            "claims",
+            "judgment_count",
+            "created_at",
+        ],
+        item_rows,
+    )
     del item_rows
     params = json.dumps({"temperature": 0.8, "top_p": 0.95, "max_tokens": 256})
     bulk(
         db,
         "candidate",
         ["id", "item_id", "round", "position", "text", "model", "params", "seed", "finish_reason", "created_at"],
-        [(K * (i - 1) + p + 1, i, 0, p, f"{ANSWER}({i}/{p})", "sft-v1", params, p, "stop", now)
-         for i in range(1, items + 1) for p in range(K)],
+        [
+            (K * (i - 1) + p + 1, i, 0, p, f"{ANSWER}({i}/{p})", "sft-v1", params, p, "stop", now)
+            for i in range(1, items + 1)
+            for p in range(K)
+        ],
     )
     n = items * RATERS
     item_of = np.repeat(np.arange(1, items + 1), RATERS)
@@ -83,18 +113,61 @@ def fill(db: Database, items: int) -> None:
     bulk(
         db,
         "assignment",
-        ["id", "project_id", "item_id", "annotator_id", "round", "status", "display_order", "leased_at",
-         "lease_expires_at", "updated_at"],
-        [(j + 1, project_id, int(item_of[j]), user_ids[rater_of[j]], 0, "submitted", "[]", now, now, now)
-         for j in range(n)],
+        [
+            "id",
+            "project_id",
+            "item_id",
+            "annotator_id",
+            "round",
+            "status",
+            "display_order",
+            "leased_at",
+            "lease_expires_at",
+            "updated_at",
+        ],
+        [
+            (j + 1, project_id, int(item_of[j]), user_ids[rater_of[j]], 0, "submitted", "[]", now, now, now)
+            for j in range(n)
+        ],
     )
     bulk(
         db,
         "judgment",
-        ["id", "project_id", "item_id", "annotator_id", "assignment_id", "round", "reason", "flag_all_bad",
-         "flag_problematic", "seconds", "submit_key", "version", "created_at", "updated_at"],
-        [(j + 1, project_id, int(item_of[j]), user_ids[rater_of[j]], j + 1, 0, f"reason {j % 7}", False, False,
-          12.0, f"export-bench-{j}", 1, now, now) for j in range(n)],
+        [
+            "id",
+            "project_id",
+            "item_id",
+            "annotator_id",
+            "assignment_id",
+            "round",
+            "reason",
+            "flag_all_bad",
+            "flag_problematic",
+            "seconds",
+            "submit_key",
+            "version",
+            "created_at",
+            "updated_at",
+        ],
+        [
+            (
+                j + 1,
+                project_id,
+                int(item_of[j]),
+                user_ids[rater_of[j]],
+                j + 1,
+                0,
+                f"reason {j % 7}",
+                False,
+                False,
+                12.0,
+                f"export-bench-{j}",
+                1,
+                now,
+                now,
+            )
+            for j in range(n)
+        ],
     )
     # Planted ranking: candidate 0 best, 3 worst; the third rater is right 80% of the time.
     noisy = (rater_of == 2) & (rng.random(n) >= 0.8)
@@ -107,20 +180,23 @@ def fill(db: Database, items: int) -> None:
         for dim in ("overall", "harmless"):
             vid += 1
             verdicts.append((vid, j + 1, dim, "preference", first + int(best[j]), first + int(worst[j])))
-    bulk(db, "verdict", ["id", "judgment_id", "dimension", "kind", "chosen_candidate_id", "rejected_candidate_id"],
-         verdicts)
+    bulk(
+        db,
+        "verdict",
+        ["id", "judgment_id", "dimension", "kind", "chosen_candidate_id", "rejected_candidate_id"],
+        verdicts,
+    )
     if db.is_postgres:
         with db.write_engine.begin() as conn:
             for table in ("item", "candidate", "assignment", "judgment", "verdict"):
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
+                conn.execute(
+                    text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+                )
             conn.execute(text("ANALYZE"))
 
 
 # VmHWM, not ru_maxrss: the latter survives exec and would report the parent's size (it forked the child).
-RSS = (
-    "\nimport re\n"
-    "print('RSS', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
-)
+RSS = "\nimport re\nprint('RSS', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
 
 
 def _child(code: str, env: dict[str, str]) -> tuple[float, int, str]:
@@ -154,6 +230,7 @@ with db.read_engine.connect().execution_options(stream_results=True, yield_per=1
 print(n)
 """
 
+
 def _http(slug: str, env: dict[str, str]) -> None:
     """The live endpoint: the app under uvicorn in its own process, read to the end by this one."""
     settings = Settings(environment="dev", database_url=env["PREFSTUDIO_DATABASE_URL"], secret_key=SECRET)
@@ -168,9 +245,19 @@ def _http(slug: str, env: dict[str, str]) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port), "--log-level",
-         "warning"],
-        env=env, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
     )
     try:
         for _ in range(200):
@@ -181,8 +268,12 @@ def _http(slug: str, env: dict[str, str]) -> None:
                 time.sleep(0.1)
         lines = 0
         t0 = time.perf_counter()
-        with httpx.stream("GET", f"http://127.0.0.1:{port}/api/v1/projects/{slug}/export.jsonl",
-                          headers={"Authorization": f"Bearer {token}"}, timeout=600) as r:
+        with httpx.stream(
+            "GET",
+            f"http://127.0.0.1:{port}/api/v1/projects/{slug}/export.jsonl",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=600,
+        ) as r:
             r.raise_for_status()
             for chunk in r.iter_raw():
                 lines += chunk.count(b"\n")
@@ -192,8 +283,10 @@ def _http(slug: str, env: dict[str, str]) -> None:
     finally:
         server.terminate()
         server.wait()
-    print(f"GET export.jsonl over HTTP (uvicorn in its own process): {lines:,} pairs in {seconds:.1f} s = "
-          f"{lines / seconds:,.0f} pairs/s; server peak RSS {rss} MB")
+    print(
+        f"GET export.jsonl over HTTP (uvicorn in its own process): {lines:,} pairs in {seconds:.1f} s = "
+        f"{lines / seconds:,.0f} pairs/s; server peak RSS {rss} MB"
+    )
 
 
 def main() -> None:
@@ -221,8 +314,13 @@ def main() -> None:
     with db.session(write=False) as s:
         project_id = s.scalar(select(Project.id).where(Project.slug == SLUG))
     db.dispose()
-    env = {**os.environ, "PREFSTUDIO_DATABASE_URL": url, "PREFSTUDIO_SECRET_KEY": SECRET,
-           "PREFSTUDIO_ENVIRONMENT": "dev", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "PREFSTUDIO_DATABASE_URL": url,
+        "PREFSTUDIO_SECRET_KEY": SECRET,
+        "PREFSTUDIO_ENVIRONMENT": "dev",
+        "PYTHONPATH": str(ROOT),
+    }
     print(f"database: {url.split('@')[-1]}")
 
     seconds, rss, rows = _child(BASELINE.replace("PID", str(project_id)), env)
@@ -230,20 +328,20 @@ def main() -> None:
     base_s = seconds
 
     out = Path("/tmp/prefstudio-export-bench.jsonl")
-    code = (
-        "from app.cli import cli; "
-        f"cli(['export', '{SLUG}', '--out', '{out}'], standalone_mode=False)"
-    )
+    code = f"from app.cli import cli; cli(['export', '{SLUG}', '--out', '{out}'], standalone_mode=False)"
     seconds, rss, _ = _child(code, env)
     pairs = sum(1 for _ in out.open("rb"))
     size = out.stat().st_size
     out.unlink()
-    print(f"prefstudio export --out: {pairs:,} pairs ({size / 1e6:,.0f} MB) in {seconds:.1f} s = "
-          f"{pairs / seconds:,.0f} pairs/s, peak RSS {rss} MB (target ≥ 50,000 pairs/s, < 300 MB); "
-          f"{seconds / base_s:.1f}× the bare read")
+    print(
+        f"prefstudio export --out: {pairs:,} pairs ({size / 1e6:,.0f} MB) in {seconds:.1f} s = "
+        f"{pairs / seconds:,.0f} pairs/s, peak RSS {rss} MB (target ≥ 50,000 pairs/s, < 300 MB); "
+        f"{seconds / base_s:.1f}× the bare read"
+    )
 
     if not args.skip_http:
         _http(SLUG, env)
+
 
 if __name__ == "__main__":
     main()
