@@ -188,3 +188,22 @@ def other_client(app: FastAPI) -> Iterator[TestClient]:
 
 def pytest_configure(config: pytest.Config) -> None:
     Path(ROOT / "test-artifacts").mkdir(exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def vllm_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real vLLM server on a tiny random model. Missing vLLM: a failure in CI, a skip elsewhere."""
+    from tests.support import vllm
+
+    python = vllm.vllm_python()
+    if python is None or not python.exists():
+        message = "vLLM virtualenv not found (set PREFSTUDIO_TEST_VLLM_PYTHON or run .ci/run once)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    work = tmp_path_factory.mktemp("vllm")
+    model_dir = vllm.build_tiny_model(python, work / "model")
+    log_dir = vllm.HERE.parent.parent / "test-artifacts"
+    log_dir.mkdir(exist_ok=True)
+    with vllm.vllm_server(python, model_dir, log_dir / "vllm.log") as base:
+        yield base

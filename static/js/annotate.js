@@ -3,6 +3,7 @@
   "use strict";
   const LETTERS = ["A", "B", "C", "D"];
   let rowIndex = 0;
+  let current = null;  // the panel element the state above belongs to
   let shownAt = 0;
   let visibleMs = 0;
 
@@ -118,6 +119,8 @@
       rows()[missing].classList.add("missing");
       return;
     }
+    // htmx binds a swapped-in form only when it settles (20 ms later): a quick Enter would post it natively.
+    if (window.htmx && f.hasAttribute("hx-post")) window.htmx.process(f);
     f.requestSubmit();
   }
 
@@ -164,7 +167,8 @@
 
   function init() {
     const p = panel();
-    if (!p) return;
+    if (!p || p === current) return;
+    current = p;
     visibleMs = 0;
     shownAt = performance.now();
     rowIndex = 0;
@@ -213,6 +217,7 @@
 
   document.addEventListener("keydown", function (ev) {
     if (!panel()) return;
+    init();  // a key pressed between htmx's swap and settle belongs to the new item, not the old row
     const active = document.activeElement;
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey) && form()) { ev.preventDefault(); submit(); return; }
     if (ev.key === "Escape") {
