@@ -9,8 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.annotation import service
+from app.annotation.diff import near_duplicates
 from app.annotation.schemas import JudgmentIn
 from app.auth.deps import CurrentUser, SessionDep
+from app.i18n import gettext
 from app.kit.errors import Invalid
 from app.kit.forms import FormFields
 from app.kit.htmx import is_htmx, redirect, render
@@ -21,7 +23,9 @@ router = APIRouter(tags=["annotation pages"], include_in_schema=False)
 
 
 def _dimensions(project: Project) -> list[dict[str, str]]:
-    return [{"key": "overall", "label": "Overall", "description": "Which answer is better as a whole?"}] + [
+    question = gettext("Which answer is better as a whole?")
+    overall = {"key": "overall", "label": gettext("Overall"), "description": question}
+    return [overall] + [
         {"key": d["key"], "label": d.get("label") or d["key"], "description": d.get("description", "")}
         for d in project.dimensions
     ]
@@ -39,6 +43,7 @@ def _panel_context(
         "request": request,
         "project": project,
         "task": task,
+        "near": near_duplicates([c.text for c in task.candidates]) if task else [],
         "letters": service.LETTERS,
         "dimensions": _dimensions(project),
         "progress": service.progress(session, project=project, annotator=user),

@@ -247,6 +247,7 @@
     else if (upper === "X") toggle("all_bad");
     else if (upper === "P") toggle("problematic");
     else if (upper === "S") { const s = document.getElementById("skip-reason"); if (s) s.focus(); }
+    else if (upper === "D") { const d = document.getElementById("diff"); if (d) d.open = !d.open; }
     else if (upper === "G") toggleHidden("guidelines");
     else if (key === "?") toggleHidden("help");
     else if (key === "Enter") submit();
