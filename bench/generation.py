@@ -39,10 +39,18 @@ def prompts(n: int) -> list[str]:
     return [f"Question {i}: what makes an answer helpful, harmless and honest?" for i in range(n)]
 
 
-async def direct(base: str, texts: list[str], k: int, max_tokens: int, *, at_once: bool) -> float:
+async def direct(
+    base: str, texts: list[str], k: int, max_tokens: int, *, at_once: bool, bound: int | None = None
+) -> float:
+    """A plain client: every request at once (``bound`` None), at most ``bound`` in flight, or one at a time."""
+    limit = asyncio.Semaphore(bound or len(texts))
     async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=None)) as client:
 
         async def one(i: int, text: str) -> int:
+            async with limit:
+                return await send(i, text)
+
+        async def send(i: int, text: str) -> int:
             r = await client.post(
                 base + "/v1/chat/completions",
                 json={
@@ -65,7 +73,7 @@ async def direct(base: str, texts: list[str], k: int, max_tokens: int, *, at_onc
             counts = [await one(i, t) for i, t in enumerate(texts)]
         elapsed = time.perf_counter() - started
         print(
-            f"direct (at_once={at_once}): {elapsed:.2f} s wall, {time.process_time() - cpu:.2f} s CPU in this process"
+            f"direct (at_once={at_once}, bound={bound}): {elapsed:.2f} s wall, {time.process_time() - cpu:.2f} s CPU in this process"
         )
         return sum(counts) / elapsed
 
@@ -131,8 +139,12 @@ def main() -> None:
         levels = sorted({args.concurrency, len(texts)})
         ceilings: list[float] = []
         jobs_: dict[int, list[float]] = {c: [] for c in levels}
+        bounded: list[float] = []
         for _ in range(args.repeat):  # interleaved, medians: two cores make single runs noisy
             ceilings.append(asyncio.run(direct(base, texts, args.k, args.max_tokens, at_once=True)))
+            bounded.append(
+                asyncio.run(direct(base, texts, args.k, args.max_tokens, at_once=True, bound=args.concurrency))
+            )
             for c in levels:
                 jobs_[c].append(through_job(base, texts, args.k, args.max_tokens, c))
         ceiling = statistics.median(ceilings)
@@ -140,11 +152,16 @@ def main() -> None:
     print(f"prompts={args.prompts} k={args.k} max_tokens={args.max_tokens} repeats={args.repeat} (medians)")
     print(f"ceiling (all at once)            {ceiling:8.1f} candidates/s")
     print(f"floor (one at a time)            {floor:8.1f} candidates/s")
+    same_bound = statistics.median(bounded)
+    print(
+        f"direct, {args.concurrency:4d} in flight          {same_bound:8.1f} candidates/s   (the server at the job's default bound)"
+    )
     for c in levels:
         job = statistics.median(jobs_[c])
         print(
             f"prefstudio job, {c:4d} in flight  {job:8.1f} candidates/s   "
             f"job/ceiling = {job / ceiling:.2f}   job/floor = {job / floor:.1f}"
+            + (f"   job/direct at the same bound = {job / same_bound:.2f}" if c == args.concurrency else "")
         )
 
 
