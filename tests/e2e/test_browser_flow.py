@@ -217,13 +217,19 @@ def test_annotation_page_at_phone_and_desktop_widths(
             "A prompt with a very long unbroken token: " + long_line,
             candidates=["混合文字 mixed scripts " + long_line, "## Heading\n\n" + "A long answer. " * 200],
         )
-    for width, height in ((1280, 900), (390, 844)):
+    # 1280 px starts in English and switches to Chinese; the user keeps that setting, so 390 px starts in Chinese
+    # and switches back.
+    for width, height, first, other in ((1280, 900, "en", "zh"), (390, 844, "zh", "en")):
         ctx = playwright_browser.new_context(viewport={"width": width, "height": height})
         page = ctx.new_page()
         _login(page, live_url, "narrow", PASSWORD)
         page.goto(f"{live_url}/projects/widths/annotate")
-        page.wait_for_selector("#annotate-panel[data-item]")
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{width}px: the page scrolls sideways by {overflow}px"
-        shots(page, f"annotate-{width}px")
+        for language in (first, other):
+            if language != first:
+                page.click(f"form.lang-switch button[value={language}]")
+            page.wait_for_selector(f"html[lang={language}] #annotate-panel[data-item]")
+            assert ("总体" if language == "zh" else "Overall") in page.inner_text("#annotate-panel")
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{width}px, {language}: the page scrolls sideways by {overflow}px"
+            shots(page, f"annotate-{width}px-{language}")
         ctx.close()
