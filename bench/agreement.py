@@ -38,7 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from alembic import command  # noqa: E402
-from alembic.config import Config  # noqa: E402
 
 from app.agreement import service  # noqa: E402
 from app.auth.service import create_api_token  # noqa: E402
@@ -46,36 +45,12 @@ from app.config import Settings  # noqa: E402
 from app.db import Database, make_database  # noqa: E402
 from app.kit.security import hash_password  # noqa: E402
 from app.models import DEFAULT_DIMENSIONS, AgreementCache, Judgment, Project, User  # noqa: E402
+from bench.common import alembic_config, bulk, stamp  # noqa: E402
 
 RATERS = 3
 SLUG = "agreement-bench"
 SECRET = "bench-secret-key-0123456789-0123456789"
 DIMS = ["overall", *(d["key"] for d in DEFAULT_DIMENSIONS)]
-
-
-def _alembic(url: str) -> Config:
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", url.replace("postgresql://", "postgresql+psycopg://"))
-    return cfg
-
-
-def _bulk(db: Database, table: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
-    """COPY on PostgreSQL, executemany on SQLite — the plain DB-API, to fill millions of rows quickly."""
-    with db.write_engine.begin() as conn:
-        raw: Any = conn.connection.dbapi_connection
-        if db.is_postgres:
-            with raw.cursor() as cur, cur.copy(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN') as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join("?" for _ in columns)
-            raw.executemany(f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({marks})', rows)
-
-
-def _stamp(db: Database, moment: datetime) -> Any:
-    # SQLite keeps naive UTC text (as UTCDateTime writes it); PostgreSQL takes the aware datetime.
-    return moment if db.is_postgres else moment.replace(tzinfo=None).isoformat(sep=" ")
 
 
 def fill(db: Database, items: int) -> None:
@@ -91,11 +66,11 @@ def fill(db: Database, items: int) -> None:
         s.flush()
         s.execute(
             text("INSERT INTO project_member (project_id, user_id, paused, created_at) VALUES (:p, :u, :f, :t)"),
-            [{"p": project.id, "u": u.id, "f": False, "t": _stamp(db, now)} for u in users],
+            [{"p": project.id, "u": u.id, "f": False, "t": stamp(db, now)} for u in users],
         )
         project_id, user_ids = project.id, [u.id for u in users]
-    stamp = _stamp(db, now)
-    _bulk(
+    now_stamp = stamp(db, now)
+    bulk(
         db,
         "item",
         [
@@ -123,16 +98,16 @@ def fill(db: Database, items: int) -> None:
                 0,
                 RATERS,
                 RATERS,
-                stamp,
+                now_stamp,
             )
             for i in range(1, items + 1)
         ],
     )
-    _bulk(
+    bulk(
         db,
         "candidate",
         ["id", "item_id", "round", "position", "text", "params", "created_at"],
-        [(2 * i - 1 + p, i, 0, p, f"answer {p}", "{}", stamp) for i in range(1, items + 1) for p in (0, 1)],
+        [(2 * i - 1 + p, i, 0, p, f"answer {p}", "{}", now_stamp) for i in range(1, items + 1) for p in (0, 1)],
     )
     # Each rater judges every item; judgments spread over the last 14 days (the page's timeline).
     n = items * RATERS
@@ -144,7 +119,7 @@ def fill(db: Database, items: int) -> None:
     assignments, judgments = [], []
     for j in range(n):
         item, first = int(item_of[j]), 2 * int(item_of[j]) - 1
-        at = _stamp(db, now - timedelta(seconds=float(ages[j])))
+        at = stamp(db, now - timedelta(seconds=float(ages[j])))
         order = json.dumps([first + 1, first] if flipped[j] else [first, first + 1])
         assignments.append((j + 1, project_id, item, user_ids[rater_of[j]], 0, "submitted", order, at, at, at))
         judgments.append(
@@ -165,7 +140,7 @@ def fill(db: Database, items: int) -> None:
                 at,
             )
         )
-    _bulk(
+    bulk(
         db,
         "assignment",
         [
@@ -182,7 +157,7 @@ def fill(db: Database, items: int) -> None:
         ],
         assignments,
     )
-    _bulk(
+    bulk(
         db,
         "judgment",
         [
@@ -219,7 +194,7 @@ def fill(db: Database, items: int) -> None:
             else:
                 win = first + int(label[j])
                 verdicts.append((vid, j + 1, dim, "preference", win, first + 1 - int(label[j])))
-    _bulk(
+    bulk(
         db,
         "verdict",
         ["id", "judgment_id", "dimension", "kind", "chosen_candidate_id", "rejected_candidate_id"],
@@ -260,7 +235,7 @@ def main() -> None:
     args = parser.parse_args()
     url = os.environ.get("PREFSTUDIO_DATABASE_URL") or "sqlite:////tmp/prefstudio-agreement-bench.db"
     settings = Settings(environment="dev", database_url=url, secret_key=SECRET)
-    command.upgrade(_alembic(url), "head")  # a kept database gets new migrations (indexes) too
+    command.upgrade(alembic_config(url), "head")  # a kept database gets new migrations (indexes) too
     db = make_database(settings)
     with db.session(write=False) as s:
         try:
@@ -269,8 +244,8 @@ def main() -> None:
             have = None
     if args.refill or have != args.items * RATERS:
         db.dispose()
-        command.downgrade(_alembic(url), "base")
-        command.upgrade(_alembic(url), "head")
+        command.downgrade(alembic_config(url), "base")
+        command.upgrade(alembic_config(url), "head")
         db = make_database(settings)
         t0 = time.perf_counter()
         fill(db, args.items)

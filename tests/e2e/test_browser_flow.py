@@ -233,3 +233,47 @@ def test_annotation_page_at_phone_and_desktop_widths(
             assert overflow <= 0, f"{width}px, {language}: the page scrolls sideways by {overflow}px"
             shots(page, f"annotate-{width}px-{language}")
         ctx.close()
+
+
+def test_server_unreachable_while_submitting(playwright_browser: Any, live_url: str, db: Database, shots: Any) -> None:
+    """The network drops on submit: a toast says so, the answers stay on the page, and the next try goes through."""
+    from tests.factories import make_item, make_project
+
+    with db.session() as s:
+        user = make_user(s, "offline")
+        project = make_project(s, "offline", k=2, overlap=1, members=[user])
+        for i in range(2):
+            make_item(s, project, f"Prompt {i}", candidates=[f"First answer {i}", f"Second, different answer {i}"])
+    ctx = playwright_browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    _login(page, live_url, "offline", PASSWORD)
+    page.goto(f"{live_url}/projects/offline/annotate")
+    page.wait_for_selector("#annotate-panel[data-item]")
+    item = page.get_attribute("#annotate-panel", "data-item")
+    page.keyboard.press("b")
+    page.keyboard.press("=")
+
+    page.route("**/annotate/*", lambda route: route.abort("connectionrefused"))
+    with page.expect_event("requestfailed"):
+        page.keyboard.press("Enter")
+    toast = page.wait_for_selector("#toasts .toast-error")
+    assert "cannot be reached" in toast.inner_text()
+    shots(page, "annotate-offline")
+    assert page.get_attribute("#annotate-panel", "data-item") == item, "the item stays on screen"
+    assert page.locator("#judge-form input[name=overall]:checked").get_attribute("value") == "B"
+    assert page.locator("#judge-form input[type=radio]:checked").count() == 6, "every answer is still picked"
+
+    page.unroute("**/annotate/*")
+    page.wait_for_selector("#submit-btn:not([disabled])")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "prev => { const p = document.getElementById('annotate-panel'); return p && p.dataset.item !== prev; }",
+        arg=item,
+    )
+    with db.session(write=False) as s:
+        from sqlalchemy import func, select
+
+        from app.models import Judgment
+
+        assert s.scalar(select(func.count()).select_from(Judgment)) == 1, "stored once, after the network came back"
+    ctx.close()
