@@ -3,6 +3,10 @@
 SQLite: WAL, a busy timeout, foreign keys on, and two engines on the same file: reads begin a deferred
 transaction, writes begin ``BEGIN IMMEDIATE`` so that a writer waits for the lock up front instead of
 failing with "database is locked" when it upgrades a read snapshot. PostgreSQL: one engine for both.
+
+A connection that the server drops (restart, ``pg_terminate_backend``, network) is replaced: idle ones are
+found by the pre-ping at checkout; one lost in the middle of a request fails that request with
+``DatabaseUnavailable`` (503, JSON detail) instead of a bare 500, and the client may retry it.
 """
 
 from __future__ import annotations
@@ -13,9 +17,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.kit.errors import AppError
+
+
+class DatabaseUnavailable(AppError):
+    """The connection to the database was lost while a request or job was using it."""
+
+    status_code = 503
+
+
+def _lost_connections_are_unavailable(engine: Engine) -> None:
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> BaseException | None:
+        # The pool has already invalidated the connection; the next checkout gets a fresh one.
+        if context.is_disconnect and not context.is_pre_ping:
+            return DatabaseUnavailable("The connection to the database was lost; please try again")
+        return None
 
 
 def _sqlite_engine(url: str, *, busy_timeout_ms: int, immediate: bool) -> Engine:
@@ -89,6 +110,8 @@ def make_database(settings: Settings) -> Database:
         write = _sqlite_engine(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms, immediate=True)
     else:
         read = write = create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    for engine in {read, write}:
+        _lost_connections_are_unavailable(engine)
     opts: dict[str, Any] = {"expire_on_commit": False, "autoflush": True}
     return Database(
         url=url,

@@ -147,8 +147,28 @@ def assign_next_item(session: Session, *, project: Project, annotator: User) -> 
         .order_by(Item.id)
         .limit(1)
     )
-    gold_due = project.gold_share > 0 and _gold_due(session, project=project, annotator=annotator)
-    item = session.scalar(gold_query) if gold_due else None
+    # A lease of theirs that lapsed (session expired, laptop closed) comes back first while its item still has
+    # room: same assignment, same display order, so the draft the page kept for it is restored and sent
+    # instead of being dropped for another item.
+    lapsed_query = (
+        select(Item)
+        .join(Assignment, (Assignment.item_id == Item.id) & (Assignment.round == Item.round))
+        .where(
+            Assignment.project_id == project.id,
+            Assignment.annotator_id == annotator.id,
+            Assignment.status == "expired",
+            Item.status == "ready",
+            Item.is_gold.is_(True) | (Item.claims < project.overlap),
+        )
+        .order_by(Assignment.lease_expires_at.desc())
+        .limit(1)
+    )
+    if _is_postgres(session):
+        lapsed_query = lapsed_query.with_for_update(skip_locked=True, of=Item)
+    item = session.scalar(lapsed_query)
+    gold_due = item is None and project.gold_share > 0 and _gold_due(session, project=project, annotator=annotator)
+    if gold_due:
+        item = session.scalar(gold_query)
     if item is None:
         query = (
             select(Item)

@@ -1,0 +1,107 @@
+"""Fixtures for the fault tests: the scriptable fake model server, real `prefstudio worker` processes, and a
+live server with headless Chromium for the annotation page."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from app.config import Settings
+from tests.support.fake_openai import FakeOpenAI
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+def prefstudio_command() -> list[str]:
+    """The installed ``prefstudio`` entry point of this virtualenv (as CI runs it)."""
+    beside = Path(sys.executable).parent / "prefstudio"
+    found = str(beside) if beside.exists() else shutil.which("prefstudio")
+    assert found, "the prefstudio command is not installed (pip install -e .)"
+    return [found]
+
+
+@pytest.fixture
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The environment of a worker process that shares the test's database and snapshot folder."""
+    return {
+        **os.environ,
+        "PREFSTUDIO_DATABASE_URL": settings.database_url,
+        "PREFSTUDIO_ENVIRONMENT": "dev",
+        "PREFSTUDIO_SECRET_KEY": settings.secret_key or "",
+        "PREFSTUDIO_DATA_DIR": str(settings.data_dir),
+    }
+
+
+@pytest.fixture
+def spawn(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start a process with the worker environment (cwd: a scratch folder, so no .env is read); every one
+    still alive at the end is killed."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def _spawn(args: list[str], *, log: str = "worker") -> subprocess.Popen[bytes]:
+        out = open(tmp_path / f"{log}-{len(started)}.log", "wb")  # closed below: the child has its own copy
+        process = subprocess.Popen(args, cwd=tmp_path, env=worker_env, stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        started.append(process)
+        return process
+
+    yield _spawn
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium under Playwright: a failure in CI when missing, a skip elsewhere."""
+    chromium = os.environ.get("PREFSTUDIO_TEST_CHROMIUM", "/usr/bin/chromium")
+    in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        (pytest.fail if in_ci else pytest.skip)("playwright is not installed (pip install -e '.[test]')")
+    if not Path(chromium).exists() and not shutil.which(chromium):
+        (pytest.fail if in_ci else pytest.skip)(f"Chromium not found at {chromium}")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def live_url(app: FastAPI) -> Iterator[str]:
+    """The app over real HTTP (uvicorn in a thread, a free local port)."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the live server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
