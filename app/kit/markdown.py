@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -42,6 +44,16 @@ _TAGS = {
 _ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "code": {"class"}, "ol": {"start"}}
 
 
+def _local_images_only(tag: str, attribute: str, value: str) -> str | None:
+    # An image from another host (a tracking pixel in model output, say) loses its address and shows its alt text:
+    # the Content-Security-Policy would block it anyway, but the page should not even try.
+    if tag == "img" and attribute == "src":
+        url = value.strip()
+        if url.startswith("//") or url.startswith("\\") or urlsplit(url).scheme or urlsplit(url).netloc:
+            return None
+    return value
+
+
 def render_markdown(text: str | None) -> Markup:
     """Render markdown to HTML that cannot run script, load foreign frames or carry htmx attributes."""
     if not text:
@@ -54,5 +66,6 @@ def render_markdown(text: str | None) -> Markup:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
+        attribute_filter=_local_images_only,
     )
     return Markup(clean)  # noqa: S704 - sanitized by nh3 just above
