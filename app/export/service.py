@@ -590,7 +590,7 @@ def write_snapshot(
             tmp.unlink(missing_ok=True)
         card = data_card(s, project=project, snapshot=snapshot, rules=rules, drops=drops, sha=sha, rows=rows, size=size)
     with db.session() as s:
-        s.execute(
+        marked = s.execute(
             update(Snapshot)
             .where(Snapshot.id == snapshot_id, Snapshot.state == "pending")
             .values(
@@ -603,7 +603,13 @@ def write_snapshot(
                 finished_at=utcnow(),
             )
         )
-    return "ready"
+        if marked.rowcount == 1:  # type: ignore[attr-defined]
+            return "ready"
+        # Another writer (a worker that took the job over) or a failure got there first: theirs stands.
+        current = s.execute(select(Snapshot.state, Snapshot.file_name).where(Snapshot.id == snapshot_id)).one()
+    if current.file_name != final.name:
+        final.unlink(missing_ok=True)
+    return str(current.state)
 
 
 def fail_snapshot(db: Database, *, snapshot_id: int, error: str) -> None:

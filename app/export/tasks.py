@@ -30,7 +30,9 @@ def run_snapshot_job(db: Database, job_id: int, *, worker_id: str) -> str:
     try:
         state = service.write_snapshot(db, snapshot_id=snapshot_id, settings=settings, beat=beat)
     except _Lost as lost:
-        service.fail_snapshot(db, snapshot_id=snapshot_id, error=f"stopped: job {lost}")
+        if str(lost) != "lost":  # cancelled or failed: the snapshot will not be written
+            service.fail_snapshot(db, snapshot_id=snapshot_id, error=f"stopped: job {lost}")
+        # Taken over by another worker, which writes the snapshot itself: leave it to that worker.
         return str(lost)
     except Exception as exc:
         service.fail_snapshot(db, snapshot_id=snapshot_id, error=f"{type(exc).__name__}: {exc}")

@@ -298,3 +298,44 @@ def test_annotators_cannot_see_the_export_page(client: TestClient, world: dict[s
     login(client, "ann1", PASSWORD)
     assert client.get("/projects/exp/export").status_code in (403, 404)
     assert client.get("/api/v1/projects/exp/export.jsonl").status_code == 403
+
+
+def test_a_writer_that_finishes_second_leaves_the_first_result_alone(
+    client: TestClient,
+    world: dict[str, Any],
+    tokens: dict[str, str],
+    db: Database,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two writers of one snapshot (a worker that lost its job keeps going): the one that marks it first stands;
+    the other reports the state it found and removes its own file, so what is served matches the record."""
+    from app.export import service
+
+    r = client.post("/api/v1/projects/exp/snapshots", json={}, headers=bearer(tokens["admin_api"]))
+    sid = r.json()["id"]
+    real_card = service.data_card
+    real_iter = service.iter_jsonl
+    state: dict[str, Any] = {}
+
+    def first_writer_wins(*args: Any, **kwargs: Any) -> Any:
+        # While this (slow) writer builds its data card, another writes the snapshot from different data.
+        if "inner" not in state:
+            state["inner"] = True
+            monkeypatch.setattr(service, "iter_jsonl", lambda *a, **k: iter([b'{"other": 1}\n']))
+            state["inner_result"] = service.write_snapshot(db, snapshot_id=sid, settings=settings)
+            monkeypatch.setattr(service, "iter_jsonl", real_iter)
+        return real_card(*args, **kwargs)
+
+    monkeypatch.setattr(service, "data_card", first_writer_wins)
+    assert service.write_snapshot(db, snapshot_id=sid, settings=settings) == "ready"
+    assert state["inner_result"] == "ready"
+    with db.session() as s:
+        snap = s.get(Snapshot, sid)
+        assert snap is not None and snap.state == "ready" and snap.row_count == 1
+        recorded = snap.file_name
+    files = sorted(p.name for p in Path(settings.data_dir).glob(f"snapshot-{sid}-*"))
+    assert files == [recorded], "the second writer's file is gone; only the recorded one is left"
+    body = client.get(f"/api/v1/snapshots/{sid}.jsonl", headers=bearer(tokens["export"])).content
+    assert body == b'{"other": 1}\n'
+    assert hashlib.sha256(body).hexdigest() == snap.sha256
