@@ -7,9 +7,11 @@ memory does not grow with the project. Gold items and earlier candidate rounds n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -554,6 +556,7 @@ def write_snapshot(
     ready with its sha256, row count and data card. A crash leaves a temporary file, never a served one."""
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(data_dir, snapshot_id)
     with db.session(write=False) as s:
         if db.is_postgres:  # one consistent view of the data for the whole file
             s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
@@ -610,6 +613,18 @@ def write_snapshot(
     if current.file_name != final.name:
         final.unlink(missing_ok=True)
     return str(current.state)
+
+
+ABANDONED_AFTER_S = 600  # a live writer touches its temporary file continuously
+
+
+def _remove_abandoned(data_dir: Path, snapshot_id: int) -> None:
+    """Temporary files of this snapshot left by a writer that died (untouched for ten minutes)."""
+    cutoff = time.time() - ABANDONED_AFTER_S
+    for path in data_dir.glob(f".snapshot-{snapshot_id}-*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
 
 
 def fail_snapshot(db: Database, *, snapshot_id: int, error: str) -> None:

@@ -339,3 +339,26 @@ def test_a_writer_that_finishes_second_leaves_the_first_result_alone(
     body = client.get(f"/api/v1/snapshots/{sid}.jsonl", headers=bearer(tokens["export"])).content
     assert body == b'{"other": 1}\n'
     assert hashlib.sha256(body).hexdigest() == snap.sha256
+
+
+def test_temporary_files_of_a_dead_writer_are_removed_on_the_next_write(
+    client: TestClient, world: dict[str, Any], tokens: dict[str, str], db: Database, settings: Settings
+) -> None:
+    from app.export import service
+
+    r = client.post("/api/v1/projects/exp/snapshots", json={}, headers=bearer(tokens["admin_api"]))
+    sid = r.json()["id"]
+    data = Path(settings.data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    dead = data / f".snapshot-{sid}-dead.tmp"
+    live = data / f".snapshot-{sid}-live.tmp"
+    other = data / f".snapshot-{sid + 1000}-dead.tmp"
+    for path in (dead, live, other):
+        path.write_bytes(b"partial")
+    old = os.stat(dead).st_mtime - service.ABANDONED_AFTER_S - 60
+    os.utime(dead, (old, old))
+    os.utime(other, (old, old))
+    assert service.write_snapshot(db, snapshot_id=sid, settings=settings) == "ready"
+    assert not dead.exists(), "untouched for longer than a live writer would leave it"
+    assert live.exists(), "a recent one may belong to a writer still at work"
+    assert other.exists(), "another snapshot's files are not this writer's business"
