@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import combinations
 
 import krippendorff
 import numpy as np
@@ -19,36 +18,14 @@ from numpy.typing import NDArray
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa
 
-FIRST, SECOND, TIE = 0, 1, 2
+# The pair rules are the export's: one definition of what a verdict implies, for figures and for training data.
+from app.export.pairs import FIRST as FIRST
+from app.export.pairs import SECOND as SECOND
+from app.export.pairs import TIE as TIE
+from app.export.pairs import Pair as Pair
+from app.export.pairs import implied_pairs as implied_pairs
+
 CATEGORIES = (FIRST, SECOND, TIE)
-
-Pair = tuple[int, int]
-
-
-def implied_pairs(kind: str, chosen: int | None, rejected: int | None, k: int) -> dict[Pair, int]:
-    """The labelled pairs (canonical positions i < j) that one verdict implies.
-
-    A preference of best ≻ worst implies best ≻ every other and every other ≻ worst (k = 2: one pair);
-    a tie implies a tie on every pair; "n.a." implies nothing.
-    """
-    if kind == "na":
-        return {}
-    if kind == "tie":
-        return dict.fromkeys(combinations(range(k), 2), TIE)
-    if chosen is None or rejected is None or chosen == rejected:
-        raise ValueError("a preference needs two different candidates")
-    pairs: dict[Pair, int] = {}
-
-    def prefer(winner: int, loser: int) -> None:
-        i, j = min(winner, loser), max(winner, loser)
-        pairs[(i, j)] = FIRST if winner == i else SECOND
-
-    for other in range(k):
-        if other != chosen:
-            prefer(chosen, other)
-        if other not in (chosen, rejected):
-            prefer(other, rejected)
-    return pairs
 
 
 def reliability_matrix(units: Sequence[Sequence[int | None]]) -> NDArray[np.float64]:
