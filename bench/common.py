@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,3 +37,23 @@ def bulk(db: Database, table: str, columns: list[str], rows: list[tuple[Any, ...
 def stamp(db: Database, moment: datetime) -> Any:
     """A timestamp as the database takes it: SQLite keeps naive UTC text (as UTCDateTime writes it)."""
     return moment if db.is_postgres else moment.replace(tzinfo=None).isoformat(sep=" ")
+
+
+def copy_rows(db: Database, table: str, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
+    """Like bulk(), for rows from any iterable: a generator of millions of rows is never held in memory.
+
+    On PostgreSQL the COPY runs with ``session_replication_role = replica`` (superuser), which skips the
+    foreign-key triggers: the caller writes the ids itself and vouches for every reference. Unique and check
+    constraints still hold. On SQLite: executemany in one transaction, foreign keys checked as usual.
+    """
+    with db.write_engine.begin() as conn:
+        raw: Any = conn.connection.dbapi_connection
+        if db.is_postgres:
+            with raw.cursor() as cur:
+                cur.execute("SET LOCAL session_replication_role = replica")
+                with cur.copy(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN') as copy:
+                    for row in rows:
+                        copy.write_row(row)
+        else:
+            marks = ", ".join("?" for _ in columns)
+            raw.executemany(f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({marks})', rows)

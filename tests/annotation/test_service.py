@@ -6,12 +6,13 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from app.annotation import service
 from app.annotation.schemas import JudgmentIn, VerdictIn
 from app.db import Database
 from app.kit.errors import Conflict, Invalid
-from app.models import Assignment, Item, Judgment, Verdict, utcnow
+from app.models import Assignment, Item, Judgment, Project, User, Verdict, utcnow
 from tests.annotation.helpers import prefer_first
 from tests.factories import make_item, make_items, make_project, make_user
 
@@ -284,3 +285,89 @@ def test_progress_counts(db: Database, world: dict[str, int]) -> None:
             data=prefer_first(task, project),
         )
         assert service.progress(s, project=project, annotator=u0).judged_by_me == 1
+
+
+def _judge(s: Session, project: Project, user: User, key: str) -> service.Task:
+    task = service.assign_next_item(s, project=project, annotator=user)
+    assert task is not None
+    service.submit_judgment(
+        s,
+        project=project,
+        annotator=user,
+        assignment_id=task.assignment.id,
+        submit_key=key,
+        data=prefer_first(task, project),
+    )
+    return task
+
+
+def test_judged_count_is_my_judgments_in_this_project(db: Database) -> None:
+    """Counted from the assignments' index; it must equal the judgment rows through skips, expiries, open leases."""
+    with db.session() as s:
+        me, peer = make_user(s, "jc-me"), make_user(s, "jc-peer")
+        project = make_project(s, "jc", k=2, overlap=2, members=[me, peer], gold_share=0.0)
+        other = make_project(s, "jc-other", k=2, overlap=2, members=[me, peer], gold_share=0.0)
+        make_items(s, project, 4)
+        make_items(s, other, 1)
+        _judge(s, project, me, "jc-key-0001")
+        _judge(s, project, peer, "jc-key-0002")
+        _judge(s, other, me, "jc-key-0003")
+        skipped = service.assign_next_item(s, project=project, annotator=me)
+        assert skipped is not None
+        service.skip_assignment(s, project=project, annotator=me, assignment_id=skipped.assignment.id, reason="")
+        late = service.assign_next_item(s, project=project, annotator=me)
+        assert late is not None
+        s.execute(
+            update(Assignment)
+            .where(Assignment.id == late.assignment.id)
+            .values(lease_expires_at=utcnow() - timedelta(minutes=1))
+        )
+        assert service.expire_leases(s, project_id=project.id) == 1
+        service.submit_judgment(
+            s,
+            project=project,
+            annotator=me,
+            assignment_id=late.assignment.id,
+            submit_key="jc-key-0004",
+            data=prefer_first(late, project),
+        )
+        assert service.assign_next_item(s, project=project, annotator=me) is not None  # open: not a judgment
+        stored = s.scalar(select(func.count()).where(Judgment.project_id == project.id, Judgment.annotator_id == me.id))
+        assert stored == 2
+        assert service.judged_count(s, project=project, annotator=me) == 2
+        assert service.progress(s, project=project, annotator=me).judged_by_me == 2
+        assert service.judged_count(s, project=other, annotator=me) == 1
+
+
+def test_gold_share_counts_gold_judgments_of_this_project_only(db: Database) -> None:
+    with db.session() as s:
+        me = make_user(s, "gs-me")
+        other = make_project(s, "gs-other", k=2, overlap=1, members=[me], gold_share=0.0)
+        make_items(s, other, 1)
+        elsewhere = _judge(s, other, me, "gs-key-0001")
+        elsewhere.item.is_gold = True  # a gold judgment in another project: not part of this share
+        project = make_project(s, "gs", k=2, overlap=1, members=[me], gold_share=0.5)
+        gold, *_ = make_items(s, project, 3)
+        gold.is_gold, gold.gold = True, {"overall": {"kind": "preference", "chosen": 0, "rejected": 1}}
+        s.flush()
+        first = _judge(s, project, me, "gs-key-0002")
+        assert first.item.id == gold.id  # 0 of 0 judged here were gold: gold is due
+        second = _judge(s, project, me, "gs-key-0003")
+        assert not second.item.is_gold  # 1 of 1: the share is met
+
+
+def test_lapsed_project_counts_are_recounted_by_one_request_while_others_keep_them(
+    db: Database, world: dict[str, int]
+) -> None:
+    with db.session() as s:
+        project, _ = _ctx(s, world, "u0")
+        key = (str(s.get_bind().engine.url), project.id, project.created_at)
+        service._counts_cache[key] = (0.0, (99, 98, 97))  # lapsed long ago
+        service._counts_recounting.add(key)  # another request is recounting right now
+        try:
+            assert service._project_counts(s, project) == (99, 98, 97)
+        finally:
+            service._counts_recounting.discard(key)
+        assert service._project_counts(s, project) == (3, 0, 4)  # nobody is: this request recounts
+        assert key not in service._counts_recounting
+        assert service._counts_cache[key][1] == (3, 0, 4)
