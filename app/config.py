@@ -16,7 +16,8 @@ DEV_SECRET = "dev-only-insecure-secret-key-change-me"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PREFSTUDIO_", env_file=".env", extra="ignore")
 
-    # "demo" and "dev" may run without a secret; "production" refuses to start without one.
+    # "demo" and "dev" may run without a secret (then a fixed, public one); "production" and "test" refuse to
+    # start without a strong one.
     environment: Literal["demo", "dev", "test", "production"] = "production"
     database_url: str = f"sqlite:///{ROOT / 'prefstudio.db'}"
     secret_key: str | None = None
@@ -27,16 +28,19 @@ class Settings(BaseSettings):
     login_max_failures_per_ip: int = 20
     login_failure_window_minutes: int = 15
     max_upload_mb: int = 200
+    # Any other body (forms, JSON) is parsed in memory: the largest real one is a project's guidelines (100k chars).
+    max_body_mb: int = 16
     sqlite_busy_timeout_ms: int = 30_000
     # Snapshot files live here (written to a temporary name, then renamed into place).
     data_dir: Path = ROOT / "data"
 
     @model_validator(mode="after")
     def _require_secret_outside_dev(self) -> Settings:
-        if self.environment == "production":
+        if self.environment not in ("demo", "dev"):
             if not self.secret_key:
                 raise ValueError("PREFSTUDIO_SECRET_KEY is required (set PREFSTUDIO_ENVIRONMENT=dev for local work)")
-            if self.secret_key == DEV_SECRET or len(self.secret_key) < 32:
+            # The public development key, short keys, and keys of a few repeated characters ("x" * 40).
+            if self.secret_key == DEV_SECRET or len(self.secret_key) < 32 or len(set(self.secret_key)) < 8:
                 raise ValueError("PREFSTUDIO_SECRET_KEY must be a random string of at least 32 characters")
         elif not self.secret_key:
             self.secret_key = DEV_SECRET

@@ -18,6 +18,7 @@ from app.db import make_database
 from app.i18n.middleware import LanguageMiddleware
 from app.kit.errors import AppError
 from app.kit.htmx import is_htmx
+from app.kit.schemas import API_ERROR_RESPONSES
 
 log = logging.getLogger("prefstudio")
 
@@ -37,35 +38,51 @@ SECURITY_HEADERS = {
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over the limit with 413, by Content-Length or while streaming, without buffering."""
+    """Refuse bodies over the limit with 413, by Content-Length or while streaming, without buffering.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    Only uploads (multipart, JSONL, CSV: the import routes stream them to disk) may be as large as ``max_bytes``;
+    any other body (a form, JSON) is read whole into memory to be parsed, so it has the far smaller
+    ``max_parsed_bytes``."""
+
+    UPLOAD_TYPES = (b"multipart/form-data", b"application/x-ndjson", b"application/jsonl", b"text/csv")
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_parsed_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_parsed_bytes = max_bytes if max_parsed_bytes is None else min(max_parsed_bytes, max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        upload = headers.get(b"content-type", b"").lower().startswith(self.UPLOAD_TYPES)
+        limit = self.max_bytes if upload else self.max_parsed_bytes
         length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await _too_large(scope, receive, send, self.max_bytes)
+        if length is not None and length.isdigit() and int(length) > limit:
+            await _too_large(scope, receive, send, limit)
             return
         seen = 0
-        started = False
+        started = refused = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
+                    refused = True
                     raise _BodyTooLarge()
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                # FastAPI turns any error while reading a JSON or form body into its own 400: answer 413 instead.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _too_large(scope, receive, send, limit)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -74,7 +91,7 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await _too_large(scope, receive, send, self.max_bytes)
+                await _too_large(scope, receive, send, limit)
 
 
 class _BodyTooLarge(Exception):
@@ -157,6 +174,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         text = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in errors)
         return _error_response(request, 422, text or "Invalid input")
 
+    # Added last, the security headers wrap everything else: a 413 from the body limit carries them too.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_upload_mb * 1024 * 1024,
+        max_parsed_bytes=settings.max_body_mb * 1024 * 1024,
+    )
+    app.add_middleware(LanguageMiddleware)
+
     @app.middleware("http")
     async def _security_headers(request: Request, call_next: Any) -> Response:
         response: Response = await call_next(request)
@@ -168,8 +193,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_mb * 1024 * 1024)
-    app.add_middleware(LanguageMiddleware)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
 
     @app.get("/healthz", tags=["health"])
@@ -225,5 +248,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         export_api,
         training_api,
     ):
-        app.include_router(module.router, prefix="/api/v1")
+        app.include_router(module.router, prefix="/api/v1", responses=API_ERROR_RESPONSES)
     return app

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from app.adjudication import service
 from app.adjudication.schemas import DecisionIn, DecisionOut, QueueEntryOut
 from app.auth.deps import AdminUser, SessionDep
+from app.kit.schemas import RowId
 from app.projects.deps import AdminProjectDep
 
 router = APIRouter(tags=["adjudication"])
@@ -25,7 +26,7 @@ def adjudication_queue(
 
 @router.post("/projects/{project}/items/{item_id}/adjudication", response_model=DecisionOut, status_code=201)
 def decide(
-    item_id: int, body: DecisionIn, project: AdminProjectDep, session: SessionDep, admin: AdminUser
+    item_id: RowId, body: DecisionIn, project: AdminProjectDep, session: SessionDep, admin: AdminUser
 ) -> DecisionOut:
     """Decide an item (all dimensions, canonical candidate ids, with the reason); supersedes the votes."""
     decision = service.decide(

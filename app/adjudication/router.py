@@ -12,6 +12,7 @@ from app.auth.deps import AdminUser, SessionDep
 from app.kit.errors import Invalid
 from app.kit.forms import FormFields
 from app.kit.htmx import redirect, render
+from app.kit.schemas import RowId
 from app.projects.deps import AdminProjectDep
 
 router = APIRouter(tags=["adjudication pages"], include_in_schema=False)
@@ -25,7 +26,7 @@ def queue_page(request: Request, project: AdminProjectDep, session: SessionDep) 
 
 
 @router.get("/projects/{project}/adjudication/{item_id}")
-def case_page(item_id: int, request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
+def case_page(item_id: RowId, request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
     """One item: candidates, every judgment (who, what, reason, time), the decision form."""
     item, candidates, judgments, decision = service.case(session, project=project, item_id=item_id)
     position = {c.id: c.position + 1 for c in candidates}
@@ -47,7 +48,7 @@ def case_page(item_id: int, request: Request, project: AdminProjectDep, session:
 
 @router.post("/projects/{project}/adjudication/{item_id}")
 def decide(
-    item_id: int, request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep, admin: AdminUser
+    item_id: RowId, request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep, admin: AdminUser
 ) -> Response:
     """Record the decision: per dimension "tie", "na" or "<best>><worst>" in candidate numbers (1-based)."""
     _, candidates, _, _ = service.case(session, project=project, item_id=item_id)

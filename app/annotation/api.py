@@ -17,6 +17,7 @@ from app.annotation.schemas import (
     SubmitIn,
 )
 from app.auth.deps import CurrentUser, SessionDep
+from app.kit.schemas import RowId, error_responses
 from app.models import Judgment, Project
 from app.projects.deps import ProjectDep
 
@@ -71,7 +72,15 @@ def next_item(project: ProjectDep, session: SessionDep, user: CurrentUser) -> Ne
     return NextOut(assignment=assignment_out(task, project, progress), progress=_progress_out(progress))
 
 
-@router.post("/projects/{project}/judgments", response_model=JudgmentOut, status_code=201)
+@router.post(
+    "/projects/{project}/judgments",
+    response_model=JudgmentOut,
+    status_code=201,
+    responses={
+        200: {"model": JudgmentOut, "description": "A retry (same submit key or lease): the judgment stored before"},
+        **error_responses(409),
+    },
+)
 def submit(
     body: SubmitIn, project: ProjectDep, session: SessionDep, user: CurrentUser, response: Response
 ) -> JudgmentOut:
@@ -97,15 +106,15 @@ def my_judgments(project: ProjectDep, session: SessionDep, user: CurrentUser, li
 
 
 @router.get("/projects/{project}/judgments/{judgment_id}", response_model=JudgmentOut)
-def get_judgment(judgment_id: int, project: ProjectDep, session: SessionDep, user: CurrentUser) -> JudgmentOut:
+def get_judgment(judgment_id: RowId, project: ProjectDep, session: SessionDep, user: CurrentUser) -> JudgmentOut:
     """One of my judgments."""
     return judgment_out(
         session, service.get_own_judgment(session, project=project, annotator=user, judgment_id=judgment_id)
     )
 
 
-@router.put("/projects/{project}/judgments/{judgment_id}", response_model=JudgmentOut)
-def edit(judgment_id: int, body: EditIn, project: ProjectDep, session: SessionDep, user: CurrentUser) -> JudgmentOut:
+@router.put("/projects/{project}/judgments/{judgment_id}", response_model=JudgmentOut, responses=error_responses(409))
+def edit(judgment_id: RowId, body: EditIn, project: ProjectDep, session: SessionDep, user: CurrentUser) -> JudgmentOut:
     """Edit one of my judgments; ``version`` must be the current one, else 409."""
     judgment = service.edit_judgment(
         session, project=project, annotator=user, judgment_id=judgment_id, version=body.version, data=body
@@ -113,8 +122,8 @@ def edit(judgment_id: int, body: EditIn, project: ProjectDep, session: SessionDe
     return judgment_out(session, judgment)
 
 
-@router.post("/projects/{project}/assignments/{assignment_id}/skip", status_code=204)
-def skip(assignment_id: int, body: SkipIn, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
+@router.post("/projects/{project}/assignments/{assignment_id}/skip", status_code=204, responses=error_responses(409))
+def skip(assignment_id: RowId, body: SkipIn, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
     """Skip a leased item (with an optional reason); it will not be offered to me again."""
     service.skip_assignment(session, project=project, annotator=user, assignment_id=assignment_id, reason=body.reason)
     return Response(status_code=204)

@@ -16,6 +16,7 @@ from app.i18n import gettext
 from app.kit.errors import Invalid
 from app.kit.forms import FormFields
 from app.kit.htmx import is_htmx, redirect, render
+from app.kit.schemas import RowId
 from app.models import Assignment, Project, User
 from app.projects.deps import ProjectDep
 
@@ -98,7 +99,12 @@ def claim_next(request: Request, project: ProjectDep, session: SessionDep, user:
 
 @router.post("/projects/{project}/annotate/{assignment_id}")
 def submit(
-    assignment_id: int, request: Request, form: FormFields, project: ProjectDep, session: SessionDep, user: CurrentUser
+    assignment_id: RowId,
+    request: Request,
+    form: FormFields,
+    project: ProjectDep,
+    session: SessionDep,
+    user: CurrentUser,
 ) -> Response:
     """Submit the judgment of a lease, then show the next item."""
     assignment = session.get(Assignment, assignment_id)
@@ -121,7 +127,12 @@ def submit(
 
 @router.post("/projects/{project}/annotate/{assignment_id}/skip")
 def skip(
-    assignment_id: int, request: Request, form: FormFields, project: ProjectDep, session: SessionDep, user: CurrentUser
+    assignment_id: RowId,
+    request: Request,
+    form: FormFields,
+    project: ProjectDep,
+    session: SessionDep,
+    user: CurrentUser,
 ) -> Response:
     """Skip the leased item (with a reason) and show the next one."""
     service.skip_assignment(
@@ -166,7 +177,7 @@ def _edit_context(
 
 @router.get("/projects/{project}/judgments/{judgment_id}")
 def edit_page(
-    judgment_id: int, request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser
+    judgment_id: RowId, request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser
 ) -> Response:
     """Reopen one of my judgments."""
     context = _edit_context(request, session, project, user, judgment_id)
@@ -175,7 +186,7 @@ def edit_page(
 
 @router.post("/projects/{project}/judgments/{judgment_id}")
 def edit(
-    judgment_id: int, request: Request, form: FormFields, project: ProjectDep, session: SessionDep, user: CurrentUser
+    judgment_id: RowId, request: Request, form: FormFields, project: ProjectDep, session: SessionDep, user: CurrentUser
 ) -> Response:
     """Save an edit; a stale version is refused with 409 and the current answer is kept."""
     judgment = service.get_own_judgment(session, project=project, annotator=user, judgment_id=judgment_id)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.kit.schemas import Schema
+from app.kit.schemas import MAX_ROW_ID, RowId, Schema
 
 
 class VerdictIn(BaseModel):
@@ -42,12 +42,12 @@ class JudgmentIn(BaseModel):
 
 
 class SubmitIn(JudgmentIn):
-    assignment_id: int
+    assignment_id: RowId
     submit_key: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
 
 
 class EditIn(JudgmentIn):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_ROW_ID)
 
 
 class SkipIn(BaseModel):

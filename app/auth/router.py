@@ -9,12 +9,21 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
 from app.auth import service
-from app.auth.deps import SESSION_COOKIE, AdminUser, CurrentUser, OptionalUser, SessionDep, SettingsDep
+from app.auth.deps import (
+    SESSION_COOKIE,
+    AdminUser,
+    CurrentUser,
+    OptionalUser,
+    SessionDep,
+    SettingsDep,
+    same_origin,
+)
 from app.i18n import COOKIE as LANGUAGE_COOKIE
 from app.i18n import COOKIE_MAX_AGE as LANGUAGE_COOKIE_MAX_AGE
 from app.i18n import LANGUAGES, gettext
 from app.kit.errors import AppError, Forbidden, TooManyRequests
 from app.kit.htmx import redirect, render
+from app.kit.schemas import RowId
 from app.kit.security import equals, new_token
 from app.models import ProjectMember, User
 
@@ -78,6 +87,8 @@ def login(
 ) -> Response:
     """Check the password, start a fresh session, and go where the user was going."""
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not same_origin(request):  # login CSRF: another site must not log this browser in as someone else
+        raise Forbidden("Cross-origin request refused")
     if not cookie or not csrf_token or not equals(cookie, csrf_token):
         raise Forbidden("The login form expired; reload the page and try again")
     try:
@@ -170,7 +181,7 @@ def add_user(
 
 @router.post("/admin/users/{user_id}/password")
 def reset_password(
-    user_id: int,
+    user_id: RowId,
     request: Request,
     session: SessionDep,
     admin: AdminUser,
@@ -183,7 +194,7 @@ def reset_password(
 
 @router.post("/admin/users/{user_id}/active")
 def set_active(
-    user_id: int,
+    user_id: RowId,
     request: Request,
     session: SessionDep,
     admin: AdminUser,

@@ -29,7 +29,7 @@ from app.export.schemas import (
     TokenOut,
 )
 from app.kit.errors import Invalid, NotFound
-from app.kit.schemas import Message
+from app.kit.schemas import Message, RowId, error_responses
 from app.models import ApiToken, Project, Snapshot
 from app.projects.deps import AdminProjectDep
 
@@ -141,7 +141,7 @@ def _find_snapshot(session: SessionDep, snapshot_id: str, access: ExportAccess, 
 @router.get(
     "/snapshots/{snapshot_id}.jsonl",
     response_class=FileResponse,
-    responses={200: {"content": {JSONL: {}}, "description": "the snapshot file"}},
+    responses={200: {"content": {JSONL: {}}, "description": "the snapshot file"}, **error_responses(409)},
 )
 def snapshot_file(
     snapshot_id: str,
@@ -195,7 +195,7 @@ def create_token(
 
 
 @router.delete("/projects/{project}/tokens/{token_id}", response_model=Message)
-def revoke_token(token_id: int, project: AdminProjectDep, session: SessionDep) -> Message:
+def revoke_token(token_id: RowId, project: AdminProjectDep, session: SessionDep) -> Message:
     """Revoke an export token: it stops working at once."""
     service.revoke_export_token(session, project=project, token_id=token_id)
     return Message(detail="revoked")

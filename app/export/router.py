@@ -17,6 +17,7 @@ from app.export.schemas import DROP_REASONS, ExportFilter, PreviewOut
 from app.kit.errors import AppError, Invalid, NotFound
 from app.kit.forms import FormFields, FormItems
 from app.kit.htmx import redirect, render
+from app.kit.schemas import RowId
 from app.models import Project
 from app.projects.deps import AdminProjectDep
 
@@ -112,7 +113,7 @@ def create_snapshot(
 
 
 @router.get("/projects/{project}/snapshots/{snapshot_id}")
-def snapshot_page(request: Request, snapshot_id: int, project: AdminProjectDep, session: SessionDep) -> Response:
+def snapshot_page(request: Request, snapshot_id: RowId, project: AdminProjectDep, session: SessionDep) -> Response:
     """A snapshot's record and data card."""
     snapshot = service.get_snapshot(session, snapshot_id=snapshot_id)
     if snapshot.project_id != project.id:
@@ -140,6 +141,6 @@ def create_token(
 
 
 @router.post("/projects/{project}/tokens/{token_id}/revoke")
-def revoke_token(request: Request, token_id: int, project: AdminProjectDep, session: SessionDep) -> Response:
+def revoke_token(request: Request, token_id: RowId, project: AdminProjectDep, session: SessionDep) -> Response:
     service.revoke_export_token(session, project=project, token_id=token_id)
     return redirect(request, f"/projects/{project.slug}/export#tokens")

@@ -10,6 +10,7 @@ from app.auth.deps import AdminUser, SessionDep
 from app.generation import service
 from app.generation.schemas import HealthOut, JobIn, JobOut
 from app.jobs import service as jobs
+from app.kit.schemas import RowId, error_responses
 from app.projects.deps import AdminProjectDep
 
 router = APIRouter(tags=["generation"])
@@ -33,7 +34,9 @@ def health(project: AdminProjectDep) -> list[HealthOut]:
     return service.health(service.settings_of(project))
 
 
-@router.post("/projects/{project}/generation/jobs", response_model=JobOut, status_code=201)
+@router.post(
+    "/projects/{project}/generation/jobs", response_model=JobOut, status_code=201, responses=error_responses(409)
+)
 def start(body: JobIn, project: AdminProjectDep, session: SessionDep, user: AdminUser) -> JobOut:
     """Queue generation for items without candidates, chosen items, or items judged "all bad"."""
     return JobOut.model_validate(service.start_job(session, project=project, request=body, user_id=user.id))
@@ -46,13 +49,13 @@ def list_jobs(project: AdminProjectDep, session: SessionDep) -> list[JobOut]:
 
 
 @router.get("/projects/{project}/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: int, project: AdminProjectDep, session: SessionDep) -> JobOut:
+def get_job(job_id: RowId, project: AdminProjectDep, session: SessionDep) -> JobOut:
     """One job: state, progress, rate, ETA, retries, errors."""
     return JobOut.model_validate(jobs.get_job(session, job_id=job_id, project_id=project.id))
 
 
-@router.post("/projects/{project}/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: int, project: AdminProjectDep, session: SessionDep) -> JobOut:
+@router.post("/projects/{project}/jobs/{job_id}/cancel", response_model=JobOut, responses=error_responses(409))
+def cancel_job(job_id: RowId, project: AdminProjectDep, session: SessionDep) -> JobOut:
     """Cancel a queued or running job; items already stored stay."""
     job = jobs.get_job(session, job_id=job_id, project_id=project.id)
     return JobOut.model_validate(jobs.cancel(session, job=job))

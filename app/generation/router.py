@@ -15,6 +15,7 @@ from app.jobs import service as jobs
 from app.kit.errors import Invalid
 from app.kit.forms import FormFields
 from app.kit.htmx import redirect, render
+from app.kit.schemas import RowId
 from app.models import Project
 from app.projects.deps import AdminProjectDep
 
@@ -103,7 +104,7 @@ def start(
 
 
 @router.post("/projects/{project}/jobs/{job_id}/cancel")
-def cancel(job_id: int, request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
+def cancel(job_id: RowId, request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
     """Cancel a job."""
     jobs.cancel(session, job=jobs.get_job(session, job_id=job_id, project_id=project.id))
     return redirect(request, f"/projects/{project.slug}/generation")

@@ -16,6 +16,7 @@ from app.items.importer import import_items
 from app.items.schemas import CandidateOut, ImportOut, ItemDetailOut, ItemOut
 from app.kit.errors import Invalid
 from app.kit.forms import form_file
+from app.kit.schemas import RowId
 from app.projects.deps import AdminProjectDep
 
 router = APIRouter(tags=["items"])
@@ -54,7 +55,7 @@ async def import_file(request: Request, project: AdminProjectDep, session: Sessi
 def list_items(
     project: AdminProjectDep,
     session: SessionDep,
-    after_id: int = 0,
+    after_id: RowId = 0,
     limit: int = Query(default=100, ge=1, le=1000),
     status: str | None = Query(default=None, pattern="^(pending|ready)$"),
 ) -> list[ItemOut]:
@@ -64,7 +65,7 @@ def list_items(
 
 
 @router.get("/projects/{project}/items/{item_id}", response_model=ItemDetailOut)
-def get_item(item_id: int, project: AdminProjectDep, session: SessionDep) -> ItemDetailOut:
+def get_item(item_id: RowId, project: AdminProjectDep, session: SessionDep) -> ItemDetailOut:
     """One item with all its candidates (every round, newest first)."""
     item, candidates = service.get_item(session, project=project, item_id=item_id)
     out = ItemOut.model_validate(item).model_dump()
@@ -80,7 +81,7 @@ class GoldIn(BaseModel):
 
 
 @router.put("/projects/{project}/items/{item_id}/gold", response_model=ItemOut)
-def set_gold(item_id: int, body: GoldIn, project: AdminProjectDep, session: SessionDep) -> ItemOut:
+def set_gold(item_id: RowId, body: GoldIn, project: AdminProjectDep, session: SessionDep) -> ItemOut:
     """Mark an item as gold with its expected judgment (canonical positions, 0-based), or unmark it."""
     item = service.set_gold(session, project=project, item_id=item_id, expected=body.expected)
     return ItemOut.model_validate(item)

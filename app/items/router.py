@@ -10,6 +10,7 @@ from app.items import service
 from app.kit.errors import Invalid
 from app.kit.forms import FormFields
 from app.kit.htmx import redirect, render
+from app.kit.schemas import RowId
 from app.models import OVERALL, Project
 from app.projects.deps import AdminProjectDep
 
@@ -19,7 +20,7 @@ PAGE = 50
 
 @router.get("/projects/{project}/items")
 def items_page(
-    request: Request, project: AdminProjectDep, session: SessionDep, after_id: int = 0, status: str | None = None
+    request: Request, project: AdminProjectDep, session: SessionDep, after_id: RowId = 0, status: str | None = None
 ) -> Response:
     """Items of a project, 50 a page."""
     rows = service.list_items(
@@ -84,7 +85,7 @@ def _expected_from_form(project: Project, form: dict[str, str]) -> dict[str, dic
 
 
 @router.get("/projects/{project}/items/{item_id}")
-def item_page(item_id: int, request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
+def item_page(item_id: RowId, request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
     """One item: its prompt, every round of candidates with their provenance, and its gold answer."""
     item, candidates = service.get_item(session, project=project, item_id=item_id)
     labels = {d["key"]: d.get("label", d["key"]) for d in project.dimensions}
@@ -108,7 +109,7 @@ def item_page(item_id: int, request: Request, project: AdminProjectDep, session:
 
 @router.post("/projects/{project}/items/{item_id}/gold")
 def mark_gold(
-    item_id: int, request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep
+    item_id: RowId, request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep
 ) -> Response:
     """Make the item gold with the expected answer on each dimension (candidate numbers are canonical)."""
     service.set_gold(session, project=project, item_id=item_id, expected=_expected_from_form(project, form))
@@ -116,7 +117,7 @@ def mark_gold(
 
 
 @router.post("/projects/{project}/items/{item_id}/gold/remove")
-def unmark_gold(item_id: int, request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
+def unmark_gold(item_id: RowId, request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
     """Make a gold item an ordinary one again."""
     service.set_gold(session, project=project, item_id=item_id, expected=None)
     return redirect(request, f"/projects/{project.slug}/items/{item_id}")

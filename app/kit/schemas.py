@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
+from annotated_types import Interval
 from pydantic import BaseModel, ConfigDict
+
+# Row ids are INTEGER columns (32 bits on PostgreSQL): a larger number in a path, query or body is a 422 here,
+# not an "integer out of range" from the database (a 500).
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, Interval(ge=0, le=MAX_ROW_ID)]
 
 
 class Schema(BaseModel):
@@ -11,6 +19,24 @@ class Schema(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str | list[dict[str, object]] | dict[str, object]
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error statuses: each is JSON ``{"detail": ...}``."""
+    return {code: {"model": ErrorOut, "description": _ERROR_TEXT[code]} for code in codes}
+
+
+_ERROR_TEXT = {
+    400: "The body could not be read (not UTF-8, say)",
+    401: "Not authenticated: no, an unknown or a revoked token",
+    403: "Not allowed for this user (admins only), or a cookie request without its CSRF token",
+    404: "No such object, or one in a project the caller may not see",
+    409: "Conflicts with the current state (a stale version, a used key, a lapsed lease)",
+    413: "Request body too large",
+    422: "Invalid input; a validation error lists each problem",
+}
+# What any /api/v1 route may answer (authentication, CSRF and the body limit apply to every request).
+API_ERROR_RESPONSES = error_responses(400, 401, 403, 404, 413, 422)
 
 
 class Message(BaseModel):

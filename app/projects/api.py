@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from app.auth.deps import AdminUser, CurrentUser, SessionDep
+from app.kit.schemas import RowId, error_responses
 from app.projects import service
 from app.projects.deps import AdminProjectDep, ProjectDep
 from app.projects.schemas import CountsOut, MemberIn, MemberOut, ProjectIn, ProjectOut, ProjectPatch
@@ -19,7 +20,7 @@ def list_projects(session: SessionDep, user: CurrentUser) -> list[ProjectOut]:
     return [ProjectOut.model_validate(p) for p in service.list_projects(session, user=user)]
 
 
-@router.post("/projects", response_model=ProjectOut, status_code=201)
+@router.post("/projects", response_model=ProjectOut, status_code=201, responses=error_responses(409))
 def create_project(body: ProjectIn, session: SessionDep, admin: AdminUser) -> ProjectOut:
     """Create a project (the creator becomes a member)."""
     project = service.create_project(session, data=body)
@@ -33,7 +34,7 @@ def get_project(project: ProjectDep) -> ProjectOut:
     return ProjectOut.model_validate(project)
 
 
-@router.patch("/projects/{project}", response_model=ProjectOut)
+@router.patch("/projects/{project}", response_model=ProjectOut, responses=error_responses(409))
 def patch_project(body: ProjectPatch, project: AdminProjectDep, session: SessionDep) -> ProjectOut:
     """Change a project's settings (k is fixed once items have candidates)."""
     return ProjectOut.model_validate(service.update_project(session, project=project, data=body))
@@ -61,7 +62,7 @@ def add_member(body: MemberIn, project: AdminProjectDep, session: SessionDep) ->
 
 
 @router.delete("/projects/{project}/members/{user_id}", status_code=204)
-def remove_member(user_id: int, project: AdminProjectDep, session: SessionDep) -> Response:
+def remove_member(user_id: RowId, project: AdminProjectDep, session: SessionDep) -> Response:
     """Remove a member (their judgments stay)."""
     service.remove_member(session, project=project, user_id=user_id)
     return Response(status_code=204)
@@ -72,7 +73,7 @@ class PauseIn(BaseModel):
 
 
 @router.post("/projects/{project}/members/{user_id}/pause", status_code=204)
-def pause_member(user_id: int, body: PauseIn, project: AdminProjectDep, session: SessionDep) -> Response:
+def pause_member(user_id: RowId, body: PauseIn, project: AdminProjectDep, session: SessionDep) -> Response:
     """Pause an annotator (no new items in this project) or resume them."""
     service.set_paused(session, project=project, user_id=user_id, paused=body.paused)
     return Response(status_code=204)

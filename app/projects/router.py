@@ -14,6 +14,7 @@ from app.items.importer import ImportFailed, import_items
 from app.kit.errors import AppError, Invalid
 from app.kit.forms import FormFields, FormFile
 from app.kit.htmx import redirect, render
+from app.kit.schemas import RowId
 from app.models import DEFAULT_DIMENSIONS, Project, User
 from app.projects import service
 from app.projects.deps import AdminProjectDep, ProjectDep
@@ -170,7 +171,7 @@ def add_member(request: Request, form: FormFields, project: AdminProjectDep, ses
 
 
 @router.post("/projects/{project}/members/{user_id}/remove")
-def remove_member(user_id: int, request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
+def remove_member(user_id: RowId, request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
     """Remove a member (their judgments stay)."""
     service.remove_member(session, project=project, user_id=user_id)
     return redirect(request, f"/projects/{project.slug}")
@@ -193,7 +194,7 @@ def import_file(
 
 @router.post("/projects/{project}/members/{user_id}/pause")
 def pause_member(
-    user_id: int, request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep
+    user_id: RowId, request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep
 ) -> Response:
     """Pause or resume an annotator (from the agreement page)."""
     service.set_paused(session, project=project, user_id=user_id, paused=form.get("paused") == "1")

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 
 from app.auth.deps import SessionDep
 from app.export.deps import ExportAccessDep, project_for_export
+from app.kit.schemas import RowId, error_responses
 from app.models import Project
 from app.training import service
 from app.training.schemas import RunCreate, RunCreated, RunOut, RunUpdate
@@ -18,15 +19,15 @@ def _slug(session: SessionDep, project_id: int) -> str:
     return project.slug if project is not None else ""
 
 
-@router.post("/training-runs", response_model=RunCreated, status_code=201)
+@router.post("/training-runs", response_model=RunCreated, status_code=201, responses=error_responses(409))
 def create_run(body: RunCreate, access: ExportAccessDep, session: SessionDep) -> RunCreated:
     """Start recording a DPO run on a ready snapshot (state "running")."""
     run = service.create_run(session, access=access, data=body)
     return RunCreated(id=run.id, state=run.state)
 
 
-@router.patch("/training-runs/{run_id}", response_model=RunOut)
-def update_run(run_id: int, body: RunUpdate, access: ExportAccessDep, session: SessionDep) -> RunOut:
+@router.patch("/training-runs/{run_id}", response_model=RunOut, responses=error_responses(409))
+def update_run(run_id: RowId, body: RunUpdate, access: ExportAccessDep, session: SessionDep) -> RunOut:
     """Append log entries and/or finish the run ("done", or "failed" with the error); entries already recorded
     are skipped, so a retried report does no harm."""
     run = service.update_run(session, access=access, run_id=run_id, data=body)
@@ -34,7 +35,7 @@ def update_run(run_id: int, body: RunUpdate, access: ExportAccessDep, session: S
 
 
 @router.get("/training-runs/{run_id}", response_model=RunOut)
-def get_run(run_id: int, access: ExportAccessDep, session: SessionDep) -> RunOut:
+def get_run(run_id: RowId, access: ExportAccessDep, session: SessionDep) -> RunOut:
     """One run with its parameters and every log entry."""
     run = service.get_run(session, access=access, run_id=run_id)
     return service.run_out(run, project_slug=_slug(session, run.project_id))
@@ -45,7 +46,7 @@ def list_runs(
     project: str,
     access: ExportAccessDep,
     session: SessionDep,
-    snapshot: int | None = Query(None, description="only the runs on this snapshot"),
+    snapshot: RowId | None = Query(None, description="only the runs on this snapshot"),
 ) -> list[RunOut]:
     """The project's training runs, newest first, with their metrics."""
     found = project_for_export(session, slug=project, access=access)

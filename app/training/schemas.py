@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.kit.schemas import Schema
+from app.kit.schemas import MAX_ROW_ID, Schema
 
 MAX_ENTRIES_PER_REQUEST = 1000
 MAX_KEYS_PER_ENTRY = 64
@@ -40,7 +40,7 @@ class RunCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    snapshot_id: int = Field(ge=1)
+    snapshot_id: int = Field(ge=1, le=MAX_ROW_ID)
     base_model: str = Field(min_length=1, max_length=1000, description="the SFT model trained from (path or id)")
     output_dir: str = Field("", max_length=1000, description="where the trained model is saved")
     host: str = Field("", max_length=200, description="the machine the trainer runs on")
