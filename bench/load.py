@@ -3,7 +3,7 @@
     .venv/bin/python bench/load.py                          # PostgreSQL (database bench_load), 50 annotators, 5 min
     .venv/bin/python bench/load.py --duration 20            # a short trial run
     .venv/bin/python bench/load.py --sqlite                 # a SQLite file, 5 annotators, 60 s
-    .venv/bin/python bench/load.py --workers 2              # uvicorn with two worker processes
+    .venv/bin/python bench/load.py --workers 1              # one uvicorn process (default: 2)
     .venv/bin/python bench/load.py --think 1                # annotators five times as fast (a stress run)
     .venv/bin/python bench/load.py --keep ... ; .venv/bin/python bench/load.py --reuse ...   # fill once, run again
 
@@ -755,7 +755,13 @@ def main() -> int:
     parser.add_argument("--fresh", type=int, default=50_000, help="unjudged items to work on")
     parser.add_argument("--overlap", type=int, default=3, help="r, annotators per item")
     parser.add_argument("--gold-share", type=float, default=0.05)
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="uvicorn worker processes (2 on this 2-CPU machine: p50 a third of one process's, the export's "
+        "Python work no longer holding the GIL every annotator's request needs)",
+    )
     parser.add_argument("--no-export", action="store_true", help="leave out the export loop")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432", help="server URL")
     parser.add_argument("--database", default="bench_load", help="PostgreSQL database, created and dropped")
