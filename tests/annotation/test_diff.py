@@ -74,9 +74,7 @@ def test_the_annotation_page_shows_the_differences_escaped(
     assert "<del>" in html and "<ins>" in html
 
 
-def test_no_diff_block_when_answers_differ(
-    client: TestClient, db: Database, login_as: Callable[[User], str]
-) -> None:
+def test_no_diff_block_when_answers_differ(client: TestClient, db: Database, login_as: Callable[[User], str]) -> None:
     with db.session() as s:
         user = make_user(s, "dora")
         project = make_project(s, "far", k=2, overlap=1, members=[user])
