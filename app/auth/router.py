@@ -18,9 +18,8 @@ from app.auth.deps import (
     SettingsDep,
     same_origin,
 )
-from app.i18n import COOKIE as LANGUAGE_COOKIE
-from app.i18n import COOKIE_MAX_AGE as LANGUAGE_COOKIE_MAX_AGE
 from app.i18n import LANGUAGES, gettext
+from app.i18n import remember as remember_language
 from app.kit.errors import AppError, Forbidden, TooManyRequests
 from app.kit.htmx import redirect, render
 from app.kit.schemas import RowId
@@ -123,15 +122,7 @@ def login(
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     if user.language in LANGUAGES:  # the login page after a logout speaks the user's language too
-        response.set_cookie(
-            LANGUAGE_COOKIE,
-            user.language,
-            max_age=LANGUAGE_COOKIE_MAX_AGE,
-            httponly=True,
-            samesite="lax",
-            secure=request.url.scheme == "https",
-            path="/",
-        )
+        remember_language(response, request, user.language)
     return response
 
 

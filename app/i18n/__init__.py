@@ -20,6 +20,8 @@ from pathlib import Path
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
+from starlette.requests import Request
+from starlette.responses import Response
 
 # The languages a user can choose: code (stored in user.language, the cookie and <html lang>) → own name.
 LANGUAGES: dict[str, str] = {"en": "English", "zh": "中文"}
@@ -118,6 +120,19 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 
 def pgettext(context: str, message: str) -> str:
     return translations(current_language()).pgettext(context, message)
+
+
+def remember(response: Response, request: Request, language: str) -> None:
+    """Keep ``language`` for this browser (the cookie the middleware reads), a year long."""
+    response.set_cookie(
+        COOKIE,
+        language,
+        max_age=COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
 
 
 def npgettext(context: str, singular: str, plural: str, n: int) -> str:

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from app.auth import service
 from app.auth.deps import OptionalPrincipal, SessionDep, same_origin
 from app.auth.router import LOGIN_CSRF_COOKIE, safe_next
-from app.i18n import COOKIE, COOKIE_MAX_AGE, LANGUAGES
+from app.i18n import LANGUAGES, remember
 from app.kit.errors import Forbidden, Invalid
 from app.kit.htmx import redirect
 from app.kit.security import equals
@@ -50,13 +50,5 @@ def choose_language(
     if principal is not None:
         service.set_language(session, user=principal.user, language=language)
     response = redirect(request, _back(request, next))
-    response.set_cookie(
-        COOKIE,
-        language,
-        max_age=COOKIE_MAX_AGE,
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
+    remember(response, request, language)
     return response
