@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -116,14 +117,19 @@ async def get_principal(request: Request, session: SessionDep) -> Principal | No
     authorization = request.headers.get("authorization", "")
     if authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
-        user = service.user_for_api_token(session, token=token, settings=settings, db=get_database(request))
+        # Database work off the event loop: a query waiting on a lock here would stall every other request.
+        user = await run_in_threadpool(
+            service.user_for_api_token, session, token=token, settings=settings, db=get_database(request)
+        )
         if user is None:
             raise NotAuthenticated("Invalid or revoked token")
         principal = Principal(user=user, via="token")
     else:
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
-            found = service.resolve_session(session, token=cookie, settings=settings, db=get_database(request))
+            found = await run_in_threadpool(
+                service.resolve_session, session, token=cookie, settings=settings, db=get_database(request)
+            )
             if found is not None:
                 auth_session, user = found
                 request.state.csrf_token = auth_session.csrf_token

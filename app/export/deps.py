@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -45,11 +46,12 @@ def _bearer(request: Request) -> str | None:
 async def get_export_access(request: Request, session: SessionDep) -> ExportAccess:
     plain = _bearer(request)
     if plain is not None:
-        token = auth.find_api_token(session, token=plain, settings=get_settings_dep(request))
+        # Database work off the event loop (see get_principal).
+        token = await run_in_threadpool(auth.find_api_token, session, token=plain, settings=get_settings_dep(request))
         if token is None:
             raise NotAuthenticated("Invalid or revoked token")
         if token.scope == "export":
-            auth.touch_api_token(session, get_database(request), token)
+            await run_in_threadpool(auth.touch_api_token, session, get_database(request), token)
             return ExportAccess(token=token, user_id=None)
     principal = await get_principal(request, session)  # cookie, or an api-scope token
     if principal is None:
