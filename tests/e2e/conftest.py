@@ -20,8 +20,10 @@ from tests.browser import chromium, serve
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_browser() -> Iterator[Any]:
+    # Module-scoped: Playwright's sync API keeps an event loop running on this thread while it is open, and
+    # asyncio.run() in later tests (the generation and snapshot jobs) would refuse to start.
     with chromium() as browser:
         yield browser
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
+from tests.browser import chromium, serve
 from tests.support.fake_openai import FakeOpenAI
 
 
@@ -71,37 +69,12 @@ def spawn(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., 
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Debian's headless Chromium under Playwright: a failure in CI when missing, a skip elsewhere."""
-    chromium = os.environ.get("PREFSTUDIO_TEST_CHROMIUM", "/usr/bin/chromium")
-    in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        (pytest.fail if in_ci else pytest.skip)("playwright is not installed (pip install -e '.[test]')")
-    if not Path(chromium).exists() and not shutil.which(chromium):
-        (pytest.fail if in_ci else pytest.skip)(f"Chromium not found at {chromium}")
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def live_url(app: FastAPI) -> Iterator[str]:
     """The app over real HTTP (uvicorn in a thread, a free local port)."""
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the live server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(app) as url:
+        yield url
