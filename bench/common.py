@@ -12,6 +12,20 @@ from alembic.config import Config
 from app.db import Database
 
 ROOT = Path(__file__).resolve().parent.parent
+# The item columns the benchmarks fill (the rest take their defaults), in the order their rows give them.
+ITEM_COLUMNS = [
+    "id",
+    "project_id",
+    "prompt",
+    "prompt_hash",
+    "meta",
+    "is_gold",
+    "status",
+    "round",
+    "claims",
+    "judgment_count",
+    "created_at",
+]
 
 
 def alembic_config(url: str) -> Config:

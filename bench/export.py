@@ -41,7 +41,7 @@ from app.config import Settings  # noqa: E402
 from app.db import Database, make_database  # noqa: E402
 from app.kit.security import hash_password  # noqa: E402
 from app.models import Judgment, Project, User  # noqa: E402
-from bench.common import alembic_config, bulk, stamp  # noqa: E402
+from bench.common import ITEM_COLUMNS, alembic_config, bulk, stamp  # noqa: E402
 
 SLUG = "export-bench"
 SECRET = "bench-secret-key-0123456789-0123456789"
@@ -80,19 +80,7 @@ def fill(db: Database, items: int) -> None:
     bulk(
         db,
         "item",
-        [
-            "id",
-            "project_id",
-            "prompt",
-            "prompt_hash",
-            "meta",
-            "is_gold",
-            "status",
-            "round",
-            "claims",
-            "judgment_count",
-            "created_at",
-        ],
+        ITEM_COLUMNS,
         item_rows,
     )
     del item_rows
