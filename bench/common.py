@@ -26,6 +26,22 @@ ITEM_COLUMNS = [
     "judgment_count",
     "created_at",
 ]
+JUDGMENT_COLUMNS = [
+    "id",
+    "project_id",
+    "item_id",
+    "annotator_id",
+    "assignment_id",
+    "round",
+    "reason",
+    "flag_all_bad",
+    "flag_problematic",
+    "seconds",
+    "submit_key",
+    "version",
+    "created_at",
+    "updated_at",
+]
 
 
 def alembic_config(url: str) -> Config:

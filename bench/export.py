@@ -41,7 +41,7 @@ from app.config import Settings  # noqa: E402
 from app.db import Database, make_database  # noqa: E402
 from app.kit.security import hash_password  # noqa: E402
 from app.models import Judgment, Project, User  # noqa: E402
-from bench.common import ITEM_COLUMNS, alembic_config, bulk, stamp  # noqa: E402
+from bench.common import ITEM_COLUMNS, JUDGMENT_COLUMNS, alembic_config, bulk, stamp  # noqa: E402
 
 SLUG = "export-bench"
 SECRET = "bench-secret-key-0123456789-0123456789"
@@ -121,22 +121,7 @@ def fill(db: Database, items: int) -> None:
     bulk(
         db,
         "judgment",
-        [
-            "id",
-            "project_id",
-            "item_id",
-            "annotator_id",
-            "assignment_id",
-            "round",
-            "reason",
-            "flag_all_bad",
-            "flag_problematic",
-            "seconds",
-            "submit_key",
-            "version",
-            "created_at",
-            "updated_at",
-        ],
+        JUDGMENT_COLUMNS,
         [
             (
                 j + 1,

@@ -66,7 +66,7 @@ from app.config import Settings  # noqa: E402
 from app.db import Database, make_database  # noqa: E402
 from app.kit.security import hash_password  # noqa: E402
 from app.models import DEFAULT_DIMENSIONS, Item, Judgment, Project, ProjectMember, User  # noqa: E402
-from bench.common import alembic_config, copy_rows, stamp  # noqa: E402
+from bench.common import JUDGMENT_COLUMNS, alembic_config, copy_rows, stamp  # noqa: E402
 
 SLUG = "load"
 SECRET = "bench-secret-key-0123456789-0123456789"
@@ -210,22 +210,7 @@ def fill(
     copy_rows(
         db,
         "judgment",
-        [
-            "id",
-            "project_id",
-            "item_id",
-            "annotator_id",
-            "assignment_id",
-            "round",
-            "reason",
-            "flag_all_bad",
-            "flag_problematic",
-            "seconds",
-            "submit_key",
-            "version",
-            "created_at",
-            "updated_at",
-        ],
+        JUDGMENT_COLUMNS,
         ((j, project_id, i, a, j, 0, "", False, False, 12.0, f"seed-{j}", 1, now, now) for j, i, a in judged()),
     )
 
