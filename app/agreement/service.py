@@ -35,6 +35,7 @@ from app.agreement.schemas import (
     TimeBucket,
 )
 from app.models import (
+    IS_GOLD,
     OVERALL,
     AgreementCache,
     Assignment,
@@ -440,7 +441,7 @@ def gold_accuracy(session: Session, *, project: Project) -> dict[int, tuple[int,
         .join(Verdict, Verdict.judgment_id == Judgment.id)
         .outerjoin(chosen, chosen.id == Verdict.chosen_candidate_id)
         .outerjoin(rejected, rejected.id == Verdict.rejected_candidate_id)
-        .where(Judgment.project_id == project.id, Item.is_gold.is_(True))
+        .where(Judgment.project_id == project.id, IS_GOLD)
     ).all()
     judged: dict[int, set[int]] = defaultdict(set)
     hits: dict[int, list[bool]] = defaultdict(list)
@@ -526,7 +527,7 @@ def fingerprint(session: Session, *, project: Project) -> Fingerprint:
         select(func.count(), func.coalesce(func.sum(Item.round), 0)).where(Item.project_id == project.id)
     ).one()
     gold = session.execute(
-        select(Item.id, Item.gold).where(Item.project_id == project.id, Item.is_gold.is_(True)).order_by(Item.id)
+        select(Item.id, Item.gold).where(Item.project_id == project.id, IS_GOLD).order_by(Item.id)
     ).all()
     members = session.execute(
         select(ProjectMember.user_id, ProjectMember.paused, User.username)

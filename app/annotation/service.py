@@ -15,19 +15,28 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Boolean, exists, func, literal_column, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.annotation.schemas import JudgmentIn, VerdictIn
 from app.kit.errors import Conflict, Forbidden, Invalid, NotFound
-from app.models import OVERALL, Assignment, Candidate, Item, Judgment, Project, ProjectMember, User, Verdict, utcnow
+from app.models import (
+    IS_GOLD,
+    OVERALL,
+    Assignment,
+    Candidate,
+    Item,
+    Judgment,
+    Project,
+    ProjectMember,
+    User,
+    Verdict,
+    utcnow,
+)
 
 LETTERS = "ABCD"
-# "item.is_gold" bare, as the partial index ix_item_project_gold states it: SQLAlchemy writes a boolean column
-# as "is_gold = 1" on SQLite and `.is_(True)` as "IS true" on PostgreSQL, and neither planner matches those.
-IS_GOLD = literal_column("item.is_gold", Boolean)
 
 
 @dataclass
@@ -156,9 +165,8 @@ def assign_next_item(session: Session, *, project: Project, annotator: User) -> 
     )
     # A lease of theirs that lapsed (session expired, laptop closed) comes back first while its item still has
     # room: same assignment, same display order, so the draft the page kept for it is restored and sent
-    # instead of being dropped for another item.
-    # Their lapsed leases first, by the assignment index alone (usually none): in one join, SQLite's planner
-    # scanned every item of the project instead (60 ms a request with 400k items).
+    # instead of being dropped for another item. Their lapsed leases are found by the assignment index alone
+    # (usually none): in one join, SQLite's planner scanned every item of the project (60 ms with 400k items).
     lapsed_items = list(
         session.scalars(
             select(Assignment.item_id).where(
@@ -178,7 +186,7 @@ def assign_next_item(session: Session, *, project: Project, annotator: User) -> 
                 Assignment.annotator_id == annotator.id,
                 Assignment.status == "expired",
                 Item.status == "ready",
-                Item.is_gold.is_(True) | (Item.claims < project.overlap),
+                IS_GOLD | (Item.claims < project.overlap),
             )
             .order_by(Assignment.lease_expires_at.desc())
             .limit(1)

@@ -4,13 +4,14 @@ from app.models.adjudication import Adjudication
 from app.models.annotation import OVERALL, Assignment, Judgment, Verdict
 from app.models.base import Base, utcnow
 from app.models.export import AgreementCache, Snapshot, TrainingRun
-from app.models.item import Candidate, Item
+from app.models.item import IS_GOLD, Candidate, Item
 from app.models.job import Job
 from app.models.project import DEFAULT_DIMENSIONS, Project, ProjectMember
 from app.models.token import ApiToken
 from app.models.user import AuthSession, LoginFailure, User
 
 __all__ = [
+    "IS_GOLD",
     "DEFAULT_DIMENSIONS",
     "OVERALL",
     "Adjudication",
