@@ -45,7 +45,7 @@ from app.config import Settings  # noqa: E402
 from app.db import Database, make_database  # noqa: E402
 from app.kit.security import hash_password  # noqa: E402
 from app.models import DEFAULT_DIMENSIONS, AgreementCache, Judgment, Project, User  # noqa: E402
-from bench.common import ITEM_COLUMNS, JUDGMENT_COLUMNS, alembic_config, bulk, stamp  # noqa: E402
+from bench.common import ASSIGNMENT_COLUMNS, ITEM_COLUMNS, JUDGMENT_COLUMNS, alembic_config, bulk, stamp  # noqa: E402
 
 RATERS = 3
 SLUG = "agreement-bench"
@@ -131,18 +131,7 @@ def fill(db: Database, items: int) -> None:
     bulk(
         db,
         "assignment",
-        [
-            "id",
-            "project_id",
-            "item_id",
-            "annotator_id",
-            "round",
-            "status",
-            "display_order",
-            "leased_at",
-            "lease_expires_at",
-            "updated_at",
-        ],
+        ASSIGNMENT_COLUMNS,
         assignments,
     )
     bulk(

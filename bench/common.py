@@ -26,6 +26,18 @@ ITEM_COLUMNS = [
     "judgment_count",
     "created_at",
 ]
+ASSIGNMENT_COLUMNS = [
+    "id",
+    "project_id",
+    "item_id",
+    "annotator_id",
+    "round",
+    "status",
+    "display_order",
+    "leased_at",
+    "lease_expires_at",
+    "updated_at",
+]
 JUDGMENT_COLUMNS = [
     "id",
     "project_id",

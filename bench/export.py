@@ -41,7 +41,7 @@ from app.config import Settings  # noqa: E402
 from app.db import Database, make_database  # noqa: E402
 from app.kit.security import hash_password  # noqa: E402
 from app.models import Judgment, Project, User  # noqa: E402
-from bench.common import ITEM_COLUMNS, JUDGMENT_COLUMNS, alembic_config, bulk, stamp  # noqa: E402
+from bench.common import ASSIGNMENT_COLUMNS, ITEM_COLUMNS, JUDGMENT_COLUMNS, alembic_config, bulk, stamp  # noqa: E402
 
 SLUG = "export-bench"
 SECRET = "bench-secret-key-0123456789-0123456789"
@@ -101,18 +101,7 @@ def fill(db: Database, items: int) -> None:
     bulk(
         db,
         "assignment",
-        [
-            "id",
-            "project_id",
-            "item_id",
-            "annotator_id",
-            "round",
-            "status",
-            "display_order",
-            "leased_at",
-            "lease_expires_at",
-            "updated_at",
-        ],
+        ASSIGNMENT_COLUMNS,
         [
             (j + 1, project_id, int(item_of[j]), user_ids[rater_of[j]], 0, "submitted", "[]", now, now, now)
             for j in range(n)

@@ -66,7 +66,7 @@ from app.config import Settings  # noqa: E402
 from app.db import Database, make_database  # noqa: E402
 from app.kit.security import hash_password  # noqa: E402
 from app.models import DEFAULT_DIMENSIONS, Item, Judgment, Project, ProjectMember, User  # noqa: E402
-from bench.common import JUDGMENT_COLUMNS, alembic_config, copy_rows, stamp  # noqa: E402
+from bench.common import ASSIGNMENT_COLUMNS, JUDGMENT_COLUMNS, alembic_config, copy_rows, stamp  # noqa: E402
 
 SLUG = "load"
 SECRET = "bench-secret-key-0123456789-0123456789"
@@ -190,18 +190,7 @@ def fill(
     copy_rows(
         db,
         "assignment",
-        [
-            "id",
-            "project_id",
-            "item_id",
-            "annotator_id",
-            "round",
-            "status",
-            "display_order",
-            "leased_at",
-            "lease_expires_at",
-            "updated_at",
-        ],
+        ASSIGNMENT_COLUMNS,
         (
             (j, project_id, i, a, 0, "submitted", f"[{2 * i - 1 + j % 2}, {2 * i - j % 2}]", now, now, now)
             for j, i, a in judged()
