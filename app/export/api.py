@@ -6,7 +6,6 @@ tokens is for admins only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -14,8 +13,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import select
 
 from app.auth import service as auth
-from app.auth.deps import AdminUser, DatabaseDep, SessionDep, SettingsDep
-from app.db import Database
+from app.auth.deps import AdminUser, SessionDep, SettingsDep
 from app.export import service
 from app.export.deps import ExportAccess, ExportAccessDep, project_for_export
 from app.export.schemas import (
@@ -28,6 +26,7 @@ from app.export.schemas import (
     TokenCreated,
     TokenOut,
 )
+from app.export.stream import relay
 from app.kit.errors import Invalid, NotFound
 from app.kit.schemas import Message, RowId, error_responses
 from app.models import ApiToken, Project, Snapshot
@@ -37,26 +36,6 @@ router = APIRouter(tags=["export"])
 
 FilterQuery = Annotated[ExportFilter, Query()]
 JSONL = "application/jsonl"
-
-
-def stream(db: Database, *, project_id: int, filt: ExportFilter, secret: str) -> Iterator[bytes]:
-    """The export's lines, read in a session of its own that lives as long as the response streams."""
-    with db.session(write=False) as s:
-        if db.is_postgres:
-            s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        project = s.get(Project, project_id)
-        assert project is not None
-        rules = service.resolve(s, project=project, filt=filt, secret=secret)
-        buffer: list[bytes] = []
-        size = 0
-        for line in service.iter_jsonl(s, rules=rules):
-            buffer.append(line)
-            size += len(line)
-            if size >= 1024 * 1024:
-                yield b"".join(buffer)
-                buffer, size = [], 0
-        if buffer:
-            yield b"".join(buffer)
 
 
 @router.get(
@@ -69,14 +48,13 @@ def export_jsonl(
     filt: FilterQuery,
     access: ExportAccessDep,
     session: SessionDep,
-    db: DatabaseDep,
     settings: SettingsDep,
 ) -> StreamingResponse:
     """The pairs the filter keeps, streamed as JSONL (TRL-ready: prompt, chosen, rejected, reason, meta)."""
     found = project_for_export(session, slug=project, access=access)
     service.resolve(session, project=found, filt=filt, secret=settings.secret_key or "")  # 422 before streaming
     return StreamingResponse(
-        stream(db, project_id=found.id, filt=filt, secret=settings.secret_key or ""),
+        relay(settings, project_id=found.id, filt=filt),
         media_type=JSONL,
         headers={"Content-Disposition": f'attachment; filename="{found.slug}-{filt.dimension}.jsonl"'},
     )

@@ -8,8 +8,6 @@ SECOND (j ≻ i) or TIE. "implied" pairs: best ≻ each other and each other ≻
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import combinations
 
@@ -17,7 +15,20 @@ FIRST, SECOND, TIE = 0, 1, 2
 
 Pair = tuple[int, int]
 
-__all__ = ["FIRST", "SECOND", "TIE", "Consensus", "Pair", "implied_pairs", "pairs_of", "split_of", "tally"]
+__all__ = [
+    "FIRST",
+    "SECOND",
+    "TIE",
+    "Pair",
+    "Verdict",
+    "Votes",
+    "count",
+    "implied_pairs",
+    "loses_on",
+    "pairs_of",
+    "split_of",
+    "winner",
+]
 
 
 @lru_cache(maxsize=4096)
@@ -58,77 +69,42 @@ def pairs_of(kind: str, chosen: int | None, rejected: int | None, k: int, mode: 
     return implied_pairs(kind, chosen, rejected, k)
 
 
-@dataclass(slots=True)
-class Consensus:
-    """The votes on one pair (i < j): for i ≻ j, for j ≻ i, and ties — with who voted which way."""
-
-    pair: Pair
-    first: int = 0
-    second: int = 0
-    ties: int = 0
-    voters: dict[int, list[int]] = field(default_factory=lambda: {FIRST: [], SECOND: [], TIE: []})
-
-    def add(self, label: int, voter: int) -> None:
-        if label == FIRST:
-            self.first += 1
-        elif label == SECOND:
-            self.second += 1
-        else:
-            self.ties += 1
-        self.voters[label].append(voter)
-
-    @property
-    def total(self) -> int:
-        return self.first + self.second + self.ties
-
-    @property
-    def winner(self) -> int | None:
-        """FIRST or SECOND when one direction has more votes than the other; None when they are level."""
-        if self.first == self.second:
-            return None
-        return FIRST if self.first > self.second else SECOND
-
-    @property
-    def for_winner(self) -> int:
-        return max(self.first, self.second)
-
-    @property
-    def against_winner(self) -> int:
-        return min(self.first, self.second)
-
-    @property
-    def margin(self) -> int:
-        """Votes for the winning direction minus votes for the other (ties count for neither)."""
-        return self.for_winner - self.against_winner
-
-    @property
-    def share(self) -> float:
-        """The winning direction's share of all votes on the pair, ties included."""
-        return self.for_winner / self.total if self.total else 0.0
-
-    def oriented(self) -> tuple[int, int]:
-        """(chosen position, rejected position) of the winning direction."""
-        i, j = self.pair
-        return (i, j) if self.winner == FIRST else (j, i)
+Verdict = tuple[str, int | None, int | None]  # kind, chosen position, rejected position
+Votes = tuple[int, int, int]  # for i ≻ j, for j ≻ i, ties — on a pair (i, j), i < j
 
 
-def tally(votes: Iterable[tuple[int, dict[Pair, int]]]) -> dict[Pair, Consensus]:
-    """Consensus per pair from (voter, {pair: label}) entries."""
-    out: dict[Pair, Consensus] = {}
-    for voter, labelled in votes:
-        for pair, label in labelled.items():
-            entry = out.get(pair)
-            if entry is None:
-                entry = out[pair] = Consensus(pair)
-            entry.add(label, voter)
-    return out
+@lru_cache(maxsize=1 << 16)
+def count(verdicts: tuple[Verdict, ...], k: int, mode: str) -> dict[Pair, Votes]:
+    """The votes on each pair from the verdicts of several annotators on one item and dimension.
+
+    Cached (the same few verdict combinations recur across items): callers must not change the result."""
+    acc: dict[Pair, list[int]] = {}
+    for verdict in verdicts:
+        for pair, label in pairs_of(*verdict, k, mode).items():
+            votes = acc.get(pair)
+            if votes is None:
+                votes = acc[pair] = [0, 0, 0]
+            votes[label] += 1
+    return {pair: (v[0], v[1], v[2]) for pair, v in acc.items()}
 
 
-def loses_on(consensus: Consensus | None, chosen: int, rejected: int) -> bool:
-    """True when, on another dimension, the pair's consensus prefers ``rejected`` over ``chosen``."""
-    if consensus is None or consensus.winner is None:
+def winner(votes: Votes) -> int | None:
+    """FIRST or SECOND when one direction has more votes than the other; None when they are level."""
+    first, second, _ = votes
+    if first == second:
+        return None
+    return FIRST if first > second else SECOND
+
+
+def loses_on(votes: Votes | None, pair: Pair, chosen: int, rejected: int) -> bool:
+    """True when, on another dimension, the votes on ``pair`` prefer ``rejected`` over ``chosen``."""
+    if votes is None:
         return False
-    return consensus.oriented() == (rejected, chosen)
+    won = winner(votes)
+    if won is None:
+        return False
+    i, j = pair
+    return (j, i) == (chosen, rejected) if won == FIRST else (i, j) == (chosen, rejected)
 
 
 def split_of(project_slug: str, item_id: int, test_share: float) -> str:

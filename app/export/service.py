@@ -11,6 +11,8 @@ import contextlib
 import hashlib
 import hmac
 import os
+import queue
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -68,15 +70,15 @@ class Rules:
         return name
 
 
-@dataclass
+@dataclass(slots=True)
 class _Judged:
     annotator: int
     reason: str
     problematic: bool
-    verdicts: dict[str, tuple[str, int | None, int | None]] = field(default_factory=dict)  # positions
+    verdicts: dict[str, P.Verdict] = field(default_factory=dict)  # in canonical positions
 
 
-@dataclass
+@dataclass(slots=True)
 class _Cand:
     id: int
     position: int
@@ -84,6 +86,7 @@ class _Cand:
     model: str | None
     params: orjson.Fragment  # the stored JSON text, embedded as it is
     seed: int | None
+    stripped: str = ""  # the text without surrounding white space (identical answers never make a pair)
 
 
 @dataclass
@@ -189,7 +192,9 @@ def _chunks(session: Session, *, project: Project, dims: list[str], size: int = 
             ).where(Candidate.item_id.between(lo, hi))
         ).all():
             if rounds.get(item_id) == round_:
-                candidates[item_id].append(_Cand(cid, pos, text, model, orjson.Fragment(params or "{}"), seed))
+                candidates[item_id].append(
+                    _Cand(cid, pos, text, model, orjson.Fragment(params or "{}"), seed, text.strip())
+                )
                 position[cid] = pos
 
         judgments: dict[int, list[_Judged]] = defaultdict(list)
@@ -260,95 +265,157 @@ def _prompt(prompt: str, fmt: str) -> Any:
 
 def iter_pairs(session: Session, *, rules: Rules, drops: Counter[str] | None = None) -> Iterator[dict[str, Any]]:
     """Every pair the filter keeps, as an export row ready for ``orjson.dumps`` (stored JSON is embedded as
-    ``orjson.Fragment``); ``drops`` counts what each rule left out (and more)."""
+    ``orjson.Fragment``); ``drops`` counts what each rule left out (and more).
+
+    The next chunk of items is read from the database while this one's pairs are made (see ``_prefetched``)."""
     filt, project = rules.filt, rules.project
     drops = drops if drops is not None else Counter()
-    k, mode, dim = project.k, filt.pairs, filt.dimension
-    kept = 0
-    for chunk in _chunks(session, project=project, dims=rules.dims):
+    k, mode, dim, vetoes, excluded = project.k, filt.pairs, filt.dimension, filt.veto, rules.excluded
+    count, pairs_of = P.count, P.pairs_of
+    row = _RowMaker(rules)
+    for chunk in _prefetched(session, _chunks(session, project=project, dims=rules.dims)):
+        tallies: Counter[str] = Counter()
         for item_id, external_id, prompt, _round in chunk.items:
-            drops["_items"] += 1
-            cands = {c.position: c for c in chunk.candidates.get(item_id, [])}
-            if len(cands) < 2:
+            tallies["_items"] += 1
+            cands = chunk.candidates.get(item_id)
+            if cands is None or len(cands) < 2:
                 continue
-            judged = [j for j in chunk.judgments.get(item_id, []) if j.annotator not in rules.excluded]
+            judged = chunk.judgments.get(item_id, [])
+            if excluded:
+                judged = [j for j in judged if j.annotator not in excluded]
             decision = chunk.decisions.get(item_id) if filt.adjudicated else None
             if not judged and decision is None:
                 continue
-            drops["_judged_items"] += 1
-            votes = {
-                d: P.tally((j.annotator, P.pairs_of(*j.verdicts[d], k, mode)) for j in judged if d in j.verdicts)
-                for d in rules.dims
-            }
-            ids_to_pos = {c.id: c.position for c in cands.values()}
+            tallies["_judged_items"] += 1
+            by_position = {c.position: c for c in cands}
+            verdicts = [(j.annotator, v) for j in judged if (v := j.verdicts.get(dim)) is not None]
+            votes = count(tuple(v for _, v in verdicts), k, mode)
             decided: dict[str, dict[P.Pair, int] | None] = {}
             if decision is not None:
+                ids_to_pos = {c.id: c.position for c in cands}
                 decided = {d: _decided_pairs(decision[0], d, ids_to_pos=ids_to_pos, k=k, mode=mode) for d in rules.dims}
-            candidates_pairs: set[P.Pair] = set(votes[dim])
-            if decided.get(dim) is not None:
-                candidates_pairs = set(decided[dim] or {})
-            drops["_candidate_pairs"] += len(candidates_pairs)
-            if not candidates_pairs:
+            decided_here = decided.get(dim)
+            pairs = sorted(decided_here if decided_here is not None else votes)
+            tallies["_candidate_pairs"] += len(pairs)
+            if not pairs:
                 continue
             if decision is None and len(judged) < filt.min_judgments:
-                drops["min_judgments"] += len(candidates_pairs)
+                tallies["min_judgments"] += len(pairs)
                 continue
             if filt.drop_problematic and any(j.problematic for j in judged):
-                drops["problematic"] += len(candidates_pairs)
+                tallies["problematic"] += len(pairs)
                 continue
             split = P.split_of(rules.slug, item_id, filt.test_share)
             if filt.split != "all" and split != filt.split:
-                drops["split"] += len(candidates_pairs)
+                tallies["split"] += len(pairs)
                 continue
-            context = _ItemContext(
-                item_id=item_id,
-                external_id=external_id,
-                prompt=_prompt(prompt, filt.format),
-                annotators=sorted({rules.pseudonym(j.annotator) for j in judged}),
-                split=split,
-                decision=decision,
-                reasons={j.annotator: j.reason.strip() for j in judged},
-            )
-            for pair in sorted(candidates_pairs):
-                consensus = votes[dim].get(pair) or P.Consensus(pair)
-                if decided.get(dim) is not None:
-                    decided_label = (decided[dim] or {}).get(pair)
+            veto_votes = {}
+            if vetoes:
+                veto_votes = {
+                    d: count(tuple(v for j in judged if (v := j.verdicts.get(d)) is not None), k, mode) for d in vetoes
+                }
+            context: _ItemContext | None = None
+            kept = 0
+            for pair in pairs:
+                first, second, ties = votes.get(pair) or (0, 0, 0)
+                if decided_here is not None:
+                    decided_label = decided_here.get(pair)
                     if decided_label is None or decided_label == P.TIE:
-                        drops["no_majority"] += 1
+                        tallies["no_majority"] += 1
                         continue
                     chosen_first = decided_label == P.FIRST
                 else:
-                    first, second, ties = consensus.first, consensus.second, consensus.ties
                     if first == second:
-                        drops["no_majority"] += 1
+                        tallies["no_majority"] += 1
                         continue
                     chosen_first = first > second
                     winner, loser = (first, second) if chosen_first else (second, first)
                     if filt.drop_ties and ties >= winner:
-                        drops["tie"] += 1
+                        tallies["tie"] += 1
                         continue
                     if winner - loser < filt.min_margin:
-                        drops["margin"] += 1
+                        tallies["margin"] += 1
                         continue
                     if winner < filt.min_share * (first + second + ties):
-                        drops["share"] += 1
+                        tallies["share"] += 1
                         continue
                 i, j = pair
                 chosen_pos, rejected_pos = (i, j) if chosen_first else (j, i)
-                if filt.veto and _vetoed(filt.veto, pair, chosen_pos, rejected_pos, decided, votes):
-                    drops["veto"] += 1
+                if vetoes and _vetoed(vetoes, pair, chosen_pos, rejected_pos, decided, veto_votes):
+                    tallies["veto"] += 1
                     continue
-                chosen, rejected = cands[chosen_pos], cands[rejected_pos]
-                if chosen.text.strip() == rejected.text.strip():
-                    drops["identical"] += 1
+                chosen, rejected = by_position[chosen_pos], by_position[rejected_pos]
+                if chosen.stripped == rejected.stripped:
+                    tallies["identical"] += 1
                     continue
+                if context is None:
+                    context = _ItemContext(
+                        item_id=item_id,
+                        external_id=external_id,
+                        prompt=_prompt(prompt, filt.format),
+                        annotators=sorted({rules.pseudonym(j.annotator) for j in judged}),
+                        split=split,
+                        decision=decision,
+                        reasons={j.annotator: r for j in judged if (r := j.reason.strip())},
+                        labelled=[(a, pairs_of(*v, k, mode)) for a, v in verdicts],
+                    )
                 kept += 1
-                yield _row(rules, context, chosen, rejected, consensus, chosen_first)
-            drops["_kept"] += kept
-            drops[f"_split_{split}"] += kept
+                if chosen_first:
+                    yield row(context, pair, P.FIRST, chosen, rejected, first, second, ties)
+                else:
+                    yield row(context, pair, P.SECOND, chosen, rejected, second, first, ties)
+            tallies["_kept"] += kept
+            tallies[f"_split_{split}"] += kept
             if decision is not None:
-                drops["_adjudicated"] += kept
-            kept = 0
+                tallies["_adjudicated"] += kept
+        drops.update(tallies)
+
+
+_DONE = object()
+
+
+def _prefetched(session: Session, chunks: Iterator[_Chunk]) -> Iterator[_Chunk]:
+    """``chunks``, with the next one read in a thread while the caller works on the current one.
+
+    The thread has the session's connection to itself while it reads (the caller only works on chunks it was
+    given), so the database's work and the network wait overlap with making pairs. Closing this generator
+    stops the reader before the session is used again."""
+    session.connection()  # the transaction (and its isolation level) begins here, before the thread uses it
+    ready: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        ready.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(_DONE)
+        except BaseException as error:  # handed to the caller, raised there
+            ready.put(error)
+        finally:
+            chunks.close()  # type: ignore[attr-defined]
+
+    reader = threading.Thread(target=read, name="export-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            got = ready.get()
+            if got is _DONE:
+                return
+            if isinstance(got, BaseException):
+                raise got
+            yield got
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            ready.get_nowait()  # unblock a reader waiting to hand over a chunk
+        reader.join()
 
 
 def _vetoed(
@@ -357,7 +424,7 @@ def _vetoed(
     chosen_pos: int,
     rejected_pos: int,
     decided: dict[str, dict[P.Pair, int] | None],
-    votes: dict[str, dict[P.Pair, P.Consensus]],
+    votes: dict[str, dict[P.Pair, P.Votes]],
 ) -> bool:
     """True when the chosen candidate loses to the rejected one on a veto dimension."""
     for veto in vetoes:
@@ -366,7 +433,7 @@ def _vetoed(
             label = other.get(pair)
             if label is not None and label != P.TIE and ((label == P.FIRST) != (chosen_pos == pair[0])):
                 return True
-        elif P.loses_on(votes[veto].get(pair), chosen_pos, rejected_pos):
+        elif P.loses_on(votes[veto].get(pair), pair, chosen_pos, rejected_pos):
             return True
     return False
 
@@ -381,12 +448,17 @@ class _ItemContext:
     annotators: list[str]
     split: str
     decision: tuple[dict[str, Any], str] | None
-    reasons: dict[int, str]  # annotator → reason
+    reasons: dict[int, str]  # annotator → reason (the non-empty ones)
+    labelled: list[tuple[int, dict[P.Pair, int]]]  # annotator → the labelled pairs of their verdict
     joined: dict[tuple[int, ...], str] = field(default_factory=dict)  # voters → their reasons, joined
 
-    def reason_of(self, voters: list[int]) -> str:
+    def reason_of(self, pair: P.Pair, direction: int) -> str:
+        """The decision's reason, or the reasons of those who voted for the exported direction, joined."""
         if self.decision is not None and self.decision[1].strip():
             return self.decision[1].strip()
+        if not self.reasons:
+            return ""
+        voters = [a for a, labels in self.labelled if labels.get(pair) == direction]
         key = tuple(voters)
         text = self.joined.get(key)
         if text is None:
@@ -394,54 +466,70 @@ class _ItemContext:
         return text
 
 
-def _row(
-    rules: Rules, item: _ItemContext, chosen: _Cand, rejected: _Cand, consensus: P.Consensus, chosen_first: bool
-) -> dict[str, Any]:
-    if chosen_first:
-        for_chosen, against, voters = consensus.first, consensus.second, consensus.voters[P.FIRST]
-    else:
-        for_chosen, against, voters = consensus.second, consensus.first, consensus.voters[P.SECOND]
-    total = for_chosen + against + consensus.ties
-    answer_c: Any = chosen.text
-    answer_r: Any = rejected.text
-    if rules.filt.format == "conversational":
-        answer_c = [{"role": "assistant", "content": chosen.text}]
-        answer_r = [{"role": "assistant", "content": rejected.text}]
-    return {
-        "prompt": item.prompt,
-        "chosen": answer_c,
-        "rejected": answer_r,
-        "reason": item.reason_of(voters),
-        "meta": {
-            "project": rules.slug,
-            "item_id": item.item_id,
-            "external_id": item.external_id,
-            "dimension": rules.filt.dimension,
-            "chosen_candidate_id": chosen.id,
-            "rejected_candidate_id": rejected.id,
-            "chosen_position": chosen.position,
-            "rejected_position": rejected.position,
-            "chosen_model": chosen.model,
-            "rejected_model": rejected.model,
-            "chosen_params": chosen.params,
-            "rejected_params": rejected.params,
-            "chosen_seed": chosen.seed,
-            "rejected_seed": rejected.seed,
-            "votes": {"chosen": for_chosen, "rejected": against, "tie": consensus.ties},
-            "margin": for_chosen - against,
-            "agreement": round(for_chosen / total, 4) if total else None,
-            "adjudicated": item.decision is not None,
-            "annotators": item.annotators,
-            "split": item.split,
-        },
-    }
+class _RowMaker:
+    """Export rows of one filter: the per-export values looked up once."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.slug = rules.slug
+        self.dimension = rules.filt.dimension
+        self.chat = rules.filt.format == "conversational"
+        self._agreement: dict[tuple[int, int], float | None] = {}
+
+    def __call__(
+        self,
+        item: _ItemContext,
+        pair: P.Pair,
+        direction: int,
+        chosen: _Cand,
+        rejected: _Cand,
+        for_chosen: int,
+        against: int,
+        ties: int,
+    ) -> dict[str, Any]:
+        total = for_chosen + against + ties
+        agreement = self._agreement.get((for_chosen, total), 0.0)
+        if agreement == 0.0:
+            agreement = self._agreement[(for_chosen, total)] = round(for_chosen / total, 4) if total else None
+        answer_c: Any = chosen.text
+        answer_r: Any = rejected.text
+        if self.chat:
+            answer_c = [{"role": "assistant", "content": chosen.text}]
+            answer_r = [{"role": "assistant", "content": rejected.text}]
+        return {
+            "prompt": item.prompt,
+            "chosen": answer_c,
+            "rejected": answer_r,
+            "reason": item.reason_of(pair, direction),
+            "meta": {
+                "project": self.slug,
+                "item_id": item.item_id,
+                "external_id": item.external_id,
+                "dimension": self.dimension,
+                "chosen_candidate_id": chosen.id,
+                "rejected_candidate_id": rejected.id,
+                "chosen_position": chosen.position,
+                "rejected_position": rejected.position,
+                "chosen_model": chosen.model,
+                "rejected_model": rejected.model,
+                "chosen_params": chosen.params,
+                "rejected_params": rejected.params,
+                "chosen_seed": chosen.seed,
+                "rejected_seed": rejected.seed,
+                "votes": {"chosen": for_chosen, "rejected": against, "tie": ties},
+                "margin": for_chosen - against,
+                "agreement": agreement,
+                "adjudicated": item.decision is not None,
+                "annotators": item.annotators,
+                "split": item.split,
+            },
+        }
 
 
 def iter_jsonl(session: Session, *, rules: Rules, drops: Counter[str] | None = None) -> Iterator[bytes]:
     """The export as JSONL lines (UTF-8, one pair a line)."""
-    dumps = orjson.dumps
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     for row in iter_pairs(session, rules=rules, drops=drops):
-        yield dumps(row) + b"\n"
+        yield dumps(row, option=newline)
 
 
 def preview(session: Session, *, project: Project, filt: ExportFilter, secret: str) -> PreviewOut:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.export.pairs import FIRST, SECOND, TIE, pairs_of, split_of, tally
+from app.export.pairs import FIRST, SECOND, TIE, count, loses_on, pairs_of, split_of, winner
 
 
 def test_k2_preference_gives_one_pair() -> None:
@@ -31,15 +31,20 @@ def test_tie_and_na() -> None:
         pairs_of("preference", 1, 1, 3, "best_worst")
 
 
-def test_consensus_counts_margin_share_and_direction() -> None:
-    votes = tally([(1, {(0, 1): SECOND}), (2, {(0, 1): SECOND}), (3, {(0, 1): FIRST}), (4, {(0, 1): TIE})])
-    c = votes[(0, 1)]
-    assert (c.first, c.second, c.ties, c.total) == (1, 2, 1, 4)
-    assert c.winner == SECOND and c.oriented() == (1, 0)
-    assert c.margin == 1 and c.share == pytest.approx(0.5)
-    assert c.voters[SECOND] == [1, 2]
-    level = tally([(1, {(0, 1): FIRST}), (2, {(0, 1): SECOND})])[(0, 1)]
-    assert level.winner is None
+def test_votes_per_pair_direction_and_vetoes() -> None:
+    # k = 3 best/worst verdicts of three annotators and a tie: 0 ≻ 2 ≻ 1, 0 ≻ 1 ≻ 2, 2 ≻ 1 ≻ 0, all tied.
+    votes = count((("preference", 0, 1), ("preference", 0, 2), ("preference", 2, 0), ("tie", None, None)), 3, "implied")
+    assert votes == {(0, 1): (2, 1, 1), (0, 2): (2, 1, 1), (1, 2): (1, 2, 1)}
+    assert winner(votes[(0, 1)]) == FIRST and winner(votes[(1, 2)]) == SECOND
+    assert winner((1, 1, 3)) is None
+    assert count((("preference", 0, 1), ("na", None, None)), 3, "best_worst") == {(0, 1): (1, 0, 0)}
+    assert count((), 2, "implied") == {}
+    # 2 ≻ 1 by the votes: choosing 1 over 2 loses on this dimension, choosing 2 over 1 does not; level never loses.
+    assert loses_on(votes[(1, 2)], (1, 2), 1, 2) is True
+    assert loses_on(votes[(1, 2)], (1, 2), 2, 1) is False
+    assert loses_on(votes[(0, 1)], (0, 1), 1, 0) is True
+    assert loses_on((1, 1, 0), (0, 1), 1, 0) is False
+    assert loses_on(None, (0, 1), 1, 0) is False
 
 
 def test_split_is_deterministic_and_near_the_share() -> None:

@@ -1,0 +1,83 @@
+"""The live export is made in a niced process of its own and relayed: same bytes, stopped when the client goes."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from app.config import Settings
+from app.db import Database
+from app.export import stream
+from app.export.schemas import ExportFilter
+
+
+def _grandchildren() -> dict[int, int]:
+    """pid → nice value of the processes whose parent is a child of this one (the export processes are
+    children of the forkserver, which is ours)."""
+    found: dict[int, int] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
+            if fields[0] != "Z":
+                stats[int(entry.name)] = fields
+    children = {pid for pid, f in stats.items() if int(f[1]) == os.getpid()}
+    for pid, f in stats.items():
+        if int(f[1]) in children:
+            found[pid] = int(f[16])  # field 19 of /proc/pid/stat: nice
+    return found
+
+
+def _collect(settings: Settings, project_id: int, **kwargs: Any) -> bytes:
+    async def run() -> bytes:
+        return b"".join([block async for block in stream.relay(settings, project_id=project_id, **kwargs)])
+
+    return anyio.run(run)
+
+
+def test_relayed_bytes_equal_the_export_made_in_process(
+    db: Database, settings: Settings, world: dict[str, Any]
+) -> None:
+    project_id = world["project_id"]
+    for filt in (ExportFilter(), ExportFilter(format="conversational", min_judgments=2)):
+        expected = b"".join(stream.blocks(db, project_id=project_id, filt=filt, secret=settings.secret_key or ""))
+        assert expected.count(b"\n") >= 2
+        assert _collect(settings, project_id, filt=filt) == expected
+        assert _collect(settings, project_id, filt=filt, block_bytes=1) == expected
+
+
+def test_the_export_process_is_niced_and_stopped_when_the_client_goes(
+    settings: Settings, world: dict[str, Any]
+) -> None:
+    before = set(_grandchildren())
+
+    async def run() -> tuple[dict[int, int], dict[int, int]]:
+        relayed = stream.relay(settings, project_id=world["project_id"], filt=ExportFilter(), block_bytes=1)
+        await relayed.__anext__()  # one line read; the child waits to send the next
+        during = {pid: nice for pid, nice in _grandchildren().items() if pid not in before}
+        await relayed.aclose()  # the client went away
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            after = {pid: nice for pid, nice in _grandchildren().items() if pid in during}
+            if not after:
+                break
+            await anyio.sleep(0.05)
+        return during, after
+
+    during, after = anyio.run(run)
+    assert list(during.values()) == [stream.NICE]
+    assert after == {}
+
+
+def test_a_failing_export_process_aborts_the_response(settings: Settings, world: dict[str, Any]) -> None:
+    with pytest.raises(stream.ExportFailed, match="failed: AssertionError"):
+        _collect(settings, 10**9, filt=ExportFilter())  # no such project: the child fails before its first line
