@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -117,7 +117,32 @@ def make_database(settings: Settings) -> Database:
         url=url,
         read_engine=read,
         write_engine=write,
-        ReadSession=sessionmaker(read, **opts),
-        WriteSession=sessionmaker(write, **opts),
+        # Work that reads on connections of its own (``agreement.int_columns_at_once``) takes them from here:
+        # on SQLite the write engine's transactions take the write lock.
+        ReadSession=sessionmaker(read, info={"read_engine": read}, **opts),
+        WriteSession=sessionmaker(write, info={"read_engine": read}, **opts),
         settings=settings,
     )
+
+
+def driver_statement(query: Any, dialect: Dialect) -> tuple[str, Any]:
+    """``query`` as the driver's SQL text and parameters (positional or named, as the driver takes them), for
+    reads that skip SQLAlchemy's result rows. Parameters are passed as they are (no bind processing: plain
+    numbers and strings only, no JSON paths) and results come back unprocessed."""
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.params
+    if compiled.positional:
+        return compiled.string, tuple(params[name] for name in compiled.positiontup or ())
+    return compiled.string, params
+
+
+def driver_rows(conn: Connection, query: Any) -> list[Any]:
+    """The rows of ``query`` as the driver's own tuples, on ``conn`` (in its transaction): building
+    SQLAlchemy's rows can cost as much as reading them."""
+    sql, params = driver_statement(query, conn.dialect)
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Select, Text, any_, cast, func, select, update
+from sqlalchemy import Select, Text, any_, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.db import Database
+from app.db import Database, driver_rows
 from app.export import pairs as P
 from app.export.schemas import DROP_REASONS, ExportFilter, PreviewOut
 from app.kit.errors import Conflict, Invalid, NotFound
@@ -157,7 +157,7 @@ def _chunks(session: Session, *, project: Project, dims: list[str], size: int = 
     by_postgres = conn.dialect.name == "postgresql"
 
     def rows(query: Select[Any]) -> list[Any]:
-        return _driver_rows(conn, query)
+        return driver_rows(conn, query)
 
     last = 0
     while True:
@@ -246,22 +246,6 @@ def _chunks(session: Session, *, project: Project, dims: list[str], size: int = 
             if rounds.get(item_id) == round_:
                 decisions[item_id] = (verdicts, reason)  # the newest wins
         yield _Chunk(list(items), candidates, judgments, decisions)
-
-
-def _driver_rows(conn: Connection, query: Select[Any]) -> list[Any]:
-    """The rows of ``query`` as the driver's own tuples: building SQLAlchemy rows cost as much as reading
-    them. Only for selects of plain columns (no result processing is applied)."""
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.params
-    cursor = conn.connection.cursor()
-    try:
-        if compiled.positional:
-            cursor.execute(compiled.string, tuple(params[name] for name in compiled.positiontup or ()))
-        else:
-            cursor.execute(compiled.string, params)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
 
 
 def _decided_pairs(
