@@ -6,11 +6,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from markupsafe import Markup
 
 from app.agreement import service
+from app.agreement.schemas import CachedAgreementOut
 from app.auth.deps import SessionDep
+from app.i18n import current_language
 from app.kit.htmx import render
 from app.projects.deps import AdminProjectDep
+from app.templating import templates
 
 router = APIRouter(tags=["agreement pages"], include_in_schema=False)
 
@@ -40,19 +44,46 @@ SORTS = {
 }
 
 
+SECTION_NAMES = ("dimensions", "timeline", "heatmap")
+# The rendered HTML of the heavy parts of the page that are the same for every admin (50 annotators: a 50 × 50
+# grid, ~130 ms of rendering that holds the worker's GIL): per version of the cache row and language. None of
+# them shows a project field: everything in them comes from the figures.
+SECTIONS: service.Memo[tuple[service.CacheVersion, str], dict[str, Markup]] = service.Memo(32)
+
+
+def _sections(figures: CachedAgreementOut, version: service.CacheVersion | None) -> dict[str, Markup]:
+    """The per-dimension table, the timeline and the κ grid as HTML; from ``SECTIONS`` when the figures come
+    from the cache row (figures computed on the spot are small and rendered each time)."""
+    key = (version, current_language()) if version is not None else None
+    if key is not None and (hit := SECTIONS.get(key)) is not None:
+        return hit
+    # Only what the figures hold: the sections must not depend on the user, the session or the time.
+    context = {
+        "figures": figures,
+        "names": sorted({p.a for p in figures.pairs} | {p.b for p in figures.pairs}),
+        "grid": {(p.a, p.b): p for p in figures.pairs} | {(p.b, p.a): p for p in figures.pairs},
+        "band": _band,
+    }
+    sections = {
+        name: Markup(templates.env.get_template(f"agreement/_{name}.html").render(context)) for name in SECTION_NAMES
+    }
+    if key is not None:
+        SECTIONS.put(key, sections)
+    return sections
+
+
 @router.get("/projects/{project}/agreement")
 def dashboard(request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
     """κ and α per dimension with 95% intervals, the annotator × annotator κ grid, per-annotator figures and
     judgments over time — from the figures the worker keeps; while they are stale the page says so and htmx
     asks again every few seconds."""
-    figures = service.current(session, project=project)
+    shown = service.current_version(session, project=project)
+    figures = shown.figures
     sort = request.query_params.get("sort", "annotator")
     context: dict[str, Any] = {"request": request, "project": project, "figures": figures, "sort": sort}
     if figures is not None:
         context |= {
-            "names": sorted({p.a for p in figures.pairs} | {p.b for p in figures.pairs}),
-            "grid": {(p.a, p.b): p for p in figures.pairs} | {(p.b, p.a): p for p in figures.pairs},
+            "sections": _sections(figures, shown.version),
             "annotators": sorted(figures.annotators, key=SORTS.get(sort, SORTS["annotator"])),
-            "band": _band,
         }
     return render(request, "agreement/dashboard.html", context, fragment="agreement/_figures.html")

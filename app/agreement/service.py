@@ -10,15 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
+import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import BigInteger, Select, case, cast, false, func, select
+from sqlalchemy import BigInteger, Connection, Select, case, cast, false, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -98,7 +101,26 @@ class Judgments:
     left: NDArray[np.int64]  # 1: chose the candidate shown first, 0: another one, -1: no preference or order
 
 
-def int_columns(session: Session, query: Select[Any]) -> list[NDArray[np.int64]]:
+def _packed(dialect: str, query: Select[Any]) -> Select[Any]:
+    """One row: each column of ``query`` aggregated into one value (see ``int_columns``)."""
+    inner = query.subquery()
+    if dialect == "postgresql":
+        return select(*[func.array_send(func.array_agg(cast(column, BigInteger))) for column in inner.c])
+    return select(*[func.group_concat(column) for column in inner.c])
+
+
+def _unpacked(dialect: str, row: Any, width: int) -> list[NDArray[np.int64]]:
+    if row[0] is None:  # no rows
+        return [np.empty(0, dtype=np.int64) for _ in range(width)]
+    if dialect == "postgresql":
+        # array_send: ndim, flags, element type, then (size, lower bound) — 20 bytes for one dimension — and
+        # each element as its length (always 8 here) and a big-endian int8.
+        element = np.dtype([("length", ">i4"), ("value", ">i8")])
+        return [np.frombuffer(bytes(buf), dtype=element, offset=20)["value"].astype(np.int64) for buf in row]
+    return [np.array(np.fromstring(text, dtype=np.int64, sep=","), dtype=np.int64) for text in row]
+
+
+def int_columns(session: Session | Connection, query: Select[Any]) -> list[NDArray[np.int64]]:
     """The columns of an all-integer (non-null) query as numpy arrays, with no Python object per row.
 
     PostgreSQL aggregates each column into one binary int8 array (``array_send(array_agg(...))``) that numpy
@@ -106,22 +128,44 @@ def int_columns(session: Session, query: Select[Any]) -> list[NDArray[np.int64]]
     both several times faster than fetching rows. The aggregates of one query see the rows in the same order,
     so the columns stay aligned.
     """
-    width = len(query.selected_columns)
-    inner = query.subquery()
-    if session.get_bind().dialect.name == "postgresql":
-        row = session.execute(
-            select(*[func.array_send(func.array_agg(cast(column, BigInteger))) for column in inner.c])
-        ).one()
-        if row[0] is None:  # no rows
-            return [np.empty(0, dtype=np.int64) for _ in range(width)]
-        # array_send: ndim, flags, element type, then (size, lower bound) — 20 bytes for one dimension — and
-        # each element as its length (always 8 here) and a big-endian int8.
-        element = np.dtype([("length", ">i4"), ("value", ">i8")])
-        return [np.frombuffer(bytes(buf), dtype=element, offset=20)["value"].astype(np.int64) for buf in row]
-    row = session.execute(select(*[func.group_concat(column) for column in inner.c])).one()
-    if row[0] is None:
-        return [np.empty(0, dtype=np.int64) for _ in range(width)]
-    return [np.array(np.fromstring(text, dtype=np.int64, sep=","), dtype=np.int64) for text in row]
+    conn = session.connection() if isinstance(session, Session) else session
+    dialect = conn.dialect.name
+    return _unpacked(dialect, conn.execute(_packed(dialect, query)).one(), len(query.selected_columns))
+
+
+def int_columns_at_once(session: Session, queries: list[Select[Any]]) -> list[list[NDArray[np.int64]]]:
+    """``int_columns`` of several queries, each on a connection of its own in a thread of its own, so that the
+    database works on them at the same time (on PostgreSQL each aggregate is one backend's work; SQLite's
+    driver lets go of the interpreter lock while it steps).
+
+    On PostgreSQL all of them read the snapshot of this session's transaction (``pg_export_snapshot``), so they
+    see the same data. On SQLite each reads (on the read engine: a transaction that never takes the write lock)
+    the latest committed state, so a judgment written meanwhile may be seen by one read and not another; the
+    figures are computed under the fingerprint taken before, so such a change marks them stale and they are
+    computed again.
+    """
+    bind = session.get_bind()
+    engine = session.info.get("read_engine") or (bind.engine if isinstance(bind, Connection) else bind)
+    dialect = engine.dialect.name
+    snapshot: str | None = None
+    if dialect == "postgresql":
+        snapshot = str(session.execute(text("SELECT pg_export_snapshot()")).scalar_one())
+        if not SNAPSHOT_ID.fullmatch(snapshot):
+            raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+
+    def run(query: Select[Any]) -> list[NDArray[np.int64]]:
+        with engine.connect() as conn:
+            if snapshot is not None:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                conn.begin()
+                conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # checked above: no quotes in it
+            return int_columns(conn, query)
+
+    with ThreadPoolExecutor(max_workers=len(queries), thread_name_prefix="agreement-load") as pool:
+        return list(pool.map(run, queries))
+
+
+SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+")
 
 
 @dataclass
@@ -146,14 +190,16 @@ def _lookup(keys: NDArray[np.int64], values: NDArray[np.int64], wanted: NDArray[
     return np.where(keys[found] == wanted, values[found], -1)
 
 
-def _verdicts_of(project: Project, judgment_ids: NDArray[np.int64]) -> list[Any]:
-    """Which verdicts to read: when the judgments that count fill most of their id range (one project
-    annotated at a time — the usual case), that range of judgment ids, which needs no join (the rows of
-    other judgments in it are dropped in numpy); else the project's judgments, by a join."""
-    if not len(judgment_ids):
+def _verdicts_of(session: Session, project: Project) -> list[Any]:
+    """Which verdicts to read: when the project's judgments fill most of their id range (one project annotated
+    at a time — the usual case), that range of judgment ids, which needs no join (the rows of other judgments
+    in it are dropped in numpy); else the project's judgments, by a join."""
+    low, high, count = session.execute(
+        select(func.min(Judgment.id), func.max(Judgment.id), func.count()).where(Judgment.project_id == project.id)
+    ).one()
+    if not count:
         return [false()]
-    low, high = int(judgment_ids[0]), int(judgment_ids[-1])
-    if len(judgment_ids) * 2 >= high - low + 1:
+    if count * 2 >= high - low + 1:
         return [Verdict.judgment_id.between(low, high)]
     return [Verdict.judgment_id.in_(select(Judgment.id).where(Judgment.project_id == project.id))]
 
@@ -172,8 +218,7 @@ def load(session: Session, *, project: Project) -> _Loaded:
     # Judgments of the current candidate round of ordinary (not gold) items.
     first_shown = func.coalesce(Assignment.display_order[0].as_integer(), 0)
     milliseconds = func.coalesce(_big(func.round(Judgment.seconds * 1000)) + 1, 0)  # 0: not recorded
-    id_first, item_annotator, ms_bad = int_columns(
-        session,
+    judgments_query = (
         select(
             _big(Judgment.id) * (1 << 32) + first_shown,
             _big(Judgment.item_id) * (1 << 24) + Judgment.annotator_id,
@@ -181,33 +226,32 @@ def load(session: Session, *, project: Project) -> _Loaded:
         )
         .join(Item, (Item.id == Judgment.item_id) & (Item.round == Judgment.round))
         .join(Assignment, Assignment.id == Judgment.assignment_id)
-        .where(Judgment.project_id == project.id, Item.is_gold.is_(False)),
+        .where(Judgment.project_id == project.id, Item.is_gold.is_(False))
+    )
+    verdicts_query = select(
+        _big(Verdict.judgment_id) * 256
+        + case({d: i + 1 for i, d in enumerate(dims)}, value=Verdict.dimension, else_=0) * 4
+        + case({"preference": PREFERENCE, "tie": TIE}, value=Verdict.kind, else_=NA),
+        _big(func.coalesce(Verdict.chosen_candidate_id, 0)) * (1 << 32)
+        + func.coalesce(Verdict.rejected_candidate_id, 0),
+    ).where(*_verdicts_of(session, project))
+    candidates_query = (
+        select(_big(Candidate.id) * 4 + Candidate.position)
+        .join(Item, (Item.id == Candidate.item_id) & (Item.round == Candidate.round))
+        .where(Item.project_id == project.id)
+    )
+    (id_first, item_annotator, ms_bad), (judgment_code, candidates), (id_position,) = int_columns_at_once(
+        session, [judgments_query, verdicts_query, candidates_query]
     )
     order = np.argsort(id_first)
     j_id, j_first = np.divmod(id_first[order], 1 << 32)
     j_item, j_annotator = np.divmod(item_annotator[order], 1 << 24)
     j_ms, j_bad = np.divmod(ms_bad[order], 2)
-    judgment_code, candidates = int_columns(
-        session,
-        select(
-            _big(Verdict.judgment_id) * 256
-            + case({d: i + 1 for i, d in enumerate(dims)}, value=Verdict.dimension, else_=0) * 4
-            + case({"preference": PREFERENCE, "tie": TIE}, value=Verdict.kind, else_=NA),
-            _big(func.coalesce(Verdict.chosen_candidate_id, 0)) * (1 << 32)
-            + func.coalesce(Verdict.rejected_candidate_id, 0),
-        ).where(*_verdicts_of(project, j_id)),
-    )
     v_judgment, code = np.divmod(judgment_code, 256)
     v_chosen, v_rejected = np.divmod(candidates, 1 << 32)
     at = _lookup(j_id, np.arange(len(j_id)), v_judgment)
     keep = at >= 0  # verdicts of judgments that count (current round, not gold)
     at, code, v_chosen, v_rejected = at[keep], code[keep], v_chosen[keep], v_rejected[keep]
-    (id_position,) = int_columns(
-        session,
-        select(_big(Candidate.id) * 4 + Candidate.position)
-        .join(Item, (Item.id == Candidate.item_id) & (Item.round == Candidate.round))
-        .where(Item.project_id == project.id),
-    )
     c_id, c_position = np.divmod(np.sort(id_position), 4)
 
     def position(ids: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -593,20 +637,93 @@ def refresh(session: Session, *, project: Project, force: bool = False, resample
     return True
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Memo(Generic[K, V]):
+    """A small process-local LRU map, safe across the threads of one worker process; counts hits and misses."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.hits = self.misses = 0
+        self._entries: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def keys(self) -> list[K]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.hits = self.misses = 0
+
+
+# A version of a project's cache row: (project id, computed_at, source). ``store`` always sets a new
+# ``computed_at``, so a version is never reused for other figures.
+CacheVersion = tuple[int, datetime, str]
+# The cache rows' figures as parsed (about 1 MB for 50 annotators): parsing them took ~15 ms a view.
+PARSED: Memo[CacheVersion, CachedAgreementOut] = Memo(16)
+
+
+@dataclass(frozen=True)
+class Current:
+    """The figures to show and, when they come from the cache row, its version (None: computed now)."""
+
+    figures: CachedAgreementOut | None
+    version: CacheVersion | None
+
+
+def current_version(session: Session, *, project: Project) -> Current:
+    """``current`` and the version of the cache row the figures come from, for caches keyed by it.
+
+    The figures read from the cache row are shared between the requests of this process: do not mutate them."""
+    mark = fingerprint(session, project=project)
+    head = session.execute(
+        select(AgreementCache.computed_at, AgreementCache.source).where(AgreementCache.project_id == project.id)
+    ).one_or_none()
+    fresh = head is not None and head.source == mark.source
+    if not fresh and mark.judgments <= INLINE_JUDGMENTS:
+        figures, ms = timed_compute(session, project=project)
+        now = CachedAgreementOut(**figures.model_dump(), computed_at=utcnow(), compute_ms=round(ms, 1), stale=False)
+        return Current(now, None)
+    if head is None:
+        return Current(None, None)
+    version: CacheVersion = (project.id, head.computed_at, head.source)
+    parsed = PARSED.get(version)
+    if parsed is None:
+        cached = session.get(AgreementCache, project.id, populate_existing=True)
+        if cached is None:  # deleted meanwhile
+            return Current(None, None)
+        # Keyed by the row as read now: a worker may have replaced it since ``head``.
+        version = (project.id, cached.computed_at, cached.source)
+        parsed = CachedAgreementOut(
+            **cached.figures, computed_at=cached.computed_at, compute_ms=cached.compute_ms, stale=False
+        )
+        PARSED.put(version, parsed)
+    # A shallow copy: only ``stale`` differs between views of one version.
+    return Current(parsed.model_copy(update={"stale": version[2] != mark.source}), version)
+
+
 def current(session: Session, *, project: Project) -> CachedAgreementOut | None:
     """The figures to show: the cache when fresh; computed now for a small project whose cache is missing or
     stale; otherwise the stale cache (``stale``: the worker is recomputing), or None if there is none yet."""
-    mark = fingerprint(session, project=project)
-    cached = session.get(AgreementCache, project.id)
-    if cached is not None and cached.source == mark.source:
-        return CachedAgreementOut(
-            **cached.figures, computed_at=cached.computed_at, compute_ms=cached.compute_ms, stale=False
-        )
-    if mark.judgments <= INLINE_JUDGMENTS:
-        figures, ms = timed_compute(session, project=project)
-        return CachedAgreementOut(**figures.model_dump(), computed_at=utcnow(), compute_ms=round(ms, 1), stale=False)
-    if cached is not None:
-        return CachedAgreementOut(
-            **cached.figures, computed_at=cached.computed_at, compute_ms=cached.compute_ms, stale=True
-        )
-    return None
+    return current_version(session, project=project).figures

@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import aliased
 
 from app.agreement import service as agreement
@@ -94,8 +94,7 @@ def test_figures_match_a_per_verdict_reading(db: Database, k: int) -> None:
         assert project is not None
         out = agreement.compute(s, project=project, resamples=0)
         gold_item = s.scalar(select(Item.id).where(Item.project_id == project_id, Item.is_gold.is_(True)))
-        judgment_ids = np.array(sorted(s.scalars(select(Judgment.id).where(Judgment.project_id == project_id))))
-        assert "BETWEEN" in str(agreement._verdicts_of(project, judgment_ids)[0])  # one project: the range path
+        assert "BETWEEN" in str(agreement._verdicts_of(s, project)[0])  # one project: the range path
         ratings = agreement.load_ratings(s, project=project)
     assert gold_item not in set(ratings.item.tolist())
     annotators = sorted({a for dim in units.values() for votes in dim.values() for a in votes})
@@ -176,9 +175,29 @@ def test_interleaved_projects_read_only_their_own_verdicts(db: Database) -> None
         with db.session(write=False) as s:
             project = s.get(Project, project_id)
             assert project is not None
-            judgment_ids = np.array(sorted(s.scalars(select(Judgment.id).where(Judgment.project_id == project_id))))
-            assert "IN" in str(agreement._verdicts_of(project, judgment_ids)[0])  # the join path
+            assert "IN" in str(agreement._verdicts_of(s, project)[0])  # the join path
             out = agreement.compute(s, project=project, resamples=0)
         assert [d.units for d in out.dimensions] == [len(units[d.dimension]) for d in out.dimensions] == [12] * 6
         assert sum(out.dimensions[0].labels.values()) == 24
         assert {a.annotator: a.judgments for a in out.annotators} == {"p": 12, "q": 12}
+
+
+def test_parallel_reads_see_the_sessions_data(db: Database) -> None:
+    """The loading queries run on connections of their own; on PostgreSQL they read the snapshot of the
+    caller's transaction (a change committed after it began is seen by none of them)."""
+    project_id = _world(db, 2)
+    total = select(func.count()).select_from(Judgment).where(Judgment.project_id == project_id)
+    later = total.where(Judgment.reason == "changed later")
+    with db.session(write=False) as s:
+        if db.is_postgres:
+            s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        before = s.scalar(total)
+        assert before
+        with db.session() as w:  # committed while the figures are being read
+            w.execute(update(Judgment).where(Judgment.project_id == project_id).values(reason="changed later"))
+        parallel = [int(columns[0][0]) for columns in agreement.int_columns_at_once(s, [total, later])]
+        sequential = [int(agreement.int_columns(s, q)[0][0]) for q in (total, later)]
+    if db.is_postgres:
+        assert parallel == sequential == [before, 0]
+    else:  # each connection reads the latest committed state
+        assert parallel == [before, before]

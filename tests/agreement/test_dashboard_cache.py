@@ -1,0 +1,173 @@
+"""The dashboard's process-local caches: the parsed cache row and the rendered HTML of its heavy sections."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from markupsafe import Markup
+
+from app.agreement import router
+from app.agreement import service as agreement
+from app.agreement.tasks import refresh_stale_figures
+from app.db import Database
+from app.models import User
+from tests.agreement.test_cache import _cache, _judge_one_more
+from tests.agreement.test_service import ITEMS, _annotate, noisy, truthful
+from tests.conftest import login
+from tests.factories import make_user
+
+URL = "/projects/agr/agreement"
+
+
+@pytest.fixture(autouse=True)
+def empty_caches() -> Iterator[None]:
+    """The caches live as long as the process: each test starts (and leaves) them empty."""
+    router.SECTIONS.clear()
+    agreement.PARSED.clear()
+    yield
+    router.SECTIONS.clear()
+    agreement.PARSED.clear()
+
+
+@pytest.fixture
+def world(db: Database) -> dict[str, Any]:
+    project_id = _annotate(db, {"a": truthful, "b": truthful, "n": noisy})
+    with db.session() as s:
+        admin = make_user(s, "root", role="admin")
+        s.expunge(admin)
+    return {"project_id": project_id, "admin": admin}
+
+
+@pytest.fixture
+def large(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every project counts as large: stale figures are shown from the cache row, not computed on the spot."""
+    monkeypatch.setattr(agreement, "INLINE_JUDGMENTS", 0)
+
+
+def _version(db: Database, project_id: int) -> agreement.CacheVersion:
+    cached = _cache(db, project_id)
+    assert cached is not None
+    return (project_id, cached.computed_at, cached.source)
+
+
+def _tokens(page: str) -> set[str]:
+    """The CSRF tokens of the annotator table's pause forms."""
+    table = page.split("<h2>Annotators</h2>", 1)[1]
+    return set(re.findall(r'name="csrf_token" value="([^"]+)"', table))
+
+
+def test_the_second_view_serves_the_cached_sections(
+    client: TestClient, db: Database, world: dict[str, Any], login_as: Callable[[User], str]
+) -> None:
+    refresh_stale_figures(db)
+    login_as(world["admin"])
+    first = client.get(URL)
+    assert first.status_code == 200 and '<table class="heatmap">' in first.text
+    version = _version(db, world["project_id"])
+    assert router.SECTIONS.keys() == [(version, "en")] and router.SECTIONS.misses == 1 and router.SECTIONS.hits == 0
+    assert agreement.PARSED.keys() == [version]
+
+    second = client.get(URL)
+    assert router.SECTIONS.hits == 1 and agreement.PARSED.hits == 1
+    assert second.text == first.text
+
+    # What the page shows is the cache's: doctor the entry and the page follows.
+    sections = router.SECTIONS.get((version, "en"))
+    assert sections is not None and set(sections) == {"dimensions", "timeline", "heatmap"}
+    router.SECTIONS.put((version, "en"), {**sections, "heatmap": Markup("<p>from the cache</p>")})
+    third = client.get(URL)
+    assert "<p>from the cache</p>" in third.text and '<table class="heatmap">' not in third.text
+
+
+def test_cached_and_uncached_renders_are_identical(
+    client: TestClient, db: Database, world: dict[str, Any], login_as: Callable[[User], str]
+) -> None:
+    refresh_stale_figures(db)
+    login_as(world["admin"])
+    for headers in ({}, {"HX-Request": "true"}):
+        router.SECTIONS.clear()
+        agreement.PARSED.clear()
+        uncached = client.get(URL, headers=headers).text
+        cached = client.get(URL, headers=headers).text
+        assert router.SECTIONS.hits == 1 and router.SECTIONS.misses == 1
+        assert cached == uncached
+    assert "<html" in client.get(URL).text and "<html" not in cached
+
+
+def test_new_judgments_and_a_refreshed_row_change_the_page(
+    client: TestClient, db: Database, world: dict[str, Any], login_as: Callable[[User], str], large: None
+) -> None:
+    refresh_stale_figures(db)
+    login_as(world["admin"])
+    before = client.get(URL).text
+    old = _version(db, world["project_id"])
+    assert f"total {3 * ITEMS}</p>" in before  # the timeline, a cached section
+
+    # Stale: the old figures (and their cached sections) are shown while the worker recomputes.
+    _judge_one_more(db, world["project_id"])
+    stale = client.get(URL).text
+    assert "refreshing…" in stale and "refreshing…" not in before
+    assert router.SECTIONS.hits == 1 and agreement.PARSED.hits == 1
+    assert f"total {3 * ITEMS}</p>" in stale and "<td>late</td>" not in stale
+
+    assert refresh_stale_figures(db) == ["agr"]
+    new = _version(db, world["project_id"])
+    assert new != old
+    after = client.get(URL).text
+    assert router.SECTIONS.misses == 2 and router.SECTIONS.hits == 1
+    assert router.SECTIONS.keys() == [(old, "en"), (new, "en")] and agreement.PARSED.keys() == [old, new]
+    assert f"total {3 * ITEMS + 1}</p>" in after and "refreshing…" not in after
+    assert "<td>late</td>" in after  # the annotator table too
+
+
+def test_each_language_gets_its_own_entry(
+    client: TestClient, db: Database, world: dict[str, Any], login_as: Callable[[User], str]
+) -> None:
+    refresh_stale_figures(db)
+    login_as(world["admin"])
+    english = client.get(URL).text
+    chinese = client.get(URL, headers={"Accept-Language": "zh-CN"}).text
+    version = _version(db, world["project_id"])
+    assert router.SECTIONS.keys() == [(version, "en"), (version, "zh")]
+    assert router.SECTIONS.misses == 2 and router.SECTIONS.hits == 0
+    assert "<h2>Per dimension</h2>" in english and "<h2>各维度</h2>" in chinese
+    assert "Per dimension" not in chinese and "各维度" not in english
+    again = client.get(URL).text
+    assert router.SECTIONS.hits == 1 and again == english
+
+
+def test_the_annotator_table_is_rendered_per_session(
+    client: TestClient,
+    other_client: TestClient,
+    db: Database,
+    world: dict[str, Any],
+    login_as: Callable[[User], str],
+) -> None:
+    refresh_stale_figures(db)
+    mine = login_as(world["admin"])
+    theirs = login(other_client, world["admin"].username)
+    assert mine != theirs
+    page = client.get(URL).text
+    other = other_client.get(URL).text
+    assert router.SECTIONS.hits == 1  # the second session got the first one's sections
+    assert _tokens(page) == {mine} and _tokens(other) == {theirs}
+    assert page.replace(mine, theirs).split("<h2>Annotators</h2>")[0] == other.split("<h2>Annotators</h2>")[0]
+    (sections,) = [router.SECTIONS.get(key) for key in router.SECTIONS.keys()]
+    assert sections is not None
+    for html in sections.values():
+        assert "csrf_token" not in html and mine not in html and theirs not in html
+
+
+def test_figures_computed_on_the_spot_are_not_cached(
+    client: TestClient, db: Database, world: dict[str, Any], login_as: Callable[[User], str]
+) -> None:
+    login_as(world["admin"])
+    page = client.get(URL).text
+    assert _cache(db, world["project_id"]) is None and '<table class="heatmap">' in page
+    assert router.SECTIONS.keys() == [] and agreement.PARSED.keys() == []
+    client.get(URL)
+    assert router.SECTIONS.keys() == [] and router.SECTIONS.hits == router.SECTIONS.misses == 0
