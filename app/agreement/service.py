@@ -14,9 +14,11 @@ import re
 import threading
 import time
 from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -37,6 +39,7 @@ from app.agreement.schemas import (
     PairKappa,
     TimeBucket,
 )
+from app.db import driver_statement
 from app.models import (
     IS_GOLD,
     OVERALL,
@@ -51,6 +54,8 @@ from app.models import (
     Verdict,
     utcnow,
 )
+
+T = TypeVar("T")
 
 MIN_SHARED_FOR_COHEN = 10
 OUTLIER_GAP = 0.2
@@ -130,13 +135,20 @@ def int_columns(session: Session | Connection, query: Select[Any]) -> list[NDArr
     """
     conn = session.connection() if isinstance(session, Session) else session
     dialect = conn.dialect.name
-    return _unpacked(dialect, conn.execute(_packed(dialect, query)).one(), len(query.selected_columns))
+    packed = _packed(dialect, query)
+    if dialect == "postgresql":  # bytea in the binary protocol: as text it would travel hex-encoded, twice the size
+        sql, params = driver_statement(packed, conn.dialect)
+        with conn.connection.driver_connection.cursor(binary=True) as cursor:  # type: ignore[union-attr]
+            row = cursor.execute(sql, params).fetchone()
+    else:
+        row = conn.execute(packed).one()
+    return _unpacked(dialect, row, len(query.selected_columns))
 
 
-def int_columns_at_once(session: Session, queries: list[Select[Any]]) -> list[list[NDArray[np.int64]]]:
-    """``int_columns`` of several queries, each on a connection of its own in a thread of its own, so that the
-    database works on them at the same time (on PostgreSQL each aggregate is one backend's work; SQLite's
-    driver lets go of the interpreter lock while it steps).
+def at_once(session: Session, tasks: Sequence[Callable[[Session], T]]) -> list[T]:
+    """Run each task with a session on a connection of its own, in a thread of its own, so that the database
+    works on them at the same time (on PostgreSQL each query is one backend's work; SQLite's driver lets go of
+    the interpreter lock while it steps).
 
     On PostgreSQL all of them read the snapshot of this session's transaction (``pg_export_snapshot``), so they
     see the same data. On SQLite each reads (on the read engine: a transaction that never takes the write lock)
@@ -146,23 +158,28 @@ def int_columns_at_once(session: Session, queries: list[Select[Any]]) -> list[li
     """
     bind = session.get_bind()
     engine = session.info.get("read_engine") or (bind.engine if isinstance(bind, Connection) else bind)
-    dialect = engine.dialect.name
     snapshot: str | None = None
-    if dialect == "postgresql":
+    if engine.dialect.name == "postgresql":
         snapshot = str(session.execute(text("SELECT pg_export_snapshot()")).scalar_one())
         if not SNAPSHOT_ID.fullmatch(snapshot):
             raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
 
-    def run(query: Select[Any]) -> list[NDArray[np.int64]]:
+    def run(task: Callable[[Session], T]) -> T:
         with engine.connect() as conn:
             if snapshot is not None:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
                 conn.begin()
                 conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # checked above: no quotes in it
-            return int_columns(conn, query)
+            with Session(bind=conn) as own:
+                return task(own)
 
-    with ThreadPoolExecutor(max_workers=len(queries), thread_name_prefix="agreement-load") as pool:
-        return list(pool.map(run, queries))
+    with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="agreement-load") as pool:
+        return list(pool.map(run, tasks))
+
+
+def int_columns_at_once(session: Session, queries: list[Select[Any]]) -> list[list[NDArray[np.int64]]]:
+    """``int_columns`` of several queries at once (see ``at_once``)."""
+    return at_once(session, [partial(int_columns, query=query) for query in queries])
 
 
 SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+")
@@ -172,6 +189,7 @@ SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+")
 class _Loaded:
     ratings: Ratings
     judgments: Judgments
+    timeline: tuple[str, list[TimeBucket]] | None = None  # read alongside when asked for
 
 
 def _lookup(keys: NDArray[np.int64], values: NDArray[np.int64], wanted: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -190,25 +208,29 @@ def _lookup(keys: NDArray[np.int64], values: NDArray[np.int64], wanted: NDArray[
     return np.where(keys[found] == wanted, values[found], -1)
 
 
-def _verdicts_of(session: Session, project: Project) -> list[Any]:
-    """Which verdicts to read: when the project's judgments fill most of their id range (one project annotated
-    at a time — the usual case), that range of judgment ids, which needs no join (the rows of other judgments
-    in it are dropped in numpy); else the project's judgments, by a join."""
+def _verdicts_of(session: Session, project: Project) -> list[list[Any]]:
+    """Which verdicts to read, in two halves of the judgments' id range (read at the same time): when the
+    project's judgments fill most of their id range (one project annotated at a time — the usual case), that
+    range of judgment ids, which needs no join (the rows of other judgments in it are dropped in numpy); else
+    the project's judgments, by a join."""
     low, high, count = session.execute(
         select(func.min(Judgment.id), func.max(Judgment.id), func.count()).where(Judgment.project_id == project.id)
     ).one()
     if not count:
-        return [false()]
+        return [[false()]]
+    middle = (low + high) // 2
+    halves = [Verdict.judgment_id.between(low, middle), Verdict.judgment_id.between(middle + 1, high)]
     if count * 2 >= high - low + 1:
-        return [Verdict.judgment_id.between(low, high)]
-    return [Verdict.judgment_id.in_(select(Judgment.id).where(Judgment.project_id == project.id))]
+        return [[half] for half in halves]
+    mine = Verdict.judgment_id.in_(select(Judgment.id).where(Judgment.project_id == project.id))
+    return [[mine, half] for half in halves]
 
 
 def _big(column: Any) -> Any:
     return cast(column, BigInteger)
 
 
-def load(session: Session, *, project: Project) -> _Loaded:
+def load(session: Session, *, project: Project, timeline: bool = False) -> _Loaded:
     """Ratings and judgments in three lean queries — judgments, verdicts, candidate positions — joined in numpy.
 
     Each row's integers are packed into one or two int8 values in SQL (fewer values to move is what counts),
@@ -228,21 +250,28 @@ def load(session: Session, *, project: Project) -> _Loaded:
         .join(Assignment, Assignment.id == Judgment.assignment_id)
         .where(Judgment.project_id == project.id, Item.is_gold.is_(False))
     )
-    verdicts_query = select(
+    verdict_columns = (
         _big(Verdict.judgment_id) * 256
         + case({d: i + 1 for i, d in enumerate(dims)}, value=Verdict.dimension, else_=0) * 4
         + case({"preference": PREFERENCE, "tie": TIE}, value=Verdict.kind, else_=NA),
         _big(func.coalesce(Verdict.chosen_candidate_id, 0)) * (1 << 32)
         + func.coalesce(Verdict.rejected_candidate_id, 0),
-    ).where(*_verdicts_of(session, project))
+    )
+    verdict_queries = [select(*verdict_columns).where(*part) for part in _verdicts_of(session, project)]
     candidates_query = (
         select(_big(Candidate.id) * 4 + Candidate.position)
         .join(Item, (Item.id == Candidate.item_id) & (Item.round == Candidate.round))
         .where(Item.project_id == project.id)
     )
-    (id_first, item_annotator, ms_bad), (judgment_code, candidates), (id_position,) = int_columns_at_once(
-        session, [judgments_query, verdicts_query, candidates_query]
-    )
+    tasks: list[Callable[[Session], Any]] = [
+        partial(int_columns, query=q) for q in [judgments_query, candidates_query, *verdict_queries]
+    ]
+    if timeline:
+        tasks.append(partial(judgments_over_time, project=project))
+    results = at_once(session, tasks)
+    (id_first, item_annotator, ms_bad), (id_position,) = results[0], results[1]
+    parts = results[2 : 2 + len(verdict_queries)]
+    judgment_code, candidates = (np.concatenate([part[i] for part in parts]) for i in range(2))
     order = np.argsort(id_first)
     j_id, j_first = np.divmod(id_first[order], 1 << 32)
     j_item, j_annotator = np.divmod(item_annotator[order], 1 << 24)
@@ -279,7 +308,7 @@ def load(session: Session, *, project: Project) -> _Loaded:
         overall=kind[overall],
         left=left,
     )
-    return _Loaded(ratings, judgments)
+    return _Loaded(ratings, judgments, results[-1] if timeline else None)
 
 
 def load_ratings(session: Session, *, project: Project) -> Ratings:
@@ -332,7 +361,7 @@ def compute(session: Session, *, project: Project, resamples: int = RESAMPLES, s
 
 
 def _compute(session: Session, *, project: Project, resamples: int, seed: int) -> AgreementOut:
-    loaded = load(session, project=project)
+    loaded = load(session, project=project, timeline=True)
     ratings, judgments = loaded.ratings, loaded.judgments
     names = dict(session.execute(select(User.id, User.username)).tuples().all())
     annotators = [int(a) for a in np.unique(ratings.annotator)]
@@ -343,14 +372,19 @@ def _compute(session: Session, *, project: Project, resamples: int, seed: int) -
     figures = []
     for dim, (data, groups) in zip(dims, matrices, strict=True):
         units = data.shape[1]
-        kappa, used = stats.fleiss(data, project.overlap) if units else (float("nan"), 0)
-        alpha = stats.alpha(data) if units else float("nan")
+        # κ and α from the units × categories counts: the same values as statsmodels' and krippendorff's (to
+        # 1e-12, tests/agreement/test_stats.py) in a fraction of the time (bench/agreement.py prints both).
         counts = stats.category_counts(data)
+        fleiss_of, alpha_of = stats.fleiss_statistic(counts, project.overlap), stats.alpha_statistic(counts)
+        used = int((counts.sum(axis=1) == project.overlap).sum()) if project.overlap >= 2 else 0
+        ones = np.ones(units)
+        kappa = fleiss_of(ones) if used else float("nan")
+        alpha = alpha_of(ones) if units else float("nan")
         fleiss_ci = alpha_ci = None
         if units and resamples > 0 and len(np.unique(groups)) >= 2:
-            wanted = [stats.alpha_statistic(counts)]
+            wanted = [alpha_of]
             if used:
-                wanted.append(stats.fleiss_statistic(counts, project.overlap))
+                wanted.append(fleiss_of)
             intervals = stats.bootstrap_weighted(wanted, groups=groups, resamples=resamples, seed=seed)
             alpha_ci = intervals[0]
             fleiss_ci = intervals[1] if used else None
@@ -383,7 +417,8 @@ def _compute(session: Session, *, project: Project, resamples: int, seed: int) -
 
     people = _annotator_figures(judgments, overall, annotators, names)
     _add_members_and_gold(session, project=project, people=people, annotators=annotators, names=names)
-    unit, timeline = judgments_over_time(session, project=project)
+    assert loaded.timeline is not None
+    unit, timeline = loaded.timeline
     return AgreementOut(
         project=project.slug,
         overlap=project.overlap,
