@@ -28,6 +28,7 @@ class DatabaseUnavailable(AppError):
     """The connection to the database was lost while a request or job was using it."""
 
     status_code = 503
+    headers = {"Retry-After": "1"}  # the pool reconnects on the next checkout
 
 
 def _lost_connections_are_unavailable(engine: Engine) -> None:

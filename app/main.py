@@ -114,9 +114,11 @@ def _wants_json(request: Request) -> bool:
     )
 
 
-def _error_response(request: Request, status_code: int, detail: Any) -> Response:
+def _error_response(
+    request: Request, status_code: int, detail: Any, *, headers: dict[str, str] | None = None
+) -> Response:
     if _wants_json(request):
-        return JSONResponse({"detail": detail}, status_code=status_code)
+        return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
     message = detail if isinstance(detail, str) else "The request could not be processed."
     if status_code == 401:
         # Back to where the user was after logging in: for htmx the page they are on, not the request's URL.
@@ -137,10 +139,14 @@ def _error_response(request: Request, status_code: int, detail: Any) -> Response
             "_toast.html",
             {"message": message, "level": "error"},
             status_code=status_code,
-            headers={"HX-Retarget": "#toasts", "HX-Reswap": "beforeend"},
+            headers={"HX-Retarget": "#toasts", "HX-Reswap": "beforeend", **(headers or {})},
         )
     return templates.TemplateResponse(
-        request, "error.html", {"message": message, "status_code": status_code}, status_code=status_code
+        request,
+        "error.html",
+        {"message": message, "status_code": status_code},
+        status_code=status_code,
+        headers=headers,
     )
 
 
@@ -158,7 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> Response:
-        return _error_response(request, exc.status_code, exc.detail)
+        return _error_response(request, exc.status_code, exc.detail, headers=exc.headers or None)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

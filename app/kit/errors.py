@@ -7,6 +7,7 @@ from typing import Any
 
 class AppError(Exception):
     status_code = 400
+    headers: dict[str, str] = {}  # extra response headers of this kind of error (read only)
 
     def __init__(self, detail: Any, *, status_code: int | None = None) -> None:
         super().__init__(detail if isinstance(detail, str) else repr(detail))

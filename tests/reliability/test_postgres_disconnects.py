@@ -68,6 +68,7 @@ def _assert_clear_retryable_error(response: Any) -> None:
     assert response.status_code == 503, (response.status_code, response.text[:300])
     assert response.headers["content-type"].startswith("application/json"), response.text[:300]
     assert "database" in response.json()["detail"].lower()
+    assert response.headers["Retry-After"] == "1"  # the client may try again at once: the pool reconnects
 
 
 def _assert_no_half_rows(db: Database) -> None:
