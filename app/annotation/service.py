@@ -211,8 +211,14 @@ def assign_next_item(session: Session, *, project: Project, annotator: User) -> 
             .limit(1)
         )
         if _is_postgres(session):
-            query = query.with_for_update(skip_locked=True, of=Item)
-        item = session.scalar(query)
+            item = session.scalar(query.with_for_update(skip_locked=True, of=Item))
+            if item is None:
+                # Every open item may be locked by another claim that has not committed yet (or is being
+                # rolled back): "nothing left" only once those have finished. Waiting for them (no lock of ours
+                # is held here) re-reads each row after its lock is released.
+                item = session.scalar(query.with_for_update(of=Item))
+        else:
+            item = session.scalar(query)
     if item is None and not gold_due and project.gold_share > 0:
         item = session.scalar(gold_query)  # nothing else left: the remaining gold checks
     if item is None:

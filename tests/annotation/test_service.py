@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -371,3 +372,33 @@ def test_lapsed_project_counts_are_recounted_by_one_request_while_others_keep_th
         assert service._project_counts(s, project) == (3, 0, 4)  # nobody is: this request recounts
         assert key not in service._counts_recounting
         assert service._counts_cache[key][1] == (3, 0, 4)
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # row locks: SQLite serializes writers instead
+def test_nothing_left_only_after_a_locked_claim_has_finished(db: Database) -> None:
+    """PostgreSQL claims with SKIP LOCKED; when the only open item is locked by another claim that then rolls
+    back (a killed connection, say), the annotator gets that item instead of "nothing left"."""
+    with db.session() as s:
+        users = [make_user(s, n) for n in ("holder", "waiter")]
+        project = make_project(s, "locked", k=2, overlap=1, members=users)
+        (item,) = make_items(s, project, 1)
+        project_id, item_id, waiter_id = project.id, item.id, users[1].id
+    got: list[int | None] = []
+    with db.session() as holder:  # another claim in flight: the item row is locked, then rolled back
+        holder.execute(select(Item).where(Item.id == item_id).with_for_update())
+
+        def claim() -> None:
+            with db.session() as s:
+                project, waiter = s.get(Project, project_id), s.get(User, waiter_id)
+                assert project is not None and waiter is not None
+                task = service.assign_next_item(s, project=project, annotator=waiter)
+                got.append(task.item.id if task is not None else None)
+
+        waiter_thread = threading.Thread(target=claim)
+        waiter_thread.start()
+        waiter_thread.join(timeout=1.0)
+        assert waiter_thread.is_alive()  # it waits for the lock instead of answering "nothing left"
+        holder.rollback()
+    waiter_thread.join(timeout=10)
+    assert got == [item_id]
