@@ -118,6 +118,8 @@ def _property(operation: schemathesis.APIOperation, headers: dict[str, str], exa
 
 def fuzz(app: FastAPI, *, headers: dict[str, str], examples: int) -> dict[str, str]:
     """Run every operation of the app's OpenAPI document; returns {operation: first failure} (empty: all fine)."""
+    app.openapi()  # built (and kept by the app) here: built inside schemathesis' 10 s read timeout, on a busy
+    # 2-CPU machine the first /openapi.json once took longer than that
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     failures: dict[str, str] = {}
     for result in schema.get_all_operations():
@@ -137,6 +139,7 @@ def test_api_keeps_to_its_schema(app: FastAPI, world: dict[str, Any], role: str)
 
 def test_known_conflicts_and_retries_are_documented(app: FastAPI, world: dict[str, Any]) -> None:
     """Answers that random requests rarely reach: 409s, and 200 for a repeated submission."""
+    app.openapi()  # see fuzz()
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     root, alice = _auth(world, "root"), _auth(world, "alice")
     first, last = world["candidates"][0], world["candidates"][-1]
