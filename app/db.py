@@ -118,7 +118,7 @@ def make_database(settings: Settings) -> Database:
         url=url,
         read_engine=read,
         write_engine=write,
-        # Work that reads on connections of its own (``agreement.int_columns_at_once``) takes them from here:
+        # Work that reads on connections of its own (``agreement.at_once``) takes them from here:
         # on SQLite the write engine's transactions take the write lock.
         ReadSession=sessionmaker(read, info={"read_engine": read}, **opts),
         WriteSession=sessionmaker(write, info={"read_engine": read}, **opts),
@@ -128,8 +128,9 @@ def make_database(settings: Settings) -> Database:
 
 def driver_statement(query: Any, dialect: Dialect) -> tuple[str, Any]:
     """``query`` as the driver's SQL text and parameters (positional or named, as the driver takes them), for
-    reads that skip SQLAlchemy's result rows. Parameters are passed as they are (no bind processing: plain
-    numbers and strings only, no JSON paths) and results come back unprocessed."""
+    reads that skip SQLAlchemy's result rows. Parameters are passed as they are, without SQLAlchemy's bind
+    processing — plain numbers and strings work (and PostgreSQL's JSON indexes, which are plain integers), SQLite's
+    JSON paths (formatted by a bind processor) do not — and results come back unprocessed."""
     compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.params
     if compiled.positional:

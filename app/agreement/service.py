@@ -177,11 +177,6 @@ def at_once(session: Session, tasks: Sequence[Callable[[Session], T]]) -> list[T
         return list(pool.map(run, tasks))
 
 
-def int_columns_at_once(session: Session, queries: list[Select[Any]]) -> list[list[NDArray[np.int64]]]:
-    """``int_columns`` of several queries at once (see ``at_once``)."""
-    return at_once(session, [partial(int_columns, query=query) for query in queries])
-
-
 SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+")
 
 

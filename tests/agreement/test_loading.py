@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from functools import partial
 
 import numpy as np
 import pytest
@@ -201,7 +202,8 @@ def test_parallel_reads_see_the_sessions_data(db: Database) -> None:
         assert before
         with db.session() as w:  # committed while the figures are being read
             w.execute(update(Judgment).where(Judgment.project_id == project_id).values(reason="changed later"))
-        parallel = [int(columns[0][0]) for columns in agreement.int_columns_at_once(s, [total, later])]
+        tasks = [partial(agreement.int_columns, query=q) for q in (total, later)]
+        parallel = [int(columns[0][0]) for columns in agreement.at_once(s, tasks)]
         sequential = [int(agreement.int_columns(s, q)[0][0]) for q in (total, later)]
     if db.is_postgres:
         assert parallel == sequential == [before, 0]
