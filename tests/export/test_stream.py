@@ -9,11 +9,13 @@ from typing import Any
 
 import anyio
 import pytest
+from sqlalchemy import select
 
 from app.config import Settings
 from app.db import Database
 from app.export import stream
 from app.export.schemas import ExportFilter
+from app.models import Candidate
 
 
 def _grandchildren() -> dict[int, int]:
@@ -56,8 +58,12 @@ def test_relayed_bytes_equal_the_export_made_in_process(
 
 
 def test_the_export_process_is_niced_and_stopped_when_the_client_goes(
-    settings: Settings, world: dict[str, Any]
+    db: Database, settings: Settings, world: dict[str, Any]
 ) -> None:
+    # A late line larger than a pipe's buffer (64 KiB): the child cannot finish before the first line is read.
+    with db.session() as s:
+        for candidate in s.scalars(select(Candidate).where(Candidate.item_id == world["items"]["decided"])):
+            candidate.text = f"{candidate.position} " + "long " * 40_000
     before = set(_grandchildren())
 
     async def run() -> tuple[dict[int, int], dict[int, int]]:
