@@ -304,12 +304,14 @@ def attach(db: Database, settings: Settings) -> Seeded:
 class Endpoint:
     name: str
     ms: list[float] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)  # perf_counter at the request's start
     statuses: Counter[str] = field(default_factory=Counter)
     locked: int = 0  # error responses that mention "locked"
     samples: list[str] = field(default_factory=list)  # a few error bodies, to print
 
     def record(self, started: float, response: httpx.Response | None, exc: BaseException | None = None) -> None:
         self.ms.append((time.perf_counter() - started) * 1000)
+        self.starts.append(started)
         if response is None:
             self.statuses[type(exc).__name__] += 1
             if len(self.samples) < 3:
@@ -743,6 +745,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--reuse", action="store_true", help="run again on the database a --keep run left")
     parser.add_argument("--server-log", help="keep the server's output in this file")
+    parser.add_argument("--timings", help="write every request as CSV (endpoint, start s, ms) to this file")
     args = parser.parse_args()
     args.duration = args.duration if args.duration is not None else (60.0 if args.sqlite else 300.0)
     args.annotators = args.annotators if args.annotators is not None else (5 if args.sqlite else 50)
@@ -799,6 +802,8 @@ def main() -> int:
                 stop(server)
                 server_log = log.read_text(errors="replace")
         report(run)
+        if args.timings:
+            _write_timings(Path(args.timings), run)
         tracebacks = server_log.count("Traceback (most recent call last)")
         if tracebacks:
             print(f"\nserver log: {tracebacks} tracebacks; the last lines of the first:")
@@ -818,6 +823,15 @@ def main() -> int:
                 _recreate_postgres(args.postgres, args.database, drop_only=True)
     print("\nall checks passed" if passed else "\nSOME CHECKS FAILED")
     return 0 if passed else 1
+
+
+def _write_timings(path: Path, run: Run) -> None:
+    origin = min((e.starts[0] for e in (run.nxt, run.submit, run.dashboard, run.export) if e.starts), default=0.0)
+    with path.open("w") as out:
+        out.write("endpoint,start_s,ms\n")
+        for endpoint in (run.nxt, run.submit, run.dashboard, run.export):
+            for started, ms in zip(endpoint.starts, endpoint.ms, strict=True):
+                out.write(f"{endpoint.name},{started - origin:.3f},{ms:.1f}\n")
 
 
 def _run_loop(coro: Coroutine[Any, Any, Run]) -> Run:

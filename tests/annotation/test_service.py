@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -357,21 +358,34 @@ def test_gold_share_counts_gold_judgments_of_this_project_only(db: Database) -> 
         assert not second.item.is_gold  # 1 of 1: the share is met
 
 
-def test_lapsed_project_counts_are_recounted_by_one_request_while_others_keep_them(
+def test_lapsed_project_counts_are_served_while_one_background_recount_runs(
     db: Database, world: dict[str, int]
 ) -> None:
     with db.session() as s:
         project, _ = _ctx(s, world, "u0")
         key = (str(s.get_bind().engine.url), project.id, project.created_at)
         service._counts_cache[key] = (0.0, (99, 98, 97))  # lapsed long ago
-        service._counts_recounting.add(key)  # another request is recounting right now
+        service._counts_recounting.add(key)  # a recount is under way already
         try:
             assert service._project_counts(s, project) == (99, 98, 97)
+            service._counts_pool.submit(lambda: None).result()  # the pool's one thread is idle: nothing queued
+            assert service._counts_cache[key][1] == (99, 98, 97)
         finally:
             service._counts_recounting.discard(key)
-        assert service._project_counts(s, project) == (3, 0, 4)  # nobody is: this request recounts
+        assert service._project_counts(s, project) == (99, 98, 97)  # not held up: the lapsed counts at once
+        service._counts_pool.submit(lambda: None).result()  # after the recount it queued
         assert key not in service._counts_recounting
         assert service._counts_cache[key][1] == (3, 0, 4)
+        assert service._project_counts(s, project) == (3, 0, 4)
+
+
+def test_the_first_counts_of_a_project_are_counted_by_the_request(db: Database, world: dict[str, int]) -> None:
+    with db.session() as s:
+        project, _ = _ctx(s, world, "u0")
+        key = (str(s.get_bind().engine.url), project.id, project.created_at)
+        service._counts_cache.pop(key, None)
+        assert service._project_counts(s, project) == (3, 0, 4)
+        assert service._counts_cache[key][0] > time.monotonic()
 
 
 @pytest.mark.postgres_only
