@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -12,14 +12,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy import func, select
 
 from app.config import get_settings
 from app.db import make_database
-from app.export import service
+from app.export import service, stream
 from app.export.schemas import DROP_REASONS, ExportFilter
 from app.kit.errors import AppError
-from app.models import Item
 from app.projects.deps import project_by_slug
 
 console = Console(stderr=True)
@@ -96,23 +94,23 @@ def export_command(
         drops: Counter[str] = Counter()
         with db.session(write=False) as s:
             found = project_by_slug(s, project)
-            rules = service.resolve(s, project=found, filt=filt, secret=secret)
-            total = s.scalar(
-                select(func.count()).where(Item.project_id == found.id, Item.is_gold.is_(False), Item.status == "ready")
+            rules = service.resolve(s, project=found, filt=filt, secret=secret)  # a clear error before any work
+            project_id = found.id
+        columns = (TextColumn("chunks of items"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("export", total=None)
+            made = stream.export_blocks(
+                settings,
+                project_id=project_id,
+                filt=filt,
+                drops=drops,
+                on_chunk=lambda done, total: bar.update(task, completed=done, total=total),
             )
-            columns = (TextColumn("items"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-            with Progress(*columns, console=console, transient=True) as bar:
-                task = bar.add_task("export", total=total or 0)
-                if out is None:
-                    for n, _ in enumerate(service.iter_pairs(s, rules=rules, drops=drops)):
-                        if n % 5000 == 0:
-                            bar.update(task, completed=drops["_items"])
-                else:
-                    _write(
-                        out,
-                        service.iter_jsonl(s, rules=rules, drops=drops),
-                        lambda: bar.update(task, completed=drops["_items"]),
-                    )
+            if out is None:  # --preview: count only
+                for _ in made:
+                    pass
+            else:
+                _write(out, made)
         _report(drops, rules.excluded_names)
         if out is not None:
             console.print(f"wrote {drops['_kept']} pairs to {out}")
@@ -123,14 +121,12 @@ def export_command(
         db.dispose()
 
 
-def _write(path: Path, lines: Iterator[bytes], tick: Callable[[], None]) -> None:
+def _write(path: Path, blocks: Iterator[bytes]) -> None:
     tmp = path.with_name(f".{path.name}.part")
     try:
         with tmp.open("wb") as f:
-            for n, line in enumerate(lines):
-                f.write(line)
-                if n % 5000 == 0:
-                    tick()
+            for block in blocks:
+                f.write(block)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

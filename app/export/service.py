@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,15 +97,19 @@ class _Chunk:
     decisions: dict[int, tuple[dict[str, Any], str]]  # verdicts (candidate ids), reason
 
 
-def resolve(session: Session, *, project: Project, filt: ExportFilter, secret: str) -> Rules:
-    """Check the filter against the project and work out which annotators it leaves out."""
+def resolve(
+    session: Session, *, project: Project, filt: ExportFilter, secret: str, excluded: set[int] | None = None
+) -> Rules:
+    """Check the filter against the project and work out which annotators it leaves out (``excluded``: as
+    worked out before, for the same filter — the thresholds are not evaluated again)."""
     known = [OVERALL, *project.dimension_keys]
     for dim in [filt.dimension, *filt.veto]:
         if dim not in known:
             raise Invalid(f"Unknown dimension {dim!r}; this project has: {', '.join(known)}")
+    known_excluded = excluded
     names = dict(session.execute(select(User.username, User.id)).tuples().all())
     ids = set(names.values())
-    excluded: set[int] = set()
+    excluded = set()
     unknown = []
     for who in filt.exclude_annotators:  # a username, or a user id
         if who in names:
@@ -116,7 +120,9 @@ def resolve(session: Session, *, project: Project, filt: ExportFilter, secret: s
             unknown.append(who)
     if unknown:
         raise Invalid(f"Unknown annotator(s): {', '.join(unknown)}")
-    if filt.min_annotator_kappa is not None or filt.min_gold_accuracy is not None:
+    if known_excluded is not None:
+        excluded = set(known_excluded)
+    elif filt.min_annotator_kappa is not None or filt.min_gold_accuracy is not None:
         excluded |= _below_thresholds(session, project=project, filt=filt, ids=names)
     by_id = {v: k for k, v in names.items()}
     return Rules(
@@ -152,23 +158,51 @@ def _below_thresholds(session: Session, *, project: Project, filt: ExportFilter,
     return out
 
 
-def _chunks(session: Session, *, project: Project, dims: list[str], size: int = CHUNK_ITEMS) -> Iterator[_Chunk]:
+def _exported_items(project: Project) -> Any:
+    return (Item.project_id == project.id, Item.is_gold.is_(False), Item.status == "ready")
+
+
+def chunk_starts(session: Session, *, project: Project, size: int = CHUNK_ITEMS) -> list[int]:
+    """The first item id of each chunk of ``size`` exported items, in order (from the index alone)."""
+    numbered = (
+        select(Item.id, func.row_number().over(order_by=Item.id).label("n")).where(*_exported_items(project)).subquery()
+    )
+    return list(session.scalars(select(numbered.c.id).where((numbered.c.n - 1) % size == 0).order_by(numbered.c.id)))
+
+
+def _chunks(
+    session: Session,
+    *,
+    project: Project,
+    dims: list[str],
+    size: int = CHUNK_ITEMS,
+    ranges: Sequence[tuple[int, int | None]] | None = None,
+) -> Iterator[_Chunk]:
+    """The exported items a chunk at a time, with all they need: the next ``size`` items each time, or the items
+    of each id range ``[start, end)`` of ``ranges`` (``end`` None: no end) in turn."""
     conn = session.connection()
     by_postgres = conn.dialect.name == "postgresql"
 
     def rows(query: Select[Any]) -> list[Any]:
         return driver_rows(conn, query)
 
+    columns = select(Item.id, Item.external_id, cast(Item.prompt, Text), Item.round).where(*_exported_items(project))
     last = 0
+    pending = list(ranges) if ranges is not None else None
     while True:
-        items = rows(
-            select(Item.id, Item.external_id, cast(Item.prompt, Text), Item.round)
-            .where(Item.project_id == project.id, Item.is_gold.is_(False), Item.status == "ready", Item.id > last)
-            .order_by(Item.id)
-            .limit(size)
-        )
-        if not items:
+        if pending is None:
+            items = rows(columns.where(Item.id > last).order_by(Item.id).limit(size))
+            if not items:
+                return
+        elif not pending:
             return
+        else:
+            start, end = pending.pop(0)
+            query = columns.where(Item.id >= start)
+            items = rows((query.where(Item.id < end) if end is not None else query).order_by(Item.id))
+            if not items:
+                yield _Chunk([], {}, {}, {})
+                continue
         lo, hi = items[0][0], items[-1][0]
         last = hi
         rounds = {i[0]: i[3] for i in items}
@@ -275,12 +309,25 @@ def iter_pairs(session: Session, *, rules: Rules, drops: Counter[str] | None = N
     ``orjson.Fragment``); ``drops`` counts what each rule left out (and more).
 
     The next chunk of items is read from the database while this one's pairs are made (see ``_prefetched``)."""
+    for row in _pairs(session, rules=rules, drops=drops):
+        if row is not None:
+            yield row
+
+
+def _pairs(
+    session: Session,
+    *,
+    rules: Rules,
+    drops: Counter[str] | None = None,
+    ranges: Sequence[tuple[int, int | None]] | None = None,
+) -> Iterator[dict[str, Any] | None]:
+    """``iter_pairs``, with None after each chunk's pairs; ``ranges``: the chunks' id ranges (see ``_chunks``)."""
     filt, project = rules.filt, rules.project
     drops = drops if drops is not None else Counter()
     k, mode, dim, vetoes, excluded = project.k, filt.pairs, filt.dimension, filt.veto, rules.excluded
     count, pairs_of = P.count, P.pairs_of
     row = _RowMaker(rules)
-    for chunk in _prefetched(session, _chunks(session, project=project, dims=rules.dims)):
+    for chunk in _prefetched(session, _chunks(session, project=project, dims=rules.dims, ranges=ranges)):
         tallies: Counter[str] = Counter()
         for item_id, external_id, prompt, _round in chunk.items:
             tallies["_items"] += 1
@@ -376,6 +423,7 @@ def iter_pairs(session: Session, *, rules: Rules, drops: Counter[str] | None = N
             if decision is not None:
                 tallies["_adjudicated"] += kept
         drops.update(tallies)
+        yield None
 
 
 _DONE = object()
@@ -537,6 +585,20 @@ def iter_jsonl(session: Session, *, rules: Rules, drops: Counter[str] | None = N
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     for row in iter_pairs(session, rules=rules, drops=drops):
         yield dumps(row, option=newline)
+
+
+def jsonl_of_ranges(
+    session: Session, *, rules: Rules, ranges: Sequence[tuple[int, int | None]], drops: Counter[str] | None = None
+) -> Iterator[bytes]:
+    """The JSONL of the items of each id range in turn, one value per range (empty if it keeps no pair)."""
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    lines: list[bytes] = []
+    for row in _pairs(session, rules=rules, drops=drops, ranges=ranges):
+        if row is None:
+            yield b"".join(lines)
+            lines = []
+        else:
+            lines.append(dumps(row, option=newline))
 
 
 def preview(session: Session, *, project: Project, filt: ExportFilter, secret: str) -> PreviewOut:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.config import Settings
 from app.db import Database
-from app.export import stream
+from app.export import service, stream
 from app.export.schemas import ExportFilter
-from app.models import Candidate
+from app.models import Candidate, Item, Project
 
 
 def _grandchildren() -> dict[int, int]:
@@ -57,6 +59,49 @@ def test_relayed_bytes_equal_the_export_made_in_process(
         assert _collect(settings, project_id, filt=filt, block_bytes=1) == expected
 
 
+@pytest.mark.parametrize("processes", [1, 2, 3])
+def test_chunks_made_by_several_processes_come_out_in_order(
+    db: Database, settings: Settings, world: dict[str, Any], processes: int
+) -> None:
+    project_id = world["project_id"]
+    filt = ExportFilter(min_judgments=1, split="all")
+    expected = b"".join(stream.blocks(db, project_id=project_id, filt=filt, secret=settings.secret_key or ""))
+    with db.session(write=False) as s:
+        project = s.get(Project, project_id)
+        assert project is not None
+        in_process: Counter[str] = Counter()
+        for _ in service.iter_pairs(
+            s, rules=service.resolve(s, project=project, filt=filt, secret="x"), drops=in_process
+        ):
+            pass
+    drops: Counter[str] = Counter()
+    seen: list[tuple[int, int]] = []
+    made = stream.export_blocks(
+        settings,
+        project_id=project_id,
+        filt=filt,
+        processes=processes,
+        chunk_items=2,  # 9 exported items: chunks of 2, 2, 2, 2, 1, dealt round the processes
+        block_bytes=100,
+        drops=drops,
+        on_chunk=lambda done, total: seen.append((done, total)),
+    )
+    assert b"".join(made) == expected
+    assert seen == [(n, 5) for n in range(1, 6)]
+    assert drops == in_process and drops["_items"] == 9 and drops["_kept"] == expected.count(b"\n")
+
+
+def test_an_export_of_no_items_is_empty(settings: Settings, world: dict[str, Any], db: Database) -> None:
+    with db.session() as s:
+        s.execute(update(Item).where(Item.project_id == world["project_id"]).values(status="pending"))
+    drops: Counter[str] = Counter()
+    assert (
+        b"".join(stream.export_blocks(settings, project_id=world["project_id"], filt=ExportFilter(), drops=drops))
+        == b""
+    )
+    assert drops["_items"] == 0 and drops["_kept"] == 0
+
+
 def test_the_export_process_is_niced_and_stopped_when_the_client_goes(
     db: Database, settings: Settings, world: dict[str, Any]
 ) -> None:
@@ -80,10 +125,28 @@ def test_the_export_process_is_niced_and_stopped_when_the_client_goes(
         return during, after
 
     during, after = anyio.run(run)
-    assert list(during.values()) == [stream.NICE]
+    assert list(during.values()) == [stream.NICE]  # one process: the project's items make one chunk
     assert after == {}
 
 
-def test_a_failing_export_process_aborts_the_response(settings: Settings, world: dict[str, Any]) -> None:
-    with pytest.raises(stream.ExportFailed, match="failed: AssertionError"):
-        _collect(settings, 10**9, filt=ExportFilter())  # no such project: the child fails before its first line
+def test_a_failing_export_process_aborts_the_response(db: Database, settings: Settings, world: dict[str, Any]) -> None:
+    with db.session() as s:  # as above: the child is still at work after the first line
+        for candidate in s.scalars(select(Candidate).where(Candidate.item_id == world["items"]["decided"])):
+            candidate.text = f"{candidate.position} " + "long " * 40_000
+    before = set(_grandchildren())
+
+    async def run() -> None:
+        relayed = stream.relay(settings, project_id=world["project_id"], filt=ExportFilter(), block_bytes=1)
+        await relayed.__anext__()
+        for pid in set(_grandchildren()) - before:
+            os.kill(pid, signal.SIGKILL)  # the export process dies mid-export
+        try:
+            async for _ in relayed:
+                pass
+        finally:
+            await relayed.aclose()
+
+    with pytest.raises(stream.ExportFailed, match="the export process ended early"):
+        anyio.run(run)
+    with pytest.raises(stream.ExportFailed, match="no such project"):
+        _collect(settings, 10**9, filt=ExportFilter())
