@@ -722,11 +722,36 @@ class Current:
     version: CacheVersion | None
 
 
+FINGERPRINT_TTL = 5.0  # seconds a large project's fingerprint serves the page views of a process
+# (database, project id, its creation time: ids restart in a recreated database) → (taken at, fingerprint)
+_fingerprints: dict[tuple[str, int, datetime], tuple[float, Fingerprint]] = {}
+_fingerprints_lock = threading.Lock()
+
+
+def _recent_fingerprint(session: Session, *, project: Project) -> Fingerprint:
+    """The project's fingerprint, taken at most every ``FINGERPRINT_TTL`` seconds per process for a project too
+    large to compute inline (its counts read a million index entries; an admin refreshing the dashboard paid
+    them on every view): a page may call such a cache fresh for a few seconds after it went stale, as the
+    worker takes that long to notice anyway. A small project's is taken on every view."""
+    key = (str(session.get_bind().engine.url), project.id, project.created_at)
+    now = time.monotonic()
+    with _fingerprints_lock:
+        hit = _fingerprints.get(key)
+    if hit is not None and now - hit[0] < FINGERPRINT_TTL and hit[1].judgments > INLINE_JUDGMENTS:
+        return hit[1]
+    mark = fingerprint(session, project=project)
+    with _fingerprints_lock:
+        if len(_fingerprints) > 1000:
+            _fingerprints.clear()
+        _fingerprints[key] = (now, mark)
+    return mark
+
+
 def current_version(session: Session, *, project: Project) -> Current:
     """``current`` and the version of the cache row the figures come from, for caches keyed by it.
 
     The figures read from the cache row are shared between the requests of this process: do not mutate them."""
-    mark = fingerprint(session, project=project)
+    mark = _recent_fingerprint(session, project=project)
     head = session.execute(
         select(AgreementCache.computed_at, AgreementCache.source).where(AgreementCache.project_id == project.id)
     ).one_or_none()

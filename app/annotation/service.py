@@ -273,12 +273,16 @@ def _gold_due(session: Session, *, project: Project, annotator: User) -> bool:
 
 
 def judged_count(session: Session, *, project: Project, annotator: User) -> int:
-    """How many items the annotator has judged in the project (every candidate round).
+    """How many items the annotator has judged in the project (every candidate round); counted once per
+    session (next-item needs it twice: for the gold share and the progress), again after a submit.
 
     Counted on the assignment index (annotator, project, status) alone: a lease becomes ``submitted`` in the
     transaction that stores its judgment and never changes status again, so the two counts are equal, and
     this one reads no table rows (counting judgments visited one heap page per judgment of the annotator).
     """
+    key = ("judged_count", project.id, annotator.id)
+    if key in session.info:
+        return int(session.info[key])
     count = session.scalar(
         select(func.count())
         .select_from(Assignment)
@@ -288,6 +292,7 @@ def judged_count(session: Session, *, project: Project, annotator: User) -> int:
             Assignment.status == "submitted",
         )
     )
+    session.info[key] = int(count or 0)
     return int(count or 0)
 
 
@@ -410,6 +415,7 @@ def submit_judgment(
         return winner, False
     session.add_all(_verdict_rows(judgment.id, data.verdicts))
     assignment.status = "submitted"
+    session.info.pop(("judged_count", project.id, annotator.id), None)
     session.execute(update(Item).where(Item.id == assignment.item_id).values(judgment_count=Item.judgment_count + 1))
     session.flush()
     return judgment, True

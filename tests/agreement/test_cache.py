@@ -36,8 +36,10 @@ def world(db: Database, settings: Settings) -> dict[str, Any]:
 
 @pytest.fixture
 def large(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every project counts as large: nothing is computed on the spot, only the worker computes."""
+    """Every project counts as large: nothing is computed on the spot, only the worker computes (and the
+    fingerprint is taken on every view, as for a small one)."""
     monkeypatch.setattr(agreement, "INLINE_JUDGMENTS", 0)
+    monkeypatch.setattr(agreement, "FINGERPRINT_TTL", 0.0)
 
 
 def _cache(db: Database, project_id: int) -> AgreementCache | None:

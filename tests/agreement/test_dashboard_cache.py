@@ -28,9 +28,11 @@ def empty_caches() -> Iterator[None]:
     """The caches live as long as the process: each test starts (and leaves) them empty."""
     router.SECTIONS.clear()
     agreement.PARSED.clear()
+    agreement._fingerprints.clear()
     yield
     router.SECTIONS.clear()
     agreement.PARSED.clear()
+    agreement._fingerprints.clear()
 
 
 @pytest.fixture
@@ -44,8 +46,10 @@ def world(db: Database) -> dict[str, Any]:
 
 @pytest.fixture
 def large(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every project counts as large: stale figures are shown from the cache row, not computed on the spot."""
+    """Every project counts as large: stale figures are shown from the cache row, not computed on the spot (and
+    the fingerprint is taken on every view, as for a small one)."""
     monkeypatch.setattr(agreement, "INLINE_JUDGMENTS", 0)
+    monkeypatch.setattr(agreement, "FINGERPRINT_TTL", 0.0)
 
 
 def _version(db: Database, project_id: int) -> agreement.CacheVersion:
@@ -171,3 +175,35 @@ def test_figures_computed_on_the_spot_are_not_cached(
     assert router.SECTIONS.keys() == [] and agreement.PARSED.keys() == []
     client.get(URL)
     assert router.SECTIONS.keys() == [] and router.SECTIONS.hits == router.SECTIONS.misses == 0
+
+
+def test_a_large_projects_fingerprint_serves_views_for_a_few_seconds(
+    client: TestClient,
+    db: Database,
+    world: dict[str, Any],
+    login_as: Callable[[User], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(agreement, "INLINE_JUDGMENTS", 0)
+    monkeypatch.setattr(agreement, "FINGERPRINT_TTL", 3600.0)
+    refresh_stale_figures(db)
+    login_as(world["admin"])
+    assert "refreshing…" not in client.get(URL).text
+    _judge_one_more(db, world["project_id"])
+    assert "refreshing…" not in client.get(URL).text  # the fingerprint of the first view, within its time
+    monkeypatch.setattr(agreement, "FINGERPRINT_TTL", 0.0)  # its time is up
+    assert "refreshing…" in client.get(URL).text
+
+
+def test_a_small_projects_fingerprint_is_taken_on_every_view(
+    client: TestClient,
+    db: Database,
+    world: dict[str, Any],
+    login_as: Callable[[User], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(agreement, "FINGERPRINT_TTL", 3600.0)
+    login_as(world["admin"])
+    assert f"total {3 * ITEMS}</p>" in client.get(URL).text
+    _judge_one_more(db, world["project_id"])
+    assert f"total {3 * ITEMS + 1}</p>" in client.get(URL).text  # computed on the spot, at once
