@@ -18,7 +18,9 @@ in one asyncio process with httpx:
 - one admin (a login session cookie) GETting the agreement dashboard page, ``--admin-pause`` s between views;
 - one training worker (an export token) streaming ``GET export.jsonl`` to the end, again and again.
 
-Prints count, errors by status and p50/p95/p99 per endpoint (target p99 < 50 ms for next-item and submit),
+Prints count, errors by status and p50/p95/p99 per endpoint (target p99 < 50 ms for next-item and submit) —
+over the whole run, and again without the first ``--warmup`` seconds (each server process's first requests
+open its connections, count the project and parse the cached figures) —
 the export's pairs/s and where the machine's CPU went, then stops the server and checks the database: stored
 new judgments = judgments answered 2xx, no (item, annotator) judged twice, no item past r, no lease held
 twice, the items' counters agree with the rows. Exits 1 if a check fails; any 5xx fails the run too, and with
@@ -348,6 +350,7 @@ class Run:
     export_partial: tuple[int, float] = (0, 0.0)
     queue_empty: int = 0
     seconds: float = 0.0
+    started: float = 0.0  # perf_counter when the annotators set off
     cpu: dict[str, float] = field(default_factory=dict)
 
 
@@ -459,7 +462,7 @@ async def drive(base: str, seeded: Seeded, args: argparse.Namespace) -> Run:
     run = Run()
     limits = httpx.Limits(max_connections=len(seeded.tokens) + 8, max_keepalive_connections=len(seeded.tokens) + 8)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
-        start = time.perf_counter()
+        start = run.started = time.perf_counter()
         deadline = start + args.duration
         rng = random.Random(7)
         jobs: list[Coroutine[Any, Any, None]] = [
@@ -482,7 +485,7 @@ def _pcts(ms: list[float]) -> tuple[float, float, float]:
     return float(p50), float(p95), float(p99)
 
 
-def report(run: Run) -> None:
+def report(run: Run, warmup: float) -> None:
     print(f"\nran {run.seconds:.0f} s")
     for ep in (run.nxt, run.submit, run.dashboard):
         p50, p95, p99 = _pcts(ep.ms)
@@ -495,6 +498,13 @@ def report(run: Run) -> None:
             f"{ep.name:10s} n={len(ep.ms):6d} ({len(ep.ms) / run.seconds:5.1f}/s)  "
             f"p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms  errors: {errors}{target}"
         )
+        if warmup > 0:
+            later = [ms for ms, at in zip(ep.ms, ep.starts, strict=True) if at - run.started >= warmup]
+            q50, q95, q99 = _pcts(later)
+            print(
+                f"{'':10s} n={len(later):6d} after the first {warmup:g} s (the server's cold start)  "
+                f"p50 {q50:7.1f} ms  p95 {q95:7.1f} ms  p99 {q99:7.1f} ms"
+            )
         for sample in ep.samples:
             print(f"    e.g. {sample}")
     if run.exports_done:
@@ -745,6 +755,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--reuse", action="store_true", help="run again on the database a --keep run left")
     parser.add_argument("--server-log", help="keep the server's output in this file")
+    parser.add_argument(
+        "--warmup", type=float, default=5.0, help="also print the latencies of requests after this many seconds"
+    )
     parser.add_argument("--timings", help="write every request as CSV (endpoint, start s, ms) to this file")
     args = parser.parse_args()
     args.duration = args.duration if args.duration is not None else (60.0 if args.sqlite else 300.0)
@@ -801,7 +814,7 @@ def main() -> int:
             finally:
                 stop(server)
                 server_log = log.read_text(errors="replace")
-        report(run)
+        report(run, args.warmup)
         if args.timings:
             _write_timings(Path(args.timings), run)
         tracebacks = server_log.count("Traceback (most recent call last)")
