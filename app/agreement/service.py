@@ -214,7 +214,15 @@ def _verdicts_of(session: Session, project: Project) -> list[list[Any]]:
     if not count:
         return [[false()]]
     middle = (low + high) // 2
-    halves = [Verdict.judgment_id.between(low, middle), Verdict.judgment_id.between(middle + 1, high)]
+    judgment_id: Any = Verdict.judgment_id
+    if session.get_bind().dialect.name == "sqlite" and count * 2 >= (
+        session.scalar(select(func.max(Judgment.id))) or 0
+    ):
+        # Most of the table is this project's: SQLite reads it faster whole than through the (judgment,
+        # dimension) index, which fetches each row by rowid (0.6 s a half instead of 1.0 s at 1.8M verdicts).
+        # An expression on the column keeps its planner off the index; PostgreSQL's chooses by itself.
+        judgment_id = Verdict.judgment_id + 0
+    halves = [judgment_id.between(low, middle), judgment_id.between(middle + 1, high)]
     if count * 2 >= high - low + 1:
         return [[half] for half in halves]
     mine = Verdict.judgment_id.in_(select(Judgment.id).where(Judgment.project_id == project.id))
