@@ -11,12 +11,13 @@ found by the pre-ping at checkout; one lost in the middle of a request fails tha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Engine, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, create_engine, event, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -148,3 +149,22 @@ def driver_rows(conn: Connection, query: Any) -> list[Any]:
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+")
+
+
+def export_snapshot(session: Session) -> str:
+    """PostgreSQL: the id of the snapshot of ``session``'s transaction, for other connections to read the same data
+    (``import_snapshot``) while this transaction stays open."""
+    snapshot = str(session.execute(text("SELECT pg_export_snapshot()")).scalar_one())
+    if not _SNAPSHOT_ID.fullmatch(snapshot):
+        raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+    return snapshot
+
+
+def import_snapshot(conn: Connection, snapshot: str) -> None:
+    """PostgreSQL: make ``conn``'s transaction (REPEATABLE READ, nothing read in it yet) see ``snapshot``."""
+    if not _SNAPSHOT_ID.fullmatch(snapshot):
+        raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+    conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # checked: hex digits and dashes only

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import threading
 import time
 from collections import OrderedDict, defaultdict
@@ -23,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import BigInteger, Connection, Select, case, cast, false, func, select, text
+from sqlalchemy import BigInteger, Connection, Select, case, cast, false, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -39,7 +38,7 @@ from app.agreement.schemas import (
     PairKappa,
     TimeBucket,
 )
-from app.db import driver_statement
+from app.db import driver_statement, export_snapshot, import_snapshot
 from app.models import (
     IS_GOLD,
     OVERALL,
@@ -158,26 +157,19 @@ def at_once(session: Session, tasks: Sequence[Callable[[Session], T]]) -> list[T
     """
     bind = session.get_bind()
     engine = session.info.get("read_engine") or (bind.engine if isinstance(bind, Connection) else bind)
-    snapshot: str | None = None
-    if engine.dialect.name == "postgresql":
-        snapshot = str(session.execute(text("SELECT pg_export_snapshot()")).scalar_one())
-        if not SNAPSHOT_ID.fullmatch(snapshot):
-            raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+    snapshot = export_snapshot(session) if engine.dialect.name == "postgresql" else None
 
     def run(task: Callable[[Session], T]) -> T:
         with engine.connect() as conn:
             if snapshot is not None:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
                 conn.begin()
-                conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # checked above: no quotes in it
+                import_snapshot(conn, snapshot)
             with Session(bind=conn) as own:
                 return task(own)
 
     with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="agreement-load") as pool:
         return list(pool.map(run, tasks))
-
-
-SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+")
 
 
 @dataclass

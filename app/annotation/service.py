@@ -272,6 +272,11 @@ def _gold_due(session: Session, *, project: Project, annotator: User) -> bool:
     return int(gold or 0) < project.gold_share * (total + 1)
 
 
+def _judged_key(project: Project, annotator: User) -> tuple[str, int, int]:
+    """Where ``judged_count`` keeps its count in ``session.info``."""
+    return ("judged_count", project.id, annotator.id)
+
+
 def judged_count(session: Session, *, project: Project, annotator: User) -> int:
     """How many items the annotator has judged in the project (every candidate round); counted once per
     session (next-item needs it twice: for the gold share and the progress), again after a submit.
@@ -280,7 +285,7 @@ def judged_count(session: Session, *, project: Project, annotator: User) -> int:
     transaction that stores its judgment and never changes status again, so the two counts are equal, and
     this one reads no table rows (counting judgments visited one heap page per judgment of the annotator).
     """
-    key = ("judged_count", project.id, annotator.id)
+    key = _judged_key(project, annotator)
     if key in session.info:
         return int(session.info[key])
     count = session.scalar(
@@ -415,7 +420,7 @@ def submit_judgment(
         return winner, False
     session.add_all(_verdict_rows(judgment.id, data.verdicts))
     assignment.status = "submitted"
-    session.info.pop(("judged_count", project.id, annotator.id), None)
+    session.info.pop(_judged_key(project, annotator), None)
     session.execute(update(Item).where(Item.id == assignment.item_id).values(judgment_count=Item.judgment_count + 1))
     session.flush()
     return judgment, True

@@ -52,9 +52,9 @@ def export_jsonl(
 ) -> StreamingResponse:
     """The pairs the filter keeps, streamed as JSONL (TRL-ready: prompt, chosen, rejected, reason, meta)."""
     found = project_for_export(session, slug=project, access=access)
-    service.resolve(session, project=found, filt=filt, secret=settings.secret_key or "")  # 422 before streaming
+    rules = service.resolve(session, project=found, filt=filt, secret=settings.secret_key or "")  # 422 first
     return StreamingResponse(
-        relay(settings, project_id=found.id, filt=filt),
+        relay(settings, project_id=found.id, filt=filt, excluded=rules.excluded),
         media_type=JSONL,
         headers={"Content-Disposition": f'attachment; filename="{found.slug}-{filt.dimension}.jsonl"'},
     )

@@ -105,6 +105,7 @@ def export_command(
                 filt=filt,
                 drops=drops,
                 on_chunk=lambda done, total: bar.update(task, completed=done, total=total),
+                excluded=rules.excluded,
             )
             if out is None:  # --preview: count only
                 for _ in made:

@@ -17,18 +17,16 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator
 from multiprocessing.connection import Connection
 from typing import Any
 
 import anyio
 import orjson
-from sqlalchemy import text
 
 from app.config import Settings
-from app.db import Database
+from app.db import export_snapshot, import_snapshot
 from app.export.schemas import ExportFilter
 
 NICE = 10  # the export yields the CPU to annotators' requests
@@ -38,7 +36,6 @@ BLOCK_BYTES = 1 << 20
 # parent takes it, so smaller chunks keep each child small.
 CHUNK_ITEMS = 500
 DATA, NEXT, END, ERROR = b"D", b">", b".", b"E"
-SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+")
 
 _context: Any = None
 
@@ -56,31 +53,6 @@ def _processes() -> Any:
         context.set_forkserver_preload(["app.export.service", "app.db"])
         _context = context
     return _context
-
-
-def blocks(
-    db: Database, *, project_id: int, filt: ExportFilter, secret: str, block_bytes: int = BLOCK_BYTES
-) -> Iterator[bytes]:
-    """The export's lines in blocks of about ``block_bytes``, read in a session of its own (in this process)."""
-    from app.export import service
-    from app.models import Project
-
-    with db.session(write=False) as s:
-        if db.is_postgres:
-            s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        project = s.get(Project, project_id)
-        assert project is not None
-        rules = service.resolve(s, project=project, filt=filt, secret=secret)
-        buffer: list[bytes] = []
-        size = 0
-        for line in service.iter_jsonl(s, rules=rules):
-            buffer.append(line)
-            size += len(line)
-            if size >= block_bytes:
-                yield b"".join(buffer)
-                buffer, size = [], 0
-        if buffer:
-            yield b"".join(buffer)
 
 
 def _produce(
@@ -108,7 +80,7 @@ def _produce(
             if db.is_postgres:
                 s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
                 if snapshot is not None:  # the parent's view of the data, so every part of the file agrees
-                    s.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))  # checked: no quote in it
+                    import_snapshot(s.connection(), snapshot)
             project = s.get(Project, project_id)
             assert project is not None
             rules = service.resolve(
@@ -144,11 +116,13 @@ def export_blocks(
     chunk_items: int | None = None,
     drops: Counter[str] | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
+    excluded: set[int] | None = None,
 ) -> Generator[bytes, None, None]:
     """The export's bytes in order, made by ``processes`` niced child processes (default: ``PROCESSES`` on
     PostgreSQL, one on SQLite), each making every n-th chunk of items; ``drops`` gets what each rule dropped,
-    ``on_chunk(done, total)`` is called after each chunk. The children are stopped when this generator is
-    closed early.
+    ``on_chunk(done, total)`` is called after each chunk; ``excluded``: the annotators the caller's ``resolve``
+    of this filter left out (its thresholds are then not evaluated again). The children are stopped when this
+    generator is closed early.
 
     On PostgreSQL this process holds a REPEATABLE READ transaction whose snapshot every child imports, so the
     file is one consistent view however many processes make it. Each child sends a chunk only once it has made
@@ -166,13 +140,11 @@ def export_blocks(
             snapshot: str | None = None
             if db.is_postgres:
                 s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-                snapshot = str(s.execute(text("SELECT pg_export_snapshot()")).scalar_one())
-                if not SNAPSHOT_ID.fullmatch(snapshot):
-                    raise ExportFailed(f"unexpected snapshot id {snapshot!r}")
+                snapshot = export_snapshot(s)
             project = s.get(Project, project_id)
             if project is None:
                 raise ExportFailed(f"export of project {project_id} failed: no such project")
-            rules = service.resolve(s, project=project, filt=filt, secret=settings.secret_key or "")
+            rules = service.resolve(s, project=project, filt=filt, secret=settings.secret_key or "", excluded=excluded)
             starts = service.chunk_starts(s, project=project, size=chunk_items or CHUNK_ITEMS)
             ranges: list[tuple[int, int | None]] = list(zip(starts, [*starts[1:], None], strict=False)) or [(0, None)]
             wanted = processes if processes is not None else (PROCESSES if db.is_postgres else 1)
@@ -233,11 +205,16 @@ def _receive(receiver: Connection, project_id: int) -> bytes:
 
 
 async def relay(
-    settings: Settings, *, project_id: int, filt: ExportFilter, block_bytes: int = BLOCK_BYTES
+    settings: Settings,
+    *,
+    project_id: int,
+    filt: ExportFilter,
+    block_bytes: int = BLOCK_BYTES,
+    excluded: set[int] | None = None,
 ) -> AsyncIterator[bytes]:
     """``export_blocks`` for an async response: the export's bytes as the children make them; the children are
     stopped when the response ends early."""
-    made = export_blocks(settings, project_id=project_id, filt=filt, block_bytes=block_bytes)
+    made = export_blocks(settings, project_id=project_id, filt=filt, block_bytes=block_bytes, excluded=excluded)
     try:
         while (block := await anyio.to_thread.run_sync(next, made, None)) is not None:
             yield block
