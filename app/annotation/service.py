@@ -17,13 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, exists, func, select, update
+from sqlalchemy import Connection, Engine, Select, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.annotation.schemas import JudgmentIn, VerdictIn
-from app.kit.errors import Conflict, Forbidden, Invalid, NotFound
+from app.kit.errors import Busy, Conflict, Forbidden, Invalid, NotFound
 from app.models import (
     IS_GOLD,
     OVERALL,
@@ -41,6 +41,8 @@ from app.models import (
 log = logging.getLogger(__name__)
 
 LETTERS = "ABCD"
+# How long a claim waits for other claims holding the last open items before answering "busy" (503).
+CLAIM_WAIT_SECONDS = 10.0
 
 
 @dataclass
@@ -215,12 +217,7 @@ def assign_next_item(session: Session, *, project: Project, annotator: User) -> 
             .limit(1)
         )
         if _is_postgres(session):
-            item = session.scalar(query.with_for_update(skip_locked=True, of=Item))
-            if item is None:
-                # Every open item may be locked by another claim that has not committed yet (or is being
-                # rolled back): "nothing left" only once those have finished. Waiting for them (no lock of ours
-                # is held here) re-reads each row after its lock is released.
-                item = session.scalar(query.with_for_update(of=Item))
+            item = _lock_open_item(session, query)
         else:
             item = session.scalar(query)
     if item is None and not gold_due and project.gold_share > 0:
@@ -256,6 +253,27 @@ def assign_next_item(session: Session, *, project: Project, annotator: User) -> 
         assignment.lease_expires_at = now + lease
     session.flush()
     return task_for(session, assignment, candidates=candidates)
+
+
+def _lock_open_item(session: Session, query: Select[tuple[Item]]) -> Item | None:
+    """The first open item of ``query`` that no other transaction holds, locked; None when none is open.
+
+    Every open item may be locked by another claim that has not committed yet (or is being rolled back):
+    "nothing left" only once none is open in the committed state. That is polled, never waited for on the
+    rows' locks: a blocking ``FOR UPDATE`` keeps the lock of every row it waited for and then skipped (filled
+    meanwhile), and this transaction may hold item locks already (``expire_leases``), so two claims and a
+    submit could each wait on the next one's lock (PostgreSQL aborts one of them as a deadlock).
+    """
+    deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+    pause = 0.005
+    while True:
+        item = session.scalar(query.with_for_update(skip_locked=True, of=Item))
+        if item is not None or session.scalar(query.with_only_columns(Item.id)) is None:
+            return item
+        if time.monotonic() > deadline:
+            raise Busy("Other annotators are being given the last open items; try again in a moment")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _gold_due(session: Session, *, project: Project, annotator: User) -> bool:

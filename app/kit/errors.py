@@ -48,3 +48,10 @@ class PayloadTooLarge(AppError):
 
 class TooManyRequests(AppError):
     status_code = 429
+
+
+class Busy(AppError):
+    """A moment's contention that a retry resolves."""
+
+    status_code = 503
+    headers = {"Retry-After": "1"}

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from app.annotation import service
 from app.annotation.schemas import JudgmentIn, VerdictIn
+from app.annotation.service import Task
 from app.db import Database
-from app.kit.errors import Conflict, Invalid
+from app.kit.errors import Busy, Conflict, Invalid
 from app.models import Assignment, Item, Judgment, Project, User, Verdict, utcnow
 from tests.annotation.helpers import prefer_first
 from tests.factories import make_item, make_items, make_project, make_user
@@ -416,3 +417,80 @@ def test_nothing_left_only_after_a_locked_claim_has_finished(db: Database) -> No
         holder.rollback()
     waiter_thread.join(timeout=10)
     assert got == [item_id]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_waiting_claim_keeps_no_lock_on_the_items_it_passed(db: Database) -> None:
+    """A claim waiting for the last open items must not hold the rows it found filled meanwhile: a blocking
+    ``FOR UPDATE`` kept the lock of the item it had waited for, so the submit of that item waited on the claim,
+    which waited on another claim, and PostgreSQL aborted a request as a deadlock."""
+    with db.session() as s:
+        users = [make_user(s, n) for n in ("first", "second", "third")]
+        project = make_project(s, "passed", k=2, overlap=1, members=users)
+        first_item, second_item = make_items(s, project, 2)
+        project_id, ids = project.id, [u.id for u in users]
+
+    def claim(s: Session, user_id: int) -> Task | None:
+        project, user = s.get(Project, project_id), s.get(User, user_id)
+        assert project is not None and user is not None
+        return service.assign_next_item(s, project=project, annotator=user)
+
+    got: list[int | None] = []
+
+    def third_claims() -> None:
+        with db.session() as s:
+            task = claim(s, ids[2])
+            got.append(task.item.id if task is not None else None)
+
+    submitted: list[bool] = []
+    with db.session() as second:
+        with db.session() as first:
+            first_task = claim(first, ids[0])
+            assert first_task is not None and first_task.item.id == first_item.id
+            first_project = first.get(Project, project_id)
+            assert first_project is not None
+            lease_id, data = first_task.assignment.id, prefer_first(first_task, first_project)
+            second_task = claim(second, ids[1])
+            assert second_task is not None and second_task.item.id == second_item.id
+            third = threading.Thread(target=third_claims)
+            third.start()
+            time.sleep(0.3)  # the third claim finds both items locked and waits
+        # The first claim committed: its item is full. Its submit must not wait for the third claim.
+
+        def submit() -> None:
+            with db.session() as s:
+                project, user = s.get(Project, project_id), s.get(User, ids[0])
+                assert project is not None and user is not None
+                service.submit_judgment(
+                    s, project=project, annotator=user, assignment_id=lease_id, submit_key="k-first", data=data
+                )
+                submitted.append(True)
+
+        submitter = threading.Thread(target=submit)
+        submitter.start()
+        submitter.join(timeout=5)
+        assert submitted == [True]
+        assert third.is_alive()  # still waiting for the second item
+        second.rollback()  # the second claim is given up: the third annotator gets its item
+    third.join(timeout=10)
+    assert got == [second_item.id]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_claim_answers_busy_when_the_open_items_stay_locked(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "CLAIM_WAIT_SECONDS", 0.3)
+    with db.session() as s:
+        users = [make_user(s, n) for n in ("holder", "waiter")]
+        project = make_project(s, "busy", k=2, overlap=1, members=users)
+        (item,) = make_items(s, project, 1)
+        project_id, item_id, waiter_id = project.id, item.id, users[1].id
+    with db.session() as holder:
+        holder.execute(select(Item).where(Item.id == item_id).with_for_update())
+        with db.session() as s:
+            project, waiter = s.get(Project, project_id), s.get(User, waiter_id)
+            assert project is not None and waiter is not None
+            with pytest.raises(Busy) as raised:
+                service.assign_next_item(s, project=project, annotator=waiter)
+            assert raised.value.status_code == 503 and "try again" in str(raised.value.detail)
