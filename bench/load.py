@@ -62,6 +62,7 @@ sys.path.insert(0, str(ROOT))
 from alembic import command  # noqa: E402
 
 from app.agreement import service as agreement  # noqa: E402
+from app.annotation.service import recount_tallies  # noqa: E402
 from app.auth.deps import SESSION_COOKIE  # noqa: E402
 from app.auth.service import create_api_token, start_session  # noqa: E402
 from app.config import Settings  # noqa: E402
@@ -225,6 +226,8 @@ def fill(
         ["id", "judgment_id", "dimension", "kind", "chosen_candidate_id", "rejected_candidate_id"],
         verdict_rows(),
     )
+    with db.session() as s:
+        recount_tallies(s, project_id=project_id)  # the annotators' judged counts, as submits keep them
     copied = time.perf_counter() - t0
     t1 = time.perf_counter()
     if db.is_postgres:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.annotation.service import count_judgment
 from app.kit.security import hash_password
 from app.models import Assignment, Candidate, Item, Judgment, Project, ProjectMember, User, Verdict, utcnow
 
@@ -117,6 +118,7 @@ def make_judgment(
     )
     session.add(judgment)
     session.flush()
+    count_judgment(session, project_id=item.project_id, annotator_id=annotator.id, gold=item.is_gold)
     for dimension, (kind, chosen, rejected) in verdicts.items():
         session.add(
             Verdict(

@@ -6,10 +6,12 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.orm import Session
 
 from app.models import Base
 from tests.conftest import _create_pg_database, _drop_pg_database, alembic_config
+from tests.factories import make_items, make_judgment, make_project, make_user
 
 
 @pytest.fixture
@@ -43,3 +45,25 @@ def test_models_and_migrations_agree(scratch_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_the_tallies_migration_counts_the_judgments_already_stored(scratch_url: str) -> None:
+    cfg = alembic_config(scratch_url)
+    command.upgrade(cfg, "head")
+    engine = create_engine(scratch_url)
+    with Session(engine) as s:
+        me, peer = make_user(s, "m-me"), make_user(s, "m-peer")
+        project = make_project(s, "migrated", k=2, overlap=2, members=[me, peer])
+        first, second, third = make_items(s, project, 3)
+        first.is_gold = True
+        for item in (first, second, third):
+            make_judgment(s, item, me, {"overall": ("tie", None, None)})
+        make_judgment(s, first, peer, {"overall": ("tie", None, None)})
+        s.commit()
+        expected = {me.id: (3, 1), peer.id: (1, 1)}
+    command.downgrade(cfg, "0006")  # a database from before the tallies, with these judgments in it
+    command.upgrade(cfg, "head")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT annotator_id, judged, gold_judged FROM annotator_tally")).all()
+    engine.dispose()
+    assert {a: (j, g) for a, j, g in rows} == expected

@@ -17,7 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, Select, exists, func, select, update
+from sqlalchemy import Connection, Engine, Select, case, delete, exists, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -27,6 +29,7 @@ from app.kit.errors import Busy, Conflict, Forbidden, Invalid, NotFound
 from app.models import (
     IS_GOLD,
     OVERALL,
+    AnnotatorTally,
     Assignment,
     Candidate,
     Item,
@@ -278,45 +281,84 @@ def _lock_open_item(session: Session, query: Select[tuple[Item]]) -> Item | None
 
 def _gold_due(session: Session, *, project: Project, annotator: User) -> bool:
     """Whether the annotator's next item should be gold, to keep their gold share at the project's."""
-    total = judged_count(session, project=project, annotator=annotator)
-    # From the gold items (few, behind a partial index) to this annotator's judgments of them: joining all
-    # their judgments to items instead read the whole item table on every next-item of a large project.
-    gold = session.scalar(
-        select(func.count())
-        .select_from(Item)
-        .join(Judgment, Judgment.item_id == Item.id)
-        .where(Item.project_id == project.id, IS_GOLD, Judgment.annotator_id == annotator.id)
-    )
-    return int(gold or 0) < project.gold_share * (total + 1)
+    judged, gold = _tally(session, project=project, annotator=annotator)
+    return gold < project.gold_share * (judged + 1)
 
 
-def _judged_key(project: Project, annotator: User) -> tuple[str, int, int]:
-    """Where ``judged_count`` keeps its count in ``session.info``."""
-    return ("judged_count", project.id, annotator.id)
+def _tally_key(project_id: int, annotator_id: int) -> tuple[str, int, int]:
+    """Where ``_tally`` keeps an annotator's counts in ``session.info``."""
+    return ("tally", project_id, annotator_id)
+
+
+def _tally(session: Session, *, project: Project, annotator: User) -> tuple[int, int]:
+    """(judged, of them gold) for the annotator in the project, from their tally row; read once per session
+    (next-item needs it twice: for the gold share and the progress), again after a submit."""
+    key = _tally_key(project.id, annotator.id)
+    if key not in session.info:
+        row = session.execute(
+            select(AnnotatorTally.judged, AnnotatorTally.gold_judged).where(
+                AnnotatorTally.project_id == project.id, AnnotatorTally.annotator_id == annotator.id
+            )
+        ).first()
+        session.info[key] = (int(row[0]), int(row[1])) if row is not None else (0, 0)
+    judged, gold = session.info[key]
+    return judged, gold
 
 
 def judged_count(session: Session, *, project: Project, annotator: User) -> int:
-    """How many items the annotator has judged in the project (every candidate round); counted once per
-    session (next-item needs it twice: for the gold share and the progress), again after a submit.
+    """How many items the annotator has judged in the project (every candidate round)."""
+    return _tally(session, project=project, annotator=annotator)[0]
 
-    Counted on the assignment index (annotator, project, status) alone: a lease becomes ``submitted`` in the
-    transaction that stores its judgment and never changes status again, so the two counts are equal, and
-    this one reads no table rows (counting judgments visited one heap page per judgment of the annotator).
-    """
-    key = _judged_key(project, annotator)
-    if key in session.info:
-        return int(session.info[key])
-    count = session.scalar(
-        select(func.count())
-        .select_from(Assignment)
-        .where(
-            Assignment.annotator_id == annotator.id,
-            Assignment.project_id == project.id,
-            Assignment.status == "submitted",
+
+def count_judgment(session: Session, *, project_id: int, annotator_id: int, gold: bool) -> None:
+    """Add a new judgment to its annotator's tally (in the transaction that stores it)."""
+    insert = pg_insert if _is_postgres(session) else sqlite_insert
+    session.execute(
+        insert(AnnotatorTally)
+        .values(project_id=project_id, annotator_id=annotator_id, judged=1, gold_judged=int(gold))
+        .on_conflict_do_update(
+            index_elements=[AnnotatorTally.project_id, AnnotatorTally.annotator_id],
+            set_={"judged": AnnotatorTally.judged + 1, "gold_judged": AnnotatorTally.gold_judged + int(gold)},
         )
     )
-    session.info[key] = int(count or 0)
-    return int(count or 0)
+    session.info.pop(_tally_key(project_id, annotator_id), None)
+
+
+def shift_gold_tallies(session: Session, *, item: Item, gold: bool) -> None:
+    """An item became gold (or stopped being gold): move its judgments into (out of) their annotators' gold
+    counts. Call after the item's row was updated (and so locked): a submit of it waits for this transaction
+    and then counts the item as it is now."""
+    delta = 1 if gold else -1
+    for annotator_id, n in session.execute(
+        select(Judgment.annotator_id, func.count()).where(Judgment.item_id == item.id).group_by(Judgment.annotator_id)
+    ):
+        session.execute(
+            update(AnnotatorTally)
+            .where(AnnotatorTally.project_id == item.project_id, AnnotatorTally.annotator_id == annotator_id)
+            .values(gold_judged=AnnotatorTally.gold_judged + delta * n)
+        )
+        session.info.pop(_tally_key(item.project_id, annotator_id), None)
+
+
+def recount_tallies(session: Session, *, project_id: int) -> None:
+    """Rebuild the project's tallies from its judgments (after judgments were written in bulk, not submitted)."""
+    session.execute(delete(AnnotatorTally).where(AnnotatorTally.project_id == project_id))
+    session.execute(
+        insert(AnnotatorTally).from_select(
+            ["project_id", "annotator_id", "judged", "gold_judged"],
+            select(
+                Judgment.project_id,
+                Judgment.annotator_id,
+                func.count(),
+                func.coalesce(func.sum(case((Item.is_gold, 1), else_=0)), 0),
+            )
+            .join(Item, Item.id == Judgment.item_id)
+            .where(Judgment.project_id == project_id)
+            .group_by(Judgment.project_id, Judgment.annotator_id),
+        )
+    )
+    for key in [k for k in session.info if isinstance(k, tuple) and k[:2] == ("tally", project_id)]:
+        del session.info[key]
 
 
 def _get_own_assignment(session: Session, *, project: Project, annotator: User, assignment_id: int) -> Assignment:
@@ -438,8 +480,13 @@ def submit_judgment(
         return winner, False
     session.add_all(_verdict_rows(judgment.id, data.verdicts))
     assignment.status = "submitted"
-    session.info.pop(_judged_key(project, annotator), None)
-    session.execute(update(Item).where(Item.id == assignment.item_id).values(judgment_count=Item.judgment_count + 1))
+    gold = session.scalar(  # RETURNING: the item as it is once its row is ours (see shift_gold_tallies)
+        update(Item)
+        .where(Item.id == assignment.item_id)
+        .values(judgment_count=Item.judgment_count + 1)
+        .returning(Item.is_gold)
+    )
+    count_judgment(session, project_id=project.id, annotator_id=annotator.id, gold=bool(gold))
     session.flush()
     return judgment, True
 

@@ -45,12 +45,15 @@ def set_gold(
 ) -> Item:
     """Make an item gold with its expected judgment (canonical positions; "either" accepts any answer),
     or an ordinary item again with ``None``. Gold judgments are left out of agreement figures and export."""
-    from app.annotation.service import dimension_keys
+    from app.annotation.service import dimension_keys, shift_gold_tallies
 
     item, _ = get_item(session, project=project, item_id=item_id)
+    was_gold = item.is_gold
     if expected is None:
         item.is_gold, item.gold = False, None
         session.flush()
+        if was_gold:
+            shift_gold_tallies(session, item=item, gold=False)
         return item
     dims = dimension_keys(project)
     unknown = [d for d in expected if d not in dims]
@@ -76,4 +79,6 @@ def set_gold(
             clean[dim] = {"kind": kind}
     item.is_gold, item.gold = True, clean
     session.flush()
+    if not was_gold:
+        shift_gold_tallies(session, item=item, gold=True)
     return item

@@ -1,7 +1,7 @@
 """All tables; importing this module registers them on ``Base.metadata``."""
 
 from app.models.adjudication import Adjudication
-from app.models.annotation import OVERALL, Assignment, Judgment, Verdict
+from app.models.annotation import OVERALL, AnnotatorTally, Assignment, Judgment, Verdict
 from app.models.base import Base, utcnow
 from app.models.export import AgreementCache, Snapshot, TrainingRun
 from app.models.item import IS_GOLD, Candidate, Item
@@ -17,6 +17,7 @@ __all__ = [
     "Adjudication",
     "AgreementCache",
     "ApiToken",
+    "AnnotatorTally",
     "Assignment",
     "AuthSession",
     "Base",

@@ -50,6 +50,19 @@ class Assignment(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class AnnotatorTally(Base):
+    """An annotator's running counts in one project, kept by each submit so that next-item reads them instead of
+    counting: their judgments (every candidate round) and those of gold items (the gold share).
+    ``app.annotation.service.recount_tallies`` rebuilds them from the judgments (bulk loads)."""
+
+    __tablename__ = "annotator_tally"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), primary_key=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), primary_key=True, index=True)
+    judged: Mapped[int] = mapped_column(Integer, default=0)
+    gold_judged: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Judgment(Base):
     """One annotator's verdict on one item; the per-dimension choices are its verdicts."""
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.annotation import service
 from app.db import Database
-from app.models import Assignment, Item, Judgment, Project, User
+from app.models import AnnotatorTally, Assignment, Item, Judgment, Project, User
 from tests.annotation.helpers import prefer_first
 from tests.factories import make_items, make_project, make_user
 
@@ -68,6 +68,12 @@ def test_many_annotators_fill_every_item_exactly_r_times(db: Database) -> None:
         assert set(s.scalars(select(Item.judgment_count))) == {OVERLAP}
         assert set(s.scalars(select(Item.claims))) == {OVERLAP}
         assert s.scalar(select(func.count()).select_from(Assignment).where(Assignment.status == "leased")) == 0
+        judged = Counter(s.scalars(select(Judgment.annotator_id)))
+        tallies = {
+            row.annotator_id: row.judged
+            for row in s.execute(select(AnnotatorTally.annotator_id, AnnotatorTally.judged))
+        }
+        assert tallies == dict(judged)
 
 
 def test_parallel_double_submit_creates_one_judgment(db: Database) -> None:

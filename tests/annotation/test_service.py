@@ -14,8 +14,9 @@ from app.annotation import service
 from app.annotation.schemas import JudgmentIn, VerdictIn
 from app.annotation.service import Task
 from app.db import Database
+from app.items.service import set_gold
 from app.kit.errors import Busy, Conflict, Invalid
-from app.models import Assignment, Item, Judgment, Project, User, Verdict, utcnow
+from app.models import AnnotatorTally, Assignment, Item, Judgment, Project, User, Verdict, utcnow
 from tests.annotation.helpers import prefer_first
 from tests.factories import make_item, make_items, make_project, make_user
 
@@ -357,6 +358,51 @@ def test_gold_share_counts_gold_judgments_of_this_project_only(db: Database) -> 
         assert first.item.id == gold.id  # 0 of 0 judged here were gold: gold is due
         second = _judge(s, project, me, "gs-key-0003")
         assert not second.item.is_gold  # 1 of 1: the share is met
+
+
+def _tallies(s: Session, project: Project) -> dict[int, tuple[int, int]]:
+    rows = s.execute(
+        select(AnnotatorTally.annotator_id, AnnotatorTally.judged, AnnotatorTally.gold_judged).where(
+            AnnotatorTally.project_id == project.id
+        )
+    )
+    return {annotator: (judged, gold) for annotator, judged, gold in rows}
+
+
+def test_tallies_follow_submits_and_gold_changes_and_agree_with_a_recount(db: Database) -> None:
+    """Next-item reads each annotator's judged and gold-judged counts from their tally: every submit and every
+    change of an item's gold flag must keep it equal to what counting the judgments gives."""
+    with db.session() as s:
+        me, peer = make_user(s, "t-me"), make_user(s, "t-peer")
+        project = make_project(s, "tally", k=2, overlap=2, members=[me, peer], gold_share=0.0)
+        other = make_project(s, "tally-other", k=2, overlap=1, members=[me], gold_share=0.0)
+        make_items(s, project, 4)
+        make_items(s, other, 1)
+        mine = {_judge(s, project, me, f"t-me-{i:04d}").item.id for i in range(3)}
+        theirs = {_judge(s, project, peer, f"t-peer-{i:04d}").item.id for i in range(2)}
+        _judge(s, other, me, "t-other-0001")
+        assert _tallies(s, project) == {me.id: (3, 0), peer.id: (2, 0)}
+        both, only_mine = min(mine & theirs), min(mine - theirs)
+        tie = {"overall": {"kind": "tie"}}
+
+        set_gold(s, project=project, item_id=both, expected=tie)
+        assert _tallies(s, project) == {me.id: (3, 1), peer.id: (2, 1)}
+        set_gold(s, project=project, item_id=both, expected={"overall": {"kind": "either"}})  # still gold
+        assert _tallies(s, project) == {me.id: (3, 1), peer.id: (2, 1)}
+        set_gold(s, project=project, item_id=only_mine, expected=tie)
+        set_gold(s, project=project, item_id=both, expected=None)
+        assert _tallies(s, project) == {me.id: (3, 1), peer.id: (2, 0)}
+        assert _tallies(s, other) == {me.id: (1, 0)}
+        assert service.judged_count(s, project=project, annotator=me) == 3
+
+        kept = _tallies(s, project)
+        s.execute(update(AnnotatorTally).values(judged=0, gold_judged=7))  # as a bulk load would leave them
+        service.recount_tallies(s, project_id=project.id)
+        assert _tallies(s, project) == kept
+    with db.session() as s:  # a new request reads the stored tally
+        fresh_me, fresh_project = s.get(User, me.id), s.get(Project, project.id)
+        assert fresh_me is not None and fresh_project is not None
+        assert service.progress(s, project=fresh_project, annotator=fresh_me).judged_by_me == 3
 
 
 def test_lapsed_project_counts_are_served_while_one_background_recount_runs(
