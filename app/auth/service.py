@@ -234,11 +234,19 @@ def touch_api_token(session: Session, db: Database, token: ApiToken) -> None:
 
 def user_for_api_token(session: Session, *, token: str, settings: Settings, db: Database) -> User | None:
     """The user an ``api``-scope token acts as; export tokens do not open the rest of the API."""
-    found = find_api_token(session, token=token, settings=settings)
-    if found is None or found.scope != "api":
+    row = (
+        session.execute(  # the token and its user in one query
+            select(ApiToken, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == token_digest(token, settings.secret_key or ""))
+        )
+        .tuples()
+        .first()
+    )
+    if row is None:
         return None
-    user = session.get(User, found.user_id)
-    if user is None or not user.is_active:
+    found, user = row
+    if found.revoked_at is not None or found.scope != "api" or not user.is_active:
         return None
     touch_api_token(session, db, found)
     return user

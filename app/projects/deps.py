@@ -14,15 +14,7 @@ from sqlalchemy.orm import Session
 from app.auth.deps import AdminUser, CurrentUser, SessionDep
 from app.kit.errors import NotFound
 from app.models import Project, ProjectMember, User
-
-
-def is_member(session: Session, *, project_id: int, user_id: int) -> bool:
-    return (
-        session.scalar(
-            select(ProjectMember.id).where(ProjectMember.project_id == project_id, ProjectMember.user_id == user_id)
-        )
-        is not None
-    )
+from app.projects.service import remember_membership
 
 
 def project_by_slug(session: Session, slug: str) -> Project:
@@ -34,10 +26,23 @@ def project_by_slug(session: Session, slug: str) -> Project:
 
 
 def project_for_user(session: Session, *, slug: str, user: User) -> Project:
-    """The project if ``user`` may see it, else NotFound."""
-    project = session.scalar(select(Project).where(Project.slug == slug))
-    if project is None or (not user.is_admin and not is_member(session, project_id=project.id, user_id=user.id)):
+    """The project if ``user`` may see it, else NotFound. Their membership (paused or not, or none) is kept in
+    the session (``app.projects.service.membership``): next-item needs it again."""
+    row = (
+        session.execute(
+            select(Project, ProjectMember.paused)
+            .outerjoin(ProjectMember, (ProjectMember.project_id == Project.id) & (ProjectMember.user_id == user.id))
+            .where(Project.slug == slug)
+        )
+        .tuples()
+        .first()
+    )
+    if row is None:
         raise NotFound("No such project")
+    project, paused = row
+    if paused is None and not user.is_admin:
+        raise NotFound("No such project")
+    remember_membership(session, project_id=project.id, user_id=user.id, paused=paused)
     return project
 
 

@@ -157,6 +157,7 @@ def add_member(session: Session, *, project: Project, username: str) -> User:
     if exists is None:
         session.add(ProjectMember(project_id=project.id, user_id=user.id))
         session.flush()
+        session.info.pop(_membership_key(project.id, user.id), None)
     return user
 
 
@@ -168,6 +169,7 @@ def remove_member(session: Session, *, project: Project, user_id: int) -> None:
         raise NotFound("Not a member")
     session.delete(member)
     session.flush()
+    session.info.pop(_membership_key(project.id, user_id), None)
 
 
 def recent_activity(session: Session, *, project: Project, limit: int = 20) -> list[dict[str, Any]]:
@@ -190,3 +192,25 @@ def set_paused(session: Session, *, project: Project, user_id: int, paused: bool
         raise NotFound("Not a member")
     member.paused = paused
     session.flush()
+    session.info.pop(_membership_key(project.id, user_id), None)
+
+
+def _membership_key(project_id: int, user_id: int) -> tuple[str, int, int]:
+    return ("membership", project_id, user_id)
+
+
+def remember_membership(session: Session, *, project_id: int, user_id: int, paused: bool | None) -> None:
+    """What the request's project lookup found (see ``membership``)."""
+    session.info[_membership_key(project_id, user_id)] = paused
+
+
+def membership(session: Session, *, project_id: int, user_id: int) -> bool | None:
+    """None if the user is not a member of the project, else whether an admin paused them; read once per
+    session (the project lookup of a request reads it already)."""
+    key = _membership_key(project_id, user_id)
+    if key not in session.info:
+        session.info[key] = session.scalar(
+            select(ProjectMember.paused).where(ProjectMember.project_id == project_id, ProjectMember.user_id == user_id)
+        )
+    paused: bool | None = session.info[key]
+    return paused
