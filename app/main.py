@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -14,13 +17,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import ROOT, Settings, get_settings
-from app.db import make_database
+from app.db import Database, make_database
 from app.i18n.middleware import LanguageMiddleware
 from app.kit.errors import AppError
 from app.kit.htmx import is_htmx
 from app.kit.schemas import API_ERROR_RESPONSES
 
 log = logging.getLogger("prefstudio")
+WARM_CONNECTIONS = 8  # opened before serving (of the pool's 20 on PostgreSQL)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -150,9 +154,34 @@ def _error_response(
     )
 
 
+def warm_up(db: Database) -> None:
+    """Before a server process takes requests: open some database connections, count the newest projects for
+    the annotation page, and compile every template. Otherwise the first second of requests pays for all of it
+    at once (next-item answered in 0.3–1.7 s for the first 1.8 s of a load run, then in 30 ms)."""
+    from app.annotation.service import warm_counts
+    from app.templating import compile_templates
+
+    engine = db.read_engine
+    opened = [engine.connect() for _ in range(min(WARM_CONNECTIONS, engine.pool.size()))]  # type: ignore[attr-defined]
+    for conn in opened:
+        conn.close()
+    warm_counts(db)
+    compile_templates()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await run_in_threadpool(warm_up, app.state.db)
+        except Exception:  # a database that is down now is reported by the requests (and /healthz) instead
+            log.exception("warming up")
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="prefstudio",
         version="0.1.0",
         description="Human preference data for DPO: prompts → candidates → judgments → pairs.",

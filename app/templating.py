@@ -28,6 +28,14 @@ templates = Jinja2Templates(env=env)
 env.filters["markdown"] = render_markdown
 
 
+def compile_templates() -> int:
+    """Compile every page template now (Jinja compiles each on first use otherwise); returns how many."""
+    names = env.list_templates(extensions=["html"])
+    for name in names:
+        env.get_template(name)
+    return len(names)
+
+
 def _csrf_token(request: Request) -> str:
     token = getattr(request.state, "csrf_token", None)
     return token or ""

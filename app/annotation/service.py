@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.annotation.schemas import JudgmentIn, VerdictIn
+from app.db import Database
 from app.kit.errors import Busy, Conflict, Forbidden, Invalid, NotFound
 from app.models import (
     IS_GOLD,
@@ -588,6 +589,19 @@ def _count_project(conn: Connection, project_id: int, overlap: int) -> tuple[int
     ).one()
     members = conn.scalar(select(func.count()).select_from(ProjectMember).where(ProjectMember.project_id == project_id))
     return int(totals[0]), int(totals[1]), int(members or 0)
+
+
+def warm_counts(db: Database, *, projects: int = 20) -> int:
+    """Count the newest ``projects`` projects into this process's cache (before a server takes requests, so
+    that the first next-item of each does not count hundreds of thousands of items); returns how many."""
+    with db.read_engine.connect() as conn:
+        rows = conn.execute(
+            select(Project.id, Project.overlap, Project.created_at).order_by(Project.id.desc()).limit(projects)
+        ).all()
+        url = str(db.write_engine.url)
+        for project_id, overlap, created_at in rows:
+            _keep_counts((url, project_id, created_at), _count_project(conn, project_id, overlap))
+    return len(rows)
 
 
 def _keep_counts(key: tuple[str, int, datetime], counts: tuple[int, int, int]) -> None:

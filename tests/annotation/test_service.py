@@ -435,6 +435,23 @@ def test_the_first_counts_of_a_project_are_counted_by_the_request(db: Database, 
         assert service._counts_cache[key][0] > time.monotonic()
 
 
+def test_a_server_warms_up_before_serving(db: Database, world: dict[str, int]) -> None:
+    """Warming up counts the newest projects into the very cache key requests read (from either session kind),
+    and compiles every template."""
+    from app.main import warm_up
+    from app.templating import env
+
+    for write in (True, False):
+        with db.session(write=write) as s:
+            project, _ = _ctx(s, world, "u0")
+            key = (str(s.get_bind().engine.url), project.id, project.created_at)
+            service._counts_cache.pop(key, None)
+            env.cache.clear()  # type: ignore[union-attr]
+            warm_up(db)
+            assert service._counts_cache[key][1] == (3, 0, 4)
+            assert len(env.cache) == len(env.list_templates(extensions=["html"])) > 10  # type: ignore[arg-type]
+
+
 @pytest.mark.postgres_only
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # row locks: SQLite serializes writers instead
 def test_nothing_left_only_after_a_locked_claim_has_finished(db: Database) -> None:
