@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, Select, case, delete, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -454,30 +453,31 @@ def submit_judgment(
             raise Conflict("Your lease on this item expired and it was given to other annotators")
 
     now = utcnow()
-    judgment = Judgment(
-        project_id=project.id,
-        item_id=assignment.item_id,
-        annotator_id=annotator.id,
-        assignment_id=assignment.id,
-        round=assignment.round,
-        reason=data.reason.strip(),
-        flag_all_bad=data.all_bad,
-        flag_problematic=data.problematic,
-        seconds=data.seconds if data.seconds is not None else (now - assignment.leased_at).total_seconds(),
-        submit_key=submit_key,
-        created_at=now,
-        updated_at=now,
+    insert = pg_insert if _is_postgres(session) else sqlite_insert
+    judgment = session.scalar(
+        insert(Judgment)
+        .values(
+            project_id=project.id,
+            item_id=assignment.item_id,
+            annotator_id=annotator.id,
+            assignment_id=assignment.id,
+            round=assignment.round,
+            reason=data.reason.strip(),
+            flag_all_bad=data.all_bad,
+            flag_problematic=data.problematic,
+            seconds=data.seconds if data.seconds is not None else (now - assignment.leased_at).total_seconds(),
+            submit_key=submit_key,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing()  # (item, round, annotator) or the submit key: stored by a concurrent duplicate
+        .returning(Judgment)
     )
-    try:
-        with session.begin_nested():
-            session.add(judgment)
-            session.flush()
-    except IntegrityError:
+    if judgment is None:
         # A concurrent duplicate of this very submission won the race; return what it stored.
-        session.expire_all()
         winner = _judgment_of(session, assignment)
-        if winner is None:
-            raise
+        if winner is None:  # the key was taken meanwhile by another of this annotator's submissions
+            raise Conflict("This submit key was already used")
         return winner, False
     session.add_all(_verdict_rows(judgment.id, data.verdicts))
     assignment.status = "submitted"

@@ -435,6 +435,40 @@ def test_the_first_counts_of_a_project_are_counted_by_the_request(db: Database, 
         assert service._counts_cache[key][0] > time.monotonic()
 
 
+def test_a_submit_that_loses_the_insert_race_returns_the_stored_judgment(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two submits of one lease can both find no judgment and both insert; the second insert does nothing (the
+    unique constraint) and returns what the first stored, counting nothing twice. The interleaving is forced:
+    the second submit's look for an existing judgment is made to miss it, as if the first committed just after."""
+    with db.session() as s:
+        me = make_user(s, "race-me")
+        project = make_project(s, "race", k=2, overlap=1, members=[me], gold_share=0.0)
+        (item,) = make_items(s, project, 1)
+        task = service.assign_next_item(s, project=project, annotator=me)
+        assert task is not None
+        data = prefer_first(task, project)
+        first, created = service.submit_judgment(
+            s, project=project, annotator=me, assignment_id=task.assignment.id, submit_key="race-0001", data=data
+        )
+        assert created
+        looks: list[int] = []
+        real = service._judgment_of
+
+        def late(session: Session, assignment: Assignment) -> Judgment | None:
+            looks.append(assignment.id)
+            return None if len(looks) == 1 else real(session, assignment)
+
+        monkeypatch.setattr(service, "_judgment_of", late)
+        again, created = service.submit_judgment(
+            s, project=project, annotator=me, assignment_id=task.assignment.id, submit_key="race-0002", data=data
+        )
+        assert (again.id, created, len(looks)) == (first.id, False, 2)
+        assert s.scalar(select(func.count()).select_from(Judgment)) == 1
+        assert s.scalar(select(Item.judgment_count).where(Item.id == item.id)) == 1
+        assert _tallies(s, project) == {me.id: (1, 0)}
+
+
 def test_a_server_warms_up_before_serving(db: Database, world: dict[str, int]) -> None:
     """Warming up counts the newest projects into the very cache key requests read (from either session kind),
     and compiles every template."""
