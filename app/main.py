@@ -11,7 +11,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -208,6 +208,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"detail": errors}, status_code=422)
         text = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in errors)
         return _error_response(request, 422, text or "Invalid input")
+
+    @app.exception_handler(Exception)
+    async def _server_error(request: Request, exc: Exception) -> Response:
+        # Answered by Starlette's outermost layer, outside the middleware below: the headers are added here. The
+        # error is raised again after this response (and logged by the server).
+        try:
+            response = _error_response(request, 500, "Something went wrong on the server; please try again.")
+        except Exception:  # the error page itself failed
+            response = PlainTextResponse("Internal server error", status_code=500)
+        response.headers.update({**SECURITY_HEADERS, "Cache-Control": "no-store"})
+        return response
 
     # Added last, the security headers wrap everything else: a 413 from the body limit carries them too.
     app.add_middleware(

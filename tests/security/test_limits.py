@@ -366,3 +366,23 @@ def test_security_headers_on_html_json_static_and_error_responses(
     assert responses["logged-in HTML"].headers["cache-control"] == "no-store"
     assert responses["JSON API"].headers["cache-control"] == "no-store"
     assert responses["static CSS"].headers.get("cache-control") != "no-store"
+
+
+def test_an_unhandled_error_is_a_500_with_the_security_headers(app: FastAPI) -> None:
+    """Starlette answers unhandled errors outside every middleware; the 500 still carries the headers, as JSON for
+    the API and as a page for a browser, and says nothing of the error."""
+
+    def broken() -> None:
+        raise RuntimeError("secret internals")
+
+    app.add_api_route("/api/v1/broken", broken)
+    app.add_api_route("/broken", broken)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        api, page = c.get("/api/v1/broken"), c.get("/broken", headers={"Accept": "text/html"})
+    assert api.status_code == page.status_code == 500
+    assert api.json() == {"detail": "Something went wrong on the server; please try again."}
+    assert page.headers["content-type"].startswith("text/html") and "try again" in page.text
+    for what, r in (("API 500", api), ("page 500", page)):
+        _assert_security_headers(r.headers, what)
+        assert r.headers["cache-control"] == "no-store"
+        assert "secret internals" not in r.text
