@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import ROOT, Settings, get_settings
@@ -197,6 +198,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        cause = exc.__context__
+        if isinstance(cause, MultiPartException) and "exceeded maximum size" in cause.message:
+            # One form field over Starlette's per-part limit (1 MB): a body too large, not a malformed one.
+            return _error_response(request, 413, "Request body too large: one form field is over 1 MB")
         return _error_response(request, exc.status_code, exc.detail)
 
     @app.exception_handler(RequestValidationError)
