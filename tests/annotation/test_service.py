@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from datetime import timedelta
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -467,6 +470,15 @@ def test_a_submit_that_loses_the_insert_race_returns_the_stored_judgment(
         assert s.scalar(select(func.count()).select_from(Judgment)) == 1
         assert s.scalar(select(Item.judgment_count).where(Item.id == item.id)) == 1
         assert _tallies(s, project) == {me.id: (1, 0)}
+
+
+def test_a_server_process_shortens_the_interpreter_switch_interval(app: FastAPI) -> None:
+    from app import main
+
+    sys.setswitchinterval(0.005)  # Python's default
+    with TestClient(app):
+        assert main.SWITCH_INTERVAL < 0.005
+        assert sys.getswitchinterval() == pytest.approx(main.SWITCH_INTERVAL)
 
 
 def test_a_server_warms_up_before_serving(db: Database, world: dict[str, int]) -> None:
