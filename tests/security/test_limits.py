@@ -408,3 +408,18 @@ def test_an_unhandled_error_is_a_500_with_the_security_headers(app: FastAPI) -> 
         _assert_security_headers(r.headers, what)
         assert r.headers["cache-control"] == "no-store"
         assert "secret internals" not in r.text
+
+
+def test_text_with_a_nul_character_is_a_422(client: TestClient, admin: dict[str, Any]) -> None:
+    """PostgreSQL text cannot hold NUL (found by the schema fuzzer): the input is refused, not a 500."""
+    auth = {"Authorization": f"Bearer {admin['token']}"}
+    created = client.post("/api/v1/projects", json={"name": "Nul", "slug": "nul"}, headers=auth)
+    assert created.status_code == 201, created.text
+    r = client.patch("/api/v1/projects/nul", json={"guidelines": "a\x00b"}, headers=auth)
+    stored = client.get("/api/v1/projects/nul", headers=auth).json()
+    if client.app.state.db.is_postgres:  # type: ignore[attr-defined]
+        assert r.status_code == 422, r.text
+        assert "NUL" in r.json()["detail"][0]["msg"]
+        assert stored["guidelines"] == ""  # nothing half-stored
+    else:  # SQLite stores it as it is
+        assert r.status_code == 200 and stored["guidelines"] == "a\x00b"
