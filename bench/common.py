@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -99,3 +100,24 @@ def copy_rows(db: Database, table: str, columns: list[str], rows: Iterable[tuple
         else:
             marks = ", ".join("?" for _ in columns)
             raw.executemany(f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({marks})', rows)
+
+
+def process_tree(root: int) -> set[int]:
+    """``root`` and all its descendants now, found from every process's parent in /proc/*/stat (cheap: a
+    short read each; /proc/PID/task/TID/children needs a kernel option some machines lack)."""
+    parents: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        parents[int(name)] = int(stat[stat.rindex(b")") + 2 :].split(None, 2)[1])
+    tree, grown = {root}, True
+    while grown:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grown = bool(more)
+    return tree

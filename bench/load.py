@@ -69,7 +69,14 @@ from app.config import Settings  # noqa: E402
 from app.db import Database, make_database  # noqa: E402
 from app.kit.security import hash_password  # noqa: E402
 from app.models import DEFAULT_DIMENSIONS, Item, Judgment, Project, ProjectMember, User  # noqa: E402
-from bench.common import ASSIGNMENT_COLUMNS, JUDGMENT_COLUMNS, alembic_config, copy_rows, stamp  # noqa: E402
+from bench.common import (  # noqa: E402
+    ASSIGNMENT_COLUMNS,
+    JUDGMENT_COLUMNS,
+    alembic_config,
+    copy_rows,
+    process_tree,
+    stamp,
+)
 
 SLUG = "load"
 SECRET = "bench-secret-key-0123456789-0123456789"
@@ -705,17 +712,14 @@ def _machine_jiffies() -> tuple[int, int]:
 
 def _tree_cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its descendants (uvicorn's workers), while they run."""
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
+    total = 0.0
+    for p in process_tree(pid):
         try:
             stat = Path(f"/proc/{p}/stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo.extend(int(c) for c in (task / "children").read_text().split())
-        except (FileNotFoundError, ProcessLookupError):
+        except OSError:
             continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
 
