@@ -4,7 +4,9 @@ The unit of agreement is a preference pair (SPEC): for an item, a dimension, and
 canonical order, each annotator's judgment implies a label — FIRST (i better), SECOND (j better) or TIE —
 or nothing ("n.a.", or a pair the judgment does not imply). Missing is missing, never a category.
 
-Library code does the statistics: statsmodels (Fleiss), scikit-learn (Cohen), krippendorff (α).
+Library code does the statistics: statsmodels (Fleiss), scikit-learn (Cohen), krippendorff (α). They are
+imported where they are used: together with pandas and SciPy they are 190 MB of memory and a second of start-up,
+which a web server process, serving figures the worker stored, never needs.
 """
 
 from __future__ import annotations
@@ -12,11 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import krippendorff
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.metrics import cohen_kappa_score
-from statsmodels.stats.inter_rater import fleiss_kappa
 
 # The pair rules are the export's: one definition of what a verdict implies, for figures and for training data.
 from app.export.pairs import FIRST as FIRST
@@ -63,11 +62,13 @@ def fleiss(data: NDArray[np.float64], r: int | None = None) -> tuple[float, int]
         return float("nan"), 0
     # units × categories counts (rater identity does not matter to Fleiss), then statsmodels' κ.
     table = np.stack([(full == c).sum(axis=0) for c in CATEGORIES], axis=1)
-    return float(fleiss_kappa(table, method="fleiss")), int(full.shape[1])
+    return fleiss_from_table(table), int(full.shape[1])
 
 
 def fleiss_from_table(table: NDArray[np.int64]) -> float:
     """Fleiss' κ from a units × categories count table (each row sums to the same r)."""
+    from statsmodels.stats.inter_rater import fleiss_kappa
+
     return float(fleiss_kappa(np.asarray(table), method="fleiss"))
 
 
@@ -80,6 +81,8 @@ def cohen(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[float, int]:
     x, y = a[both].astype(int), b[both].astype(int)
     if len(set(x) | set(y)) == 1:  # one label only: agreement is perfect but κ is undefined
         return float("nan"), n
+    from sklearn.metrics import cohen_kappa_score
+
     return float(cohen_kappa_score(x, y, labels=list(CATEGORIES))), n
 
 
@@ -88,6 +91,8 @@ def alpha(data: NDArray[np.float64]) -> float:
     usable = data[:, (~np.isnan(data)).sum(axis=0) >= 2]
     if usable.shape[1] == 0 or len(np.unique(usable[~np.isnan(usable)])) < 2:
         return float("nan")
+    import krippendorff
+
     return float(krippendorff.alpha(reliability_data=usable, level_of_measurement="nominal"))
 
 

@@ -207,3 +207,32 @@ def test_a_small_projects_fingerprint_is_taken_on_every_view(
     assert f"total {3 * ITEMS}</p>" in client.get(URL).text
     _judge_one_more(db, world["project_id"])
     assert f"total {3 * ITEMS + 1}</p>" in client.get(URL).text  # computed on the spot, at once
+
+
+def test_a_server_process_does_not_load_the_statistics_libraries(tmp_path: Any) -> None:
+    """The web server serves stored figures: statsmodels, scikit-learn, krippendorff (and the SciPy and pandas
+    they bring, 190 MB a process) are loaded only where figures are computed, not by the app or the export."""
+    import subprocess
+    import sys
+
+    heavy = ("sklearn", "statsmodels", "krippendorff", "scipy", "pandas")
+    code = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from app.config import Settings\n"
+        "from app.main import create_app\n"
+        "import app.export.service, app.export.stream, app.cli\n"
+        f"settings = Settings(environment='dev', database_url='sqlite:///{tmp_path}/app.db', secret_key='x' * 40)\n"
+        "with TestClient(create_app(settings)) as client:\n"
+        "    assert client.get('/healthz').status_code == 200\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))\n"
+        "from app.agreement import stats\n"
+        "import numpy as np\n"
+        "stats.alpha(np.array([[0.0, 1.0], [0.0, 1.0]]))\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    before, after = done.stdout.strip().splitlines()[-2:]
+    assert before == "[]"
+    assert "krippendorff" in after  # computing a figure loads its library
