@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -10,8 +11,15 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 _hasher = PasswordHash((Argon2Hasher(),))  # argon2id with pwdlib's (OWASP) defaults
-# Verified against when a username does not exist, so timing does not tell which usernames exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """Verified against when a username does not exist, so timing does not tell which usernames exist. Made on
+    first use (a tenth of a second: every command and export process would pay it at import); a server makes it
+    while warming up, so its first failed login takes no longer than the others."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -22,7 +30,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, password_hash: str | None) -> bool:
     if password_hash is None:
-        _hasher.verify(password, _DUMMY_HASH)
+        _hasher.verify(password, dummy_hash())
         return False
     try:
         return _hasher.verify(password, password_hash)

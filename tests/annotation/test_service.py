@@ -483,7 +483,8 @@ def test_a_server_process_shortens_the_interpreter_switch_interval(app: FastAPI)
 
 def test_a_server_warms_up_before_serving(db: Database, world: dict[str, int]) -> None:
     """Warming up counts the newest projects into the very cache key requests read (from either session kind),
-    and compiles every template."""
+    compiles every template and makes the stand-in hash a failed login verifies against."""
+    from app.kit.security import dummy_hash
     from app.main import warm_up
     from app.templating import env
 
@@ -493,7 +494,9 @@ def test_a_server_warms_up_before_serving(db: Database, world: dict[str, int]) -
             key = (str(s.get_bind().engine.url), project.id, project.created_at)
             service._counts_cache.pop(key, None)
             env.cache.clear()  # type: ignore[union-attr]
+            dummy_hash.cache_clear()
             warm_up(db)
+            assert dummy_hash.cache_info().currsize == 1
             assert service._counts_cache[key][1] == (3, 0, 4)
             assert len(env.cache) == len(env.list_templates(extensions=["html"])) > 10  # type: ignore[arg-type]
 
