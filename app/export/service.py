@@ -589,16 +589,19 @@ def iter_jsonl(session: Session, *, rules: Rules, drops: Counter[str] | None = N
 
 def jsonl_of_ranges(
     session: Session, *, rules: Rules, ranges: Sequence[tuple[int, int | None]], drops: Counter[str] | None = None
-) -> Iterator[bytes]:
-    """The JSONL of the items of each id range in turn, one value per range (empty if it keeps no pair)."""
+) -> Iterator[bytearray]:
+    """The JSONL of the items of each id range in turn, one value per range (empty if it keeps no pair).
+
+    Lines are appended to one buffer as they are made: orjson's bytes keep the capacity they grew to (8 KB for
+    a 1.4 KB line), so a list of a chunk's lines held 20 MB where its text is 3.5."""
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
-    lines: list[bytes] = []
+    lines = bytearray()
     for row in _pairs(session, rules=rules, drops=drops, ranges=ranges):
         if row is None:
-            yield b"".join(lines)
-            lines = []
+            yield lines
+            lines = bytearray()
         else:
-            lines.append(dumps(row, option=newline))
+            lines += dumps(row, option=newline)
 
 
 def preview(session: Session, *, project: Project, filt: ExportFilter, secret: str) -> PreviewOut:
