@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import os
@@ -362,6 +363,20 @@ class Run:
     seconds: float = 0.0
     started: float = 0.0  # perf_counter when the annotators set off
     cpu: dict[str, float] = field(default_factory=dict)
+    lag: Endpoint = field(default_factory=lambda: Endpoint("loop-lag"))  # the load generator's own stalls
+
+
+LAG_TICK = 0.01
+
+
+async def lag_monitor(run: Run, *, deadline: float) -> None:
+    """How late the load generator's event loop wakes from a 10 ms sleep: a stall here (its own garbage
+    collection, a CPU it did not get) would add to every latency it is measuring at that moment."""
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        await asyncio.sleep(LAG_TICK)
+        run.lag.starts.append(t0)
+        run.lag.ms.append(max(0.0, (time.perf_counter() - t0 - LAG_TICK) * 1000))
 
 
 async def annotator(
@@ -437,7 +452,7 @@ async def admin(client: httpx.AsyncClient, run: Run, *, cookie: str, deadline: f
             run.dashboard.record(t0, None, exc)
         else:
             run.dashboard.record(t0, r)
-        await asyncio.sleep(pause)
+        await asyncio.sleep(max(0.0, min(pause, deadline - time.perf_counter())))
 
 
 def _cookie_header(cookies: dict[str, str]) -> str:
@@ -470,6 +485,9 @@ async def exporter(client: httpx.AsyncClient, run: Run, *, token: str, deadline:
 
 async def drive(base: str, seeded: Seeded, args: argparse.Namespace) -> Run:
     run = Run()
+    # The filling left a large heap: a full collection of it would stall the loop (and every latency in flight).
+    gc.collect()
+    gc.freeze()
     limits = httpx.Limits(max_connections=len(seeded.tokens) + 8, max_keepalive_connections=len(seeded.tokens) + 8)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
         start = run.started = time.perf_counter()
@@ -480,6 +498,7 @@ async def drive(base: str, seeded: Seeded, args: argparse.Namespace) -> Run:
             for t in seeded.tokens
         ]
         jobs.append(admin(client, run, cookie=seeded.admin_cookie, deadline=deadline, pause=args.admin_pause))
+        jobs.append(lag_monitor(run, deadline=deadline))
         if not args.no_export:
             jobs.append(exporter(client, run, token=seeded.export_token, deadline=deadline))
         await asyncio.gather(*jobs)
@@ -537,6 +556,12 @@ def report(run: Run, warmup: float) -> None:
         print(f"export     errors: {dict(run.export.errors)}  e.g. {run.export.samples[:1]}")
     if run.queue_empty:
         print(f"({run.queue_empty} annotators ran out of items: seed more with --fresh)")
+    if run.lag.ms:
+        _, l95, l99 = _pcts(run.lag.ms)
+        print(
+            f"load generator's event loop: late by p95 {l95:.1f} ms, p99 {l99:.1f} ms, at most {max(run.lag.ms):.1f} "
+            f"ms (what its own stalls could add to a latency)"
+        )
     if run.cpu:
         cpus = os.cpu_count() or 1
         requests = len(run.nxt.ms) + len(run.submit.ms) + len(run.dashboard.ms)
@@ -711,7 +736,8 @@ def _machine_jiffies() -> tuple[int, int]:
 
 
 def _tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its descendants (uvicorn's workers), while they run."""
+    """User + system CPU of a process and its descendants (uvicorn's workers, the export processes), with that
+    of their children that have ended (an export's processes, once their forkserver has reaped them)."""
     total = 0.0
     for p in process_tree(pid):
         try:
@@ -719,7 +745,7 @@ def _tree_cpu_seconds(pid: int) -> float:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
     return total
 
 
@@ -849,7 +875,7 @@ def _write_timings(path: Path, run: Run) -> None:
     origin = min((e.starts[0] for e in (run.nxt, run.submit, run.dashboard, run.export) if e.starts), default=0.0)
     with path.open("w") as out:
         out.write("endpoint,start_s,ms\n")
-        for endpoint in (run.nxt, run.submit, run.dashboard, run.export):
+        for endpoint in (run.nxt, run.submit, run.dashboard, run.export, run.lag):
             for started, ms in zip(endpoint.starts, endpoint.ms, strict=True):
                 out.write(f"{endpoint.name},{started - origin:.3f},{ms:.1f}\n")
 

@@ -481,6 +481,18 @@ def test_a_server_process_shortens_the_interpreter_switch_interval(app: FastAPI)
         assert sys.getswitchinterval() == pytest.approx(main.SWITCH_INTERVAL)
 
 
+def test_a_server_process_keeps_its_start_up_objects_out_of_the_collector(app: FastAPI) -> None:
+    """After warming up, what start-up made is frozen (a full collection does not walk it); stopping the app
+    unfreezes it again."""
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    with TestClient(app) as client:
+        assert gc.get_freeze_count() > 10_000
+        assert client.get("/healthz").status_code == 200
+    assert gc.get_freeze_count() == 0
+
+
 def test_a_server_warms_up_before_serving(db: Database, world: dict[str, int]) -> None:
     """Warming up counts the newest projects into the very cache key requests read (from either session kind),
     compiles every template and makes the stand-in hash a failed login verifies against."""
