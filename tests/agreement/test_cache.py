@@ -97,7 +97,7 @@ def test_worker_refreshes_only_when_the_fingerprint_moves(db: Database, world: d
     assert _judgments(second.figures, "late") == 1 and second.figures["overlap"] == 4
 
 
-@pytest.mark.parametrize("change", ["edit", "pause", "gold", "rename"])
+@pytest.mark.parametrize("change", ["edit", "pause", "gold", "gold answer", "rename"])
 def test_what_the_figures_depend_on_moves_the_fingerprint(db: Database, world: dict[str, Any], change: str) -> None:
     with db.session() as s:
         project = s.get(Project, world["project_id"])
@@ -113,6 +113,14 @@ def test_what_the_figures_depend_on_moves_the_fingerprint(db: Database, world: d
             item_id = s.scalar(select(Judgment.item_id).limit(1))
             assert item_id is not None
             set_gold(s, project=project, item_id=item_id, expected={"overall": {"kind": "tie"}})
+        elif change == "gold answer":  # the same gold item, another expected answer
+            from app.items.service import set_gold
+
+            item_id = s.scalar(select(Judgment.item_id).limit(1))
+            assert item_id is not None
+            set_gold(s, project=project, item_id=item_id, expected={"overall": {"kind": "tie"}})
+            before = agreement.fingerprint(s, project=project).source
+            set_gold(s, project=project, item_id=item_id, expected={"overall": {"kind": "either"}})
         else:
             s.execute(update(User).where(User.username == "a").values(username="alice"))
         after = agreement.fingerprint(s, project=project).source
