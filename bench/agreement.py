@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from alembic import command  # noqa: E402
 
 from app.agreement import service, stats  # noqa: E402
+from app.annotation.service import recount_tallies  # noqa: E402
 from app.auth.service import create_api_token  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import Database, make_database  # noqa: E402
@@ -162,6 +163,8 @@ def fill(db: Database, items: int) -> None:
         ["id", "judgment_id", "dimension", "kind", "chosen_candidate_id", "rejected_candidate_id"],
         verdicts,
     )
+    with db.session() as s:  # the annotators' judged counts, as submits keep them (the fingerprint reads them)
+        recount_tallies(s, project_id=project_id)
     if db.is_postgres:
         with db.write_engine.begin() as conn:
             for table in ("item", "candidate", "assignment", "judgment", "verdict"):
