@@ -203,14 +203,27 @@ def create_api_token(
     return token, plain
 
 
-def find_api_token(session: Session, *, token: str, settings: Settings) -> ApiToken | None:
-    """A live token by its plain value (lookup by keyed digest; the digest is the comparison)."""
-    found = session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == token_digest(token, settings.secret_key or ""))
+def live_api_token(session: Session, *, token: str, settings: Settings) -> tuple[ApiToken, User] | None:
+    """A live (not revoked) token by its plain value, with its user, in one query (lookup by keyed digest; the
+    digest is the comparison)."""
+    row = (
+        session.execute(
+            select(ApiToken, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == token_digest(token, settings.secret_key or ""))
+        )
+        .tuples()
+        .first()
     )
-    if found is None or found.revoked_at is not None:
+    if row is None or row[0].revoked_at is not None:
         return None
-    return found
+    return row
+
+
+def find_api_token(session: Session, *, token: str, settings: Settings) -> ApiToken | None:
+    """A live token by its plain value."""
+    found = live_api_token(session, token=token, settings=settings)
+    return found[0] if found is not None else None
 
 
 def _write_soon(session: Session, db: Database, statement: Executable) -> None:
@@ -234,19 +247,11 @@ def touch_api_token(session: Session, db: Database, token: ApiToken) -> None:
 
 def user_for_api_token(session: Session, *, token: str, settings: Settings, db: Database) -> User | None:
     """The user an ``api``-scope token acts as; export tokens do not open the rest of the API."""
-    row = (
-        session.execute(  # the token and its user in one query
-            select(ApiToken, User)
-            .join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.token_hash == token_digest(token, settings.secret_key or ""))
-        )
-        .tuples()
-        .first()
-    )
+    row = live_api_token(session, token=token, settings=settings)
     if row is None:
         return None
     found, user = row
-    if found.revoked_at is not None or found.scope != "api" or not user.is_active:
+    if found.scope != "api" or not user.is_active:
         return None
     touch_api_token(session, db, found)
     return user
