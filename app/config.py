@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # Any other body (forms, JSON) is parsed in memory: the largest real one is a project's guidelines (100k chars).
     max_body_mb: int = 16
     sqlite_busy_timeout_ms: int = 30_000
+    # A server process moves what start-up made out of the garbage collector's sight (see app.main). Off where
+    # apps start and stop inside one long process (the tests): each start would collect that process's whole heap.
+    gc_freeze: bool = True
     # Snapshot files live here (written to a temporary name, then renamed into place).
     data_dir: Path = ROOT / "data"
 

@@ -192,12 +192,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # What start-up made lives as long as the process: out of the collector's sight, a full collection no
         # longer walks it all (150k objects: 105 ms holding the interpreter lock, every few hundred requests —
         # each time, every request of the process waited).
-        gc.collect()
-        gc.freeze()
+        if settings.gc_freeze:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
-            gc.unfreeze()  # an app started and stopped within a longer process (tests) leaves nothing pinned
+            if settings.gc_freeze:
+                gc.unfreeze()  # an app started and stopped within a longer process leaves nothing pinned
 
     app = FastAPI(
         lifespan=lifespan,

@@ -106,6 +106,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "environment": "test",
         "database_url": database_url,
         "secret_key": TEST_SECRET,
+        "gc_freeze": False,  # a full collection of the test process's heap at every app start (see Settings)
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
