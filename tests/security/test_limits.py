@@ -388,6 +388,11 @@ def test_security_headers_on_html_json_static_and_error_responses(
     assert responses["logged-in HTML"].headers["cache-control"] == "no-store"
     assert responses["JSON API"].headers["cache-control"] == "no-store"
     assert responses["static CSS"].headers.get("cache-control") != "no-store"
+    # HSTS only where the request came over https (the scheme a TLS-terminating proxy reports).
+    assert "strict-transport-security" not in responses["JSON"].headers
+    secure = TestClient(client.app, base_url="https://testserver").get("/healthz")
+    assert secure.headers["strict-transport-security"] == "max-age=31536000"
+    _assert_security_headers(secure.headers, "https")
 
 
 def test_an_unhandled_error_is_a_500_with_the_security_headers(app: FastAPI) -> None:
