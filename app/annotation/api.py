@@ -15,6 +15,7 @@ from app.annotation.schemas import (
     ProgressOut,
     SkipIn,
     SubmitIn,
+    VerdictIn,
 )
 from app.auth.deps import CurrentUser, SessionDep
 from app.kit.schemas import RowId, error_responses
@@ -45,13 +46,14 @@ def assignment_out(task: service.Task, project: Project, progress: service.Progr
     )
 
 
-def judgment_out(session: SessionDep, judgment: Judgment) -> JudgmentOut:
+def judgment_out(session: SessionDep, judgment: Judgment, verdicts: dict[str, VerdictIn] | None = None) -> JudgmentOut:
+    """``verdicts``: the judgment's, when the caller has them (a judgment just stored); else they are read."""
     return JudgmentOut(
         id=judgment.id,
         item_id=judgment.item_id,
         assignment_id=judgment.assignment_id,
         annotator_id=judgment.annotator_id,
-        verdicts=service.verdicts_of(session, [judgment.id])[judgment.id],
+        verdicts=verdicts if verdicts is not None else service.verdicts_of(session, [judgment.id])[judgment.id],
         reason=judgment.reason,
         all_bad=judgment.flag_all_bad,
         problematic=judgment.flag_problematic,
@@ -95,7 +97,8 @@ def submit(
     )
     if not created:
         response.status_code = 200
-    return judgment_out(session, judgment)
+        return judgment_out(session, judgment)
+    return judgment_out(session, judgment, body.verdicts)  # as stored: no need to read them back
 
 
 @router.get("/projects/{project}/judgments", response_model=list[JudgmentOut])

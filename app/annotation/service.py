@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.annotation.schemas import JudgmentIn, VerdictIn
-from app.db import Database
+from app.db import Database, serial_plan
 from app.kit.errors import Busy, Conflict, Forbidden, Invalid, NotFound
 from app.models import (
     IS_GOLD,
@@ -149,13 +149,13 @@ def assign_next_item(session: Session, *, project: Project, annotator: User) -> 
     lease = timedelta(minutes=project.lease_minutes)
     # Their open lease and their lapsed ones in one look at the assignment index (usually there are none).
     held = session.execute(
-        select(Assignment.id, Assignment.item_id, Assignment.status).where(
+        select(Assignment.id, Assignment.item_id, Assignment.round, Assignment.status).where(
             Assignment.annotator_id == annotator.id,
             Assignment.project_id == project.id,
             Assignment.status.in_(("leased", "expired")),
         )
     ).all()
-    open_lease = next((a_id for a_id, _, status in held if status == "leased"), None)
+    open_lease = next((a_id for a_id, _, _, status in held if status == "leased"), None)
     if open_lease is not None:
         assignment = session.get(Assignment, open_lease)
         assert assignment is not None
@@ -184,7 +184,7 @@ def assign_next_item(session: Session, *, project: Project, annotator: User) -> 
     # room: same assignment, same display order, so the draft the page kept for it is restored and sent
     # instead of being dropped for another item. Their lapsed leases were found by the assignment index alone
     # above: in one join, SQLite's planner scanned every item of the project (60 ms with 400k items).
-    lapsed_items = [item_id for _, item_id, _ in held]  # all "expired" now
+    lapsed_items = [item_id for _, item_id, _, _ in held]  # all "expired" now
     item = None
     if lapsed_items:
         lapsed_query = (
@@ -233,11 +233,10 @@ def assign_next_item(session: Session, *, project: Project, annotator: User) -> 
     set_committed_value(item, "claims", claims)  # the row is ours (locked) until commit: no reload needed
 
     candidates = _candidates(session, item.id, item.round)
-    assignment = session.scalar(
-        select(Assignment).where(
-            Assignment.item_id == item.id, Assignment.round == item.round, Assignment.annotator_id == annotator.id
-        )
-    )
+    # An earlier assignment of theirs to this item and round can only be a lapsed one (the item queries leave out
+    # items they hold, judged or skipped), and those were all read above.
+    earlier = next((a_id for a_id, i, r, _ in held if (i, r) == (item.id, item.round)), None)
+    assignment = session.get(Assignment, earlier) if earlier is not None else None
     if assignment is None:
         order = [c.id for c in candidates]
         random.shuffle(order)
@@ -385,6 +384,32 @@ def _judgment_of(session: Session, assignment: Assignment) -> Judgment | None:
     )
 
 
+def _stored(session: Session, assignment: Assignment, submit_key: str) -> tuple[Judgment | None, Judgment | None]:
+    """In one query: the judgment stored under ``submit_key`` (anyone's), and the one stored for the
+    assignment's item and round by its annotator."""
+    found = session.scalars(
+        select(Judgment).where(
+            (Judgment.submit_key == submit_key)
+            | (
+                (Judgment.item_id == assignment.item_id)
+                & (Judgment.round == assignment.round)
+                & (Judgment.annotator_id == assignment.annotator_id)
+            )
+        )
+    ).all()
+    by_key = next((j for j in found if j.submit_key == submit_key), None)
+    of_lease = next(
+        (
+            j
+            for j in found
+            if (j.item_id, j.round) == (assignment.item_id, assignment.round)
+            and j.annotator_id == assignment.annotator_id
+        ),
+        None,
+    )
+    return by_key, of_lease
+
+
 def _validate_verdicts(project: Project, candidates: list[Candidate], verdicts: dict[str, VerdictIn]) -> None:
     expected = dimension_keys(project)
     missing = [d for d in expected if d not in verdicts]
@@ -429,20 +454,18 @@ def submit_judgment(
     A lease that lapsed is honoured while the item still has room; otherwise 409, and nothing is lost
     on the client, which keeps the draft.
     """
-    by_key = session.scalar(select(Judgment).where(Judgment.submit_key == submit_key))
+    assignment = _get_own_assignment(session, project=project, annotator=annotator, assignment_id=assignment_id)
+    by_key, existing = _stored(session, assignment, submit_key)
     if by_key is not None:
         if by_key.annotator_id != annotator.id or by_key.project_id != project.id:
             raise Conflict("This submit key was already used")
         return by_key, False
-    assignment = _get_own_assignment(session, project=project, annotator=annotator, assignment_id=assignment_id)
-    existing = _judgment_of(session, assignment)
     if existing is not None:
         return existing, False
     if assignment.status == "skipped":
         raise Conflict("You skipped this item")
 
-    task = task_for(session, assignment)
-    _validate_verdicts(project, task.candidates, data.verdicts)
+    _validate_verdicts(project, _candidates(session, assignment.item_id, assignment.round), data.verdicts)
     if assignment.status == "expired":
         taken = session.execute(
             update(Item)
@@ -582,11 +605,12 @@ _counts_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="project-cou
 
 
 def _count_project(conn: Connection, project_id: int, overlap: int) -> tuple[int, int, int]:
-    totals = conn.execute(
-        select(func.count(), func.count().filter(Item.judgment_count >= overlap)).where(
-            Item.project_id == project_id, Item.status == "ready"
-        )
-    ).one()
+    with serial_plan(conn):  # a scan of the project's items, every few seconds per process
+        totals = conn.execute(
+            select(func.count(), func.count().filter(Item.judgment_count >= overlap)).where(
+                Item.project_id == project_id, Item.status == "ready"
+            )
+        ).one()
     members = conn.scalar(select(func.count()).select_from(ProjectMember).where(ProjectMember.project_id == project_id))
     return int(totals[0]), int(totals[1]), int(members or 0)
 

@@ -56,7 +56,7 @@ def test_next_submit_edit_flow(client: TestClient, setup: dict[str, Any]) -> Non
     first = client.post("/api/v1/projects/pa/judgments", json=body, headers=h)
     again = client.post("/api/v1/projects/pa/judgments", json=body, headers=h)
     assert (first.status_code, again.status_code) == (201, 200)
-    assert first.json()["id"] == again.json()["id"]
+    assert first.json() == again.json()  # the answer made from the submitted verdicts = the stored judgment, read
     judgment = first.json()
     assert judgment["verdicts"]["overall"]["chosen"] == assignment["candidates"][0]["id"]
     assert judgment["seconds"] == 12.5 and judgment["version"] == 1

@@ -456,18 +456,26 @@ def test_a_submit_that_loses_the_insert_race_returns_the_stored_judgment(
             s, project=project, annotator=me, assignment_id=task.assignment.id, submit_key="race-0001", data=data
         )
         assert created
-        looks: list[int] = []
-        real = service._judgment_of
+        looks: list[str] = []
+        real_stored, real_judgment_of = service._stored, service._judgment_of
 
-        def late(session: Session, assignment: Assignment) -> Judgment | None:
-            looks.append(assignment.id)
-            return None if len(looks) == 1 else real(session, assignment)
+        def stored_late(
+            session: Session, assignment: Assignment, submit_key: str
+        ) -> tuple[Judgment | None, Judgment | None]:
+            looks.append("before insert")
+            assert real_stored(session, assignment, submit_key)[1] is not None  # there, but missed
+            return None, None
 
-        monkeypatch.setattr(service, "_judgment_of", late)
+        def judgment_of(session: Session, assignment: Assignment) -> Judgment | None:
+            looks.append("after insert")
+            return real_judgment_of(session, assignment)
+
+        monkeypatch.setattr(service, "_stored", stored_late)
+        monkeypatch.setattr(service, "_judgment_of", judgment_of)
         again, created = service.submit_judgment(
             s, project=project, annotator=me, assignment_id=task.assignment.id, submit_key="race-0002", data=data
         )
-        assert (again.id, created, len(looks)) == (first.id, False, 2)
+        assert (again.id, created, looks) == (first.id, False, ["before insert", "after insert"])
         assert s.scalar(select(func.count()).select_from(Judgment)) == 1
         assert s.scalar(select(Item.judgment_count).where(Item.id == item.id)) == 1
         assert _tallies(s, project) == {me.id: (1, 0)}
