@@ -168,3 +168,18 @@ def import_snapshot(conn: Connection, snapshot: str) -> None:
     if not _SNAPSHOT_ID.fullmatch(snapshot):
         raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
     conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # checked: hex digits and dashes only
+
+
+@contextmanager
+def serial_plan(bind: Session | Connection) -> Iterator[None]:
+    """PostgreSQL: the statements inside run in this backend alone, not in a parallel plan (whose workers would
+    take every CPU from the annotators' requests for its duration: a count over a project's items every few
+    seconds did). In a transaction; after an error the transaction's end drops the setting."""
+    postgres = (
+        bind.get_bind().dialect.name == "postgresql" if isinstance(bind, Session) else bind.dialect.name == "postgresql"
+    )
+    if postgres:
+        bind.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    yield
+    if postgres:
+        bind.execute(text("SET LOCAL max_parallel_workers_per_gather TO DEFAULT"))

@@ -23,7 +23,6 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import BigInteger, Connection, Select, Text, case, cast, false, func, select
-from sqlalchemy import text as sql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -39,7 +38,7 @@ from app.agreement.schemas import (
     PairKappa,
     TimeBucket,
 )
-from app.db import driver_statement, export_snapshot, import_snapshot
+from app.db import driver_statement, export_snapshot, import_snapshot, serial_plan
 from app.models import (
     IS_GOLD,
     OVERALL,
@@ -606,14 +605,10 @@ def fingerprint(session: Session, *, project: Project) -> Fingerprint:
     last_change = session.scalar(select(func.max(Judgment.updated_at)).where(Judgment.project_id == project.id))
     # Items are counted from an index only (migration 0006); on PostgreSQL by this process alone, not in a
     # parallel plan that would take every CPU from the annotators' requests for its duration.
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:
-        session.execute(sql("SET LOCAL max_parallel_workers_per_gather = 0"))
-    items, rounds = session.execute(
-        select(func.count(), func.coalesce(func.sum(Item.round), 0)).where(Item.project_id == project.id)
-    ).one()
-    if postgres:
-        session.execute(sql("SET LOCAL max_parallel_workers_per_gather TO DEFAULT"))
+    with serial_plan(session):
+        items, rounds = session.execute(
+            select(func.count(), func.coalesce(func.sum(Item.round), 0)).where(Item.project_id == project.id)
+        ).one()
     gold = session.execute(  # as stored: the text changes when the answer does, and is not decoded (1,200: 5 ms)
         select(Item.id, cast(Item.gold, Text)).where(Item.project_id == project.id, IS_GOLD).order_by(Item.id)
     ).all()
