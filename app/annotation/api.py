@@ -18,7 +18,7 @@ from app.annotation.schemas import (
     VerdictIn,
 )
 from app.auth.deps import CurrentUser, SessionDep
-from app.kit.schemas import RowId, error_responses
+from app.kit.schemas import RowId, error_responses, json_out
 from app.models import Judgment, Project
 from app.projects.deps import ProjectDep
 
@@ -65,13 +65,13 @@ def judgment_out(session: SessionDep, judgment: Judgment, verdicts: dict[str, Ve
 
 
 @router.post("/projects/{project}/next", response_model=NextOut)
-def next_item(project: ProjectDep, session: SessionDep, user: CurrentUser) -> NextOut:
+def next_item(project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
     """Lease the next item to judge (or return the open lease); ``assignment`` is null when none is left."""
     task = service.assign_next_item(session, project=project, annotator=user)
     progress = service.progress(session, project=project, annotator=user)
     if task is None:
-        return NextOut(assignment=None, progress=_progress_out(progress), detail="Nothing left to judge")
-    return NextOut(assignment=assignment_out(task, project, progress), progress=_progress_out(progress))
+        return json_out(NextOut(assignment=None, progress=_progress_out(progress), detail="Nothing left to judge"))
+    return json_out(NextOut(assignment=assignment_out(task, project, progress), progress=_progress_out(progress)))
 
 
 @router.post(
@@ -83,9 +83,7 @@ def next_item(project: ProjectDep, session: SessionDep, user: CurrentUser) -> Ne
         **error_responses(409),
     },
 )
-def submit(
-    body: SubmitIn, project: ProjectDep, session: SessionDep, user: CurrentUser, response: Response
-) -> JudgmentOut:
+def submit(body: SubmitIn, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
     """Submit a judgment for a lease; retries with the same ``submit_key`` or lease return the same judgment (200)."""
     judgment, created = service.submit_judgment(
         session,
@@ -96,9 +94,8 @@ def submit(
         data=body,
     )
     if not created:
-        response.status_code = 200
-        return judgment_out(session, judgment)
-    return judgment_out(session, judgment, body.verdicts)  # as stored: no need to read them back
+        return json_out(judgment_out(session, judgment))
+    return json_out(judgment_out(session, judgment, body.verdicts), status_code=201)  # as stored: not read back
 
 
 @router.get("/projects/{project}/judgments", response_model=list[JudgmentOut])

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from annotated_types import Interval
 from pydantic import BaseModel, ConfigDict
+from starlette.responses import Response
 
 # Row ids are INTEGER columns (32 bits on PostgreSQL): a larger number in a path, query or body is a 422 here,
 # not an "integer out of range" from the database (a 500).
@@ -41,3 +42,12 @@ API_ERROR_RESPONSES = error_responses(400, 401, 403, 404, 413, 422)
 
 class Message(BaseModel):
     detail: str
+
+
+def json_out(model: BaseModel, *, status_code: int = 200) -> Response:
+    """``model`` as a JSON response, for a busy route whose ``response_model`` is the model's class.
+
+    Handed a Response, FastAPI neither validates the answer again (a model built here is valid already) nor, for
+    a ``def`` route, sends that validation to a worker thread of its own: one thread hop less for the request.
+    The bytes are what FastAPI would send."""
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
