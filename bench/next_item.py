@@ -2,7 +2,9 @@
 
 Seeds ITEMS items (k=2) with bulk inserts, starts `prefstudio serve` (uvicorn, one process) on a free port,
 and has ANNOTATORS clients pull-and-submit in sequence, each through the JSON API with a bearer token.
-Prints p50 / p95 / p99 in milliseconds for next-item and submit.
+Prints p50 / p95 / p99 in milliseconds for next-item and submit; then the same for one more annotator who is far
+ahead of the others: AHEAD items in progress that only they have judged (left at one judgment each, waiting for the
+others), which next-item, fullest first, must not walk through one by one.
 
     PREFSTUDIO_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/bench python bench/next_item.py
     python bench/next_item.py            # a temporary SQLite file
@@ -17,10 +19,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import insert
+from sqlalchemy import insert, select, text, update
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -32,11 +35,12 @@ from app.auth.service import create_api_token  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import make_database  # noqa: E402
 from app.kit.security import hash_password  # noqa: E402
-from app.models import Candidate, Item, Project, ProjectMember, User  # noqa: E402
+from app.models import Assignment, Candidate, Item, Project, ProjectMember, User  # noqa: E402
 
 ITEMS = int(os.environ.get("BENCH_ITEMS", "100000"))
 ANNOTATORS = int(os.environ.get("BENCH_ANNOTATORS", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "100"))
+AHEAD = int(os.environ.get("BENCH_AHEAD", "3000"))
 SECRET = "bench-secret-key-0123456789-0123456789"
 
 
@@ -88,8 +92,33 @@ def seed(url: str) -> list[str]:
                 ],
             )
         print(f"seeded {ITEMS} items in {time.perf_counter() - t0:.1f} s")
-        for u in users:
+        # The one far ahead: judged the last AHEAD items alone (submitted assignments, one claim each).
+        ahead = User(username="bench-ahead", password_hash=pw)
+        s.add(ahead)
+        s.flush()
+        s.add(ProjectMember(project_id=project.id, user_id=ahead.id))
+        theirs = s.scalars(select(Item.id).order_by(Item.id.desc()).limit(AHEAD)).all()
+        now = datetime.now(UTC)
+        s.execute(
+            insert(Assignment),
+            [
+                {
+                    "project_id": project.id,
+                    "item_id": item_id,
+                    "annotator_id": ahead.id,
+                    "status": "submitted",
+                    "display_order": [],
+                    "leased_at": now,
+                    "lease_expires_at": now,
+                }
+                for item_id in theirs
+            ],
+        )
+        s.execute(update(Item).where(Item.id.in_(theirs)).values(claims=1))
+        for u in [*users, ahead]:
             tokens.append(create_api_token(s, user=u, scope="api", settings=settings)[1])
+    with db.write_engine.connect() as conn:  # the planner's statistics, as autovacuum would gather them
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
     db.dispose()
     return tokens
 
@@ -134,13 +163,14 @@ def main() -> None:
                 time.sleep(0.2)
         nxt: list[float] = []
         sub: list[float] = []
+        ahead: list[float] = []
         with httpx.Client(base_url=base) as client:
             for r in range(ROUNDS):
                 for n, token in enumerate(tokens):
                     h = {"Authorization": f"Bearer {token}"}
                     t0 = time.perf_counter()
                     a = client.post("/api/v1/projects/bench/next", headers=h).json()["assignment"]
-                    nxt.append((time.perf_counter() - t0) * 1000)
+                    (ahead if n == len(tokens) - 1 else nxt).append((time.perf_counter() - t0) * 1000)
                     first, last = a["candidates"][0]["id"], a["candidates"][-1]["id"]
                     body = {
                         "assignment_id": a["assignment_id"],
@@ -151,11 +181,12 @@ def main() -> None:
                     }
                     t0 = time.perf_counter()
                     resp = client.post("/api/v1/projects/bench/judgments", json=body, headers=h)
-                    sub.append((time.perf_counter() - t0) * 1000)
+                    if n < len(tokens) - 1:
+                        sub.append((time.perf_counter() - t0) * 1000)
                     assert resp.status_code == 201, resp.text
         backend = url.split(":", 1)[0]
         print(f"backend={backend} items={ITEMS} requests={len(nxt)} (sequential, one uvicorn process)")
-        for name, values in (("next-item", nxt), ("submit", sub)):
+        for name, values in (("next-item", nxt), ("submit", sub), (f"next-item, {AHEAD:,} items ahead", ahead)):
             print(
                 f"{name:10s} p50 {pct(values, 50):6.1f} ms   p95 {pct(values, 95):6.1f} ms   p99 {pct(values, 99):6.1f} ms"
             )

@@ -17,6 +17,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnClause
 
 from app.models.base import Base, JSONType, UTCDateTime, utcnow
 
@@ -99,9 +100,10 @@ Index(
     postgresql_where=text("is_gold"),
     sqlite_where=text("is_gold"),
 )
-# "item.is_gold" bare, as the partial index above states it: SQLAlchemy writes the column as "is_gold = 1" on
-# SQLite and ``.is_(True)`` as "IS true" on PostgreSQL, and neither planner matches those to the index.
+# "item.is_gold" bare, as the partial index above states it: SQLAlchemy writes the column — and any expression
+# typed Boolean — as "is_gold = 1" on SQLite, and ``.is_(True)`` as "IS true" on PostgreSQL, and neither planner
+# matches those to the index (SQLite scanned every item of the project). Untyped, it is written as it stands.
 # Use this in a query's WHERE wherever gold items are looked up.
-IS_GOLD = literal_column("item.is_gold", Boolean)
+IS_GOLD: ColumnClause[Any] = literal_column("item.is_gold")
 
 __all__ = ["Candidate", "Item"]

@@ -633,3 +633,39 @@ def test_a_claim_answers_busy_when_the_open_items_stay_locked(db: Database, monk
             with pytest.raises(Busy) as raised:
                 service.assign_next_item(s, project=project, annotator=waiter)
             assert raised.value.status_code == 503 and "try again" in str(raised.value.detail)
+
+
+def _judge_next(s: Session, project: Project, user: User) -> int:
+    """Lease the user's next item and judge it; its id."""
+    task = service.assign_next_item(s, project=project, annotator=user)
+    assert task is not None
+    service.submit_judgment(
+        s,
+        project=project,
+        annotator=user,
+        assignment_id=task.assignment.id,
+        submit_key=f"{user.username}-{task.item.id:08d}",
+        data=prefer_first(task, project),
+    )
+    return task.item.id
+
+
+def test_an_annotator_far_ahead_gets_a_fresh_item_and_every_open_item_stays_reachable(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fullest first looks at a window of the fullest items in progress: one who judged all of them gets the first
+    fresh item rather than a walk through the items in progress past it (their own, mostly); the others still get
+    the fullest; once nothing is fresh, an open item past the window is still given."""
+    monkeypatch.setattr(service, "IN_PROGRESS_WINDOW", 2)
+    with db.session() as s:
+        fast, slow, third = make_user(s, "fast"), make_user(s, "slow"), make_user(s, "third")
+        project = make_project(s, "ahead", k=2, overlap=3, members=[fast, slow, third], gold_share=0.0)
+        ids = [i.id for i in make_items(s, project, 6)]
+        assert [_judge_next(s, project, fast) for _ in range(5)] == ids[:5]  # each in progress once judged
+        assert [_judge_next(s, project, slow) for _ in range(2)] == ids[:2]  # the fullest, lowest id first
+        # The window (ids 0 and 1, two judgments each) is all slow's: the fresh item, not ids[2] past the window.
+        assert _judge_next(s, project, slow) == ids[5]
+        assert _judge_next(s, project, fast) == ids[5]  # nothing fresh, the window theirs: past it
+        assert _judge_next(s, project, slow) == ids[2]
+        assert service.assign_next_item(s, project=project, annotator=fast) is None  # fast judged every item
+        assert _judge_next(s, project, third) == ids[0]  # the fullest, completed (r = 3)
