@@ -254,18 +254,17 @@ def _claim_open_item(session: Session, *, project: Project, mine: Exists) -> Ite
     fullest = (Item.claims.desc(), Item.id)
     has_room = Item.claims < project.overlap
     window = select(Item.id).where(*ready, Item.claims > 0, has_room).order_by(*fullest).limit(IN_PROGRESS_WINDOW)
-    tries = [
-        # "has room" again outside the window: PostgreSQL checks a row it locked against the conditions of the
-        # query itself once more (another claim may have filled it since the window was read), not those of the
-        # window's subquery — without it, an item could be claimed past r.
-        select(Item).where(Item.id.in_(window), *ready, has_room, ~mine).order_by(*fullest).limit(1),
-        # claims = 0 alone (no "< r" beside it): SQLite then walks the queue index in id order and stops early
-        select(Item).where(*ready, Item.claims == 0, ~mine).order_by(Item.id).limit(1),
-    ]
+    in_window = select(Item).where(Item.id.in_(window), ~mine).order_by(*fullest).limit(1)
+    # claims = 0 alone (no "< r" beside it): SQLite then walks the queue index in id order and stops early
+    fresh = select(Item).where(*ready, Item.claims == 0, ~mine).order_by(Item.id).limit(1)
     anything = select(Item).where(*ready, has_room, ~mine).order_by(*fullest).limit(1)
-    if not _is_postgres(session):
-        return next((i for q in [*tries, anything] if (i := session.scalar(q)) is not None), None)
-    for query in tries:
+    if not _is_postgres(session):  # one writer at a time: what was read is what is claimed
+        return next((i for q in (in_window, fresh, anything) if (i := session.scalar(q)) is not None), None)
+    # PostgreSQL checks a row it has just locked against the conditions of the query itself once more (another
+    # claim may have filled it since the statement began), not against those of the window's subquery: they are
+    # repeated outside it, or an item could be claimed past r. (On SQLite they would lead its planner to scan the
+    # queue index instead of looking the window's ids up.)
+    for query in (in_window.where(*ready, has_room), fresh):
         item = session.scalar(query.with_for_update(skip_locked=True, of=Item))
         if item is not None:
             return item
