@@ -17,7 +17,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, Exists, Select, case, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Exists,
+    Select,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -249,26 +262,31 @@ def assign_next_item(session: Session, *, project: Project, annotator: User) -> 
 def _claim_open_item(session: Session, *, project: Project, mine: Exists) -> Item | None:
     """The open item to lease next (locked on PostgreSQL), fullest first: the first of the fullest items in
     progress (a window of them) that is not the annotator's, else the first fresh one, else — only when none is
-    left of either, near a project's end — any open item not theirs."""
+    left of either, near a project's end — any open item not theirs. Each query is built only when reached."""
+    postgres = _is_postgres(session)  # SQLite: one writer at a time, what was read is what is claimed
     ready = (Item.project_id == project.id, Item.status == "ready", Item.is_gold.is_(False))
     fullest = (Item.claims.desc(), Item.id)
     has_room = Item.claims < project.overlap
+
+    def first(query: Select[tuple[Item]]) -> Item | None:
+        return session.scalar(query.with_for_update(skip_locked=True, of=Item) if postgres else query)
+
     window = select(Item.id).where(*ready, Item.claims > 0, has_room).order_by(*fullest).limit(IN_PROGRESS_WINDOW)
-    in_window = select(Item).where(Item.id.in_(window), ~mine).order_by(*fullest).limit(1)
-    # claims = 0 alone (no "< r" beside it): SQLite then walks the queue index in id order and stops early
-    fresh = select(Item).where(*ready, Item.claims == 0, ~mine).order_by(Item.id).limit(1)
-    anything = select(Item).where(*ready, has_room, ~mine).order_by(*fullest).limit(1)
-    if not _is_postgres(session):  # one writer at a time: what was read is what is claimed
-        return next((i for q in (in_window, fresh, anything) if (i := session.scalar(q)) is not None), None)
-    # PostgreSQL checks a row it has just locked against the conditions of the query itself once more (another
-    # claim may have filled it since the statement began), not against those of the window's subquery: they are
-    # repeated outside it, or an item could be claimed past r. (On SQLite they would lead its planner to scan the
-    # queue index instead of looking the window's ids up.)
-    for query in (in_window.where(*ready, has_room), fresh):
-        item = session.scalar(query.with_for_update(skip_locked=True, of=Item))
-        if item is not None:
-            return item
-    return _lock_open_item(session, anything)
+    in_window = select(Item).where(Item.id.in_(window), ~mine)
+    if postgres:
+        # PostgreSQL checks a row it has just locked against the conditions of the query itself once more (another
+        # claim may have filled it since the statement began), not against those of the window's subquery: they
+        # are repeated outside it, or an item could be claimed past r. (On SQLite they would lead its planner to
+        # scan the queue index instead of looking the window's ids up.)
+        in_window = in_window.where(*ready, has_room)
+    item = first(in_window.order_by(*fullest).limit(1))
+    if item is None:
+        # claims = 0 alone (no "< r" beside it): SQLite then walks the queue index in id order and stops early
+        item = first(select(Item).where(*ready, Item.claims == 0, ~mine).order_by(Item.id).limit(1))
+    if item is None:
+        anything = select(Item).where(*ready, has_room, ~mine).order_by(*fullest).limit(1)
+        item = _lock_open_item(session, anything) if postgres else session.scalar(anything)
+    return item
 
 
 def _lock_open_item(session: Session, query: Select[tuple[Item]]) -> Item | None:
@@ -388,39 +406,26 @@ def _get_own_assignment(session: Session, *, project: Project, annotator: User, 
     return assignment
 
 
-def _judgment_of(session: Session, assignment: Assignment) -> Judgment | None:
-    return session.scalar(
-        select(Judgment).where(
-            Judgment.item_id == assignment.item_id,
-            Judgment.round == assignment.round,
-            Judgment.annotator_id == assignment.annotator_id,
-        )
+def _of_lease(assignment: Assignment) -> ColumnElement[bool]:
+    """The judgment stored for the assignment's item and round by its annotator (at most one: a unique key)."""
+    return (
+        (Judgment.item_id == assignment.item_id)
+        & (Judgment.round == assignment.round)
+        & (Judgment.annotator_id == assignment.annotator_id)
     )
+
+
+def _judgment_of(session: Session, assignment: Assignment) -> Judgment | None:
+    return session.scalar(select(Judgment).where(_of_lease(assignment)))
 
 
 def _stored(session: Session, assignment: Assignment, submit_key: str) -> tuple[Judgment | None, Judgment | None]:
     """In one query: the judgment stored under ``submit_key`` (anyone's), and the one stored for the
     assignment's item and round by its annotator."""
-    found = session.scalars(
-        select(Judgment).where(
-            (Judgment.submit_key == submit_key)
-            | (
-                (Judgment.item_id == assignment.item_id)
-                & (Judgment.round == assignment.round)
-                & (Judgment.annotator_id == assignment.annotator_id)
-            )
-        )
-    ).all()
+    found = session.scalars(select(Judgment).where((Judgment.submit_key == submit_key) | _of_lease(assignment))).all()
     by_key = next((j for j in found if j.submit_key == submit_key), None)
-    of_lease = next(
-        (
-            j
-            for j in found
-            if (j.item_id, j.round) == (assignment.item_id, assignment.round)
-            and j.annotator_id == assignment.annotator_id
-        ),
-        None,
-    )
+    lease = (assignment.item_id, assignment.round, assignment.annotator_id)
+    of_lease = next((j for j in found if (j.item_id, j.round, j.annotator_id) == lease), None)
     return by_key, of_lease
 
 

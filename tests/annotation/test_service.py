@@ -282,20 +282,12 @@ def test_progress_counts(db: Database, world: dict[str, int]) -> None:
         before = service.progress(s, project=project, annotator=u0)
         assert (before.judged_by_me, before.items_total, before.items_done) == (0, 3, 0)
         assert before.my_target == 2  # 3 items × r=2 shared by 4 members → ceil(1.5)
-        task = service.assign_next_item(s, project=project, annotator=u0)
-        assert task is not None
-        service.submit_judgment(
-            s,
-            project=project,
-            annotator=u0,
-            assignment_id=task.assignment.id,
-            submit_key="prog-0000001",
-            data=prefer_first(task, project),
-        )
+        _judge(s, project, u0, "prog-0000001")
         assert service.progress(s, project=project, annotator=u0).judged_by_me == 1
 
 
-def _judge(s: Session, project: Project, user: User, key: str) -> service.Task:
+def _judge(s: Session, project: Project, user: User, key: str | None = None) -> service.Task:
+    """Lease the user's next item and judge it (``key``: the submit key; by default one of the user and item)."""
     task = service.assign_next_item(s, project=project, annotator=user)
     assert task is not None
     service.submit_judgment(
@@ -303,7 +295,7 @@ def _judge(s: Session, project: Project, user: User, key: str) -> service.Task:
         project=project,
         annotator=user,
         assignment_id=task.assignment.id,
-        submit_key=key,
+        submit_key=key or f"{user.username}-{task.item.id:08d}",
         data=prefer_first(task, project),
     )
     return task
@@ -635,21 +627,6 @@ def test_a_claim_answers_busy_when_the_open_items_stay_locked(db: Database, monk
             assert raised.value.status_code == 503 and "try again" in str(raised.value.detail)
 
 
-def _judge_next(s: Session, project: Project, user: User) -> int:
-    """Lease the user's next item and judge it; its id."""
-    task = service.assign_next_item(s, project=project, annotator=user)
-    assert task is not None
-    service.submit_judgment(
-        s,
-        project=project,
-        annotator=user,
-        assignment_id=task.assignment.id,
-        submit_key=f"{user.username}-{task.item.id:08d}",
-        data=prefer_first(task, project),
-    )
-    return task.item.id
-
-
 def test_an_annotator_far_ahead_gets_a_fresh_item_and_every_open_item_stays_reachable(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -661,11 +638,11 @@ def test_an_annotator_far_ahead_gets_a_fresh_item_and_every_open_item_stays_reac
         fast, slow, third = make_user(s, "fast"), make_user(s, "slow"), make_user(s, "third")
         project = make_project(s, "ahead", k=2, overlap=3, members=[fast, slow, third], gold_share=0.0)
         ids = [i.id for i in make_items(s, project, 6)]
-        assert [_judge_next(s, project, fast) for _ in range(5)] == ids[:5]  # each in progress once judged
-        assert [_judge_next(s, project, slow) for _ in range(2)] == ids[:2]  # the fullest, lowest id first
+        assert [_judge(s, project, fast).item.id for _ in range(5)] == ids[:5]  # each in progress once judged
+        assert [_judge(s, project, slow).item.id for _ in range(2)] == ids[:2]  # the fullest, lowest id first
         # The window (ids 0 and 1, two judgments each) is all slow's: the fresh item, not ids[2] past the window.
-        assert _judge_next(s, project, slow) == ids[5]
-        assert _judge_next(s, project, fast) == ids[5]  # nothing fresh, the window theirs: past it
-        assert _judge_next(s, project, slow) == ids[2]
+        assert _judge(s, project, slow).item.id == ids[5]
+        assert _judge(s, project, fast).item.id == ids[5]  # nothing fresh, the window theirs: past it
+        assert _judge(s, project, slow).item.id == ids[2]
         assert service.assign_next_item(s, project=project, annotator=fast) is None  # fast judged every item
-        assert _judge_next(s, project, third) == ids[0]  # the fullest, completed (r = 3)
+        assert _judge(s, project, third).item.id == ids[0]  # the fullest, completed (r = 3)
