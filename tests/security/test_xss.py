@@ -878,6 +878,7 @@ def test_login_page_and_language_switch(world: World, chromium_browser: Any) -> 
         page.fill("#password", "wrong password")
         page.click("form[action='/login'] button[type=submit]")
         page.wait_for_selector(".flash.error")
+        page.wait_for_load_state()  # the answer's deferred scripts (htmx) have run: the checks below need them
         assert page.input_value("#username") == name
         problems += b.problems("failed login")
         # Logging in with next=javascript:... lands on this site.
