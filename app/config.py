@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     gc_freeze: bool = True
     # Snapshot files live here (written to a temporary name, then renamed into place).
     data_dir: Path = ROOT / "data"
+    # Exports and snapshots pause while people's requests are in flight on this machine, at most this long at a
+    # time before they make some progress anyway (0: never pause). See app.kit.activity.
+    export_yield_ms: int = 100
 
     @model_validator(mode="after")
     def _require_secret_outside_dev(self) -> Settings:

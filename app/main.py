@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.config import ROOT, Settings, get_settings
 from app.db import Database, make_database
 from app.i18n.middleware import LanguageMiddleware
+from app.kit.activity import ActivityMiddleware
 from app.kit.errors import AppError
 from app.kit.htmx import is_htmx
 from app.kit.schemas import API_ERROR_RESPONSES
@@ -295,6 +296,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_parsed_bytes=settings.max_body_mb * 1024 * 1024,
     )
     app.add_middleware(LanguageMiddleware)
+    app.add_middleware(ActivityMiddleware, data_dir=settings.data_dir)
     app.add_middleware(SecurityHeadersMiddleware)
 
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")

@@ -29,6 +29,7 @@ from app.config import Settings
 from app.db import Database, driver_rows
 from app.export import pairs as P
 from app.export.schemas import DROP_REASONS, ExportFilter, PreviewOut
+from app.kit import activity
 from app.kit.errors import Conflict, Invalid, NotFound
 from app.models import (
     OVERALL,
@@ -45,6 +46,7 @@ from app.models import (
 )
 
 CHUNK_ITEMS = 2000
+PACE_ITEMS = 8  # items between two calls of an export's pace (~40 pairs, 2-3 ms of work)
 
 
 @dataclass
@@ -177,13 +179,17 @@ def _chunks(
     dims: list[str],
     size: int = CHUNK_ITEMS,
     ranges: Sequence[tuple[int, int | None]] | None = None,
+    pace: Callable[[], Any] | None = None,
 ) -> Iterator[_Chunk]:
     """The exported items a chunk at a time, with all they need: the next ``size`` items each time, or the items
-    of each id range ``[start, end)`` of ``ranges`` (``end`` None: no end) in turn."""
+    of each id range ``[start, end)`` of ``ranges`` (``end`` None: no end) in turn; ``pace`` is called before
+    each query."""
     conn = session.connection()
     by_postgres = conn.dialect.name == "postgresql"
 
     def rows(query: Select[Any]) -> list[Any]:
+        if pace is not None:
+            pace()
         return driver_rows(conn, query)
 
     columns = select(Item.id, Item.external_id, cast(Item.prompt, Text), Item.round).where(*_exported_items(project))
@@ -272,6 +278,8 @@ def _chunks(
                 )
 
         decisions: dict[int, tuple[dict[str, Any], str]] = {}
+        if pace is not None:
+            pace()
         for item_id, round_, verdicts, reason in conn.execute(  # JSON: SQLAlchemy decodes it
             select(Adjudication.item_id, Adjudication.round, Adjudication.verdicts, Adjudication.reason)
             .where(Adjudication.item_id.between(lo, hi))
@@ -304,12 +312,15 @@ def _prompt(prompt: str, fmt: str) -> Any:
     return orjson.Fragment(prompt)
 
 
-def iter_pairs(session: Session, *, rules: Rules, drops: Counter[str] | None = None) -> Iterator[dict[str, Any]]:
+def iter_pairs(
+    session: Session, *, rules: Rules, drops: Counter[str] | None = None, pace: Callable[[], Any] | None = None
+) -> Iterator[dict[str, Any]]:
     """Every pair the filter keeps, as an export row ready for ``orjson.dumps`` (stored JSON is embedded as
-    ``orjson.Fragment``); ``drops`` counts what each rule left out (and more).
+    ``orjson.Fragment``); ``drops`` counts what each rule left out (and more); ``pace`` is called every
+    ``PACE_ITEMS`` items and before each query (to give way to people's requests: ``app.kit.activity``).
 
     The next chunk of items is read from the database while this one's pairs are made (see ``_prefetched``)."""
-    for row in _pairs(session, rules=rules, drops=drops):
+    for row in _pairs(session, rules=rules, drops=drops, pace=pace):
         if row is not None:
             yield row
 
@@ -320,6 +331,7 @@ def _pairs(
     rules: Rules,
     drops: Counter[str] | None = None,
     ranges: Sequence[tuple[int, int | None]] | None = None,
+    pace: Callable[[], Any] | None = None,
 ) -> Iterator[dict[str, Any] | None]:
     """``iter_pairs``, with None after each chunk's pairs; ``ranges``: the chunks' id ranges (see ``_chunks``)."""
     filt, project = rules.filt, rules.project
@@ -327,10 +339,13 @@ def _pairs(
     k, mode, dim, vetoes, excluded = project.k, filt.pairs, filt.dimension, filt.veto, rules.excluded
     count, pairs_of = P.count, P.pairs_of
     row = _RowMaker(rules)
-    for chunk in _prefetched(session, _chunks(session, project=project, dims=rules.dims, ranges=ranges)):
+    chunks = _chunks(session, project=project, dims=rules.dims, ranges=ranges, pace=pace)
+    for chunk in _prefetched(session, chunks):
         tallies: Counter[str] = Counter()
         for item_id, external_id, prompt, _round in chunk.items:
             tallies["_items"] += 1
+            if pace is not None and not tallies["_items"] % PACE_ITEMS:
+                pace()
             cands = chunk.candidates.get(item_id)
             if cands is None or len(cands) < 2:
                 continue
@@ -580,23 +595,31 @@ class _RowMaker:
         }
 
 
-def iter_jsonl(session: Session, *, rules: Rules, drops: Counter[str] | None = None) -> Iterator[bytes]:
-    """The export as JSONL lines (UTF-8, one pair a line)."""
+def iter_jsonl(
+    session: Session, *, rules: Rules, drops: Counter[str] | None = None, pace: Callable[[], Any] | None = None
+) -> Iterator[bytes]:
+    """The export as JSONL lines (UTF-8, one pair a line); ``pace``: see ``iter_pairs``."""
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
-    for row in iter_pairs(session, rules=rules, drops=drops):
+    for row in iter_pairs(session, rules=rules, drops=drops, pace=pace):
         yield dumps(row, option=newline)
 
 
 def jsonl_of_ranges(
-    session: Session, *, rules: Rules, ranges: Sequence[tuple[int, int | None]], drops: Counter[str] | None = None
+    session: Session,
+    *,
+    rules: Rules,
+    ranges: Sequence[tuple[int, int | None]],
+    drops: Counter[str] | None = None,
+    pace: Callable[[], Any] | None = None,
 ) -> Iterator[bytearray]:
-    """The JSONL of the items of each id range in turn, one value per range (empty if it keeps no pair).
+    """The JSONL of the items of each id range in turn, one value per range (empty if it keeps no pair);
+    ``pace``: see ``iter_pairs``.
 
     Lines are appended to one buffer as they are made: orjson's bytes keep the capacity they grew to (8 KB for
     a 1.4 KB line), so a list of a chunk's lines held 20 MB where its text is 3.5."""
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     lines = bytearray()
-    for row in _pairs(session, rules=rules, drops=drops, ranges=ranges):
+    for row in _pairs(session, rules=rules, drops=drops, ranges=ranges, pace=pace):
         if row is None:
             yield lines
             lines = bytearray()
@@ -735,7 +758,8 @@ def write_snapshot(
         tmp = data_dir / f".snapshot-{snapshot_id}-{uuid.uuid4().hex}.tmp"
         try:
             with open(tmp, "wb") as f:
-                for line in iter_jsonl(s, rules=rules, drops=drops):
+                pace = activity.pacer(data_dir, settings.export_yield_ms / 1000)
+                for line in iter_jsonl(s, rules=rules, drops=drops, pace=pace):
                     f.write(line)
                     digest.update(line)
                     rows += 1

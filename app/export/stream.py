@@ -28,6 +28,7 @@ import orjson
 from app.config import Settings
 from app.db import export_snapshot, import_snapshot
 from app.export.schemas import ExportFilter
+from app.kit import activity
 
 NICE = 10  # the export yields the CPU to annotators' requests
 PROCESSES = 2  # export processes on PostgreSQL: making pairs is pure Python, one CPU per process
@@ -91,7 +92,8 @@ def _produce(
                 excluded=set(excluded),
             )
             drops: Counter[str] = Counter()
-            for part in service.jsonl_of_ranges(s, rules=rules, ranges=ranges, drops=drops):
+            pace = activity.pacer(config.data_dir, config.export_yield_ms / 1000)
+            for part in service.jsonl_of_ranges(s, rules=rules, ranges=ranges, drops=drops, pace=pace):
                 for at in range(0, len(part), block_bytes):
                     out.send_bytes(DATA + part[at : at + block_bytes])
                 out.send_bytes(NEXT)

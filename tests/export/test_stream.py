@@ -1,9 +1,11 @@
-"""The live export is made in a niced process of its own and relayed: same bytes, stopped when the client goes."""
+"""The live export is made in a niced process of its own and relayed: same bytes, stopped when the client goes,
+pausing while people's requests are in flight."""
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,6 +19,7 @@ from app.config import Settings
 from app.db import Database
 from app.export import service, stream
 from app.export.schemas import ExportFilter
+from app.kit import activity
 from app.models import Candidate, Item, Project
 
 
@@ -161,3 +164,56 @@ def test_a_failing_export_process_aborts_the_response(db: Database, settings: Se
         anyio.run(run)
     with pytest.raises(stream.ExportFailed, match="no such project"):
         _collect(settings, 10**9, filt=ExportFilter())
+
+
+def test_the_export_pauses_while_a_request_is_in_flight_and_makes_the_same_bytes(
+    db: Database, settings: Settings, world: dict[str, Any]
+) -> None:
+    """A request in flight on the board of the export's data directory holds the export's processes back (here
+    without limit); once it ends they go on, and the file is the one made without pausing."""
+    project_id, filt = world["project_id"], ExportFilter()
+    expected = _in_process(db, project_id, filt, settings.secret_key or "")
+    patient = settings.model_copy(update={"export_yield_ms": 3_600_000})
+    board = activity.board_for(settings.data_dir)
+    made: list[bytes] = []
+    board.enter()
+    try:
+        worker = threading.Thread(
+            target=lambda: made.extend(stream.export_blocks(patient, project_id=project_id, filt=filt, block_bytes=1))
+        )
+        worker.start()
+        worker.join(2.0)
+        assert worker.is_alive() and made == []  # (made unpaced, this export takes a fraction of that)
+    finally:
+        board.leave()
+    worker.join(60)
+    assert not worker.is_alive() and b"".join(made) == expected
+
+
+def test_the_export_makes_progress_under_requests_that_never_end(
+    db: Database, settings: Settings, world: dict[str, Any]
+) -> None:
+    """Each pause is bounded by ``export_yield_ms``: with a request always in flight the export still ends."""
+    project_id, filt = world["project_id"], ExportFilter()
+    expected = _in_process(db, project_id, filt, settings.secret_key or "")
+    board = activity.board_for(settings.data_dir)
+    board.enter()
+    try:
+        hasty = settings.model_copy(update={"export_yield_ms": 1})
+        assert b"".join(stream.export_blocks(hasty, project_id=project_id, filt=filt)) == expected
+    finally:
+        board.leave()
+
+
+def test_the_pace_is_kept_before_each_query_and_every_few_items(db: Database, world: dict[str, Any]) -> None:
+    with db.session(write=False) as s:
+        project = s.get(Project, world["project_id"])
+        assert project is not None
+        rules = service.resolve(s, project=project, filt=ExportFilter(), secret="x")
+        plain = b"".join(service.iter_jsonl(s, rules=rules))
+        calls: list[str] = []
+        paced = b"".join(service.iter_jsonl(s, rules=rules, pace=lambda: calls.append(threading.current_thread().name)))
+    assert paced == plain
+    # One chunk (9 items): its five queries and the one that finds no more items in the reader thread, one call
+    # after 8 items in this one.
+    assert calls.count("export-reader") == 6 and calls.count(threading.current_thread().name) == 1
