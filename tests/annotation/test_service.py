@@ -431,6 +431,14 @@ def test_the_first_counts_of_a_project_are_counted_by_the_request(db: Database, 
         assert service._counts_cache[key][0] > time.monotonic()
 
 
+def test_a_larger_project_is_recounted_less_often() -> None:
+    """Counting reads every item: a project's counts last one second per 10,000 items (5 s at least, a minute
+    at most), so that recounting costs a server process about the same whatever the project's size."""
+    assert service.counts_ttl(0) == service.counts_ttl(50_000) == 5.0
+    assert service.counts_ttl(370_000) == 37.0
+    assert service.counts_ttl(5_000_000) == 60.0
+
+
 def test_a_submit_that_loses_the_insert_race_returns_the_stored_judgment(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
