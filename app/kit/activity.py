@@ -2,10 +2,10 @@
 
 A server on a small machine does two kinds of work at once: people's requests (a next item, a submit, a page),
 where every millisecond shows, and bulk work nobody watches by the millisecond (an export streaming a million
-pairs). Lowering the bulk work's CPU priority is not enough: on a 2-vCPU virtual machine the two vCPUs are
-often hyperthreads of one core, and any process computing on one of them slows a request on the other by a
-third (a request's p99 50 → 70 ms). So the bulk work pauses while a request is in flight and goes on in the
-gaps between requests, which at the pace people work are most of the time.
+pairs). Lowering the bulk work's CPU priority is not enough: on the 2-vCPU virtual machines this was measured on,
+any process computing beside a request slowed it, whatever its priority (two busy loops under ``SCHED_IDLE``
+raised the annotators' p99 from 43 to 77 ms). So the bulk work pauses while a request is in flight and goes on
+in the gaps between requests, which at the pace people work are most of the time.
 
 The signal is a small memory-mapped file under the data directory (one per installation, shared by every
 process that uses that directory): one slot per server process, holding its number of requests in flight and
