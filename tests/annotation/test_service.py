@@ -654,3 +654,32 @@ def test_an_annotator_far_ahead_gets_a_fresh_item_and_every_open_item_stays_reac
         assert _judge(s, project, slow).item.id == ids[2]
         assert service.assign_next_item(s, project=project, annotator=fast) is None  # fast judged every item
         assert _judge(s, project, third).item.id == ids[0]  # the fullest, completed (r = 3)
+
+
+def test_every_statement_of_a_next_item_and_a_submit_can_be_cached(db: Database, world: dict[str, int]) -> None:
+    """Each statement has a cache key, so SQLAlchemy compiles it once: one with ON CONFLICT has none in 2.0 and
+    was compiled again at every submit, a third of its Python work. Only an annotator's first submit in a project
+    upserts their tally (not cacheable); later ones update it."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, str]] = []
+
+    def record(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        if context.compiled is not None:  # not driver-level SQL (SQLite's BEGIN IMMEDIATE), which is never compiled
+            seen.append((str(context.cache_hit), statement.split("\n")[0][:80]))
+
+    engines = {db.write_engine, db.read_engine}
+    for engine in engines:
+        event.listen(engine, "after_cursor_execute", record)
+    try:
+        for _ in range(2):  # the second round runs on the statements the first compiled
+            seen.clear()
+            for who in ("u0", "u1"):
+                with db.session() as s:
+                    project, user = _ctx(s, world, who)
+                    _judge(s, project, user)
+    finally:
+        for engine in engines:
+            event.remove(engine, "after_cursor_execute", record)
+    assert len(seen) > 10 and any(hit.endswith("CACHE_HIT") for hit, _ in seen)
+    assert [(hit, sql) for hit, sql in seen if hit.endswith("NO_CACHE_KEY")] == []
