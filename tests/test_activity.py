@@ -102,6 +102,16 @@ def test_giving_way_waits_while_a_request_is_in_flight_and_for_no_longer_than_al
         board.leave()
 
 
+def test_a_board_that_cannot_be_made_reports_nothing_and_nobody_waits(tmp_path: Path) -> None:
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    board = board_for(not_a_directory)
+    board.enter()  # a server process whose data directory is unusable serves as before
+    assert board.in_flight() == 0
+    assert board.give_way(5.0) == 0.0
+    board.leave()
+
+
 def test_the_middleware_counts_requests_but_not_exports_or_static_files(tmp_path: Path) -> None:
     board = board_for(tmp_path)
     seen: dict[str, int] = {}

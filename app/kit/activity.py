@@ -56,15 +56,19 @@ class Board:
         self._words: memoryview | None = None
         self._slot: int | None = None
         self._slot_pid = 0
+        size = SLOTS * WORDS * 8
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError:  # a read-only data directory: nothing is reported, nobody waits
             return
-        size = SLOTS * WORDS * 8
-        if os.fstat(fd).st_size < size:
-            os.ftruncate(fd, size)  # new pages read as zeros: every slot idle
-        mapped = mmap.mmap(fd, size)
+        try:
+            if os.fstat(fd).st_size < size:
+                os.ftruncate(fd, size)  # new pages read as zeros: every slot idle
+            mapped = mmap.mmap(fd, size)
+        except (OSError, ValueError):  # a full disk, a file system without shared mappings: as above
+            os.close(fd)
+            return
         self._fd = fd
         self._words = memoryview(mapped).cast("q")
         weakref.finalize(self, _close, fd, mapped, self._words)
