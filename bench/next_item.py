@@ -99,21 +99,22 @@ def seed(url: str) -> list[str]:
         s.add(ProjectMember(project_id=project.id, user_id=ahead.id))
         theirs = s.scalars(select(Item.id).order_by(Item.id.desc()).limit(AHEAD)).all()
         now = datetime.now(UTC)
-        s.execute(
-            insert(Assignment),
-            [
-                {
-                    "project_id": project.id,
-                    "item_id": item_id,
-                    "annotator_id": ahead.id,
-                    "status": "submitted",
-                    "display_order": [],
-                    "leased_at": now,
-                    "lease_expires_at": now,
-                }
-                for item_id in theirs
-            ],
-        )
+        if theirs:  # (an empty list would insert one row of defaults)
+            s.execute(
+                insert(Assignment),
+                [
+                    {
+                        "project_id": project.id,
+                        "item_id": item_id,
+                        "annotator_id": ahead.id,
+                        "status": "submitted",
+                        "display_order": [],
+                        "leased_at": now,
+                        "lease_expires_at": now,
+                    }
+                    for item_id in theirs
+                ],
+            )
         s.execute(update(Item).where(Item.id.in_(theirs)).values(claims=1))
         for u in [*users, ahead]:
             tokens.append(create_api_token(s, user=u, scope="api", settings=settings)[1])
