@@ -349,10 +349,11 @@ def count_judgment(session: Session, *, project_id: int, annotator_id: int, gold
     """Add a new judgment to its annotator's tally (in the transaction that stores it)."""
     # An update first (a statement SQLAlchemy caches: it compiles one with ON CONFLICT at every use); the upsert
     # only for an annotator's first judgment in the project.
+    increments = {"judged": AnnotatorTally.judged + 1, "gold_judged": AnnotatorTally.gold_judged + int(gold)}
     added = session.execute(
         update(AnnotatorTally)
         .where(AnnotatorTally.project_id == project_id, AnnotatorTally.annotator_id == annotator_id)
-        .values(judged=AnnotatorTally.judged + 1, gold_judged=AnnotatorTally.gold_judged + int(gold))
+        .values(increments)
         .execution_options(synchronize_session=False)
     )
     if added.rowcount == 0:  # type: ignore[attr-defined]
@@ -361,8 +362,7 @@ def count_judgment(session: Session, *, project_id: int, annotator_id: int, gold
             insert(AnnotatorTally)
             .values(project_id=project_id, annotator_id=annotator_id, judged=1, gold_judged=int(gold))
             .on_conflict_do_update(
-                index_elements=[AnnotatorTally.project_id, AnnotatorTally.annotator_id],
-                set_={"judged": AnnotatorTally.judged + 1, "gold_judged": AnnotatorTally.gold_judged + int(gold)},
+                index_elements=[AnnotatorTally.project_id, AnnotatorTally.annotator_id], set_=increments
             )
         )
     session.info.pop(_tally_key(project_id, annotator_id), None)

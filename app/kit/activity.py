@@ -95,20 +95,18 @@ class Board:
 
     def enter(self) -> None:
         """A request of this process begins."""
-        slot = self._own_slot()
-        if slot is not None:
-            words = self._words
-            assert words is not None
-            words[slot * WORDS] += 1
-            words[slot * WORDS + 1] = time.monotonic_ns()
+        self._count(1)
 
     def leave(self) -> None:
         """A request of this process has ended."""
+        self._count(-1)
+
+    def _count(self, delta: int) -> None:
         slot = self._own_slot()
         if slot is not None:
             words = self._words
             assert words is not None
-            words[slot * WORDS] = max(0, words[slot * WORDS] - 1)
+            words[slot * WORDS] = max(0, words[slot * WORDS] + delta)
             words[slot * WORDS + 1] = time.monotonic_ns()
 
     # --- a reader's side ---
