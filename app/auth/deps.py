@@ -152,6 +152,11 @@ async def get_principal(request: Request, session: SessionDep) -> Principal | No
                 request.state.csrf_token = auth_session.csrf_token
                 await _check_csrf(request, auth_session)
                 principal = Principal(user=user, via="cookie", auth_session=auth_session)
+    return remember_principal(request, principal)
+
+
+def remember_principal(request: Request, principal: Principal | None) -> Principal | None:
+    """Make ``principal`` the request's caller: for the later dependencies, the language and the templates."""
     request.state.principal = principal
     if principal is not None and (language := normalize(principal.user.language)):
         set_language(language)  # the user's setting beats the cookie and the browser's

@@ -220,12 +220,6 @@ def live_api_token(session: Session, *, token: str, settings: Settings) -> tuple
     return row
 
 
-def find_api_token(session: Session, *, token: str, settings: Settings) -> ApiToken | None:
-    """A live token by its plain value."""
-    found = live_api_token(session, token=token, settings=settings)
-    return found[0] if found is not None else None
-
-
 def _write_soon(session: Session, db: Database, statement: Executable) -> None:
     """Bookkeeping writes (last seen, last used): in the request's transaction when it writes anyway,
     else in a short transaction of their own, so reading pages never upgrades a read transaction."""
@@ -245,16 +239,22 @@ def touch_api_token(session: Session, db: Database, token: ApiToken) -> None:
     set_committed_value(token, "last_used_at", now)
 
 
+def use_api_token(
+    session: Session, *, token: str, settings: Settings, db: Database, scopes: tuple[str, ...]
+) -> tuple[ApiToken, User] | None:
+    """A live token of one of ``scopes`` whose user is active, with that user, its use recorded; None otherwise
+    (a deactivated user's tokens open nothing, whatever their scope)."""
+    row = live_api_token(session, token=token, settings=settings)
+    if row is None or row[0].scope not in scopes or not row[1].is_active:
+        return None
+    touch_api_token(session, db, row[0])
+    return row
+
+
 def user_for_api_token(session: Session, *, token: str, settings: Settings, db: Database) -> User | None:
     """The user an ``api``-scope token acts as; export tokens do not open the rest of the API."""
-    row = live_api_token(session, token=token, settings=settings)
-    if row is None:
-        return None
-    found, user = row
-    if found.scope != "api" or not user.is_active:
-        return None
-    touch_api_token(session, db, found)
-    return user
+    row = use_api_token(session, token=token, settings=settings, db=db, scopes=("api",))
+    return row[1] if row is not None else None
 
 
 def revoke_api_token(session: Session, *, token_id: int) -> None:

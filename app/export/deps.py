@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth import service as auth
-from app.auth.deps import SessionDep, get_database, get_principal, get_settings_dep
+from app.auth.deps import Principal, SessionDep, get_database, get_principal, get_settings_dep, remember_principal
 from app.kit.errors import Forbidden, NotAuthenticated, NotFound
 from app.models import ApiToken, Project
 
@@ -45,15 +45,25 @@ def _bearer(request: Request) -> str | None:
 
 async def get_export_access(request: Request, session: SessionDep) -> ExportAccess:
     plain = _bearer(request)
+    principal: Principal | None
     if plain is not None:
-        # Database work off the event loop (see get_principal).
-        token = await run_in_threadpool(auth.find_api_token, session, token=plain, settings=get_settings_dep(request))
-        if token is None:
+        # One lookup for either scope, off the event loop (see get_principal).
+        row = await run_in_threadpool(
+            auth.use_api_token,
+            session,
+            token=plain,
+            settings=get_settings_dep(request),
+            db=get_database(request),
+            scopes=("export", "api"),
+        )
+        if row is None:
             raise NotAuthenticated("Invalid or revoked token")
+        token, user = row
         if token.scope == "export":
-            await run_in_threadpool(auth.touch_api_token, session, get_database(request), token)
             return ExportAccess(token=token, user_id=None)
-    principal = await get_principal(request, session)  # cookie, or an api-scope token
+        principal = remember_principal(request, Principal(user=user, via="token"))
+    else:
+        principal = await get_principal(request, session)  # a cookie session
     if principal is None:
         raise NotAuthenticated("A bearer token (export scope) or an admin login is required")
     if not principal.user.is_admin:

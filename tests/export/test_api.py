@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 
 from app.auth.service import create_api_token
 from app.config import Settings
@@ -109,6 +109,41 @@ def test_export_token_scope(
         assert r.status_code == status, (url, r.text)
         if status >= 400:
             assert r.json()["detail"]
+
+
+def test_a_switched_off_users_tokens_open_no_export(
+    client: TestClient, world: dict[str, Any], tokens: dict[str, str], db: Database
+) -> None:
+    url = "/api/v1/projects/exp/export.jsonl"
+    with db.session() as s:
+        s.execute(update(User).where(User.id == world["users"]["chief"]).values(is_active=False))
+    for who in ("export", "admin_api"):  # both belong to the admin who was switched off
+        r = client.get(url, headers=bearer(tokens[who]))
+        assert r.status_code == 401 and r.json()["detail"], who
+    with db.session() as s:
+        s.execute(update(User).where(User.id == world["users"]["chief"]).values(is_active=True))
+    assert client.get(url, headers=bearer(tokens["export"])).status_code == 200
+
+
+def test_an_admins_api_token_on_an_export_route_is_looked_up_once(
+    client: TestClient, world: dict[str, Any], tokens: dict[str, str], db: Database
+) -> None:
+    lookups: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM api_token" in statement and statement.lstrip().upper().startswith("SELECT"):
+            lookups.append(statement)
+
+    engines = {db.read_engine, db.write_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        r = client.get("/api/v1/projects/exp/export/preview", headers=bearer(tokens["admin_api"]))
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+    assert r.status_code == 200, r.text
+    assert len(lookups) == 1, lookups
 
 
 def test_export_token_opens_nothing_else(client: TestClient, world: dict[str, Any], tokens: dict[str, str]) -> None:
