@@ -43,6 +43,16 @@ def safe_next(target: str | None, *, default: str = "/projects") -> str:
     return default
 
 
+def check_anonymous_form(request: Request, sent: str, *, expired: str) -> None:
+    """403 unless a form posted without a session comes from our own page: same origin, and the double-submit
+    token of its cookie sent back in the form (``expired``: what to say when it is not)."""
+    if not same_origin(request):
+        raise Forbidden("Cross-origin request refused")
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not sent or not equals(cookie, sent):
+        raise Forbidden(expired)
+
+
 def _login_page(
     request: Request, *, next_url: str, error: str | None = None, username: str = "", status_code: int = 200
 ) -> Response:
@@ -85,11 +95,8 @@ def login(
     next: Annotated[str, Form(max_length=2000)] = "/projects",  # noqa: A002
 ) -> Response:
     """Check the password, start a fresh session, and go where the user was going."""
-    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not same_origin(request):  # login CSRF: another site must not log this browser in as someone else
-        raise Forbidden("Cross-origin request refused")
-    if not cookie or not csrf_token or not equals(cookie, csrf_token):
-        raise Forbidden("The login form expired; reload the page and try again")
+    # Login CSRF: another site must not log this browser in as someone else.
+    check_anonymous_form(request, csrf_token, expired="The login form expired; reload the page and try again")
     try:
         user = service.authenticate(
             session, username=username, password=password, ip=_client_ip(request), settings=settings

@@ -9,12 +9,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from app.auth import service
-from app.auth.deps import OptionalPrincipal, SessionDep, same_origin
-from app.auth.router import LOGIN_CSRF_COOKIE, safe_next
+from app.auth.deps import OptionalPrincipal, SessionDep
+from app.auth.router import check_anonymous_form, safe_next
 from app.i18n import LANGUAGES, remember
-from app.kit.errors import Forbidden, Invalid
+from app.kit.errors import Invalid
 from app.kit.htmx import redirect
-from app.kit.security import equals
 
 router = APIRouter(tags=["language pages"], include_in_schema=False)
 
@@ -41,9 +40,9 @@ def choose_language(
     """Set the interface language: on the user when logged in, and in a cookie for this browser."""
     if principal is None:
         # Anyone may choose, but only from our own page: the login form's double-submit token.
-        cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-        if not same_origin(request) or not cookie or not csrf_token or not equals(cookie, csrf_token):
-            raise Forbidden("CSRF token missing or invalid; reload the page and try again")
+        check_anonymous_form(
+            request, csrf_token, expired="CSRF token missing or invalid; reload the page and try again"
+        )
     # (A logged-in browser's CSRF token was checked by get_principal already.)
     if language not in LANGUAGES:
         raise Invalid(f"Language must be one of {', '.join(LANGUAGES)}")
