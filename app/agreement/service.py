@@ -431,17 +431,20 @@ def _compute(session: Session, *, project: Project, resamples: int, seed: int) -
 def _add_members_and_gold(
     session: Session, *, project: Project, people: list[AnnotatorFigures], annotators: list[int], names: dict[int, str]
 ) -> None:
-    """Members with no judgment yet get a row; every row gets gold accuracy and the paused flag."""
+    """Members with no judgment yet get a row — except admins (a project's creator is made a member), who
+    appear once they judge; every row gets gold accuracy and the paused flag."""
     gold = gold_accuracy(session, project=project)
-    members = dict(
-        session.execute(
-            select(ProjectMember.user_id, ProjectMember.paused).where(ProjectMember.project_id == project.id)
-        )
-        .tuples()
-        .all()
-    )
+    rows = session.execute(
+        select(ProjectMember.user_id, ProjectMember.paused, User.role)
+        .join(User, User.id == ProjectMember.user_id)
+        .where(ProjectMember.project_id == project.id)
+    ).all()
+    members = {user_id: paused for user_id, paused, _ in rows}
+    admins = {user_id for user_id, _, role in rows if role == "admin"}
     known = {p.annotator for p in people}
     for user_id in sorted(set(gold) | set(members)):
+        if user_id in admins and user_id not in gold:
+            continue
         if names.get(user_id, str(user_id)) not in known:  # no (non-gold) judgment yet
             people.append(
                 AnnotatorFigures(
@@ -592,7 +595,7 @@ class Fingerprint:
 
 def fingerprint(session: Session, *, project: Project) -> Fingerprint:
     """Judgments (count, newest change: a submit or an edit), items (count, sum of candidate rounds: a
-    regeneration raises it), gold answers, members (paused, names) and the project's settings — what
+    regeneration raises it), gold answers, members (paused, names, roles) and the project's settings — what
     ``compute`` reads. Adjudication decisions are not in it: they change exports, not agreement."""
     # The count from the annotators' tallies (kept in each submit's transaction: exact), the newest change from
     # the end of an index: counting a million judgments took 70 ms of both CPUs (a parallel plan) each time.
@@ -613,7 +616,7 @@ def fingerprint(session: Session, *, project: Project) -> Fingerprint:
         select(Item.id, cast(Item.gold, Text)).where(Item.project_id == project.id, IS_GOLD).order_by(Item.id)
     ).all()
     members = session.execute(
-        select(ProjectMember.user_id, ProjectMember.paused, User.username)
+        select(ProjectMember.user_id, ProjectMember.paused, User.username, User.role)
         .join(User, User.id == ProjectMember.user_id)
         .where(ProjectMember.project_id == project.id)
         .order_by(ProjectMember.user_id)

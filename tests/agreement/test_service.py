@@ -15,7 +15,7 @@ from app.annotation.schemas import JudgmentIn, VerdictIn
 from app.auth.service import create_api_token
 from app.config import Settings
 from app.db import Database
-from app.models import Project, User
+from app.models import Project, ProjectMember, User
 from tests.factories import make_items, make_project, make_user
 
 ITEMS = 60
@@ -131,3 +131,13 @@ def test_dashboard_page(client: TestClient, db: Database, settings: Settings) ->
     table = page.text.split("<h2>Annotators</h2>", 1)[1]
     assert table.index("<td>n</td>") < table.index("<td>a</td>")
     assert client.get("/projects/agr/agreement", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_members_without_judgments_are_listed_except_admins(db: Database) -> None:
+    project_id = _annotate(db, {"a": truthful, "b": truthful})
+    with db.session() as s:
+        for user in (make_user(s, "newcomer"), make_user(s, "chief", role="admin")):
+            s.add(ProjectMember(project_id=project_id, user_id=user.id))
+    by_name = {a.annotator: a for a in _figures(db, project_id).annotators}
+    assert set(by_name) == {"a", "b", "newcomer"}  # the admin member, who has not judged, is left out
+    assert by_name["newcomer"].judgments == 0 and by_name["a"].judgments == ITEMS
