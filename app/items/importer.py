@@ -34,6 +34,10 @@ from app.models import Candidate, Item, Project
 BATCH = 1000
 MAX_ERRORS = 1000
 MAX_PROMPT_CHARS = 200_000
+# A CSV cell may hold a whole prompt, or a JSON list of up to four candidates (escaped), each as long as a prompt;
+# Python's csv module stops at 131,072 characters unless told otherwise (a process-wide setting, only raised).
+CSV_CELL_CHARS = 8 * MAX_PROMPT_CHARS
+csv.field_size_limit(max(csv.field_size_limit(), CSV_CELL_CHARS))
 ROLES = {"system", "user", "assistant"}
 CANDIDATE_FIELDS = {"text", "model", "params", "seed", "finish_reason", "prompt_tokens", "completion_tokens"}
 
@@ -218,12 +222,17 @@ def _csv(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
         yield 1, LineError(f"unknown column(s): {', '.join(unknown)}")
         return
     while True:
+        first = reader.line_num + 1  # the row's first line (a quoted cell may span several)
         try:
             row = next(reader)
         except StopIteration:
             return
         except (csv.Error, UnicodeDecodeError) as exc:
-            yield reader.line_num, LineError(f"bad CSV: {exc}")
+            too_long = isinstance(exc, csv.Error) and "field limit" in str(exc)
+            yield (
+                first,
+                LineError(f"a cell is longer than {CSV_CELL_CHARS:,} characters" if too_long else f"bad CSV: {exc}"),
+            )
             return
         n = reader.line_num
         try:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.db import Database
-from app.items.importer import ImportFailed, import_items, prompt_hash
+from app.items.importer import CSV_CELL_CHARS, ImportFailed, import_items, prompt_hash
 from app.models import Candidate, Item, Project, User
 from tests.factories import make_project, make_user
 from tests.support.inert import assert_inert
@@ -106,6 +106,21 @@ def test_csv_with_candidate_columns(db: Database) -> None:
     with pytest.raises(ImportFailed) as failure:
         _import(db, bad.encode(), filename="more.csv")
     assert failure.value.errors[0]["line"] == 1 and "unknown" in failure.value.errors[0]["message"]
+
+
+def test_csv_cells_as_long_as_a_jsonl_prompt_are_read(db: Database) -> None:
+    long_prompt = "why " * 40_000  # 160,000 characters: past the csv module's default limit of 131,072
+    answers = json.dumps(["a" * 150_000, "b" * 150_000]).replace('"', '""')
+    result = _import(db, f'prompt,candidates\n{long_prompt},"{answers}"\n'.encode(), filename="long.csv")
+    assert (result.created, result.ready) == (1, 1)
+    with db.session(write=False) as s:
+        assert s.scalar(select(Item.prompt)) == long_prompt
+    huge = "x" * (CSV_CELL_CHARS + 1)
+    with pytest.raises(ImportFailed) as failure:
+        _import(db, f"prompt\nfine\n{huge}\n".encode(), filename="huge.csv")
+    [error] = failure.value.errors
+    assert (error["line"], error["message"]) == (3, f"a cell is longer than {CSV_CELL_CHARS:,} characters")
+    assert _count(db) == 1  # nothing of the failed file
 
 
 def test_api_import_reports_errors_as_json(client: TestClient, db: Database, login_as: Callable[[User], str]) -> None:
