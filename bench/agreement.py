@@ -40,13 +40,21 @@ sys.path.insert(0, str(ROOT))
 from alembic import command  # noqa: E402
 
 from app.agreement import service, stats  # noqa: E402
-from app.annotation.service import recount_tallies  # noqa: E402
 from app.auth.service import create_api_token  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import Database, make_database  # noqa: E402
 from app.kit.security import hash_password  # noqa: E402
 from app.models import DEFAULT_DIMENSIONS, AgreementCache, Judgment, Project, User  # noqa: E402
-from bench.common import ASSIGNMENT_COLUMNS, ITEM_COLUMNS, JUDGMENT_COLUMNS, alembic_config, bulk, stamp  # noqa: E402
+from bench.common import (  # noqa: E402
+    ASSIGNMENT_COLUMNS,
+    ITEM_COLUMNS,
+    JUDGMENT_COLUMNS,
+    VERDICT_COLUMNS,
+    alembic_config,
+    bulk,
+    finish_fill,
+    stamp,
+)
 
 RATERS = 3
 SLUG = "agreement-bench"
@@ -160,20 +168,10 @@ def fill(db: Database, items: int) -> None:
     bulk(
         db,
         "verdict",
-        ["id", "judgment_id", "dimension", "kind", "chosen_candidate_id", "rejected_candidate_id"],
+        VERDICT_COLUMNS,
         verdicts,
     )
-    with db.session() as s:  # the annotators' judged counts, as submits keep them (the fingerprint reads them)
-        recount_tallies(s, project_id=project_id)
-    if db.is_postgres:
-        with db.write_engine.begin() as conn:
-            for table in ("item", "candidate", "assignment", "judgment", "verdict"):
-                conn.execute(
-                    text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
-                )
-        with db.write_engine.connect() as conn:
-            # Index-only scans (the fingerprint) need the visibility map that VACUUM writes; autovacuum would.
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+    finish_fill(db, project_id)
 
 
 def _free_port() -> int:

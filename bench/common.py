@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from alembic.config import Config
+from sqlalchemy import text
 
+from app.annotation.service import recount_tallies
 from app.db import Database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +57,30 @@ JUDGMENT_COLUMNS = [
     "created_at",
     "updated_at",
 ]
+
+
+VERDICT_COLUMNS = ["id", "judgment_id", "dimension", "kind", "chosen_candidate_id", "rejected_candidate_id"]
+# The tables whose ids a fill writes itself, past their sequences.
+FILLED_TABLES = ("item", "candidate", "assignment", "judgment", "verdict")
+
+
+def finish_fill(db: Database, project_id: int, *, vacuum: bool = True, sqlite_analyze: bool = False) -> None:
+    """After a bulk fill: the annotators' judged counts as submits keep them (the agreement fingerprint reads
+    them), the id sequences moved past the rows written, and the planner statistics — with ``vacuum`` on
+    PostgreSQL also the visibility map (index-only scans) — that autovacuum would write later. SQLite keeps no
+    statistics unless ANALYZEd (``sqlite_analyze``)."""
+    with db.session() as s:
+        recount_tallies(s, project_id=project_id)
+    if not db.is_postgres:
+        if sqlite_analyze:
+            with db.write_engine.begin() as conn:
+                conn.execute(text("ANALYZE"))
+        return
+    with db.write_engine.begin() as conn:
+        for table in FILLED_TABLES:
+            conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
+    with db.write_engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE" if vacuum else "ANALYZE"))
 
 
 def alembic_config(url: str) -> Config:

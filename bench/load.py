@@ -63,7 +63,6 @@ sys.path.insert(0, str(ROOT))
 from alembic import command  # noqa: E402
 
 from app.agreement import service as agreement  # noqa: E402
-from app.annotation.service import recount_tallies  # noqa: E402
 from app.auth.deps import SESSION_COOKIE  # noqa: E402
 from app.auth.service import create_api_token, start_session  # noqa: E402
 from app.config import Settings  # noqa: E402
@@ -73,8 +72,10 @@ from app.models import DEFAULT_DIMENSIONS, Item, Judgment, Project, ProjectMembe
 from bench.common import (  # noqa: E402
     ASSIGNMENT_COLUMNS,
     JUDGMENT_COLUMNS,
+    VERDICT_COLUMNS,
     alembic_config,
     copy_rows,
+    finish_fill,
     process_tree,
     stamp,
 )
@@ -231,25 +232,12 @@ def fill(
     copy_rows(
         db,
         "verdict",
-        ["id", "judgment_id", "dimension", "kind", "chosen_candidate_id", "rejected_candidate_id"],
+        VERDICT_COLUMNS,
         verdict_rows(),
     )
-    with db.session() as s:
-        recount_tallies(s, project_id=project_id)  # the annotators' judged counts, as submits keep them
     copied = time.perf_counter() - t0
     t1 = time.perf_counter()
-    if db.is_postgres:
-        with db.write_engine.begin() as conn:
-            for table in ("item", "candidate", "assignment", "judgment", "verdict"):
-                conn.execute(
-                    text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
-                )
-        with db.write_engine.connect() as conn:
-            # The visibility map (index-only scans) and planner statistics that autovacuum would write later.
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
-    else:
-        with db.write_engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
+    finish_fill(db, project_id, sqlite_analyze=True)
     print(
         f"filled {items:,} items ({gold_items:,} gold, {fresh:,} unjudged), {judgments:,} judgments, "
         f"{judgments * len(DIMS):,} verdicts: COPY {copied:.0f} s, "
