@@ -25,6 +25,7 @@ from app.config import ROOT, Settings, get_settings
 from app.db import Database, make_database
 from app.i18n.middleware import LanguageMiddleware
 from app.kit.activity import ActivityMiddleware
+from app.kit.bodylimit import BodyLimitMiddleware
 from app.kit.errors import AppError
 from app.kit.htmx import is_htmx
 from app.kit.schemas import API_ERROR_RESPONSES
@@ -78,74 +79,6 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-class BodyLimitMiddleware:
-    """Refuse bodies over the limit with 413, by Content-Length or while streaming, without buffering.
-
-    Only uploads (multipart, JSONL, CSV: the import routes stream them to disk) may be as large as ``max_bytes``;
-    any other body (a form, JSON) is read whole into memory to be parsed, so it has the far smaller
-    ``max_parsed_bytes``."""
-
-    UPLOAD_TYPES = (b"multipart/form-data", b"application/x-ndjson", b"application/jsonl", b"text/csv")
-
-    def __init__(self, app: ASGIApp, max_bytes: int, max_parsed_bytes: int | None = None) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.max_parsed_bytes = max_bytes if max_parsed_bytes is None else min(max_parsed_bytes, max_bytes)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        upload = headers.get(b"content-type", b"").lower().startswith(self.UPLOAD_TYPES)
-        limit = self.max_bytes if upload else self.max_parsed_bytes
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            await _too_large(scope, receive, send, limit)
-            return
-        seen = 0
-        started = refused = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen, refused
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    refused = True
-                    raise _BodyTooLarge()
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if refused:
-                # FastAPI turns any error while reading a JSON or form body into its own 400: answer 413 instead.
-                if message["type"] == "http.response.start" and not started:
-                    started = True
-                    await _too_large(scope, receive, send, limit)
-                return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await _too_large(scope, receive, send, limit)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _too_large(scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
-    response = JSONResponse(
-        {"detail": f"Request body too large (limit {max_bytes // (1024 * 1024)} MB)"}, status_code=413
-    )
-    await response(scope, receive, send)
 
 
 def _wants_json(request: Request) -> bool:

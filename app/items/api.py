@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import asdict
 from typing import IO, Any
 
@@ -14,6 +13,7 @@ from app.auth.deps import SessionDep
 from app.items import service
 from app.items.importer import import_items
 from app.items.schemas import CandidateOut, ImportOut, ItemDetailOut, ItemOut
+from app.kit.bodylimit import allow_upload, spool_body
 from app.kit.errors import Invalid
 from app.kit.forms import form_file
 from app.kit.schemas import RowId
@@ -28,17 +28,14 @@ async def import_file(request: Request, project: AdminProjectDep, session: Sessi
     (``text/csv``). Every bad line is reported (422, ``detail.errors`` with line numbers) and nothing is written."""
     content_type = request.headers.get("content-type", "")
     stream: IO[bytes]
+    allow_upload(request)  # the caller is an admin of the project (AdminProjectDep): the upload limit applies
     if content_type.startswith("multipart/form-data"):
         upload = await form_file(request)
         if upload is None:
             raise Invalid("The form has no 'file'")
         stream, filename = upload.file, upload.filename or "upload.jsonl"
     elif content_type.startswith(("application/x-ndjson", "application/jsonl", "text/csv")):
-        # Spooled to disk past 8 MB: constant memory whatever the size (the body limit still applies).
-        stream = tempfile.SpooledTemporaryFile(max_size=8 << 20)
-        async for chunk in request.stream():
-            await run_in_threadpool(stream.write, chunk)
-        stream.seek(0)
+        stream = await spool_body(request)
         filename = "body.csv" if content_type.startswith("text/csv") else "body.jsonl"
     else:
         raise Invalid("Send a multipart 'file', or a JSONL (application/x-ndjson) or CSV (text/csv) body")

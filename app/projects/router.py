@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.datastructures import UploadFile
 
 from app.annotation import service as annotation
 from app.auth.deps import AdminUser, CurrentUser, SessionDep
 from app.items.importer import ImportFailed, import_items
+from app.kit.bodylimit import allow_upload
 from app.kit.errors import AppError, Invalid
-from app.kit.forms import FormFields, FormFile
+from app.kit.forms import FormFields, form_file
 from app.kit.htmx import redirect, render
 from app.kit.schemas import RowId
 from app.models import DEFAULT_DIMENSIONS, Project, User
@@ -177,9 +179,20 @@ def remove_member(user_id: RowId, request: Request, project: AdminProjectDep, se
     return redirect(request, f"/projects/{project.slug}")
 
 
+async def _import_upload(request: Request, project: AdminProjectDep) -> UploadFile | None:
+    """The uploaded file, read only once the caller is known to be an admin of the project (until then the
+    body has the small limit of every request)."""
+    allow_upload(request)
+    return await form_file(request)
+
+
 @router.post("/projects/{project}/import")
 def import_file(
-    request: Request, upload: FormFile, project: AdminProjectDep, session: SessionDep, user: CurrentUser
+    request: Request,
+    upload: Annotated[UploadFile | None, Depends(_import_upload)],
+    project: AdminProjectDep,
+    session: SessionDep,
+    user: CurrentUser,
 ) -> Response:
     """Upload a JSONL or CSV file of items; the result (or every bad line) shows on the project page."""
     if upload is None or not upload.filename:
