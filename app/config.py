@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # Every other body, whatever its content type (forms and JSON are parsed in memory): the largest real one is a
     # project's guidelines (100k chars).
     max_body_mb: int = 16
+    # Origins (comma-separated "https://host[:port]") whose images markdown may show (model output, prompts,
+    # guidelines are untrusted). Empty: none; an image elsewhere shows as a link. Never list this app's own origin.
+    markdown_image_origins: str = ""
     sqlite_busy_timeout_ms: int = 30_000
     # A server process moves what start-up made out of the garbage collector's sight (see app.main). Off where
     # apps start and stop inside one long process (the tests): each start would collect that process's whole heap.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -28,6 +28,7 @@ from app.kit.activity import ActivityMiddleware
 from app.kit.bodylimit import BodyLimitMiddleware
 from app.kit.errors import AppError
 from app.kit.htmx import is_htmx
+from app.kit.markdown import parse_origins, set_image_origins
 from app.kit.schemas import API_ERROR_RESPONSES
 
 log = logging.getLogger("prefstudio")
@@ -36,19 +37,30 @@ log = logging.getLogger("prefstudio")
 SWITCH_INTERVAL = 0.001
 WARM_CONNECTIONS = 8  # opened before serving (of the pool's 20 on PostgreSQL)
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'; form-action 'self'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-}
+
+def content_security_policy(image_origins: Iterable[str] = ()) -> str:
+    images = " ".join(["'self'", "data:", *sorted(image_origins)])
+    return (
+        f"default-src 'self'; script-src 'self'; style-src 'self'; img-src {images}; "
+        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    )
+
+
+def security_headers(image_origins: Iterable[str] = ()) -> dict[str, str]:
+    """The headers of every response; ``image_origins``: where markdown may show images from (the settings)."""
+    return {
+        "Content-Security-Policy": content_security_policy(image_origins),
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "same-origin",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    }
+
+
+CSP = content_security_policy()
+SECURITY_HEADERS = security_headers()
 
 
 class SecurityHeadersMiddleware:
@@ -58,14 +70,15 @@ class SecurityHeadersMiddleware:
     Plain ASGI, adding the headers as the response starts: Starlette's ``BaseHTTPMiddleware`` (what
     ``@app.middleware`` makes) ran every response through a task and a memory stream of its own."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, headers: dict[str, str] | None = None) -> None:
         self.app = app
+        self.headers = SECURITY_HEADERS if headers is None else headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = dict(SECURITY_HEADERS)
+        extra = dict(self.headers)
         if scope.get("scheme") == "https":
             extra["Strict-Transport-Security"] = "max-age=31536000"
         if not scope["path"].startswith("/static/"):
@@ -175,6 +188,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    image_origins = parse_origins(settings.markdown_image_origins)
+    set_image_origins(image_origins)
+    headers = security_headers(image_origins)
     app.state.db = make_database(settings)
 
     @app.exception_handler(AppError)
@@ -219,7 +235,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             response = _error_response(request, 500, "Something went wrong on the server; please try again.")
         except Exception:  # the error page itself failed
             response = PlainTextResponse("Internal server error", status_code=500)
-        response.headers.update({**SECURITY_HEADERS, "Cache-Control": "no-store"})
+        response.headers.update({**headers, "Cache-Control": "no-store"})
         return response
 
     # Added last, the security headers wrap everything else: a 413 from the body limit carries them too.
@@ -230,7 +246,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(LanguageMiddleware)
     app.add_middleware(ActivityMiddleware, data_dir=settings.data_dir)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, headers=headers)
 
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
 
