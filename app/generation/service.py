@@ -131,6 +131,13 @@ def store_candidates(
     now = utcnow()
     item_filter = (Item.id == item_id) & (Item.round == from_round)
     if regenerate:
+        # The old round's leases end first: a submit holds its lease's lock and then updates the item, so taking
+        # them in that order waits for the submit (which then counts on the old round) instead of deadlocking.
+        session.execute(
+            update(Assignment)
+            .where(Assignment.item_id == item_id, Assignment.round == from_round, Assignment.status == "leased")
+            .values(status="expired")
+        )
         moved = session.execute(
             update(Item)
             .where(item_filter, Item.status == "ready")
@@ -163,11 +170,5 @@ def store_candidates(
             for i, s in enumerate(samples)
         ],
     )
-    if regenerate:
-        session.execute(
-            update(Assignment)
-            .where(Assignment.item_id == item_id, Assignment.round == from_round, Assignment.status == "leased")
-            .values(status="expired")
-        )
     session.flush()
     return True
