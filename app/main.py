@@ -7,13 +7,14 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from html import escape
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.datastructures import MutableHeaders
@@ -36,6 +37,23 @@ log = logging.getLogger("prefstudio")
 # another thread computes (Python's default is 5 ms, paid at each of a request's ~15 round trips).
 SWITCH_INTERVAL = 0.001
 WARM_CONNECTIONS = 8  # opened before serving (of the pool's 20 on PostgreSQL)
+# Swagger UI, vendored (npm swagger-ui-dist, pinned): the page's scripts and styles all come from this site.
+SWAGGER_UI = "/static/vendor/swagger-ui-5.35.0"
+API_DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>prefstudio API</title>
+<link rel="icon" href="/static/favicon.svg">
+<link rel="stylesheet" href="{assets}/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui" data-openapi-url="{openapi}"></div>
+<script src="{assets}/swagger-ui-bundle.js"></script>
+<script src="/static/js/api-docs.js"></script>
+</body>
+</html>
+"""
 
 
 def content_security_policy(image_origins: Iterable[str] = ()) -> str:
@@ -184,7 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="prefstudio",
         version="0.1.0",
         description="Human preference data for DPO: prompts → candidates → judgments → pairs.",
-        docs_url="/api/docs",
+        docs_url=None,  # our own page below: FastAPI's loads Swagger UI from a CDN with an inline script
         redoc_url=None,
     )
     app.state.settings = settings
@@ -249,6 +267,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware, headers=headers)
 
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        """Swagger UI on the OpenAPI document, from files vendored under static/ (see SWAGGER_UI)."""
+        return HTMLResponse(API_DOCS_PAGE.format(assets=SWAGGER_UI, openapi=escape(app.openapi_url or "")))
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
