@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 
@@ -24,9 +25,18 @@ class Settings(BaseSettings):
 
     session_idle_minutes: int = 8 * 60
     session_max_hours: int = 7 * 24
-    login_max_failures_per_account: int = 5
+    # Failed logins: one account from one address gets a few free tries, then waits that double from
+    # login_backoff_seconds (at most the window); one account from all addresses, or one address across all
+    # accounts, has a far higher limit, and an address the account has logged in from before is not held by the
+    # account's limit (so guessing from many addresses does not lock the owner out).
+    login_max_failures_per_pair: int = 5
+    login_backoff_seconds: int = 30
+    login_max_failures_per_account: int = 100
     login_max_failures_per_ip: int = 20
     login_failure_window_minutes: int = 15
+    # Proxies whose X-Forwarded-For (and -Proto) is believed: comma-separated addresses or networks
+    # ("10.0.0.1, 172.16.0.0/12"). Empty: none, the peer address is the client's.
+    trusted_proxies: str = ""
     # Only the import routes take bodies this large, and only once the caller is known to be the project's admin.
     max_upload_mb: int = 200
     # Every other body, whatever its content type (forms and JSON are parsed in memory): the largest real one is a
@@ -56,6 +66,29 @@ class Settings(BaseSettings):
         elif not self.secret_key:
             self.secret_key = DEV_SECRET
         return self
+
+    @model_validator(mode="after")
+    def _check_trusted_proxies(self) -> Settings:
+        self.trusted_proxy_networks  # noqa: B018 - a bad entry fails at start-up, not at the first login
+        return self
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        try:
+            return tuple(
+                ip_network(part.strip(), strict=False) for part in self.trusted_proxies.split(",") if part.strip()
+            )
+        except ValueError as exc:
+            raise ValueError(f"PREFSTUDIO_TRUSTED_PROXIES: {exc}") from exc
+
+    @property
+    def is_dev_mode(self) -> bool:
+        """Demo or development: may run on the public secret; every page says so."""
+        return self.environment in ("demo", "dev")
+
+    @property
+    def uses_public_secret(self) -> bool:
+        return self.secret_key == DEV_SECRET
 
     @property
     def is_sqlite(self) -> bool:

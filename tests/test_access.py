@@ -15,7 +15,8 @@ from tests.annotation.helpers import prefer_first
 from tests.factories import make_items, make_project, make_user
 
 # (method, path, who may): "member" = members of project "a" and admins; "admin" = admins only;
-# "owner" = only the annotator who made the judgment (alice) — for anyone else it does not exist.
+# "owner" = only the annotator who made the judgment (alice) — for anyone else it does not exist;
+# "user" = anyone logged in (their own account).
 ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/projects/a", "member"),
     ("GET", "/projects/a/annotate", "member"),
@@ -36,6 +37,15 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/projects/new", "admin"),
     ("GET", "/admin/users", "admin"),
     ("POST", "/admin/users", "admin"),
+    ("GET", "/admin/tokens", "admin"),
+    ("GET", "/account/tokens", "user"),
+    ("POST", "/account/tokens", "user"),
+    ("GET", "/account/password", "user"),
+    ("POST", "/account/password", "user"),
+    ("GET", "/api/v1/me/tokens", "user"),
+    ("POST", "/api/v1/me/tokens", "user"),
+    ("POST", "/api/v1/me/password", "user"),
+    ("GET", "/api/v1/tokens", "admin"),
     ("GET", "/api/v1/projects/a", "member"),
     ("POST", "/api/v1/projects/a/next", "member"),
     ("GET", "/api/v1/projects/a/judgments", "member"),
@@ -120,6 +130,9 @@ def test_access_matrix(client: TestClient, world: dict[str, Any], method: str, p
     if who == "owner":
         assert (outsider, admin) == (404, 404)
         assert member == 200
+        return
+    if who == "user":
+        assert all(status not in (401, 403, 404) for status in (outsider, member, admin))
         return
     if who == "member":
         assert outsider == 404, "another project's pages and ids must not exist for an outsider"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -95,6 +96,32 @@ class Principal:
     user: User
     via: str  # "cookie" | "token"
     auth_session: AuthSession | None = None
+
+
+def client_address(request: Request) -> str:
+    """The client's address: the peer's, unless the peer is a trusted proxy (``PREFSTUDIO_TRUSTED_PROXIES``);
+    then the nearest X-Forwarded-For entry that is not a trusted proxy (the ones left of it are the client's say)."""
+    peer = request.client.host if request.client else "unknown"
+    networks = get_settings_dep(request).trusted_proxy_networks
+    if not networks or not _in_networks(peer, networks):
+        return peer
+    hops = [hop.strip() for value in request.headers.getlist("x-forwarded-for") for hop in value.split(",")]
+    for hop in reversed(hops):
+        try:
+            ip_address(hop)
+        except ValueError:
+            return peer  # a garbled header: the proxy's own address is the one thing known
+        if not _in_networks(hop, networks):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _in_networks(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 def same_origin(request: Request) -> bool:

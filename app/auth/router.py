@@ -1,4 +1,4 @@
-"""HTML: login, logout, and the admin's user pages."""
+"""HTML: login, logout, the user's own tokens and password, and the admin's user and token pages."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from app.auth.deps import (
     SESSION_COOKIE,
     AdminUser,
     CurrentUser,
+    OptionalPrincipal,
     OptionalUser,
     SessionDep,
     SettingsDep,
+    client_address,
     same_origin,
 )
 from app.i18n import LANGUAGES, gettext
@@ -30,10 +32,6 @@ router = APIRouter(tags=["auth pages"], include_in_schema=False)
 
 # Double-submit token of the forms an anonymous browser may post: the login form and the language switcher.
 LOGIN_CSRF_COOKIE = "prefstudio_login_csrf"
-
-
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def safe_next(target: str | None, *, default: str = "/projects") -> str:
@@ -99,7 +97,7 @@ def login(
     check_anonymous_form(request, csrf_token, expired="The login form expired; reload the page and try again")
     try:
         user = service.authenticate(
-            session, username=username, password=password, ip=_client_ip(request), settings=settings
+            session, username=username, password=password, ip=client_address(request), settings=settings
         )
     except TooManyRequests as exc:
         return _login_page(request, next_url=safe_next(next), error=str(exc.detail), username=username, status_code=429)
@@ -115,7 +113,7 @@ def login(
     if old:
         service.end_session(session, token=old, settings=settings)
     token = service.start_session(
-        session, user=user, settings=settings, ip=_client_ip(request), user_agent=request.headers.get("user-agent")
+        session, user=user, settings=settings, ip=client_address(request), user_agent=request.headers.get("user-agent")
     )
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
@@ -185,7 +183,7 @@ def reset_password(
     admin: AdminUser,
     password: Annotated[str, Form(max_length=1000)],
 ) -> Response:
-    """Set a new password; the user's sessions end."""
+    """Set a new password; the user's sessions end and their tokens are revoked."""
     service.set_password(session, user=service.get_user(session, user_id), password=password)
     return redirect(request, "/admin/users")
 
@@ -198,11 +196,112 @@ def set_active(
     admin: AdminUser,
     active: Annotated[str, Form(max_length=5)] = "0",
 ) -> Response:
-    """Switch a user on or off (off: sessions end, logins refused)."""
+    """Switch a user on or off (off: sessions end, tokens are revoked, logins refused)."""
     user = service.get_user(session, user_id)
     if user.id == admin.id:
         raise Forbidden("You cannot switch yourself off")
-    user.is_active = active == "1"
-    if not user.is_active:
-        service.revoke_user_sessions(session, user_id=user.id)
+    service.set_active(session, user=user, active=active == "1")
     return redirect(request, "/admin/users")
+
+
+# --- the user's own account: tokens and password -------------------------------------------------------------
+
+
+def _tokens_page(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    *,
+    created: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    context = {
+        "request": request,
+        "tokens": service.list_api_tokens(session, user_id=user.id),
+        "created": created,
+        "error": error,
+    }
+    return render(request, "auth/tokens.html", context, status_code=status_code)
+
+
+@router.get("/account/tokens")
+def tokens_page(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """The user's own tokens: name, scope, when made and last used; revoke, or make a new one."""
+    return _tokens_page(request, session, user)
+
+
+@router.post("/account/tokens")
+def create_token(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Make an ``api`` token acting as the user; the page shows its value this once."""
+    _, plain = service.create_api_token(session, user=user, scope="api", settings=settings, name=name.strip())
+    return _tokens_page(request, session, user, created=plain)
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def revoke_own_token(token_id: RowId, request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """Revoke one of the user's own tokens."""
+    service.revoke_api_token(session, token_id=token_id, owner_id=user.id)
+    return redirect(request, "/account/tokens")
+
+
+def _password_page(request: Request, *, error: str | None = None, status_code: int = 200) -> Response:
+    return render(request, "auth/password.html", {"request": request, "error": error}, status_code=status_code)
+
+
+@router.get("/account/password")
+def password_page(request: Request, user: CurrentUser) -> Response:
+    """The form to change one's own password."""
+    return _password_page(request)
+
+
+@router.post("/account/password")
+def change_password(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: OptionalPrincipal,
+    user: CurrentUser,
+    old_password: Annotated[str, Form(max_length=1000)] = "",
+    new_password: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Change one's own password: the current one is required; the other sessions end, this one goes on."""
+    keep = principal.auth_session.id if principal and principal.auth_session else None
+    try:
+        changed = service.change_own_password(
+            session,
+            user=user,
+            old_password=old_password,
+            new_password=new_password,
+            settings=settings,
+            ip=client_address(request),
+            keep_session_id=keep,
+        )
+    except AppError as exc:
+        return _password_page(request, error=str(exc.detail), status_code=exc.status_code)
+    if not changed:  # answered, not raised: the failed attempt is committed and counts towards the limits
+        return _password_page(request, error=gettext("The current password is wrong."), status_code=422)
+    return redirect(request, "/projects")
+
+
+# --- every token, for admins ---------------------------------------------------------------------------------
+
+
+@router.get("/admin/tokens")
+def all_tokens_page(request: Request, session: SessionDep, admin: AdminUser) -> Response:
+    """Every user's tokens of every scope, with revoke."""
+    context = {"request": request, "tokens": service.list_api_tokens(session)}
+    return render(request, "admin/tokens.html", context)
+
+
+@router.post("/admin/tokens/{token_id}/revoke")
+def revoke_any_token(token_id: RowId, request: Request, session: SessionDep, admin: AdminUser) -> Response:
+    """Revoke any token."""
+    service.revoke_api_token(session, token_id=token_id)
+    return redirect(request, "/admin/tokens")

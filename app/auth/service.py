@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +14,7 @@ from sqlalchemy.sql import Executable
 
 from app.config import Settings
 from app.db import Database
-from app.i18n import LANGUAGES
+from app.i18n import LANGUAGES, gettext
 from app.kit.errors import Conflict, Invalid, NotFound, TooManyRequests
 from app.kit.security import (
     MIN_PASSWORD_LENGTH,
@@ -21,12 +23,19 @@ from app.kit.security import (
     token_digest,
     verify_password,
 )
-from app.models import ApiToken, AuthSession, LoginFailure, User, utcnow
+from app.models import ApiToken, AuthSession, LoginFailure, Project, User, utcnow
 from app.models.user import ROLES
 
 USERNAME_MAX = 64
 # Refresh last_seen_at at most this often, so reading pages does not write on every request.
 _TOUCH_EVERY = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    token: ApiToken
+    username: str
+    project: str | None
 
 
 def _check_password(password: str) -> None:
@@ -80,45 +89,134 @@ def get_user_by_username(session: Session, username: str) -> User | None:
 
 
 def set_password(session: Session, *, user: User, password: str) -> None:
-    """Set a new password and end every session of the user."""
+    """An admin's reset: a new password, and every session and token of the user ends (export tokens too: a
+    reset answers a doubt about who held the account, and whoever did could have made them)."""
     _check_password(password)
     user.password_hash = hash_password(password)
     revoke_user_sessions(session, user_id=user.id)
+    revoke_user_tokens(session, user_id=user.id)
     session.flush()
 
 
-def revoke_user_sessions(session: Session, *, user_id: int) -> None:
+def set_active(session: Session, *, user: User, active: bool) -> None:
+    """Switch a user on or off; off ends their sessions and revokes their tokens (switching on revives none)."""
+    user.is_active = active
+    if not active:
+        revoke_user_sessions(session, user_id=user.id)
+        revoke_user_tokens(session, user_id=user.id)
+    session.flush()
+
+
+def change_own_password(
+    session: Session,
+    *,
+    user: User,
+    old_password: str,
+    new_password: str,
+    settings: Settings,
+    ip: str,
+    keep_session_id: str | None = None,
+) -> bool:
+    """The user's own change: the current password is required, the other sessions end, the one making the change
+    (``keep_session_id``) goes on; tokens stay. False if the current password is wrong: that counts as a failed
+    login, so it is returned rather than raised (an error would roll the record back)."""
+    _check_pair_backoff(session, username=user.username, ip=ip[:64], settings=settings)
+    if not verify_password(old_password, user.password_hash):
+        session.add(LoginFailure(username=user.username, ip=ip[:64]))
+        session.flush()
+        return False
+    _check_password(new_password)
+    user.password_hash = hash_password(new_password)
+    revoke_user_sessions(session, user_id=user.id, keep_session_id=keep_session_id)
+    session.flush()
+    return True
+
+
+def revoke_user_sessions(session: Session, *, user_id: int, keep_session_id: str | None = None) -> None:
+    statement = update(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+    if keep_session_id is not None:
+        statement = statement.where(AuthSession.id != keep_session_id)
+    session.execute(statement.values(revoked_at=utcnow()))
+
+
+def revoke_user_tokens(session: Session, *, user_id: int) -> None:
     session.execute(
-        update(AuthSession)
-        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow())
     )
+
+
+def _window_start(settings: Settings) -> datetime:
+    return utcnow() - timedelta(minutes=settings.login_failure_window_minutes)
+
+
+def _check_pair_backoff(session: Session, *, username: str, ip: str, settings: Settings) -> None:
+    """One account from one address: a few free tries, then a wait that doubles with each further failure (at
+    most the window). It holds up only the guesser at that address, never the owner elsewhere."""
+    count, last = session.execute(
+        select(func.count(), func.max(LoginFailure.created_at)).where(
+            LoginFailure.username == username, LoginFailure.ip == ip, LoginFailure.created_at > _window_start(settings)
+        )
+    ).one()
+    if count < settings.login_max_failures_per_pair or last is None:
+        return
+    window = settings.login_failure_window_minutes * 60
+    wait = min(settings.login_backoff_seconds * 2 ** min(count - settings.login_max_failures_per_pair, 20), window)
+    left = math.ceil((last + timedelta(seconds=wait) - utcnow()).total_seconds())
+    if left > 0:
+        raise TooManyRequests(
+            gettext("Too many failed logins for this account from your address; try again in {n} seconds.").format(
+                n=left
+            )
+        )
 
 
 def _check_rate_limit(session: Session, *, username: str, ip: str, settings: Settings) -> None:
-    since = utcnow() - timedelta(minutes=settings.login_failure_window_minutes)
-    by_account = session.scalar(
-        select(func.count()).where(LoginFailure.username == username, LoginFailure.created_at > since)
-    )
+    _check_pair_backoff(session, username=username, ip=ip, settings=settings)
+    since = _window_start(settings)
     by_ip = session.scalar(select(func.count()).where(LoginFailure.ip == ip, LoginFailure.created_at > since))
-    if (by_account or 0) >= settings.login_max_failures_per_account or (
-        by_ip or 0
-    ) >= settings.login_max_failures_per_ip:
-        raise TooManyRequests(f"Too many failed logins; try again in {settings.login_failure_window_minutes} minutes")
+    if (by_ip or 0) >= settings.login_max_failures_per_ip:
+        raise TooManyRequests(
+            gettext("Too many failed logins from your address; try again in {n} minutes.").format(
+                n=settings.login_failure_window_minutes
+            )
+        )
+
+
+def _check_account_limit(session: Session, *, user: User, ip: str, settings: Settings) -> None:
+    """Guessing from many addresses: past a limit far above the pair's, only addresses the account has logged in
+    from before still get in, so the owner is not locked out by strangers."""
+    by_account = session.scalar(
+        select(func.count()).where(
+            LoginFailure.username == user.username, LoginFailure.created_at > _window_start(settings)
+        )
+    )
+    if (by_account or 0) < settings.login_max_failures_per_account:
+        return
+    known = session.scalar(select(AuthSession.id).where(AuthSession.user_id == user.id, AuthSession.ip == ip).limit(1))
+    if known is None:
+        raise TooManyRequests(
+            gettext(
+                "Too many failed logins for this account; log in from an address you have used before, "
+                "or try again in {n} minutes."
+            ).format(n=settings.login_failure_window_minutes)
+        )
 
 
 def authenticate(session: Session, *, username: str, password: str, ip: str, settings: Settings) -> User | None:
-    """The user if the password matches; records failures and enforces the per-account/IP limits."""
+    """The user if the password matches; records failures and enforces the failed-login limits (see Settings)."""
     username = username.strip()[:USERNAME_MAX]
+    ip = ip[:64]
     _check_rate_limit(session, username=username, ip=ip, settings=settings)
     user = get_user_by_username(session, username)
+    if user is not None:
+        _check_account_limit(session, user=user, ip=ip, settings=settings)
     ok = verify_password(password, user.password_hash if user else None)
     if not ok or user is None or not user.is_active:
-        session.add(LoginFailure(username=username, ip=ip[:64]))
+        session.add(LoginFailure(username=username, ip=ip))
         session.flush()
         return None
-    # A success clears this account's failures (the per-IP count stays).
-    session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    # A success clears this address's failures on the account only: others' guesses still count.
+    session.execute(delete(LoginFailure).where(LoginFailure.username == username, LoginFailure.ip == ip))
     return user
 
 
@@ -257,8 +355,24 @@ def user_for_api_token(session: Session, *, token: str, settings: Settings, db: 
     return row[1] if row is not None else None
 
 
-def revoke_api_token(session: Session, *, token_id: int) -> None:
+def list_api_tokens(session: Session, *, user_id: int | None = None) -> list[TokenRow]:
+    """Tokens of every scope, newest first, with their owner and project: one user's, or everyone's."""
+    statement = (
+        select(ApiToken, User.username, Project.slug)
+        .join(User, User.id == ApiToken.user_id)
+        .outerjoin(Project, Project.id == ApiToken.project_id)
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    )
+    if user_id is not None:
+        statement = statement.where(ApiToken.user_id == user_id)
+    return [TokenRow(token, username, slug) for token, username, slug in session.execute(statement).tuples()]
+
+
+def revoke_api_token(session: Session, *, token_id: int, owner_id: int | None = None) -> ApiToken:
+    """Revoke a token (``owner_id``: only if it is theirs; another's is "not found", as if it did not exist)."""
     token = session.get(ApiToken, token_id)
-    if token is None:
+    if token is None or (owner_id is not None and token.user_id != owner_id):
         raise NotFound("No such token")
     token.revoked_at = token.revoked_at or utcnow()
+    session.flush()
+    return token

@@ -78,10 +78,10 @@ def test_idle_and_absolute_expiry(client: TestClient, db: Database, settings: Se
     assert client.get("/api/v1/projects").status_code == 401
 
 
-def test_login_rate_limit_per_account(client: TestClient, db: Database, settings: Settings) -> None:
+def test_login_rate_limit_per_account_and_address(client: TestClient, db: Database, settings: Settings) -> None:
     with db.session() as s:
         make_user(s, "ann")
-    for _ in range(settings.login_max_failures_per_account):
+    for _ in range(settings.login_max_failures_per_pair):
         assert _form_login(client, "ann", "nope-nope").status_code == 401  # type: ignore[attr-defined]
     blocked = _form_login(client, "ann", "password123")
     assert blocked.status_code == 429 and "Too many failed logins" in blocked.text  # type: ignore[attr-defined]
