@@ -119,12 +119,87 @@ def token_create(
     print(plain)  # noqa: T201 - the one time the token is shown
 
 
+@token_cli.command("list")
+def token_list(
+    user: Annotated[str | None, typer.Option(help="Only this user's tokens")] = None,
+    revoked: Annotated[bool, typer.Option("--revoked/--live", help="Also list revoked tokens")] = False,
+) -> None:
+    """List tokens of every scope: id, owner, scope, project, label, created, last used."""
+    from app.auth.service import get_user_by_username, list_api_tokens
+    from app.db import make_database
+
+    with make_database(get_settings()).session(write=False) as s:
+        owner_id = None
+        if user is not None:
+            owner = get_user_by_username(s, user)
+            if owner is None:
+                console.print(f"[red]error:[/red] no user {user!r}")
+                raise typer.Exit(1)
+            owner_id = owner.id
+        rows = [row for row in list_api_tokens(s, user_id=owner_id) if revoked or row.token.revoked_at is None]
+    table = Table()
+    for column in ("id", "user", "scope", "project", "label", "token", "created", "last used", "revoked"):
+        table.add_column(column)
+    for row in rows:
+        t = row.token
+        table.add_row(
+            str(t.id),
+            row.username,
+            t.scope,
+            row.project or "",
+            t.name,
+            t.prefix + "…",
+            f"{t.created_at:%Y-%m-%d %H:%M}",
+            f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never",
+            f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "",
+        )
+    Console(width=200).print(table)
+
+
+@token_cli.command("revoke")
+def token_revoke(
+    token_ids: Annotated[list[int], typer.Argument(help="Token ids (see `prefstudio token list`)")],
+) -> None:
+    """Revoke tokens by id: they stop working at once."""
+    from app.auth.service import revoke_api_token
+    from app.db import make_database
+    from app.kit.errors import AppError
+
+    try:
+        with make_database(get_settings()).session() as s:
+            for token_id in token_ids:
+                revoke_api_token(s, token_id=token_id)
+    except AppError as exc:
+        console.print(f"[red]error:[/red] {exc.detail} (nothing revoked)")
+        raise typer.Exit(1) from exc
+    console.print(f"revoked {len(token_ids)} token(s)")
+
+
 def _serve(host: str, port: int) -> None:
     import uvicorn
 
+    # Forwarded headers (client address, scheme) only from the proxies the settings name; none by default.
+    proxies = ",".join(str(network) for network in get_settings().trusted_proxy_networks)
     uvicorn.run(
-        "app.main:create_app", factory=True, host=host, port=port, proxy_headers=True, forwarded_allow_ips="127.0.0.1"
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
     )
+
+
+def is_loopback(host: str) -> bool:
+    """True for an interface only this machine can reach (localhost, 127.0.0.0/8, ::1)."""
+    from ipaddress import ip_address
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @cli.command()
@@ -143,8 +218,18 @@ def demo(
     port: Annotated[int, typer.Option(help="Port")] = 8000,
     db: Annotated[Path, typer.Option(help="SQLite file")] = Path("prefstudio-demo.db"),
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Set up and exit")] = False,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Serve on a non-loopback --host (public passwords and secret!)")
+    ] = False,
 ) -> None:
     """A demo on SQLite: bundled prompts and candidates, an admin and three annotators; then serve."""
+    if not is_loopback(host) and not allow_remote:
+        # The demo's logins are printed for all to see and its secret key is public: not for other machines.
+        console.print(
+            f"[red]error:[/red] the demo has public passwords and a public secret key; it listens on loopback only. "
+            f"To serve it on {host} anyway, add --allow-remote."
+        )
+        raise typer.Exit(2)
     os.environ["PREFSTUDIO_ENVIRONMENT"] = "demo"
     os.environ["PREFSTUDIO_DATABASE_URL"] = f"sqlite:///{db.resolve()}"
     os.environ.setdefault("PREFSTUDIO_DATA_DIR", str(db.resolve().with_name(db.stem + "-data")))

@@ -107,3 +107,66 @@ def test_production_needs_a_real_secret() -> None:
     with pytest.raises(ValueError, match="at least 32"):
         Settings(environment="production", secret_key="short")
     assert Settings(environment="dev").secret_key
+
+
+def test_token_list_and_revoke(env: None, db: Database, settings: Settings) -> None:
+    from app.auth.service import create_api_token
+    from tests.factories import make_user
+
+    with db.session() as s:
+        ann, root = make_user(s, "ann"), make_user(s, "root", role="admin")
+        project = make_project(s, "tok")
+        api, _ = create_api_token(s, user=ann, scope="api", settings=settings, name="ann-script")
+        export, _ = create_api_token(s, user=root, scope="export", settings=settings, project_id=project.id)
+    listed = runner.invoke(cli, ["token", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "ann-script" in listed.output and "export" in listed.output and "tok" in listed.output
+    only_ann = runner.invoke(cli, ["token", "list", "--user", "ann"])
+    assert "ann-script" in only_ann.output and "export" not in only_ann.output
+    revoked = runner.invoke(cli, ["token", "revoke", str(api.id)])
+    assert revoked.exit_code == 0, revoked.output
+    with db.session(write=False) as s:
+        assert s.get(ApiToken, api.id).revoked_at is not None  # type: ignore[union-attr]
+        assert s.get(ApiToken, export.id).revoked_at is None  # type: ignore[union-attr]
+    assert "ann-script" not in runner.invoke(cli, ["token", "list"]).output  # live ones by default
+    assert "ann-script" in runner.invoke(cli, ["token", "list", "--revoked"]).output
+    assert runner.invoke(cli, ["token", "revoke", "99999"]).exit_code == 1
+
+
+def test_demo_refuses_a_non_loopback_host_without_allow_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.cli as cli_module
+
+    db_file = tmp_path / "demo.db"
+    monkeypatch.setenv("PREFSTUDIO_ENVIRONMENT", "demo")
+    monkeypatch.setenv("PREFSTUDIO_DATABASE_URL", f"sqlite:///{db_file}")
+    served: list[tuple[str, int]] = []
+    monkeypatch.setattr(cli_module, "_serve", lambda host, port: served.append((host, port)))
+    monkeypatch.setattr(cli_module, "_start_background_worker", lambda: None)
+    refused = runner.invoke(cli, ["demo", "--db", str(db_file), "--host", "0.0.0.0"])
+    assert refused.exit_code != 0 and "--allow-remote" in refused.output
+    assert not db_file.exists() and served == []
+    allowed = runner.invoke(cli, ["demo", "--db", str(db_file), "--host", "0.0.0.0", "--allow-remote"])
+    assert allowed.exit_code == 0, allowed.output
+    assert served == [("0.0.0.0", 8000)]
+    for host in ("127.0.0.1", "localhost", "::1"):
+        assert cli_module.is_loopback(host)
+    get_settings.cache_clear()
+
+
+def test_serve_believes_forwarded_headers_only_from_trusted_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    from app.cli import _serve
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    monkeypatch.setenv("PREFSTUDIO_ENVIRONMENT", "dev")
+    monkeypatch.delenv("PREFSTUDIO_TRUSTED_PROXIES", raising=False)
+    get_settings.cache_clear()
+    _serve("127.0.0.1", 8000)
+    assert calls[-1]["proxy_headers"] is False  # not even from 127.0.0.1
+    monkeypatch.setenv("PREFSTUDIO_TRUSTED_PROXIES", "10.0.0.5, 172.16.0.0/12")
+    get_settings.cache_clear()
+    _serve("127.0.0.1", 8000)
+    assert calls[-1]["proxy_headers"] is True and calls[-1]["forwarded_allow_ips"] == "10.0.0.5/32,172.16.0.0/12"
+    get_settings.cache_clear()
