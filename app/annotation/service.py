@@ -8,6 +8,8 @@ SQLite: the whole write transaction is ``BEGIN IMMEDIATE``, so claims are serial
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import random
@@ -442,6 +444,35 @@ def _stored(session: Session, assignment: Assignment, submit_key: str) -> tuple[
     return by_key, of_lease
 
 
+def submit_digest(data: JudgmentIn) -> str:
+    """The fingerprint of an answer as stored: verdicts, reason and flags (not the seconds on task, which a
+    page that resends a kept draft measures anew)."""
+    answer = {
+        "verdicts": {dim: v.model_dump() for dim, v in sorted(data.verdicts.items())},
+        "reason": data.reason.strip(),
+        "all_bad": data.all_bad,
+        "problematic": data.problematic,
+    }
+    return hashlib.sha256(json.dumps(answer, sort_keys=True).encode()).hexdigest()
+
+
+def _replayed(judgment: Judgment, *, assignment: Assignment, digest: str) -> Judgment:
+    """The stored judgment of a submit key, when this submission is its retry; otherwise a 409 (nothing stored)."""
+    if judgment.annotator_id != assignment.annotator_id or judgment.project_id != assignment.project_id:
+        raise Conflict("This submit key was already used")
+    if judgment.assignment_id != assignment.id:
+        raise Conflict(
+            f"This submit key was already used for your judgment of another item (judgment {judgment.id}); "
+            "this judgment was not stored: send it again with a new submit key"
+        )
+    if judgment.submit_digest is not None and judgment.submit_digest != digest:
+        raise Conflict(
+            "This submit key was already used with a different answer for this item; this answer was not stored: "
+            "to change the judgment, edit it"
+        )
+    return judgment
+
+
 def _validate_verdicts(project: Project, candidates: list[Candidate], verdicts: dict[str, VerdictIn]) -> None:
     expected = dimension_keys(project)
     missing = [d for d in expected if d not in verdicts]
@@ -502,16 +533,15 @@ def submit_judgment(
 ) -> tuple[Judgment, bool]:
     """Store the judgment for a lease; returns (judgment, created).
 
-    Idempotent: a retry or double-click (same lease or same submit key) returns the stored judgment.
-    A lease that lapsed is honoured while the item still has room; otherwise 409, and nothing is lost
-    on the client, which keeps the draft.
+    Idempotent: a retry or double-click (same lease, or same submit key with the same answer) returns the stored
+    judgment; a submit key reused for another lease or another answer is a 409. A lease that lapsed is honoured
+    while the item still has room; otherwise 409, and nothing is lost on the client, which keeps the draft.
     """
     assignment = _get_own_assignment(session, project=project, annotator=annotator, assignment_id=assignment_id)
     by_key, existing = _stored(session, assignment, submit_key)
+    digest = submit_digest(data)
     if by_key is not None:
-        if by_key.annotator_id != annotator.id or by_key.project_id != project.id:
-            raise Conflict("This submit key was already used")
-        return by_key, False
+        return _replayed(by_key, assignment=assignment, digest=digest), False
     if existing is not None:
         return existing, False
     if assignment.status == "skipped":
@@ -541,6 +571,7 @@ def submit_judgment(
             "flag_problematic": data.problematic,
             "seconds": data.seconds if data.seconds is not None else (now - assignment.leased_at).total_seconds(),
             "submit_key": submit_key,
+            "submit_digest": digest,
             "version": 1,
             "created_at": now,
             "updated_at": now,
@@ -551,6 +582,8 @@ def submit_judgment(
         winner = _judgment_of(session, assignment)
         if winner is None:  # the key was taken meanwhile by another of this annotator's submissions
             raise Conflict("This submit key was already used")
+        if winner.submit_key == submit_key:
+            _replayed(winner, assignment=assignment, digest=digest)
         return winner, False
     session.add_all(_verdict_rows(judgment.id, data.verdicts))
     assignment.status = "submitted"

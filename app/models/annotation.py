@@ -89,6 +89,9 @@ class Judgment(Base):
     flag_problematic: Mapped[bool] = mapped_column(Boolean, default=False)
     seconds: Mapped[float | None] = mapped_column(Float, default=None)
     submit_key: Mapped[str] = mapped_column(String(64))  # client idempotency key
+    # SHA-256 of the answer first sent under submit_key: a retry must send the same answer, a reused key is refused.
+    # None for judgments stored before it was kept.
+    submit_digest: Mapped[str | None] = mapped_column(String(64), default=None)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,4 +1,4 @@
-"""queue rounds (placeholder: filled in by the change that needs it, or removed)
+"""queue rounds: judgment.submit_digest, the fingerprint of the answer a submit key was first used for
 
 Revision ID: 0010
 Revises: 0009
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision: str = '0010'
 down_revision: str | None = '0009'
@@ -19,8 +19,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    # Nullable: judgments stored before it have no fingerprint, and their retries are answered as before.
+    with op.batch_alter_table('judgment', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('submit_digest', sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('judgment', schema=None) as batch_op:
+        batch_op.drop_column('submit_digest')
