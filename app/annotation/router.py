@@ -51,6 +51,7 @@ def _panel_context(
         "submit_key": uuid.uuid4().hex,
         "values": {},
         "mode": "new",
+        "notice": None,
         **extra,
     }
 
@@ -81,10 +82,13 @@ def _judgment_in(form: dict[str, str], project: Project, display_order: list[int
 
 
 @router.get("/projects/{project}/annotate")
-def annotate_page(request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
+def annotate_page(
+    request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser, regenerated: bool = False
+) -> Response:
     """The annotation page: the open lease, or a placeholder that asks for the next item."""
     task = service.current_task(session, project=project, annotator=user)
-    context = _panel_context(request, session, project, user, task, claim=task is None)
+    notice = gettext(service.REGENERATED) if regenerated else None
+    context = _panel_context(request, session, project, user, task, claim=task is None, notice=notice)
     return render(request, "annotation/page.html", context)
 
 
@@ -111,14 +115,21 @@ def submit(
     if assignment is None or assignment.annotator_id != user.id or assignment.project_id != project.id:
         raise Invalid("This item is no longer yours; reload the page")
     data = _judgment_in(form, project, assignment.display_order)
-    service.submit_judgment(
-        session,
-        project=project,
-        annotator=user,
-        assignment_id=assignment_id,
-        submit_key=form.get("submit_key") or uuid.uuid4().hex,
-        data=data,
-    )
+    try:
+        service.submit_judgment(
+            session,
+            project=project,
+            annotator=user,
+            assignment_id=assignment_id,
+            submit_key=form.get("submit_key") or uuid.uuid4().hex,
+            data=data,
+        )
+    except service.Superseded:
+        # Nothing was written: say why the answer is gone and go on to the next item (the new candidates, often).
+        if not is_htmx(request):
+            return redirect(request, f"/projects/{project.slug}/annotate?regenerated=1")
+        task = service.assign_next_item(session, project=project, annotator=user)
+        return _panel(request, session, project, user, task, notice=gettext(service.REGENERATED))
     if not is_htmx(request):
         return redirect(request, f"/projects/{project.slug}/annotate")
     task = service.assign_next_item(session, project=project, annotator=user)

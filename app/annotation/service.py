@@ -72,6 +72,18 @@ CLAIM_WAIT_SECONDS = 10.0
 IN_PROGRESS_WINDOW = 64
 
 
+# Why a submission for a regenerated item is refused: its candidates left the queue, the export and the agreement
+# figures (all of them read the item's current round), so a judgment stored for them would be counted nowhere.
+REGENERATED = (
+    "This item's candidates were regenerated while you judged them, so your judgment was not stored; "
+    "the new candidates are waiting to be judged"
+)
+
+
+class Superseded(Conflict):
+    """A submission for a candidate round that is no longer the item's: refused before anything is written."""
+
+
 @dataclass
 class Progress:
     judged_by_me: int
@@ -444,6 +456,22 @@ def _stored(session: Session, assignment: Assignment, submit_key: str) -> tuple[
     return by_key, of_lease
 
 
+def _current_candidates(session: Session, assignment: Assignment) -> list[Candidate]:
+    """The assignment's candidates while their round is still its item's current one; none once regenerated."""
+    return list(
+        session.scalars(
+            select(Candidate)
+            .join(Item, Item.id == Candidate.item_id)
+            .where(
+                Candidate.item_id == assignment.item_id,
+                Candidate.round == assignment.round,
+                Item.round == assignment.round,
+            )
+            .order_by(Candidate.position)
+        )
+    )
+
+
 def submit_digest(data: JudgmentIn) -> str:
     """The fingerprint of an answer as stored: verdicts, reason and flags (not the seconds on task, which a
     page that resends a kept draft measures anew)."""
@@ -535,7 +563,8 @@ def submit_judgment(
 
     Idempotent: a retry or double-click (same lease, or same submit key with the same answer) returns the stored
     judgment; a submit key reused for another lease or another answer is a 409. A lease that lapsed is honoured
-    while the item still has room; otherwise 409, and nothing is lost on the client, which keeps the draft.
+    while the item still has room; otherwise 409, and nothing is lost on the client, which keeps the draft. A lease
+    whose item was regenerated meanwhile is refused (``Superseded``, 409): it counts toward no round.
     """
     assignment = _get_own_assignment(session, project=project, annotator=annotator, assignment_id=assignment_id)
     by_key, existing = _stored(session, assignment, submit_key)
@@ -547,14 +576,20 @@ def submit_judgment(
     if assignment.status == "skipped":
         raise Conflict("You skipped this item")
 
-    _validate_verdicts(project, _candidates(session, assignment.item_id, assignment.round), data.verdicts)
+    candidates = _current_candidates(session, assignment)
+    if not candidates:
+        raise Superseded(REGENERATED)
+    _validate_verdicts(project, candidates, data.verdicts)
     if assignment.status == "expired":
+        # Only on the round judged: a regeneration since the read above (another transaction) moved the item on.
         taken = session.execute(
             update(Item)
-            .where(Item.id == assignment.item_id, Item.claims < project.overlap)
+            .where(Item.id == assignment.item_id, Item.round == assignment.round, Item.claims < project.overlap)
             .values(claims=Item.claims + 1)
         )
         if taken.rowcount == 0:  # type: ignore[attr-defined]
+            if session.scalar(select(Item.round).where(Item.id == assignment.item_id)) != assignment.round:
+                raise Superseded(REGENERATED)
             raise Conflict("Your lease on this item expired and it was given to other annotators")
 
     now = utcnow()
@@ -589,10 +624,14 @@ def submit_judgment(
     assignment.status = "submitted"
     gold = session.scalar(  # RETURNING: the item as it is once its row is ours (see shift_gold_tallies)
         update(Item)
-        .where(Item.id == assignment.item_id)
+        .where(Item.id == assignment.item_id, Item.round == assignment.round)
         .values(judgment_count=Item.judgment_count + 1)
         .returning(Item.is_gold)
     )
+    if gold is None:
+        # Cannot happen while regeneration expires the round's leases first (it waits for this lease's lock);
+        # a plain Conflict, not Superseded: the insert above must be rolled back with the request.
+        raise Conflict(REGENERATED)
     count_judgment(session, project_id=project.id, annotator_id=annotator.id, gold=bool(gold))
     session.flush()
     return judgment, True
