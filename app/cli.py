@@ -178,6 +178,8 @@ def token_revoke(
 def _serve(host: str, port: int) -> None:
     import uvicorn
 
+    from app.kit.server import server_options
+
     # Forwarded headers (client address, scheme) only from the proxies the settings name; none by default.
     proxies = ",".join(str(network) for network in get_settings().trusted_proxy_networks)
     uvicorn.run(
@@ -187,6 +189,7 @@ def _serve(host: str, port: int) -> None:
         port=port,
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,
+        **server_options(get_settings()),  # deadlines for slow clients, connection limit (app.kit.server)
     )
 
 

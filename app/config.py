@@ -45,6 +45,16 @@ class Settings(BaseSettings):
     # Origins (comma-separated "https://host[:port]") whose images markdown may show (model output, prompts,
     # guidelines are untrusted). Empty: none; an image elsewhere shows as a link. Never list this app's own origin.
     markdown_image_origins: str = ""
+    # Slow clients (`prefstudio serve`, see app.kit.server): a request's headers (at most request_max_header_kb)
+    # must arrive within request_header_timeout_seconds of the connection or the previous answer; its body within
+    # request_body_timeout_seconds plus a second per request_body_min_kb_per_second KB. Idle kept-alive
+    # connections close after keep_alive_timeout_seconds; past max_connections (0: no limit) new requests get 503.
+    request_header_timeout_seconds: float = 20
+    request_body_timeout_seconds: float = 30
+    request_body_min_kb_per_second: float = 50
+    request_max_header_kb: int = 64
+    keep_alive_timeout_seconds: int = 5
+    max_connections: int = 1000
     sqlite_busy_timeout_ms: int = 30_000
     # A server process moves what start-up made out of the garbage collector's sight (see app.main). Off where
     # apps start and stop inside one long process (the tests): each start would collect that process's whole heap.
