@@ -47,7 +47,10 @@ def import_command(
         raise typer.Exit(1) from exc
     console.print(
         f"imported {result.created} items ({result.ready} ready, {result.pending} waiting for candidates) "
-        f"from {result.lines} lines; {len(result.duplicates)} duplicates skipped"
+        f"from {result.lines} lines; {result.duplicate_count} duplicates skipped"
     )
-    for dup in result.duplicates[:20]:
+    shown = result.duplicates[:20]
+    for dup in shown:
         console.print(f"  line {dup['line']}: {dup['reason']}")
+    if result.duplicate_count > len(shown):
+        console.print(f"  … and {result.duplicate_count - len(shown)} more")

@@ -18,6 +18,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,11 +30,20 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.kit.errors import Invalid
+from app.kit.schemas import MAX_ROW_ID, shown, text_problem
 from app.models import Candidate, Item, Project
 
 BATCH = 1000
 MAX_ERRORS = 1000
 MAX_PROMPT_CHARS = 200_000
+# How deep ``meta`` and a candidate's ``params`` may nest (the object itself is level 1): real metadata is a
+# few levels; a bound keeps every reader of the row (the export, jsonb, SQLite's JSON functions) far from theirs.
+MAX_JSON_DEPTH = 16
+# Duplicates are all counted; only the first ones are listed (a file of duplicates would make a huge answer).
+MAX_DUPLICATES_LISTED = 100
+# Integer columns of a candidate (32 bits on PostgreSQL); generated seeds stay in this range as well.
+SEED_RANGE = (-MAX_ROW_ID - 1, MAX_ROW_ID)
+TOKENS_RANGE = (0, MAX_ROW_ID)
 # A CSV cell may hold a whole prompt, or a JSON list of up to four candidates (escaped), each as long as a prompt;
 # Python's csv module stops at 131,072 characters unless told otherwise (a process-wide setting, only raised).
 CSV_CELL_CHARS = 8 * MAX_PROMPT_CHARS
@@ -61,7 +71,13 @@ class ImportResult:
     created: int = 0
     ready: int = 0
     pending: int = 0
-    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)  # the first MAX_DUPLICATES_LISTED
+    duplicate_count: int = 0
+
+    def duplicate(self, line: int, reason: str) -> None:
+        self.duplicate_count += 1
+        if len(self.duplicates) < MAX_DUPLICATES_LISTED:
+            self.duplicates.append({"line": line, "reason": reason})
 
 
 def normalize_text(text: str) -> str:
@@ -80,10 +96,52 @@ def prompt_hash(prompt: str | list[dict[str, str]]) -> str:
 def _text(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise LineError(f"{what} must be a non-empty string")
-    if "\x00" in value:
-        raise LineError(f"{what} contains a NUL character")
+    problem = text_problem(value)
+    if problem:
+        raise LineError(f"{what} {problem}")
     if len(value) > MAX_PROMPT_CHARS:
         raise LineError(f"{what} is longer than {MAX_PROMPT_CHARS} characters")
+    return value
+
+
+def _check_json(value: Any, where: str) -> None:
+    """Refuse, naming the place, what a JSON reader or a database cannot take back from a free-form object:
+    NaN and Infinity (not JSON: ``JSON.parse`` and jq reject them), NUL and lone surrogates in keys and strings,
+    and nesting deeper than MAX_JSON_DEPTH. Iterative: a deep value cannot exhaust the stack."""
+    stack: list[tuple[Any, str, int]] = [(value, where, 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, str):
+            problem = text_problem(node)
+            if problem:
+                raise LineError(f"'{path}' {problem}")
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise LineError(f"'{path}' is not a finite number (NaN and Infinity are not JSON)")
+        elif isinstance(node, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise LineError(f"'{where}' is nested more than {MAX_JSON_DEPTH} levels deep")
+            if isinstance(node, list):
+                stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(node, start=1))
+                continue
+            for key, child in node.items():
+                problem = text_problem(key)
+                if problem:
+                    raise LineError(f"'{path}' has a key that {problem}")
+                stack.append((child, f"{path}.{key}", depth + 1))
+
+
+def _short_text(value: Any, what: str, limit: int) -> str:
+    text = str(value)[:limit]
+    problem = text_problem(text)
+    if problem:
+        raise LineError(f"{what} {problem}")
+    return text
+
+
+def _integer(value: Any, what: str, bounds: tuple[int, int]) -> int:
+    low, high = bounds
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise LineError(f"{what} must be an integer from {low} to {high}")
     return value
 
 
@@ -126,18 +184,18 @@ def _candidates(value: Any, k: int) -> list[dict[str, Any]]:
             raise LineError(f"candidate {i}: unknown field(s) {', '.join(sorted(unknown))}")
         row: dict[str, Any] = {"text": _text(c.get("text"), f"candidate {i} text")}
         if c.get("model") is not None:
-            row["model"] = str(c["model"])[:200]
+            row["model"] = _short_text(c["model"], f"'candidates[{i}].model'", 200)
         if c.get("params") is not None:
             if not isinstance(c["params"], dict):
                 raise LineError(f"candidate {i}: 'params' must be an object")
+            _check_json(c["params"], f"candidates[{i}].params")
             row["params"] = c["params"]
         for key in ("seed", "prompt_tokens", "completion_tokens"):
             if c.get(key) is not None:
-                if not isinstance(c[key], int) or isinstance(c[key], bool):
-                    raise LineError(f"candidate {i}: '{key}' must be an integer")
-                row[key] = c[key]
+                bounds = SEED_RANGE if key == "seed" else TOKENS_RANGE
+                row[key] = _integer(c[key], f"candidate {i}: '{key}'", bounds)
         if c.get("finish_reason") is not None:
-            row["finish_reason"] = str(c["finish_reason"])[:32]
+            row["finish_reason"] = _short_text(c["finish_reason"], f"'candidates[{i}].finish_reason'", 32)
         out.append(row)
     texts = [" ".join(c["text"].split()) for c in out]
     if len(set(texts)) != len(texts):
@@ -158,9 +216,13 @@ def _record(obj: Any, k: int) -> dict[str, Any]:
         external_id = str(external_id)
         if len(external_id) > 200:
             raise LineError("'id' is longer than 200 characters")
+        problem = text_problem(external_id)
+        if problem:
+            raise LineError(f"'id' {problem}")
     meta = obj.get("meta") or {}
     if not isinstance(meta, dict):
         raise LineError("'meta' must be an object")
+    _check_json(meta, "meta")
     return {
         "external_id": external_id,
         "prompt": _prompt(obj.get("prompt")),
@@ -199,10 +261,19 @@ def _jsonl(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
             continue
         if not line.strip():
             continue
-        try:
-            yield n, json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield n, LineError(f"bad JSON: {exc.msg} (column {exc.colno})")
+        yield n, _parse(line, "bad JSON")
+
+
+def _parse(text: str, what: str) -> Any:
+    """``text`` as JSON, or a LineError saying why not (also for what the parser cannot take)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        return LineError(f"{what}: {exc.msg} (column {exc.colno})")
+    except RecursionError:
+        return LineError(f"{what}: nested too deeply to read (at most {MAX_JSON_DEPTH} levels are allowed)")
+    except ValueError:  # Python's cap on the digits of an integer
+        return LineError(f"{what}: a number has too many digits")
 
 
 def _csv(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
@@ -235,21 +306,17 @@ def _csv(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
             )
             return
         n = reader.line_num
-        try:
-            obj: dict[str, Any] = {"prompt": row.get("prompt") or None}
-            if row.get("id"):
-                obj["id"] = row["id"]
-            if row.get("meta"):
-                obj["meta"] = json.loads(row["meta"])
-            if row.get("candidates"):
-                obj["candidates"] = json.loads(row["candidates"])
-            else:
-                cands = [row.get(f"candidate_{i}") for i in range(1, 5)]
-                obj["candidates"] = [c for c in cands if c]
-        except json.JSONDecodeError as exc:
-            yield n, LineError(f"bad JSON in a CSV cell: {exc.msg}")
-            continue
-        yield n, obj
+        obj: dict[str, Any] = {"prompt": row.get("prompt") or None}
+        if row.get("id"):
+            obj["id"] = row["id"]
+        for cell in ("meta", "candidates"):
+            if row.get(cell):
+                obj[cell] = _parse(row[cell], f"bad JSON in the '{cell}' cell")
+        if not row.get("candidates"):
+            cands = [row.get(f"candidate_{i}") for i in range(1, 5)]
+            obj["candidates"] = [c for c in cands if c]
+        bad = next((v for v in obj.values() if isinstance(v, LineError)), None)
+        yield n, bad or obj
 
 
 def _insert_ignoring_duplicates(session: Session) -> Any:
@@ -310,7 +377,7 @@ def import_items(
         for line, record, h in pending_batch:
             item_id = inserted.get(h)
             if item_id is None:
-                result.duplicates.append({"line": line, "reason": "already in the project (same prompt or id)"})
+                result.duplicate(line, "already in the project (same prompt or id)")
                 continue
             candidate_rows.extend(
                 {"item_id": item_id, "round": 0, "position": i, "params": {}, **c}
@@ -332,16 +399,16 @@ def import_items(
             record = _record(obj, project.k)
         except LineError as exc:
             if len(errors) < MAX_ERRORS:
-                errors.append({"line": line, "message": str(exc)})
+                errors.append({"line": line, "message": shown(str(exc))})  # it may quote the line's text
             else:
                 more_errors += 1
             continue
         h = prompt_hash(record["prompt"])
         if h in seen_hashes:
-            result.duplicates.append({"line": line, "reason": f"same prompt as line {seen_hashes[h]}"})
+            result.duplicate(line, f"same prompt as line {seen_hashes[h]}")
             continue
         if record["external_id"] is not None and record["external_id"] in seen_ids:
-            result.duplicates.append({"line": line, "reason": f"same id as line {seen_ids[record['external_id']]}"})
+            result.duplicate(line, f"same id as line {seen_ids[record['external_id']]}")
             continue
         seen_hashes[h] = line
         if record["external_id"] is not None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.items.importer import MAX_DUPLICATES_LISTED
 
 
 class CandidateOut(BaseModel):
@@ -47,4 +49,7 @@ class ImportOut(BaseModel):
     created: int
     ready: int
     pending: int
-    duplicates: list[dict[str, Any]]
+    duplicates: list[dict[str, Any]] = Field(
+        description=f"The first {MAX_DUPLICATES_LISTED} duplicate lines skipped, each with its line and reason"
+    )
+    duplicate_count: int = Field(description="Every duplicate line skipped")

@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from annotated_types import Interval
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from starlette.responses import Response
 
 # Row ids are INTEGER columns (32 bits on PostgreSQL): a larger number in a path, query or body is a 422 here,
 # not an "integer out of range" from the database (a 500).
 MAX_ROW_ID = 2**31 - 1
 RowId = Annotated[int, Interval(ge=0, le=MAX_ROW_ID)]
+
+# Halves of a UTF-16 pair on their own: JSON's "\ud800" escape makes them, but no UTF-8 text (database, page,
+# JSON answer) can hold one.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text on both databases (PostgreSQL refuses NUL), or None."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    if _LONE_SURROGATE.search(value):
+        return "contains a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not valid Unicode"
+    return None
+
+
+def _storable(value: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def shown(value: str) -> str:
+    """``value`` safe to echo in an answer or a page: lone surrogates written as escapes."""
+    return value.encode("utf-8", "backslashreplace").decode()
+
+
+# Text that both databases store as given (no NUL, no lone surrogate); the error names the field.
+StoredText = Annotated[str, AfterValidator(_storable)]
 
 
 class Schema(BaseModel):
