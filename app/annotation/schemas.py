@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.kit.schemas import MAX_ROW_ID, RowId, Schema
+from app.kit.schemas import MAX_ROW_ID, RowId, Schema, StoredText
 
 
 class VerdictIn(BaseModel):
@@ -34,8 +34,8 @@ class JudgmentIn(BaseModel):
     """A judgment: verdicts for "overall" and every project dimension, in canonical candidate ids."""
 
     model_config = ConfigDict(extra="forbid")
-    verdicts: dict[str, VerdictIn]
-    reason: str = Field(default="", max_length=10_000)
+    verdicts: dict[StoredText, VerdictIn]
+    reason: StoredText = Field(default="", max_length=10_000)
     all_bad: bool = False
     problematic: bool = False
     seconds: float | None = Field(default=None, ge=0, le=86_400)
@@ -52,7 +52,7 @@ class EditIn(JudgmentIn):
 
 class SkipIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(default="", max_length=2_000)
+    reason: StoredText = Field(default="", max_length=2_000)
 
 
 class CandidateOut(Schema):
