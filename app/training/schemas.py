@@ -12,6 +12,7 @@ from app.kit.schemas import MAX_ROW_ID, Schema
 
 MAX_ENTRIES_PER_REQUEST = 1000
 MAX_KEYS_PER_ENTRY = 64
+MAX_INT64 = 2**63 - 1
 
 
 class TrainingParams(BaseModel):
@@ -76,9 +77,14 @@ class RunUpdate(BaseModel):
                 raise ValueError(f"entry {n}: 'step' must be a whole number ≥ 0")
             if len(entry) > MAX_KEYS_PER_ENTRY:
                 raise ValueError(f"entry {n}: at most {MAX_KEYS_PER_ENTRY} keys")
+            if step > MAX_INT64:
+                raise ValueError(f"entry {n}: 'step' is larger than {MAX_INT64}")
             for key, value in entry.items():
                 if not key or len(key) > 100:
                     raise ValueError(f"entry {n}: keys are 1–100 characters")
+                # A whole number no 64-bit integer (or finite float) holds is no count or loss: refused, not kept.
+                if isinstance(value, int) and not -MAX_INT64 - 1 <= value <= MAX_INT64:
+                    raise ValueError(f"entry {n}: {key!r} is outside the 64-bit range")
                 if isinstance(value, float) and not math.isfinite(value):
                     entry[key] = None  # a diverged loss is a fact to show, JSON cannot carry NaN
                 elif isinstance(value, str) and len(value) > 200:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,12 +174,24 @@ class SnapshotRuns:
     runs: list[RunView] = field(default_factory=list)
 
 
+def shown_number(value: Any) -> float | None:
+    """A stored metric as the page can show it: a finite float, or None (text, a flag, or a number stored before
+    they were checked that no float holds)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def loss_chart(metrics: list[dict[str, Any]], *, width: int = 240, height: int = 80, pad: int = 4) -> Chart | None:
     """Loss over steps, scaled into a ``width × height`` box; None with fewer than two points."""
     points = [
-        (int(e["step"]), float(e["loss"]))
+        (e["step"], loss)
         for e in metrics
-        if isinstance(e.get("step"), int) and isinstance(e.get("loss"), int | float)
+        if type(e.get("step")) is int and (loss := shown_number(e.get("loss"))) is not None
     ]
     if len(points) < 2:
         return None
@@ -186,9 +199,11 @@ def loss_chart(metrics: list[dict[str, Any]], *, width: int = 240, height: int =
     ys = [y for _, y in points]
     x_min, x_max, y_min, y_max = min(xs), max(xs), min(ys), max(ys)
     x_span = (x_max - x_min) or 1
-    y_span = (y_max - y_min) or 1.0
+    # Halved first: the span of two finite floats may itself overflow (1e308 - -1e308).
+    y_span = (y_max / 2 - y_min / 2) or 1.0
     coords = " ".join(
-        f"{pad + (x - x_min) / x_span * (width - 2 * pad):.1f},{pad + (y_max - y) / y_span * (height - 2 * pad):.1f}"
+        f"{pad + (x - x_min) / x_span * (width - 2 * pad):.1f},"
+        f"{pad + (y_max / 2 - y / 2) / y_span * (height - 2 * pad):.1f}"
         for x, y in points
     )
     return Chart(coords, width, height, x_min, x_max, y_min, y_max, ys[-1])
@@ -213,9 +228,9 @@ def runs_by_snapshot(session: Session, *, project: Project) -> list[SnapshotRuns
         groups[run.snapshot_id].runs.append(
             RunView(
                 run=run,
-                headline=[(label, final.get(key)) for key, label in HEADLINE],
+                headline=[(label, shown_number(final.get(key))) for key, label in HEADLINE],
                 chart=loss_chart(run.metrics),
-                steps=step if isinstance(step, int) else None,
+                steps=step if type(step) is int else None,
             )
         )
     return [g for g in groups.values() if g.runs or g.snapshot.state == "ready"]
