@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import select
 
 from app.auth import service as auth
 from app.auth.deps import AdminUser, SessionDep, SettingsDep
-from app.export import service
+from app.export import pseudonyms, service
 from app.export.deps import ExportAccess, ExportAccessDep, project_for_export
 from app.export.schemas import (
     ExportFilter,
@@ -26,9 +26,10 @@ from app.export.schemas import (
     TokenCreated,
     TokenOut,
 )
+from app.export.slots import SlotStreamingResponse, slots_of
 from app.export.stream import relay
 from app.kit.errors import Invalid, NotFound
-from app.kit.schemas import Message, RowId, error_responses
+from app.kit.schemas import MAX_ROW_ID, Message, RowId, error_responses
 from app.models import ApiToken, Project, Snapshot
 from app.projects.deps import AdminProjectDep
 
@@ -49,24 +50,38 @@ def export_jsonl(
     access: ExportAccessDep,
     session: SessionDep,
     settings: SettingsDep,
+    request: Request,
 ) -> StreamingResponse:
-    """The pairs the filter keeps, streamed as JSONL (TRL-ready: prompt, chosen, rejected, reason, meta)."""
+    """The pairs the filter keeps, streamed as JSONL (TRL-ready: prompt, chosen, rejected, reason, meta).
+    Live exports are limited per server and per token: beyond that 503 / 429 with ``Retry-After``."""
     found = project_for_export(session, slug=project, access=access)
-    rules = service.resolve(session, project=found, filt=filt, secret=settings.secret_key or "")  # 422 first
-    return StreamingResponse(
-        relay(settings, project_id=found.id, filt=filt, excluded=rules.excluded),
-        media_type=JSONL,
-        headers={"Content-Disposition": f'attachment; filename="{found.slug}-{filt.dimension}.jsonl"'},
-    )
+    key = pseudonyms.pseudonym_key(settings.data_dir)
+    rules = service.resolve(session, project=found, filt=filt, key=key, by_admin=access.is_admin)  # 422 first
+    slot = slots_of(request.app).take(caller=access.caller)
+    try:
+        return SlotStreamingResponse(
+            relay(settings, project_id=found.id, filt=filt, excluded=rules.excluded, key=key),
+            slot=slot,
+            media_type=JSONL,
+            headers={"Content-Disposition": f'attachment; filename="{found.slug}-{filt.dimension}.jsonl"'},
+        )
+    except BaseException:
+        slot.release()
+        raise
 
 
 @router.get("/projects/{project}/export/preview", response_model=PreviewOut)
 def export_preview(
-    project: str, filt: FilterQuery, access: ExportAccessDep, session: SessionDep, settings: SettingsDep
+    project: str,
+    filt: FilterQuery,
+    access: ExportAccessDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> PreviewOut:
     """How many pairs the filter keeps and what each rule drops; nothing is written."""
     found = project_for_export(session, slug=project, access=access)
-    return service.preview(session, project=found, filt=filt, secret=settings.secret_key or "")
+    key = pseudonyms.pseudonym_key(settings.data_dir)
+    return service.preview(session, project=found, filt=filt, key=key, by_admin=access.is_admin)
 
 
 def _snapshot_out(snapshot: Snapshot, slug: str, *, card: bool = False) -> SnapshotOut:
@@ -93,7 +108,7 @@ def create_snapshot(
         project=project,
         filt=body.filters,
         name=body.name,
-        secret=settings.secret_key or "",
+        key=pseudonyms.pseudonym_key(settings.data_dir),
         created_by_id=user.id,
     )
     return _snapshot_out(snapshot, project.slug)
@@ -106,7 +121,9 @@ def _find_snapshot(session: SessionDep, snapshot_id: str, access: ExportAccess, 
         if not project:
             raise Invalid("Say which project: /api/v1/snapshots/latest?project=SLUG")
         return service.latest_snapshot(session, project_id=project_for_export(session, slug=project, access=access).id)
-    if not snapshot_id.isdigit():
+    # ASCII digits only ("²".isdigit() is true, int("²") fails) and within the column's range (SQLite overflows).
+    plain = snapshot_id.isascii() and snapshot_id.isdigit() and len(snapshot_id) <= 10
+    if not plain or int(snapshot_id) > MAX_ROW_ID:
         raise NotFound("No such snapshot")
     snapshot = session.get(Snapshot, int(snapshot_id))
     owner = session.get(Project, snapshot.project_id) if snapshot is not None else None

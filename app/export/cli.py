@@ -15,7 +15,7 @@ from rich.table import Table
 
 from app.config import get_settings
 from app.db import make_database
-from app.export import service, stream
+from app.export import pseudonyms, service, stream
 from app.export.schemas import DROP_REASONS, ExportFilter
 from app.kit.errors import AppError
 from app.projects.deps import project_by_slug
@@ -72,13 +72,13 @@ def export_command(
         raise typer.Exit(2)
     settings = get_settings()
     db = make_database(settings)
-    secret = settings.secret_key or ""
     try:
+        key = pseudonyms.pseudonym_key(settings.data_dir)
         if snapshot:
             with db.session() as s:
                 found = project_by_slug(s, project)
                 snap = service.create_snapshot(
-                    s, project=found, filt=filt, name=name, secret=secret, created_by_id=None, enqueue=False
+                    s, project=found, filt=filt, name=name, key=key, created_by_id=None, enqueue=False
                 )
                 snapshot_id = snap.id
             with console.status("writing the snapshot"):
@@ -94,7 +94,7 @@ def export_command(
         drops: Counter[str] = Counter()
         with db.session(write=False) as s:
             found = project_by_slug(s, project)
-            rules = service.resolve(s, project=found, filt=filt, secret=secret)  # a clear error before any work
+            rules = service.resolve(s, project=found, filt=filt, key=key, by_admin=True)  # an error before any work
             project_id = found.id
         columns = (TextColumn("chunks of items"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=True) as bar:
@@ -106,13 +106,14 @@ def export_command(
                 drops=drops,
                 on_chunk=lambda done, total: bar.update(task, completed=done, total=total),
                 excluded=rules.excluded,
+                key=key,
             )
             if out is None:  # --preview: count only
                 for _ in made:
                     pass
             else:
                 _write(out, made)
-        _report(drops, rules.excluded_names)
+        _report(drops, rules.excluded_pseudonyms)
         if out is not None:
             console.print(f"wrote {drops['_kept']} pairs to {out}")
     except AppError as exc:

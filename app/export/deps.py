@@ -27,6 +27,16 @@ class ExportAccess:
     token: ApiToken | None
     user_id: int | None
 
+    @property
+    def is_admin(self) -> bool:
+        """An admin's session or api token (not an export token): may name annotators by username."""
+        return self.token is None
+
+    @property
+    def caller(self) -> str:
+        """Who is asking, for the per-caller limit of live exports."""
+        return f"token:{self.token.id}" if self.token is not None else f"user:{self.user_id}"
+
     def check(self, project: Project | None) -> Project:
         """The project if this caller may read it. Tokens learn nothing about other projects (403 either way)."""
         if self.token is not None:

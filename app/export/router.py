@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from app.auth import service as auth
 from app.auth.deps import AdminUser, SessionDep, SettingsDep
-from app.export import service
+from app.export import pseudonyms, service
 from app.export.schemas import DROP_REASONS, ExportFilter, PreviewOut
 from app.kit.errors import AppError, Invalid, NotFound
 from app.kit.forms import FormFields, FormItems
@@ -79,12 +79,15 @@ def page(request: Request, project: AdminProjectDep, session: SessionDep, settin
     """Filters and their preview (how many pairs each rule keeps), download, snapshots and tokens."""
     error: str | None = None
     preview: PreviewOut | None = None
+    ignored: list[str] = []
     try:
         filt = filter_from(request.query_params.multi_items())
-        preview = service.preview(session, project=project, filt=filt, secret=settings.secret_key or "")
+        key = pseudonyms.pseudonym_key(settings.data_dir)
+        preview = service.preview(session, project=project, filt=filt, key=key, by_admin=True)
+        ignored = service.names_of(session, project=project, key=key, of=preview.excluded_annotators)
     except AppError as exc:
         filt, error = ExportFilter(), str(exc.detail)
-    context = _context(request, session, project, filt, preview=preview, error=error)
+    context = _context(request, session, project, filt, preview=preview, error=error, ignored=ignored)
     return render(request, "export/page.html", context, fragment="export/_preview.html")
 
 
@@ -106,9 +109,8 @@ def create_snapshot(
 ) -> Response:
     filt = filter_from(items)
     name = next((v for k, v in items if k == "name"), "")
-    service.create_snapshot(
-        session, project=project, filt=filt, name=name, secret=settings.secret_key or "", created_by_id=user.id
-    )
+    key = pseudonyms.pseudonym_key(settings.data_dir)
+    service.create_snapshot(session, project=project, filt=filt, name=name, key=key, created_by_id=user.id)
     return redirect(request, f"/projects/{project.slug}/export?{_query(filt)}#snapshots")
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import os
 import queue
 import threading
@@ -22,23 +21,26 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, Text, any_, cast, func, select, update
+from sqlalchemy import Select, Text, any_, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import Database, driver_rows
 from app.export import pairs as P
+from app.export import pseudonyms
 from app.export.schemas import DROP_REASONS, ExportFilter, PreviewOut
 from app.kit import activity
 from app.kit.errors import Conflict, Invalid, NotFound
 from app.models import (
     OVERALL,
     Adjudication,
+    AnnotatorTally,
     ApiToken,
     Candidate,
     Item,
     Judgment,
     Project,
+    ProjectMember,
     Snapshot,
     User,
     Verdict,
@@ -55,10 +57,10 @@ class Rules:
 
     filt: ExportFilter
     project: Project
-    secret: bytes
+    key: bytes
     dims: list[str]
-    excluded: set[int]
-    excluded_names: list[str]
+    excluded: set[int]  # by the filter's list or its thresholds
+    named: set[int] = field(default_factory=set)  # those the filter's list names
     slug: str = ""
 
     _pseudonyms: dict[int, str] = field(default_factory=dict)
@@ -67,9 +69,16 @@ class Rules:
         """A stable id for an annotator in this project's exports that does not reveal who it is."""
         name = self._pseudonyms.get(user_id)
         if name is None:
-            digest = hmac.new(self.secret, f"{self.project.id}:{user_id}".encode(), hashlib.sha256).hexdigest()
-            name = self._pseudonyms[user_id] = "a_" + digest[:12]
+            name = self._pseudonyms[user_id] = pseudonyms.pseudonym(self.key, self.project.id, user_id)
         return name
+
+    @property
+    def excluded_pseudonyms(self) -> list[str]:
+        return sorted(self.pseudonym(u) for u in self.excluded)
+
+    def public_filter(self) -> ExportFilter:
+        """The filter as it may be shown to export-token holders: annotators named by pseudonym only."""
+        return self.filt.model_copy(update={"exclude_annotators": sorted(self.pseudonym(u) for u in self.named)})
 
 
 @dataclass(slots=True)
@@ -100,42 +109,78 @@ class _Chunk:
 
 
 def resolve(
-    session: Session, *, project: Project, filt: ExportFilter, secret: str, excluded: set[int] | None = None
+    session: Session,
+    *,
+    project: Project,
+    filt: ExportFilter,
+    key: bytes,
+    by_admin: bool = False,
+    excluded: set[int] | None = None,
 ) -> Rules:
-    """Check the filter against the project and work out which annotators it leaves out (``excluded``: as
-    worked out before, for the same filter — the thresholds are not evaluated again)."""
+    """Check the filter against the project and work out which annotators it leaves out. Annotators are named by
+    pseudonym; ``by_admin`` callers may name them by username or user id too. ``excluded``: as worked out
+    before, for the same filter (neither the names nor the thresholds are evaluated again)."""
     known = [OVERALL, *project.dimension_keys]
     for dim in [filt.dimension, *filt.veto]:
         if dim not in known:
             raise Invalid(f"Unknown dimension {dim!r}; this project has: {', '.join(known)}")
-    known_excluded = excluded
-    names = dict(session.execute(select(User.username, User.id)).tuples().all())
-    ids = set(names.values())
-    excluded = set()
-    unknown = []
-    for who in filt.exclude_annotators:  # a username, or a user id
-        if who in names:
-            excluded.add(names[who])
-        elif who.isdigit() and int(who) in ids:
-            excluded.add(int(who))
-        else:
-            unknown.append(who)
-    if unknown:
-        raise Invalid(f"Unknown annotator(s): {', '.join(unknown)}")
-    if known_excluded is not None:
-        excluded = set(known_excluded)
-    elif filt.min_annotator_kappa is not None or filt.min_gold_accuracy is not None:
-        excluded |= _below_thresholds(session, project=project, filt=filt, ids=names)
-    by_id = {v: k for k, v in names.items()}
-    return Rules(
+    rules = Rules(
         filt=filt,
         project=project,
-        secret=secret.encode(),
+        key=key,
         dims=list(dict.fromkeys([filt.dimension, *filt.veto])),
-        excluded=excluded,
-        excluded_names=sorted(by_id.get(i, str(i)) for i in excluded),
+        excluded=set(excluded or ()),
         slug=project.slug,
     )
+    if excluded is not None:
+        return rules
+    annotators: dict[int, str] = {}
+    if filt.exclude_annotators or filt.min_annotator_kappa is not None:
+        annotators = project_annotators(session, project=project)
+    if filt.exclude_annotators:
+        rules.named = _named(rules, annotators, by_admin=by_admin)
+    rules.excluded = set(rules.named)
+    if filt.min_annotator_kappa is not None or filt.min_gold_accuracy is not None:
+        ids = {name: user_id for user_id, name in annotators.items()}
+        rules.excluded |= _below_thresholds(session, project=project, filt=filt, ids=ids)
+    return rules
+
+
+def project_annotators(session: Session, *, project: Project) -> dict[int, str]:
+    """user id → username of those an export may name: the project's members and whoever has judged in it."""
+    members = select(ProjectMember.user_id).where(ProjectMember.project_id == project.id)
+    judges = select(AnnotatorTally.annotator_id).where(AnnotatorTally.project_id == project.id)
+    rows = session.execute(select(User.id, User.username).where(or_(User.id.in_(members), User.id.in_(judges))))
+    return dict(rows.tuples().all())
+
+
+def names_of(session: Session, *, project: Project, key: bytes, of: list[str]) -> list[str]:
+    """The usernames behind pseudonyms of this project (for admins' pages), in the order given."""
+    annotators = project_annotators(session, project=project)
+    names = {pseudonyms.pseudonym(key, project.id, u): n for u, n in annotators.items()}
+    return [names.get(p, p) for p in of]
+
+
+def _named(rules: Rules, annotators: dict[int, str], *, by_admin: bool) -> set[int]:
+    """The annotators the filter's list names. Anything else is refused with one answer, whether such a user
+    exists or not (an export token learns nothing about users)."""
+    by_pseudonym = {rules.pseudonym(user_id): user_id for user_id in annotators}
+    by_name = {name: user_id for user_id, name in annotators.items()} if by_admin else {}
+    named: set[int] = set()
+    unknown: list[str] = []
+    for who in rules.filt.exclude_annotators:
+        if pseudonyms.looks_like_pseudonym(who) and who in by_pseudonym:
+            named.add(by_pseudonym[who])
+        elif who in by_name:
+            named.add(by_name[who])
+        elif by_admin and who.isascii() and who.isdigit() and int(who) in annotators:
+            named.add(int(who))
+        else:
+            unknown.append(who[:100])
+    if unknown:
+        how = "by pseudonym (a_…, as in meta.annotators)" + (", username or user id" if by_admin else "")
+        raise Invalid(f"Not an annotator of this project: {', '.join(unknown)}. Name annotators {how}.")
+    return named
 
 
 def _below_thresholds(session: Session, *, project: Project, filt: ExportFilter, ids: dict[str, int]) -> set[int]:
@@ -627,9 +672,11 @@ def jsonl_of_ranges(
             lines += dumps(row, option=newline)
 
 
-def preview(session: Session, *, project: Project, filt: ExportFilter, secret: str) -> PreviewOut:
+def preview(
+    session: Session, *, project: Project, filt: ExportFilter, key: bytes, by_admin: bool = False
+) -> PreviewOut:
     """How many pairs the filter keeps, and what each rule drops — without writing anything."""
-    rules = resolve(session, project=project, filt=filt, secret=secret)
+    rules = resolve(session, project=project, filt=filt, key=key, by_admin=by_admin)
     drops: Counter[str] = Counter()
     for _ in iter_pairs(session, rules=rules, drops=drops):
         pass
@@ -645,7 +692,7 @@ def preview_from(drops: Counter[str], rules: Rules) -> PreviewOut:
         kept=drops["_kept"],
         adjudicated=drops["_adjudicated"],
         by_split={"train": drops["_split_train"], "test": drops["_split_test"]},
-        excluded_annotators=rules.excluded_names,
+        excluded_annotators=rules.excluded_pseudonyms,
     )
 
 
@@ -658,20 +705,21 @@ def create_snapshot(
     project: Project,
     filt: ExportFilter,
     name: str,
-    secret: str,
+    key: bytes,
     created_by_id: int | None,
     enqueue: bool = True,
 ) -> Snapshot:
-    """Record a snapshot to be written by the worker (state "pending"); the filter is checked now."""
+    """Record a snapshot to be written by the worker (state "pending"); the filter is checked now (an admin's:
+    annotators may be named by username) and stored naming annotators by pseudonym only."""
     from app.jobs import service as jobs
 
-    resolve(session, project=project, filt=filt, secret=secret)  # a bad filter fails here, not in the worker
+    rules = resolve(session, project=project, filt=filt, key=key, by_admin=True)  # fails here, not in the worker
     snapshot = Snapshot(
         project_id=project.id,
         created_by_id=created_by_id,
         name=name.strip(),
         format=filt.format,
-        filters=filt.model_dump(mode="json"),
+        filters=rules.public_filter().model_dump(mode="json"),
         state="pending",
     )
     session.add(snapshot)
@@ -740,6 +788,7 @@ def write_snapshot(
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(data_dir, snapshot_id)
+    key = pseudonyms.pseudonym_key(data_dir)
     with db.session(write=False) as s:
         if db.is_postgres:  # one consistent view of the data for the whole file
             s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
@@ -751,7 +800,8 @@ def write_snapshot(
         project = s.get(Project, snapshot.project_id)
         assert project is not None
         filt = ExportFilter.model_validate(snapshot.filters)
-        rules = resolve(s, project=project, filt=filt, secret=settings.secret_key or "")
+        # Written by the app itself: a filter stored before annotators were stored by pseudonym still resolves.
+        rules = resolve(s, project=project, filt=filt, key=key, by_admin=True)
         drops: Counter[str] = Counter()
         digest = hashlib.sha256()
         rows = size = 0
@@ -787,6 +837,7 @@ def write_snapshot(
                 sha256=sha,
                 file_name=final.name,
                 card=card,
+                filters=rules.public_filter().model_dump(mode="json"),
                 finished_at=utcnow(),
             )
         )
@@ -857,7 +908,7 @@ def data_card(
         "| rule | value |",
         "| --- | --- |",
     ]
-    for key, value in filt.model_dump(mode="json").items():
+    for key, value in rules.public_filter().model_dump(mode="json").items():
         lines.append(f"| {key} | `{orjson.dumps(value).decode()}` |")
     lines += ["", "## What the filter dropped", "", "| reason | pairs |", "| --- | --- |"]
     lines += [f"| {reason} | {drops[reason]:,} |" for reason in DROP_REASONS]
@@ -920,9 +971,23 @@ def data_card(
     ).all()
     lines += ["", "## Models", "", "| model | candidates |", "| --- | --- |"]
     lines += [f"| {m or '(imported, unknown)'} | {n:,} |" for m, n in models]
-    generation = {k: v for k, v in (project.generation or {}).items() if k not in ("api_key",)}
-    lines += ["", "Generation settings of the project:", "", "```json", orjson.dumps(generation).decode(), "```", ""]
+    lines += ["", "Sampling settings of the project's generation:", ""]
+    lines += ["```json", sampling_settings(project), "```", ""]
     return "\n".join(lines)
+
+
+SAMPLING_KEYS = ("mode", "strategy", "model", "temperature", "temperatures", "top_p", "max_tokens", "stop", "seed")
+
+
+def sampling_settings(project: Project) -> str:
+    """The project's generation settings as a data card may show them: model names and sampling parameters,
+    never where the models are served or how (base URLs, keys, headers, timeouts)."""
+    generation = project.generation or {}
+    shown: dict[str, Any] = {k: generation[k] for k in SAMPLING_KEYS if k in generation}
+    models = generation.get("models")
+    if isinstance(models, list) and models:
+        shown["models"] = [m.get("model") for m in models if isinstance(m, dict)]
+    return orjson.dumps(shown).decode()
 
 
 def _fmt(value: float | None) -> str:

@@ -62,6 +62,7 @@ def _produce(
     project_id: int,
     filt: dict[str, Any],
     excluded: list[int],
+    key: str,
     snapshot: str | None,
     ranges: list[tuple[int, int | None]],
     block_bytes: int,
@@ -88,7 +89,7 @@ def _produce(
                 s,
                 project=project,
                 filt=ExportFilter.model_validate(filt),
-                secret=config.secret_key or "",
+                key=bytes.fromhex(key),
                 excluded=set(excluded),
             )
             drops: Counter[str] = Counter()
@@ -119,25 +120,28 @@ def export_blocks(
     drops: Counter[str] | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
     excluded: set[int] | None = None,
+    key: bytes | None = None,
 ) -> Generator[bytes, None, None]:
     """The export's bytes in order, made by ``processes`` niced child processes (default: ``PROCESSES`` on
     PostgreSQL, one on SQLite), each making every n-th chunk of items; ``drops`` gets what each rule dropped,
     ``on_chunk(done, total)`` is called after each chunk; ``excluded``: the annotators the caller's ``resolve``
-    of this filter left out (its thresholds are then not evaluated again). The children are stopped when this
-    generator is closed early.
+    of this filter left out (its names and thresholds are then not evaluated again; without it, the filter may
+    name annotators as an admin may); ``key``: the pseudonym key, if the caller has it. The children are stopped
+    when this generator is closed early.
 
     On PostgreSQL this process holds a REPEATABLE READ transaction whose snapshot every child imports, so the
     file is one consistent view however many processes make it. Each child sends a chunk only once it has made
     it all, so none waits for another's chunk while it could be making its own.
     """
     from app.db import make_database
-    from app.export import service
+    from app.export import pseudonyms, service
     from app.models import Project
 
     db = make_database(settings)
     children: list[Any] = []
     receivers: list[Connection] = []
     try:
+        key = key if key is not None else pseudonyms.pseudonym_key(settings.data_dir)
         with db.session(write=False) as s:
             snapshot: str | None = None
             if db.is_postgres:
@@ -146,7 +150,7 @@ def export_blocks(
             project = s.get(Project, project_id)
             if project is None:
                 raise ExportFailed(f"export of project {project_id} failed: no such project")
-            rules = service.resolve(s, project=project, filt=filt, secret=settings.secret_key or "", excluded=excluded)
+            rules = service.resolve(s, project=project, filt=filt, key=key, by_admin=True, excluded=excluded)
             starts = service.chunk_starts(s, project=project, size=chunk_items or CHUNK_ITEMS)
             ranges: list[tuple[int, int | None]] = list(zip(starts, [*starts[1:], None], strict=False)) or [(0, None)]
             wanted = processes if processes is not None else (PROCESSES if db.is_postgres else 1)
@@ -162,6 +166,7 @@ def export_blocks(
                         project_id,
                         filt.model_dump(mode="json"),
                         sorted(rules.excluded),
+                        key.hex(),
                         snapshot,
                         ranges[w::n],
                         block_bytes,
@@ -213,12 +218,16 @@ async def relay(
     filt: ExportFilter,
     block_bytes: int = BLOCK_BYTES,
     excluded: set[int] | None = None,
+    key: bytes | None = None,
 ) -> AsyncIterator[bytes]:
     """``export_blocks`` for an async response: the export's bytes as the children make them; the children are
     stopped when the response ends early."""
-    made = export_blocks(settings, project_id=project_id, filt=filt, block_bytes=block_bytes, excluded=excluded)
+    made = export_blocks(
+        settings, project_id=project_id, filt=filt, block_bytes=block_bytes, excluded=excluded, key=key
+    )
     try:
         while (block := await anyio.to_thread.run_sync(next, made, None)) is not None:
             yield block
     finally:
-        await anyio.to_thread.run_sync(made.close)
+        with anyio.CancelScope(shield=True):  # also when the response was cancelled (the client went away)
+            await anyio.to_thread.run_sync(made.close)

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from app.auth.service import create_api_token
 from app.config import Settings
 from app.db import Database
-from app.models import Adjudication, Candidate, Item
+from app.models import Adjudication, Candidate, Item, User, utcnow
 from tests.factories import make_item, make_judgment, make_project, make_user
 
 PREF = "preference"
@@ -83,3 +84,28 @@ def world(db: Database, settings: Settings) -> dict[str, Any]:
             "items": {n: i.id for n, i in items.items()},
             "users": {u.username: u.id for u in (u1, u2, u3, admin)},
         }
+
+
+@pytest.fixture
+def tokens(db: Database, settings: Settings, world: dict[str, Any]) -> dict[str, str]:
+    """Export tokens of this project and of another, api tokens of the admin and of an annotator, a revoked one."""
+    with db.session() as s:
+        admin = s.get(User, world["users"]["chief"])
+        annotator = s.get(User, world["users"]["ann1"])
+        assert admin is not None and annotator is not None
+        other = make_project(s, "other-exp")
+        make_item(s, other, "elsewhere")
+        out = {
+            "export": create_api_token(
+                s, user=admin, scope="export", settings=settings, project_id=world["project_id"]
+            )[1],
+            "other": create_api_token(s, user=admin, scope="export", settings=settings, project_id=other.id)[1],
+            "admin_api": create_api_token(s, user=admin, scope="api", settings=settings)[1],
+            "annotator_api": create_api_token(s, user=annotator, scope="api", settings=settings)[1],
+        }
+        revoked, plain = create_api_token(
+            s, user=admin, scope="export", settings=settings, project_id=world["project_id"]
+        )
+        revoked.revoked_at = utcnow()
+        out["revoked"] = plain
+    return out

@@ -12,39 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select, update
 
-from app.auth.service import create_api_token
 from app.config import Settings
 from app.db import Database
 from app.jobs.runner import run_one
 from app.models import Job, Project, Snapshot, User
 from tests.conftest import login
-from tests.factories import PASSWORD, make_item, make_project
-
-
-@pytest.fixture
-def tokens(db: Database, settings: Settings, world: dict[str, Any]) -> dict[str, str]:
-    with db.session() as s:
-        admin = s.get(User, world["users"]["chief"])
-        annotator = s.get(User, world["users"]["ann1"])
-        assert admin is not None and annotator is not None
-        other = make_project(s, "other-exp")
-        make_item(s, other, "elsewhere")
-        out = {
-            "export": create_api_token(
-                s, user=admin, scope="export", settings=settings, project_id=world["project_id"]
-            )[1],
-            "other": create_api_token(s, user=admin, scope="export", settings=settings, project_id=other.id)[1],
-            "admin_api": create_api_token(s, user=admin, scope="api", settings=settings)[1],
-            "annotator_api": create_api_token(s, user=annotator, scope="api", settings=settings)[1],
-        }
-        revoked, plain = create_api_token(
-            s, user=admin, scope="export", settings=settings, project_id=world["project_id"]
-        )
-        from app.models import utcnow
-
-        revoked.revoked_at = utcnow()
-        out["revoked"] = plain
-    return out
+from tests.factories import PASSWORD, make_item
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -11,6 +11,7 @@ import pytest
 from app.config import Settings
 from app.db import Database
 from app.export import service
+from app.export.pseudonyms import pseudonym_key
 from app.export.schemas import ExportFilter
 from app.kit.errors import Invalid
 from app.models import Project
@@ -23,7 +24,8 @@ def run(
     with db.session(write=False) as s:
         project = s.get(Project, world["project_id"])
         assert project is not None
-        rules = service.resolve(s, project=project, filt=ExportFilter(**filters), secret=settings.secret_key or "")
+        key = pseudonym_key(settings.data_dir)
+        rules = service.resolve(s, project=project, filt=ExportFilter(**filters), key=key, by_admin=True)
         rows = [json.loads(line) for line in service.iter_jsonl(s, rules=rules, drops=drops)]
     return rows, drops
 
@@ -127,7 +129,7 @@ def test_conversational_format(db: Database, settings: Settings, world: dict[str
 def test_bad_filters_are_refused(db: Database, settings: Settings, world: dict[str, Any]) -> None:
     with pytest.raises(Invalid, match="Unknown dimension"):
         run(db, settings, world, dimension="funny")
-    with pytest.raises(Invalid, match="Unknown annotator"):
+    with pytest.raises(Invalid, match="Not an annotator of this project: nobody"):
         run(db, settings, world, exclude_annotators=["nobody"])
 
 
@@ -135,7 +137,7 @@ def test_preview_counts_match_the_export(db: Database, settings: Settings, world
     with db.session(write=False) as s:
         project = s.get(Project, world["project_id"])
         assert project is not None
-        preview = service.preview(s, project=project, filt=ExportFilter(veto=["harmless"]), secret="x")
+        preview = service.preview(s, project=project, filt=ExportFilter(veto=["harmless"]), key=b"x")
     assert preview.kept == 4 and preview.dropped["veto"] == 1 and preview.items == 9
     assert preview.adjudicated == 1 and preview.by_split["train"] + preview.by_split["test"] == 4
 

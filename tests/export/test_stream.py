@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from app.config import Settings
 from app.db import Database
 from app.export import service, stream
+from app.export.pseudonyms import pseudonym_key
 from app.export.schemas import ExportFilter
 from app.kit import activity
 from app.models import Candidate, Item, Project
@@ -44,14 +45,16 @@ def _grandchildren() -> dict[int, int]:
     return found
 
 
-def _in_process(db: Database, project_id: int, filt: ExportFilter, secret: str) -> bytes:
+def _in_process(db: Database, project_id: int, filt: ExportFilter) -> bytes:
     """The same export made here, in this process's own session (the reference the relayed bytes must equal)."""
+    assert db.settings is not None
+    key = pseudonym_key(db.settings.data_dir)
     with db.session(write=False) as s:
         if db.is_postgres:
             s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         project = s.get(Project, project_id)
         assert project is not None
-        rules = service.resolve(s, project=project, filt=filt, secret=secret)
+        rules = service.resolve(s, project=project, filt=filt, key=key, by_admin=True)
         return b"".join(service.iter_jsonl(s, rules=rules))
 
 
@@ -67,7 +70,7 @@ def test_relayed_bytes_equal_the_export_made_in_process(
 ) -> None:
     project_id = world["project_id"]
     for filt in (ExportFilter(), ExportFilter(format="conversational", min_judgments=2)):
-        expected = _in_process(db, project_id, filt, settings.secret_key or "")
+        expected = _in_process(db, project_id, filt)
         assert expected.count(b"\n") >= 2
         assert _collect(settings, project_id, filt=filt) == expected
         assert _collect(settings, project_id, filt=filt, block_bytes=1) == expected
@@ -79,13 +82,13 @@ def test_chunks_made_by_several_processes_come_out_in_order(
 ) -> None:
     project_id = world["project_id"]
     filt = ExportFilter(min_judgments=1, split="all")
-    expected = _in_process(db, project_id, filt, settings.secret_key or "")
+    expected = _in_process(db, project_id, filt)
     with db.session(write=False) as s:
         project = s.get(Project, project_id)
         assert project is not None
         in_process: Counter[str] = Counter()
         for _ in service.iter_pairs(
-            s, rules=service.resolve(s, project=project, filt=filt, secret="x"), drops=in_process
+            s, rules=service.resolve(s, project=project, filt=filt, key=b"x"), drops=in_process
         ):
             pass
     drops: Counter[str] = Counter()
@@ -172,7 +175,7 @@ def test_the_export_pauses_while_a_request_is_in_flight_and_makes_the_same_bytes
     """A request in flight on the board of the export's data directory holds the export's processes back (here
     without limit); once it ends they go on, and the file is the one made without pausing."""
     project_id, filt = world["project_id"], ExportFilter()
-    expected = _in_process(db, project_id, filt, settings.secret_key or "")
+    expected = _in_process(db, project_id, filt)
     patient = settings.model_copy(update={"export_yield_ms": 3_600_000})
     board = activity.board_for(settings.data_dir)
     made: list[bytes] = []
@@ -195,7 +198,7 @@ def test_the_export_makes_progress_under_requests_that_never_end(
 ) -> None:
     """Each pause is bounded by ``export_yield_ms``: with a request always in flight the export still ends."""
     project_id, filt = world["project_id"], ExportFilter()
-    expected = _in_process(db, project_id, filt, settings.secret_key or "")
+    expected = _in_process(db, project_id, filt)
     board = activity.board_for(settings.data_dir)
     board.enter()
     try:
@@ -209,7 +212,7 @@ def test_the_pace_is_kept_before_each_query_and_every_few_items(db: Database, wo
     with db.session(write=False) as s:
         project = s.get(Project, world["project_id"])
         assert project is not None
-        rules = service.resolve(s, project=project, filt=ExportFilter(), secret="x")
+        rules = service.resolve(s, project=project, filt=ExportFilter(), key=b"x")
         plain = b"".join(service.iter_jsonl(s, rules=rules))
         calls: list[str] = []
         paced = b"".join(service.iter_jsonl(s, rules=rules, pace=lambda: calls.append(threading.current_thread().name)))

@@ -38,6 +38,7 @@ from app.auth import service as auth
 from app.config import Settings
 from app.db import Database
 from app.export import service as export
+from app.export.pseudonyms import pseudonym_key
 from app.export.schemas import ExportFilter
 from app.items.importer import import_items
 from app.kit.markdown import render_markdown
@@ -298,7 +299,7 @@ def _seed(db: Database, settings: Settings, world: World) -> None:
             project=main,
             filt=ExportFilter(),
             name=line("SNAP", 10, 200),
-            secret=settings.secret_key or "",
+            key=pseudonym_key(settings.data_dir),
             created_by_id=admin_user.id,
             enqueue=False,
         )
@@ -307,7 +308,7 @@ def _seed(db: Database, settings: Settings, world: World) -> None:
             project=main,
             filt=ExportFilter(),
             name=line("SNAPF", 11, 200),
-            secret=settings.secret_key or "",
+            key=pseudonym_key(settings.data_dir),
             created_by_id=admin_user.id,
             enqueue=False,
         )

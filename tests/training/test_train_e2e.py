@@ -25,6 +25,7 @@ from app.auth.service import create_api_token
 from app.config import Settings
 from app.db import Database
 from app.export import service as export
+from app.export.pseudonyms import pseudonym_key
 from app.export.schemas import ExportFilter
 from app.models import Snapshot, TrainingRun, User
 from tests.factories import make_item, make_judgment, make_project, make_user
@@ -87,7 +88,7 @@ def annotated_snapshot(db: Database, settings: Settings) -> tuple[int, str, User
             project=project,
             filt=ExportFilter(format="conversational"),
             name="first six",
-            secret=settings.secret_key or "",
+            key=pseudonym_key(settings.data_dir),
             created_by_id=admin.id,
         )
         snapshot_id = snapshot.id
