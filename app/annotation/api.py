@@ -79,12 +79,16 @@ def next_item(project: ProjectDep, session: SessionDep, user: CurrentUser) -> Re
     response_model=JudgmentOut,
     status_code=201,
     responses={
-        200: {"model": JudgmentOut, "description": "A retry (same submit key or lease): the judgment stored before"},
+        200: {
+            "model": JudgmentOut,
+            "description": "A retry (same submit key and answer, or same lease): the judgment stored before",
+        },
         **error_responses(409),
     },
 )
 def submit(body: SubmitIn, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
-    """Submit a judgment for a lease; retries with the same ``submit_key`` or lease return the same judgment (200)."""
+    """Submit a judgment for a lease; a retry (same ``submit_key`` and answer, or same lease) returns the stored
+    judgment (200). 409: the key was used for another lease or answer, or the item was regenerated meanwhile."""
     judgment, created = service.submit_judgment(
         session,
         project=project,
