@@ -13,6 +13,7 @@ from app.config import Settings
 from app.db import Database
 from app.models import ApiToken, User
 from tests.factories import make_project, make_user
+from tests.support.inert import assert_inert
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -103,3 +104,17 @@ def test_password_reset_and_switch_off_revoke_the_users_tokens(
     assert client.get("/api/v1/projects", headers=_bearer(root_plain)).status_code == 200
     with db.session(write=False) as s:
         assert s.get(ApiToken, ann_export.id).revoked_at is not None  # type: ignore[union-attr]
+
+
+def test_hostile_token_labels_are_escaped(
+    client: TestClient, db: Database, settings: Settings, login_as: Callable[[User], str]
+) -> None:
+    hostile = "<img/src=x/onerror=alert(1)>"
+    with db.session() as s:
+        root = make_user(s, "root", role="admin")
+        create_api_token(s, user=root, scope="api", settings=settings, name=hostile)
+    login_as(root)
+    for path in ("/account/tokens", "/admin/tokens"):
+        page = client.get(path)
+        assert_inert(page.text)
+        assert "&lt;img/src=x/onerror=alert(1)&gt;" in page.text
