@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # Exports and snapshots pause while people's requests are in flight on this machine, at most this long at a
     # time before they make some progress anyway (0: never pause). See app.kit.activity.
     export_yield_ms: int = 100
+    # Model servers on loopback, private (RFC 1918, ULA, CGNAT) addresses or names resolving to them; unset:
+    # allowed in demo/dev/test, refused in production (compose sets it for http://vllm:8000). Link-local and
+    # cloud-metadata addresses are refused whatever this says.
+    allow_private_model_servers: bool | None = None
 
     @model_validator(mode="after")
     def _require_secret_outside_dev(self) -> Settings:
@@ -75,6 +79,12 @@ class Settings(BaseSettings):
                 raise ValueError("PREFSTUDIO_SECRET_KEY must be a random string of at least 32 characters")
         elif not self.secret_key:
             self.secret_key = DEV_SECRET
+        return self
+
+    @model_validator(mode="after")
+    def _private_model_servers_outside_production(self) -> Settings:
+        if self.allow_private_model_servers is None:
+            self.allow_private_model_servers = self.environment != "production"
         return self
 
     @model_validator(mode="after")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -20,13 +22,52 @@ from app.kit.schemas import RowId
 from app.models import DEFAULT_DIMENSIONS, Project, User
 from app.projects import service
 from app.projects.deps import AdminProjectDep, ProjectDep
-from app.projects.schemas import ProjectIn, ProjectPatch
+from app.projects.schemas import MAX_DIMENSIONS, ProjectIn, ProjectPatch
 
 router = APIRouter(tags=["project pages"], include_in_schema=False)
 
 
-def _dimension_lines(dimensions: list[dict[str, str]]) -> str:
-    return "\n".join(f"{d['key']} | {d.get('label', '')} | {d.get('description', '')}" for d in dimensions)
+DIMENSION_FIELD = re.compile(r"^dimension-(\d{1,2})-(key|label|description)$")
+
+
+def _dimension_rows(dimensions: list[dict[str, str]]) -> list[dict[str, str]]:
+    """One row of inputs per dimension (any text round-trips), then up to two empty rows to add one."""
+    rows = [
+        {"key": d.get("key", ""), "label": d.get("label", ""), "description": d.get("description", "")}
+        for d in dimensions
+    ]
+    empty = max(0, min(len(rows) + 2, MAX_DIMENSIONS) - len(rows))
+    return rows + [{"key": "", "label": "", "description": ""} for _ in range(empty)]
+
+
+def _posted_rows(form: dict[str, str]) -> list[dict[str, str]]:
+    """The ``dimension-<n>-key|label|description`` fields, as rows in the order of n."""
+    rows: dict[int, dict[str, str]] = {}
+    for name, value in form.items():
+        match = DIMENSION_FIELD.match(name)
+        if match:
+            rows.setdefault(int(match[1]), {})[match[2]] = value
+    return [rows[n] for n in sorted(rows)]
+
+
+def _percent(fraction: float) -> str:
+    """A fraction as the form's percentage, exactly: read back by ``_fraction`` it is the same float."""
+    return format((Decimal(repr(fraction)) * 100).normalize(), "f")
+
+
+def _fraction(percent: str, key: str) -> float:
+    try:
+        value = Decimal(percent.strip())
+    except InvalidOperation as exc:
+        raise Invalid(f"{key} must be a number") from exc
+    if not value.is_finite():
+        raise Invalid(f"{key} must be a number")
+    return float(value / 100)
+
+
+def _form_values(form: dict[str, str]) -> dict[str, Any]:
+    """The posted form, to show again with its error."""
+    return {**form, "dimension_rows": _dimension_rows(_posted_rows(form))}
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -69,7 +110,7 @@ def new_project_page(request: Request, admin: AdminUser) -> Response:
         "name": "",
         "slug": "",
         "guidelines": "",
-        "dimensions": _dimension_lines(DEFAULT_DIMENSIONS),
+        "dimension_rows": _dimension_rows(DEFAULT_DIMENSIONS),
         "k": 2,
         "overlap": 3,
         "lease_minutes": 30,
@@ -83,7 +124,7 @@ def _project_data(form: dict[str, str]) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": form.get("name", ""),
         "guidelines": form.get("guidelines", ""),
-        "dimensions": service.parse_dimensions(form.get("dimensions", "")),
+        "dimensions": service.dimensions_from_rows(_posted_rows(form)),
     }
     for key in ("k", "overlap", "lease_minutes"):
         try:
@@ -92,10 +133,7 @@ def _project_data(form: dict[str, str]) -> dict[str, Any]:
             raise Invalid(f"{key} must be a whole number") from exc
     for key in ("gold_share", "gold_min_accuracy"):
         if form.get(key, "").strip():
-            try:
-                data[key] = float(form[key]) / 100  # the form asks for percentages
-            except ValueError as exc:
-                raise Invalid(f"{key} must be a number") from exc
+            data[key] = _fraction(form[key], key)  # the form asks for percentages
     return data
 
 
@@ -106,9 +144,13 @@ def create_project(request: Request, form: FormFields, session: SessionDep, admi
         data = ProjectIn(**_project_data(form), slug=form.get("slug") or None)
         project = service.create_project(session, data=data)
     except ValidationError as exc:
-        return _form_page(request, project=None, values=form, error=_validation_message(exc), status_code=422)
+        return _form_page(
+            request, project=None, values=_form_values(form), error=_validation_message(exc), status_code=422
+        )
     except AppError as exc:
-        return _form_page(request, project=None, values=form, error=str(exc.detail), status_code=exc.status_code)
+        return _form_page(
+            request, project=None, values=_form_values(form), error=str(exc.detail), status_code=exc.status_code
+        )
     service.add_member(session, project=project, username=admin.username)
     return redirect(request, f"/projects/{project.slug}")
 
@@ -142,12 +184,12 @@ def edit_page(request: Request, project: AdminProjectDep) -> Response:
         "name": project.name,
         "slug": project.slug,
         "guidelines": project.guidelines,
-        "dimensions": _dimension_lines(project.dimensions),
+        "dimension_rows": _dimension_rows(project.dimensions),
         "k": project.k,
         "overlap": project.overlap,
         "lease_minutes": project.lease_minutes,
-        "gold_share": round(project.gold_share * 100, 1),
-        "gold_min_accuracy": round(project.gold_min_accuracy * 100, 1),
+        "gold_share": _percent(project.gold_share),
+        "gold_min_accuracy": _percent(project.gold_min_accuracy),
     }
     return _form_page(request, project=project, values=values)
 
@@ -158,10 +200,14 @@ def edit_project(request: Request, form: FormFields, project: AdminProjectDep, s
     try:
         service.update_project(session, project=project, data=ProjectPatch(**_project_data(form)))
     except ValidationError as exc:
-        return _form_page(request, project=project, values=form, error=_validation_message(exc), status_code=422)
+        return _form_page(
+            request, project=project, values=_form_values(form), error=_validation_message(exc), status_code=422
+        )
     except AppError as exc:
         session.rollback()
-        return _form_page(request, project=project, values=form, error=str(exc.detail), status_code=exc.status_code)
+        return _form_page(
+            request, project=project, values=_form_values(form), error=str(exc.detail), status_code=exc.status_code
+        )
     return redirect(request, f"/projects/{project.slug}")
 
 

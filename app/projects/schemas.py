@@ -4,20 +4,39 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.models import DEFAULT_DIMENSIONS
 
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+MAX_DIMENSIONS = 10
+
+
+# The edit form shows names and labels in inputs (a browser drops their line breaks) and longer text in
+# textareas (a browser sends CRLF): the API stores them in the same form, so an unchanged form saves the same bytes.
+def one_line(value: str) -> str:
+    value = value.replace("\r\n", " ").replace("\r", " ").replace("\n", " ").strip()
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+def lf_line_breaks(value: str) -> str:
+    return value.replace("\r\n", "\n").replace("\r", "\n")
+
+
+OneLine = Annotated[str, AfterValidator(one_line)]
+MultiLine = Annotated[str, AfterValidator(lf_line_breaks)]
 
 
 class Dimension(BaseModel):
     model_config = ConfigDict(extra="forbid")
     key: str = Field(min_length=1, max_length=64)
-    label: str = Field(min_length=1, max_length=100)
-    description: str = Field(default="", max_length=2000)
+    label: OneLine = Field(min_length=1, max_length=100)
+    description: MultiLine = Field(default="", max_length=2000)
 
     @field_validator("key")
     @classmethod
@@ -36,11 +55,11 @@ def unique_dimensions(dims: list[Dimension]) -> list[Dimension]:
 
 class ProjectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: OneLine = Field(min_length=1, max_length=200)
     slug: str | None = Field(default=None, max_length=64)
-    guidelines: str = Field(default="", max_length=100_000)
+    guidelines: MultiLine = Field(default="", max_length=100_000)
     dimensions: list[Dimension] = Field(
-        default_factory=lambda: [Dimension(**d) for d in DEFAULT_DIMENSIONS], min_length=1, max_length=10
+        default_factory=lambda: [Dimension(**d) for d in DEFAULT_DIMENSIONS], min_length=1, max_length=MAX_DIMENSIONS
     )
     k: int = Field(default=2, ge=2, le=4)
     overlap: int = Field(default=3, ge=1, le=50)
@@ -63,9 +82,9 @@ class ProjectIn(BaseModel):
 
 class ProjectPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    guidelines: str | None = Field(default=None, max_length=100_000)
-    dimensions: list[Dimension] | None = Field(default=None, min_length=1, max_length=10)
+    name: OneLine | None = Field(default=None, min_length=1, max_length=200)
+    guidelines: MultiLine | None = Field(default=None, max_length=100_000)
+    dimensions: list[Dimension] | None = Field(default=None, min_length=1, max_length=MAX_DIMENSIONS)
     k: int | None = Field(default=None, ge=2, le=4)
     overlap: int | None = Field(default=None, ge=1, le=50)
     lease_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
@@ -78,13 +97,21 @@ class ProjectPatch(BaseModel):
         return unique_dimensions(dims) if dims is not None else None
 
 
+class DimensionOut(BaseModel):
+    """A dimension as stored (read back without the input rules, which also rewrite)."""
+
+    key: str
+    label: str
+    description: str = ""
+
+
 class ProjectOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
     slug: str
     name: str
     guidelines: str
-    dimensions: list[Dimension]
+    dimensions: list[DimensionOut]
     k: int
     overlap: int
     lease_minutes: int

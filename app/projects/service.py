@@ -82,21 +82,18 @@ def update_project(session: Session, *, project: Project, data: ProjectPatch) ->
     return project
 
 
-def parse_dimensions(text: str) -> list[dict[str, str]]:
-    """The form's dimension lines, ``key | Label | description``, as dicts."""
+def dimensions_from_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The form's dimension rows (key, label, description) as dicts: an empty row is left out, a row without
+    a label takes its key's, and the text is kept as typed (the project's schema checks it)."""
     dims = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    for n, row in enumerate(rows, start=1):
+        key, label, description = (row.get(field, "") for field in ("key", "label", "description"))
+        if not key.strip():
+            if label.strip() or description.strip():
+                raise Invalid(f"Dimension row {n}: a key is needed")
             continue
-        parts = [p.strip() for p in line.split("|", 2)]
-        if not parts[0]:
-            raise Invalid(f"Dimension line {n}: a key is needed")
         dims.append(
-            {
-                "key": parts[0],
-                "label": parts[1] if len(parts) > 1 and parts[1] else parts[0].title(),
-                "description": parts[2] if len(parts) > 2 else "",
-            }
+            {"key": key.strip(), "label": label if label.strip() else key.strip().title(), "description": description}
         )
     return dims
 

@@ -24,7 +24,12 @@ def test_create_and_edit_with_gold_settings(client: TestClient, db: Database, lo
         "lease_minutes": "20",
         "gold_share": "10",
         "gold_min_accuracy": "80",
-        "dimensions": "helpful | Helpful | useful answers\nsafe | Safe | no harm",
+        "dimension-0-key": "helpful",
+        "dimension-0-label": "Helpful",
+        "dimension-0-description": "useful answers",
+        "dimension-1-key": "safe",
+        "dimension-1-label": "Safe",
+        "dimension-1-description": "no harm",
         "guidelines": "# Read me",
     }
     r = client.post("/projects/new", data=form, follow_redirects=False)
@@ -35,8 +40,8 @@ def test_create_and_edit_with_gold_settings(client: TestClient, db: Database, lo
         assert (project.k, project.overlap, project.gold_share, project.gold_min_accuracy) == (3, 2, 0.1, 0.8)
         assert [d["key"] for d in project.dimensions] == ["helpful", "safe"]
     page = client.get("/projects/helpfulness-2026/edit")
-    assert 'value="10.0"' in page.text and 'value="80.0"' in page.text
-    bad = client.post("/projects/helpfulness-2026/edit", data={**form, "dimensions": "overall | Overall"})
+    assert 'value="10"' in page.text and 'value="80"' in page.text
+    bad = client.post("/projects/helpfulness-2026/edit", data={**form, "dimension-0-key": "overall"})
     assert bad.status_code == 422 and "overall" in bad.text
 
 
@@ -50,6 +55,6 @@ def test_k_is_fixed_once_items_have_candidates(
         s.flush()
         make_item(s, project, "q", candidates=["a", "b"])
     login_as(admin)
-    form = {"name": "Fixed", "k": "3", "overlap": "1", "lease_minutes": "30", "dimensions": "helpful | Helpful"}
+    form = {"name": "Fixed", "k": "3", "overlap": "1", "lease_minutes": "30", "dimension-0-key": "helpful"}
     r = client.post("/projects/fixed/edit", data=form)
     assert r.status_code == 409 and "k cannot change" in r.text

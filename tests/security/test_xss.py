@@ -705,7 +705,7 @@ def test_the_main_project_pages(world: World, admin: Browser) -> None:
     problems += admin.visit("/projects/main/edit", [tag("PNAME", MAIN_NAME_N)])
     assert admin.page.input_value("#guidelines") == as_parsed(blob("GUIDE"))
     assert admin.page.input_value("#name") == as_parsed(line("PNAME", MAIN_NAME_N, 200))
-    assert tag("DIML", DIMENSION_NS[0]) in admin.page.input_value("#dimensions")
+    assert tag("DIML", DIMENSION_NS[0]) in admin.page.input_value("#dimension-0-label")
     ok(problems)
 
 
