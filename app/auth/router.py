@@ -100,7 +100,9 @@ def login(
             session, username=username, password=password, ip=client_address(request), settings=settings
         )
     except TooManyRequests as exc:
-        return _login_page(request, next_url=safe_next(next), error=str(exc.detail), username=username, status_code=429)
+        page = _login_page(request, next_url=safe_next(next), error=str(exc.detail), username=username, status_code=429)
+        page.headers.update(exc.headers)
+        return page
     if user is None:
         return _login_page(
             request,
@@ -284,7 +286,9 @@ def change_password(
             keep_session_id=keep,
         )
     except AppError as exc:
-        return _password_page(request, error=str(exc.detail), status_code=exc.status_code)
+        page = _password_page(request, error=str(exc.detail), status_code=exc.status_code)
+        page.headers.update(exc.headers)  # Retry-After of a failed-login wait
+        return page
     if not changed:  # answered, not raised: the failed attempt is committed and counts towards the limits
         return _password_page(request, error=gettext("The current password is wrong."), status_code=422)
     return redirect(request, "/projects")

@@ -145,6 +145,12 @@ def revoke_user_tokens(session: Session, *, user_id: int) -> None:
     )
 
 
+def _too_many(message: str, *, retry_after: int) -> TooManyRequests:
+    error = TooManyRequests(message)
+    error.headers = {"Retry-After": str(retry_after)}  # this error's own copy, not the class's
+    return error
+
+
 def _window_start(settings: Settings) -> datetime:
     return utcnow() - timedelta(minutes=settings.login_failure_window_minutes)
 
@@ -163,10 +169,11 @@ def _check_pair_backoff(session: Session, *, username: str, ip: str, settings: S
     wait = min(settings.login_backoff_seconds * 2 ** min(count - settings.login_max_failures_per_pair, 20), window)
     left = math.ceil((last + timedelta(seconds=wait) - utcnow()).total_seconds())
     if left > 0:
-        raise TooManyRequests(
+        raise _too_many(
             gettext("Too many failed logins for this account from your address; try again in {n} seconds.").format(
                 n=left
-            )
+            ),
+            retry_after=left,
         )
 
 
@@ -175,10 +182,11 @@ def _check_rate_limit(session: Session, *, username: str, ip: str, settings: Set
     since = _window_start(settings)
     by_ip = session.scalar(select(func.count()).where(LoginFailure.ip == ip, LoginFailure.created_at > since))
     if (by_ip or 0) >= settings.login_max_failures_per_ip:
-        raise TooManyRequests(
+        raise _too_many(
             gettext("Too many failed logins from your address; try again in {n} minutes.").format(
                 n=settings.login_failure_window_minutes
-            )
+            ),
+            retry_after=settings.login_failure_window_minutes * 60,
         )
 
 
@@ -194,11 +202,12 @@ def _check_account_limit(session: Session, *, user: User, ip: str, settings: Set
         return
     known = session.scalar(select(AuthSession.id).where(AuthSession.user_id == user.id, AuthSession.ip == ip).limit(1))
     if known is None:
-        raise TooManyRequests(
+        raise _too_many(
             gettext(
                 "Too many failed logins for this account; log in from an address you have used before, "
                 "or try again in {n} minutes."
-            ).format(n=settings.login_failure_window_minutes)
+            ).format(n=settings.login_failure_window_minutes),
+            retry_after=settings.login_failure_window_minutes * 60,
         )
 
 

@@ -78,6 +78,7 @@ def test_the_account_limit_spares_addresses_the_account_has_used(
     refused = _login_from(app, "203.0.113.7", "ann", "password123")
     assert refused.status_code == 429 and "Too many failed logins" in refused.text
     assert "address" in refused.text  # says how to get in: from an address used before
+    assert refused.headers["retry-after"] == str(15 * 60)
     assert _login_from(app, "192.0.2.10", "ann", "password123").status_code == 303
 
 
