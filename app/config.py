@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # Exports and snapshots pause while people's requests are in flight on this machine, at most this long at a
     # time before they make some progress anyway (0: never pause). See app.kit.activity.
     export_yield_ms: int = 100
+    # Live exports at once (each runs processes of its own): in this server process, and per export token or
+    # admin; beyond them 503 / 429 with Retry-After. Snapshot file downloads are not counted.
+    export_max_concurrent: int = 4
+    export_max_per_token: int = 2
     # Model servers on loopback, private (RFC 1918, ULA, CGNAT) addresses or names resolving to them; unset:
     # allowed in demo/dev/test, refused in production (compose sets it for http://vllm:8000). Link-local and
     # cloud-metadata addresses are refused whatever this says.
