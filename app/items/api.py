@@ -16,7 +16,7 @@ from app.items.schemas import CandidateOut, ImportOut, ItemDetailOut, ItemOut
 from app.kit.bodylimit import allow_upload, spool_body
 from app.kit.errors import Invalid
 from app.kit.forms import form_file
-from app.kit.schemas import RowId
+from app.kit.schemas import RowId, StoredText
 from app.projects.deps import AdminProjectDep
 
 router = APIRouter(tags=["items"])
@@ -71,7 +71,7 @@ def get_item(item_id: RowId, project: AdminProjectDep, session: SessionDep) -> I
 
 
 class GoldIn(BaseModel):
-    expected: dict[str, dict[str, Any]] | None = Field(
+    expected: dict[StoredText, dict[str, Any]] | None = Field(
         description='{dimension: {"kind": "preference"|"tie"|"either", "chosen": position, "rejected": position}}; '
         "null makes the item ordinary again"
     )

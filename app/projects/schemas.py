@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from app.kit.schemas import StoredText
 from app.models import DEFAULT_DIMENSIONS
 
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -130,7 +131,7 @@ class CountsOut(BaseModel):
 
 class MemberIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=64)
+    username: StoredText = Field(min_length=1, max_length=64)
 
 
 class MemberOut(BaseModel):

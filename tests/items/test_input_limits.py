@@ -262,3 +262,15 @@ def test_overflowing_path_and_query_numbers_are_4xx(admin_client: TestClient, me
     body = {"expected": None} if path.endswith("/gold") else {"paused": True} if path.endswith("/pause") else None
     r = admin_client.request(method, path, json=body)
     assert r.status_code in (404, 422), (r.status_code, r.text[:300])
+
+
+def test_a_lone_surrogate_in_a_gold_dimension_is_a_422(admin_client: TestClient, db: Database) -> None:
+    with db.session(write=False) as s:
+        item_id = s.scalar(select(Item.id))
+    body = '{"expected": {"overall": {"kind": "tie"}, "\\ud800": {"kind": "tie"}}}'
+    r = admin_client.put(
+        f"/api/v1/projects/lim/items/{item_id}/gold", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422, r.text[:300]
+    with db.session(write=False) as s:
+        assert s.scalar(select(Item.is_gold).where(Item.id == item_id)) is False

@@ -160,5 +160,16 @@ def test_lone_surrogates_in_project_text_are_a_422(
     r = client.post("/api/v1/projects", content=json.dumps(body), headers=headers)
     assert r.status_code == 422, r.text[:300]
     assert field in r.json()["detail"][0]["loc"]
-    member = client.post("/api/v1/projects/sur/members", content=json.dumps({"username": "\ud800"}), headers=headers)
-    assert member.status_code in (404, 422)
+
+
+@pytest.mark.parametrize("username", ["\ud800", "a\x00b"])
+def test_a_member_name_the_database_cannot_hold_is_a_422_naming_it(
+    client: TestClient, db: Database, login_as: Callable[[User], str], username: str
+) -> None:
+    with db.session() as s:
+        admin = make_user(s, "root", role="admin")
+    login_as(admin)
+    assert client.post("/api/v1/projects", json={"name": "ok", "slug": "mem"}).status_code == 201
+    body = json.dumps({"username": username})
+    r = client.post("/api/v1/projects/mem/members", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "username"], r.text[:300]
