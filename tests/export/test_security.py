@@ -108,6 +108,12 @@ def test_an_admin_may_name_members_but_learns_nothing_of_other_users(
     assert len(answers) == 1
 
 
+def test_the_admin_page_shows_whose_votes_it_ignores_by_name(client: TestClient, world: dict[str, Any]) -> None:
+    login(client, "chief", PASSWORD)
+    r = client.get("/projects/exp/export?exclude_annotators=ann3", headers={"HX-Request": "true"})
+    assert r.status_code == 200 and "Votes ignored from:" in r.text and "ann3" in r.text, r.text[:500]
+
+
 def test_a_snapshot_excluding_by_name_shows_token_holders_only_pseudonyms(
     client: TestClient, world: dict[str, Any], tokens: dict[str, str], db: Database, settings: Settings
 ) -> None:
