@@ -39,7 +39,9 @@ class ExportFilter(BaseModel):
     drop_ties: bool = Field(True, description="drop pairs that as many or more annotators called a tie")
     veto: list[str] = Field(default_factory=list, description="dimensions on which chosen must not lose")
     exclude_annotators: list[str] = Field(
-        default_factory=list, description="annotators (usernames or user ids) whose votes are ignored"
+        default_factory=list,
+        description="annotators whose votes are ignored, by pseudonym (as in meta.annotators); "
+        "an admin may also give usernames or user ids",
     )
     min_annotator_kappa: float | None = Field(
         None, ge=-1.0, le=1.0, description="ignore annotators whose mean Cohen's κ with their peers is lower"
@@ -73,7 +75,7 @@ class PreviewOut(BaseModel):
     kept: int
     adjudicated: int
     by_split: dict[str, int]
-    excluded_annotators: list[str]
+    excluded_annotators: list[str]  # pseudonyms, whoever asks
 
 
 class SnapshotCreate(BaseModel):
