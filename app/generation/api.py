@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.auth.deps import AdminUser, SessionDep
+from app.auth.deps import AdminUser, SessionDep, SettingsDep
 from app.generation import service
 from app.generation.schemas import HealthOut, JobIn, JobOut
 from app.jobs import service as jobs
@@ -23,15 +23,20 @@ def get_settings(project: AdminProjectDep) -> dict[str, Any]:
 
 
 @router.put("/projects/{project}/generation/settings")
-def put_settings(body: dict[str, Any], project: AdminProjectDep, session: SessionDep) -> dict[str, Any]:
-    """Replace the generation settings; a missing or masked ``api_key`` keeps the stored key."""
-    return service.update_settings(session, project=project, data=body).public()
+def put_settings(
+    body: dict[str, Any], project: AdminProjectDep, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Replace the generation settings. A missing or masked ``api_key`` keeps the stored key, for the servers it
+    was entered for only (after a change of server, send it again); ``null`` removes it."""
+    allow_private = bool(settings.allow_private_model_servers)
+    return service.update_settings(session, project=project, data=body, allow_private=allow_private).public()
 
 
 @router.get("/projects/{project}/generation/health", response_model=list[HealthOut])
-def health(project: AdminProjectDep) -> list[HealthOut]:
+def health(project: AdminProjectDep, settings: SettingsDep) -> list[HealthOut]:
     """Is each configured server up, which models does it serve, and their context length."""
-    return service.health(service.settings_of(project))
+    allow_private = bool(settings.allow_private_model_servers)
+    return service.health(service.settings_of(project), allow_private=allow_private)
 
 
 @router.post(

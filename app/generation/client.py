@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -10,9 +11,22 @@ from typing import Any
 
 import httpx
 
+from app.generation.egress import AddressRefused
 from app.generation.schemas import GenerationSettings
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+MAX_ANSWER_BYTES = 64 << 20  # four candidates of 32k tokens with their logprobs fit several times over
+SEED_RANGE = 2**31  # the candidate's seed column (and what every server takes)
+MAX_COUNT = 2**31 - 1  # token counts: larger ones are a server's error, stored as unknown
+
+
+def derive_seed(base: int, offset: int) -> int:
+    """The seed of one request: the project's base seed moved by the item and the attempt, kept in range."""
+    return (base + offset) % SEED_RANGE
+
+
+class UnexpectedAnswer(ValueError):
+    """A 200 answer that is not a completion of the kind asked for."""
 
 
 class GenerationError(Exception):
@@ -66,8 +80,7 @@ class Pool:
     def __init__(self, settings: GenerationSettings, client: httpx.AsyncClient) -> None:
         self.settings = settings
         self.client = client
-        urls = list(settings.base_urls) + [m.base_url for m in settings.models if m.base_url]
-        self.urls = list(dict.fromkeys(urls))
+        self.urls = settings.servers()
         self.limits = {u: asyncio.Semaphore(settings.concurrency) for u in self.urls}
         self.stats = Stats(in_flight=dict.fromkeys(self.urls, 0))
 
@@ -85,6 +98,7 @@ class Pool:
         params: dict[str, Any] = {"temperature": temperature, "top_p": s.top_p, "max_tokens": s.max_tokens}
         if s.stop:
             params["stop"] = s.stop
+        seed = seed % SEED_RANGE
         body: dict[str, Any] = {"model": model, "n": n, "seed": seed, **params}
         if n > 1:
             # usage counts all n samples together; the token lists of logprobs give each one's length.
@@ -93,7 +107,8 @@ class Pool:
             path, body["messages"] = "/v1/chat/completions", _messages(prompt)
         else:
             path, body["prompt"] = "/v1/completions", render_completion_prompt(prompt)
-        headers = {"Authorization": f"Bearer {s.api_key}"} if s.api_key else {}
+        key = s.key_for(url)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
         attempt = 0
         while True:
             async with self.limits[url]:
@@ -101,20 +116,29 @@ class Pool:
                 self.stats.requests += 1
                 started = time.perf_counter()
                 try:
-                    response = await self.client.post(url + path, json=body, headers=headers, timeout=s.timeout_s)
-                    error = None if response.status_code < 400 else f"HTTP {response.status_code} from {url}"
-                    retryable = response.status_code in RETRY_STATUS
-                    if error is None:
-                        data = response.json()
-                except (httpx.TransportError, ValueError) as exc:  # connect/read errors, timeouts, bad JSON
+                    async with self.client.stream(
+                        "POST", url + path, json=body, headers=headers, timeout=s.timeout_s
+                    ) as response:
+                        error = None if response.status_code < 400 else f"HTTP {response.status_code} from {url}"
+                        retryable = response.status_code in RETRY_STATUS
+                        if error is None:
+                            raw = await _read_bounded(response)
+                except AddressRefused as exc:  # where the server is will not change on a retry
+                    error, retryable = str(exc)[:500], False
+                except httpx.TransportError as exc:  # connect/read errors, timeouts
                     error, retryable = f"{type(exc).__name__} from {url}: {exc}"[:500], True
                 finally:
                     self.stats.in_flight[url] -= 1
             latency = (time.perf_counter() - started) * 1000
             if error is None:
                 try:
+                    data = json.loads(raw)
+                except (ValueError, RecursionError) as exc:  # a cut-off answer: worth another try
+                    error, retryable = f"{type(exc).__name__} from {url}: {exc}"[:500], True
+            if error is None:
+                try:
                     return self._samples(data, url=url, model=model, seed=seed, params=params, latency=latency)
-                except (KeyError, TypeError, IndexError) as exc:
+                except (UnexpectedAnswer, KeyError, TypeError, IndexError, AttributeError) as exc:
                     error, retryable = f"unexpected answer from {url}: {exc!r}"[:500], False
             self.stats.last_error = error
             if not retryable or attempt >= s.max_retries:
@@ -125,28 +149,54 @@ class Pool:
             attempt += 1
 
     def _samples(
-        self, data: dict[str, Any], *, url: str, model: str, seed: int, params: dict[str, Any], latency: float
+        self, data: Any, *, url: str, model: str, seed: int, params: dict[str, Any], latency: float
     ) -> list[Sample]:
-        usage = data.get("usage") or {}
-        choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
+            raise UnexpectedAnswer("no list of choices")
+        usage: dict[str, Any] = data["usage"] if isinstance(data.get("usage"), dict) else {}
+        choices = data["choices"]
+        if not all(isinstance(c, dict) for c in choices):
+            raise UnexpectedAnswer("a choice is not an object")
+        indexes = [c.get("index", 0) for c in choices]
+        if any(type(i) is not int for i in indexes):
+            raise UnexpectedAnswer("a choice's index is not a number")
+        choices = sorted(choices, key=lambda c: int(c.get("index", 0)))
+        answered = data.get("model")
         out = []
         for choice in choices:
             per_choice = usage.get("completion_tokens") if len(choices) == 1 else _token_count(choice)
             text = choice["message"]["content"] if self.settings.mode == "chat" else choice["text"]
+            if text is not None and not isinstance(text, str):
+                raise UnexpectedAnswer("a candidate's text is not a string")
+            reason = choice.get("finish_reason")
             out.append(
                 Sample(
                     text=text or "",
-                    model=data.get("model") or model,
+                    model=(answered if isinstance(answered, str) and answered else model)[:200],
                     base_url=url,
                     params={**params, "mode": self.settings.mode, "n_index": choice.get("index", 0)},
                     seed=seed,
-                    finish_reason=choice.get("finish_reason"),
-                    prompt_tokens=usage.get("prompt_tokens"),
-                    completion_tokens=per_choice,
+                    finish_reason=reason[:32] if isinstance(reason, str) else None,
+                    prompt_tokens=_count(usage.get("prompt_tokens")),
+                    completion_tokens=_count(per_choice),
                     latency_ms=latency,
                 )
             )
         return out
+
+
+async def _read_bounded(response: httpx.Response) -> bytes:
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise UnexpectedAnswer(f"longer than {MAX_ANSWER_BYTES} bytes")
+    return bytes(body)
+
+
+def _count(value: Any) -> int | None:
+    """A token count as the database can hold it; anything else is unknown."""
+    return value if type(value) is int and 0 <= value <= MAX_COUNT else None
 
 
 def _token_count(choice: dict[str, Any]) -> int | None:
@@ -165,7 +215,9 @@ async def candidates_for(pool: Pool, *, prompt: Any, k: int, seed: int) -> list[
     elif s.strategy == "temperature_ladder":
         parts = await asyncio.gather(
             *(
-                pool.request(prompt=prompt, model=s.model, n=1, seed=seed + i, temperature=s.temperatures[i])
+                pool.request(
+                    prompt=prompt, model=s.model, n=1, seed=derive_seed(seed, i), temperature=s.temperatures[i]
+                )
                 for i in range(k)
             )
         )
@@ -174,7 +226,12 @@ async def candidates_for(pool: Pool, *, prompt: Any, k: int, seed: int) -> list[
         parts = await asyncio.gather(
             *(
                 pool.request(
-                    prompt=prompt, model=m.model, n=1, seed=seed + i, temperature=s.temperature, base_url=m.base_url
+                    prompt=prompt,
+                    model=m.model,
+                    n=1,
+                    seed=derive_seed(seed, i),
+                    temperature=s.temperature,
+                    base_url=m.base_url,
                 )
                 for i, m in enumerate(s.models[:k])
             )
@@ -198,7 +255,7 @@ async def candidates_for(pool: Pool, *, prompt: Any, k: int, seed: int) -> list[
                 prompt=prompt,
                 model=samples[i].model,
                 n=1,
-                seed=seed + 1000 * (attempt + 1) + i,
+                seed=derive_seed(seed, 1000 * (attempt + 1) + i),
                 temperature=samples[i].params["temperature"],
                 base_url=samples[i].base_url,
             )

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from app.auth.deps import AdminUser, SessionDep
+from app.auth.deps import AdminUser, SessionDep, SettingsDep
 from app.generation import service
-from app.generation.schemas import JobIn
+from app.generation.schemas import GenerationSettings, JobIn
 from app.jobs import service as jobs
 from app.kit.errors import Invalid
 from app.kit.forms import FormFields
@@ -23,12 +23,16 @@ router = APIRouter(tags=["generation pages"], include_in_schema=False)
 
 
 def _context(request: Request, session: SessionDep, project: Project, **extra: Any) -> dict[str, Any]:
-    settings = service.settings_of(project)
+    try:
+        settings = service.settings_of(project)
+        problems = settings.problems(project.k)
+    except Invalid as exc:  # stored before today's checks: the form starts afresh so they can be replaced
+        settings, problems = GenerationSettings(), [f"{exc.detail} — save the settings again"]
     return {
         "request": request,
         "project": project,
         "settings": settings,
-        "problems": settings.problems(project.k),
+        "problems": problems,
         "jobs": jobs.recent_jobs(session, project_id=project.id, kind=service.KIND),
         **extra,
     }
@@ -49,9 +53,10 @@ def jobs_fragment(request: Request, project: AdminProjectDep, session: SessionDe
 
 
 @router.get("/projects/{project}/generation/health")
-def health_fragment(request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
+def health_fragment(request: Request, project: AdminProjectDep, session: SessionDep, settings: SettingsDep) -> Response:
     """Ask the configured servers now."""
-    context = _context(request, session, project, health=service.health(service.settings_of(project)))
+    found = service.health(service.settings_of(project), allow_private=bool(settings.allow_private_model_servers))
+    context = _context(request, session, project, health=found)
     return render(request, "generation/page.html", context, fragment="generation/_health.html")
 
 
@@ -60,12 +65,13 @@ def _lines(text: str) -> list[str]:
 
 
 @router.post("/projects/{project}/generation/settings")
-def save_settings(request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep) -> Response:
+def save_settings(
+    request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep, settings: SettingsDep
+) -> Response:
     """Save the settings form."""
     data: dict[str, Any] = {
         "base_urls": _lines(form.get("base_urls", "")),
         "model": form.get("model", "").strip(),
-        "api_key": form.get("api_key") or None,
         "mode": form.get("mode", "chat"),
         "strategy": form.get("strategy", "n_seeds"),
         "stop": [s for s in form.get("stop", "").split("|") if s],
@@ -82,7 +88,13 @@ def save_settings(request: Request, form: FormFields, project: AdminProjectDep, 
         data["temperatures"] = [float(t) for t in _lines(form.get("temperatures", ""))]
     except ValueError as exc:
         raise Invalid(f"A number is malformed: {exc}") from exc
-    service.update_settings(session, project=project, data=data)
+    if form.get("clear_api_key"):
+        data["api_key"] = None
+    elif form.get("api_key"):  # an empty field keeps the stored key
+        data["api_key"] = form["api_key"]
+    service.update_settings(
+        session, project=project, data=data, allow_private=bool(settings.allow_private_model_servers)
+    )
     return redirect(request, f"/projects/{project.slug}/generation")
 
 

@@ -2,18 +2,75 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from ipaddress import ip_address
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.generation.egress import numeric_ipv4
+from app.kit.schemas import RowId
+
+MASKED_KEY = "••••"
+MAX_URL_LENGTH = 500  # the candidate's base_url column
+_HOSTNAME = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*")
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+def _canonical_host(netloc: str, host: str) -> str:
+    if netloc.startswith("[") or ":" in host:
+        if "%" in host:
+            raise ValueError("an IPv6 zone id is not allowed in a model server URL")
+        return f"[{ip_address(host).compressed}]"
+    host = host.removesuffix(".")
+    numeric = numeric_ipv4(host)
+    if numeric is not None:  # 127.1, 0x7f000001 and 2130706433 are all 127.0.0.1: store what they mean
+        return str(numeric)
+    if len(host) > 253 or not _HOSTNAME.fullmatch(host):
+        raise ValueError(f"{host!r} is not a host name")
+    return host
 
 
 def normalize_base_url(url: str) -> str:
-    """``http://host:8000/v1/`` → ``http://host:8000``; refuses anything but http(s)."""
-    url = url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"{url!r} is not an http(s) URL")
-    return url.removesuffix("/v1")
+    """``HTTP://Host:8000/v1/`` → ``http://host:8000``: http(s), a host and port, at most a plain path; no
+    credentials, query or fragment. Numeric IPv4 forms become dotted quads."""
+    text = url.strip()
+    if len(text) > MAX_URL_LENGTH:
+        raise ValueError(f"a model server URL has at most {MAX_URL_LENGTH} characters")
+    if not text.isascii() or any(c.isspace() or not c.isprintable() or c == "\\" for c in text):
+        raise ValueError(f"{text[:100]!r}: spaces, backslashes, control or non-ASCII characters (names in punycode)")
+    if "@" in text.split("://", 1)[-1].split("/", 1)[0]:  # said before anything quotes the URL
+        raise ValueError("no credentials in a model server URL; put a key in the API key field")
+    if "?" in text or "#" in text:
+        raise ValueError("a model server URL has no query or fragment")
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not text[len(scheme) :].startswith("://"):
+        raise ValueError(f"{text!r} is not an http(s) URL")
+    if not parts.hostname:
+        raise ValueError(f"{text!r} has no host")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{text!r}: the port is not a number from 1 to 65535") from exc
+    if port == 0:
+        raise ValueError(f"{text!r}: the port is not a number from 1 to 65535")
+    try:
+        host = _canonical_host(parts.netloc, parts.hostname)
+    except ValueError as exc:
+        raise ValueError(f"{text!r}: {exc}") from exc
+    path = parts.path.rstrip("/").removesuffix("/v1")
+    for segment in path.split("/")[1:]:
+        if segment in (".", "..") or not _PATH_SEGMENT.fullmatch(segment):
+            raise ValueError(f"{text!r}: the path may hold only letters, digits and . _ ~ - between slashes")
+    return f"{scheme}://{host}{f':{port}' if port is not None else ''}{path}"
+
+
+def origin_of(url: str) -> str:
+    """``http://host:8000/prefix`` → ``http://host:8000`` (of a normalised URL)."""
+    return "/".join(url.split("/", 3)[:3])
 
 
 class ModelChoice(BaseModel):
@@ -36,6 +93,8 @@ class GenerationSettings(BaseModel):
     base_urls: list[str] = Field(default_factory=list, max_length=16)
     model: str = Field(default="", max_length=200)
     api_key: str | None = Field(default=None, max_length=500)
+    # The servers (scheme, host and port) the key was entered for: it is sent to no other.
+    api_key_origins: list[str] | None = Field(default=None, max_length=32)
     mode: Literal["chat", "completion"] = "chat"
     temperature: float = Field(default=1.0, ge=0, le=5)
     top_p: float = Field(default=1.0, gt=0, le=1)
@@ -59,6 +118,26 @@ class GenerationSettings(BaseModel):
     def _urls(cls, urls: list[str]) -> list[str]:
         return [normalize_base_url(u) for u in urls if u.strip()]
 
+    @model_validator(mode="after")
+    def _key_belongs_to_servers(self) -> GenerationSettings:
+        # Settings stored before keys were tied to servers: the key belongs to the servers stored with it.
+        if self.api_key and self.api_key_origins is None:
+            self.api_key_origins = self.origins()
+        if not self.api_key:
+            self.api_key_origins = None
+        return self
+
+    def servers(self) -> list[str]:
+        """Every base URL a job or the health check may ask, each once."""
+        return list(dict.fromkeys([*self.base_urls, *(m.base_url for m in self.models if m.base_url)]))
+
+    def origins(self) -> list[str]:
+        return sorted({origin_of(url) for url in self.servers()})
+
+    def key_for(self, url: str) -> str | None:
+        """The API key, for a server it was entered for; None for any other."""
+        return self.api_key if self.api_key and origin_of(url) in (self.api_key_origins or []) else None
+
     def problems(self, k: int) -> list[str]:
         """What keeps these settings from generating k candidates (empty when ready)."""
         found = []
@@ -75,14 +154,14 @@ class GenerationSettings(BaseModel):
     def public(self) -> dict[str, Any]:
         """The settings without the API key (for pages and JSON)."""
         data = self.model_dump()
-        data["api_key"] = "••••" if self.api_key else None
+        data["api_key"] = MASKED_KEY if self.api_key else None
         return data
 
 
 class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     selection: Literal["missing", "ids", "all_bad"] = "missing"
-    item_ids: list[int] = Field(default_factory=list, max_length=100_000)
+    item_ids: list[RowId] = Field(default_factory=list, max_length=100_000)
 
 
 class JobOut(BaseModel):

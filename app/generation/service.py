@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import ValidationError
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from app.generation import egress
 from app.generation.client import Sample
-from app.generation.schemas import GenerationSettings, HealthOut, JobIn
+from app.generation.schemas import MASKED_KEY, GenerationSettings, HealthOut, JobIn
 from app.jobs import service as jobs
 from app.kit.errors import Conflict, Invalid
 from app.models import Assignment, Candidate, Item, Job, Judgment, Project, utcnow
@@ -26,42 +29,96 @@ def settings_of(project: Project) -> GenerationSettings:
         raise Invalid(f"The project's generation settings are invalid: {exc.errors()[0]['msg']}") from exc
 
 
-def update_settings(session: Session, *, project: Project, data: dict[str, Any]) -> GenerationSettings:
-    """Replace the generation settings; an omitted or masked API key keeps the stored one."""
-    current = settings_of(project)
-    if data.get("api_key") in (None, "", "••••"):
-        data = {**data, "api_key": current.api_key}
+def update_settings(
+    session: Session, *, project: Project, data: dict[str, Any], allow_private: bool
+) -> GenerationSettings:
+    """Replace the generation settings. An omitted or masked API key keeps the stored one, but only for the
+    servers it was entered for; ``null`` or ``""`` removes it."""
+    try:
+        current = settings_of(project)
+    except Invalid:  # stored before today's checks: the admin replaces them, the old key is not carried over
+        current = GenerationSettings()
+    data = {k: v for k, v in data.items() if k != "api_key_origins"}  # the server decides where a key may go
+    keep_key = data.get("api_key", MASKED_KEY) == MASKED_KEY
+    data["api_key"] = current.api_key if keep_key else (data["api_key"] or None)
     try:
         settings = GenerationSettings.model_validate(data)
     except ValidationError as exc:
         raise Invalid([{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]) from exc
+    refused = [
+        {"loc": ["base_urls"], "msg": f"{url}: {problem}"}
+        for url in settings.servers()
+        if (problem := egress.host_problem(urlsplit(url).hostname or "", allow_private=allow_private))
+    ]
+    if refused:
+        raise Invalid(refused)
+    if settings.api_key and keep_key:
+        saved_for = set(current.api_key_origins or [])
+        others = [o for o in settings.origins() if o not in saved_for]
+        if others:
+            raise Invalid(
+                f"The API key was entered for {', '.join(sorted(saved_for)) or 'no server'}: enter it again to "
+                f"send it to {', '.join(others)}, or clear it"
+            )
+        settings.api_key_origins = [o for o in settings.origins() if o in saved_for]
+    elif settings.api_key:
+        settings.api_key_origins = settings.origins()
     project.generation = settings.model_dump()
     session.flush()
     return settings
 
 
-def health(settings: GenerationSettings, *, timeout: float = 3.0) -> list[HealthOut]:
+MAX_MODEL_IDS = 50
+MAX_MODELS_ANSWER = 1 << 20  # bytes of a /v1/models answer read at most
+
+
+def _models_listed(answer: Any) -> tuple[list[str], int | None]:
+    """The model ids and the largest context length of a /v1/models answer; ValueError if it is not one."""
+    data = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(data, list):
+        raise ValueError("unexpected answer: no list of models under 'data'")
+    entries = [m for m in data if isinstance(m, dict)]
+    # Only what an admin needs to pick a model, bounded: names of at most 200 characters, never other fields.
+    ids = [m["id"][:200] for m in entries if isinstance(m.get("id"), str) and m["id"]][:MAX_MODEL_IDS]
+    lengths = [
+        m["max_model_len"]
+        for m in entries
+        if type(m.get("max_model_len")) is int and 0 < m["max_model_len"] < 2**31  # noqa: E721 - not bool
+    ]
+    return ids, max(lengths, default=None)
+
+
+def _read_bounded(response: httpx.Response, limit: int) -> bytes:
+    body = b""
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise ValueError(f"unexpected answer: longer than {limit} bytes")
+    return body
+
+
+def health(settings: GenerationSettings, *, allow_private: bool, timeout: float = 3.0) -> list[HealthOut]:
     """Ask every configured server for /v1/models: up or not, its models, their context length."""
-    urls = list(dict.fromkeys([*settings.base_urls, *(m.base_url for m in settings.models if m.base_url)]))
     out = []
-    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
-    with httpx.Client(timeout=timeout) as client:
-        for url in urls:
+    with egress.guarded_client(allow_private=allow_private, timeout=timeout) as client:
+        for url in settings.servers():
+            key = settings.key_for(url)
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
             started = time.perf_counter()
             try:
-                response = client.get(url + "/v1/models", headers=headers)
-                response.raise_for_status()
-                data = response.json().get("data", [])
+                with client.stream("GET", url + "/v1/models", headers=headers) as response:
+                    response.raise_for_status()
+                    ids, max_len = _models_listed(json.loads(_read_bounded(response, MAX_MODELS_ANSWER)))
                 out.append(
                     HealthOut(
                         base_url=url,
                         ok=True,
-                        models=[m.get("id", "") for m in data],
-                        max_model_len=max((m.get("max_model_len") or 0 for m in data), default=None) or None,
+                        models=ids,
+                        max_model_len=max_len,
                         latency_ms=(time.perf_counter() - started) * 1000,
                     )
                 )
-            except (httpx.HTTPError, ValueError) as exc:
+            except (httpx.HTTPError, ValueError, RecursionError, egress.AddressRefused) as exc:
                 out.append(HealthOut(base_url=url, ok=False, error=f"{type(exc).__name__}: {exc}"[:300]))
     return out
 

@@ -17,9 +17,11 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from app.config import get_settings
 from app.db import Database
 from app.generation import service
-from app.generation.client import GenerationError, Pool, Sample, candidates_for
+from app.generation.client import GenerationError, Pool, Sample, candidates_for, derive_seed
+from app.generation.egress import guarded_async_client
 from app.jobs import service as jobs
 from app.models import Item, Job, Project
 
@@ -117,7 +119,8 @@ async def run_generation_job(
         k = project.k
     progress = _Progress(job)
     own_client = client is None
-    http = client or httpx.AsyncClient(limits=httpx.Limits(max_connections=None))
+    allow_private = bool((db.settings or get_settings()).allow_private_model_servers)
+    http = client or guarded_async_client(allow_private=allow_private, limits=httpx.Limits(max_connections=None))
     pool = Pool(settings, http)
     finished: list[tuple[int, int, bool, list[Sample]]] = []
     state = "running"
@@ -163,7 +166,7 @@ async def run_generation_job(
     async def one(item_id: int, prompt: Any, from_round: int, regenerate: bool) -> None:
         nonlocal fatal
         try:
-            samples = await candidates_for(pool, prompt=prompt, k=k, seed=settings.seed + item_id * 7919)
+            samples = await candidates_for(pool, prompt=prompt, k=k, seed=derive_seed(settings.seed, item_id * 7919))
         except GenerationError as exc:
             progress.failed_items += 1
             progress.consecutive_failures += 1

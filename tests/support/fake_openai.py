@@ -3,6 +3,8 @@
 Each request to /v1/chat/completions or /v1/completions takes the next action from ``script`` (or
 ``default`` when the script is used up): "ok", "503", "429", "hang" (never answers), "drop" (sends half a
 response, then closes the connection), "slow" (answers after ``slow_s``). Answers carry n distinct texts.
+``models`` is what /v1/models answers and ``rewrite`` may turn a completion into any JSON value (answers a real
+server would not give); ``seen`` records the method, path and headers of every request.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import json
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 
@@ -21,6 +24,9 @@ class FakeOpenAI:
         self.default = default
         self.slow_s = slow_s
         self.requests: list[dict[str, Any]] = []
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+        self.models: Any = {"data": [{"id": "fake", "max_model_len": 2048}]}
+        self.rewrite: Callable[[dict[str, Any]], Any] | None = None
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -57,6 +63,7 @@ class FakeOpenAI:
                 method, path, _ = lines[0].split(" ", 2)
                 headers = {k.lower(): v.strip() for k, v in (x.split(":", 1) for x in lines[1:] if ":" in x)}
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.seen.append((method, path, headers))
                 if not await self._respond(method, path, body, writer):
                     return
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -65,7 +72,7 @@ class FakeOpenAI:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _send(self, writer: asyncio.StreamWriter, status: int, payload: dict[str, Any]) -> None:
+    async def _send(self, writer: asyncio.StreamWriter, status: int, payload: Any) -> None:
         data = json.dumps(payload).encode()
         reason = {200: "OK", 429: "Too Many Requests", 503: "Service Unavailable", 404: "Not Found"}[status]
         head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
@@ -74,7 +81,7 @@ class FakeOpenAI:
 
     async def _respond(self, method: str, path: str, body: bytes, writer: asyncio.StreamWriter) -> bool:
         if path == "/v1/models":
-            await self._send(writer, 200, {"data": [{"id": "fake", "max_model_len": 2048}]})
+            await self._send(writer, 200, self.models)
             return True
         if not path.startswith("/v1/") or method != "POST":
             await self._send(writer, 404, {"detail": "no"})
@@ -90,7 +97,9 @@ class FakeOpenAI:
             return False
         if action == "slow":
             await asyncio.sleep(self.slow_s)
-        payload = self._completion(request, path)
+        payload: Any = self._completion(request, path)
+        if self.rewrite is not None:
+            payload = self.rewrite(payload)
         if action == "drop":
             data = json.dumps(payload).encode()
             writer.write(
