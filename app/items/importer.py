@@ -8,7 +8,10 @@ candidates either as ``candidate_1`` … ``candidate_4`` columns or one ``candid
 The file is read once, as a stream: every line is checked and every error is reported with its line
 number; rows are inserted in batches inside one transaction, which is rolled back if any line was bad,
 so a failed import leaves nothing behind. A prompt already in the project (same normalized text, or the
-same external id) — or twice in the file — is a duplicate: reported with its line and skipped.
+same external id) — or twice in the file — is a duplicate: counted, listed (the first 100) and skipped.
+A line is refused, naming the field, for what a database or a JSON reader could not take back: NUL or a lone
+surrogate in any text or key, NaN/Infinity anywhere, ``meta``/``params`` nested over 16 levels, integers
+outside their columns (seed: 32-bit signed; token counts: 0 to 2^31 - 1).
 """
 
 from __future__ import annotations
