@@ -429,7 +429,7 @@ def test_the_migration_scrubs_stored_cards_and_filters(scratch_url: str) -> None
     from tests.conftest import alembic_config
 
     cfg = alembic_config(scratch_url)
-    command.upgrade(cfg, "0008")
+    command.upgrade(cfg, "0007")
     engine = create_engine(scratch_url)
     now = "2026-12-01 10:00:00"
     with engine.begin() as conn:
@@ -455,7 +455,7 @@ def test_the_migration_scrubs_stored_cards_and_filters(scratch_url: str) -> None
                     "now": now,
                 },
             )
-    command.upgrade(cfg, "0009")
+    command.upgrade(cfg, "0008")
     with engine.connect() as conn:
         rows = {r.id: r for r in conn.execute(text("SELECT id, card, filters FROM snapshot"))}
     engine.dispose()

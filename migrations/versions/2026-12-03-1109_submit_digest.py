@@ -1,8 +1,8 @@
-"""queue rounds: judgment.submit_digest, the fingerprint of the answer a submit key was first used for
+"""judgment.submit_digest, the fingerprint of the answer a submit key was first used for
 
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-12-03 11:10:00
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-03 11:09:00
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0010'
-down_revision: str | None = '0009'
+revision: str = '0009'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

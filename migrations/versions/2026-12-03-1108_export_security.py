@@ -1,8 +1,8 @@
 """export security: stored data cards lose the generation settings, stored filters the names of annotators
 
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-12-03 11:09:00
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-03 11:08:00
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0009'
-down_revision: str | None = '0008'
+revision: str = '0008'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
