@@ -34,10 +34,10 @@ from sqlalchemy import func, select, update
 from app.annotation import service
 from app.annotation.schemas import JudgmentIn, VerdictIn
 from app.db import Database
-from app.generation.client import Sample
 from app.generation.service import store_candidates
 from app.kit.errors import Conflict
 from app.models import AnnotatorTally, Assignment, Candidate, Item, Judgment, Project, User, Verdict, utcnow
+from tests.annotation.helpers import regenerated_samples
 from tests.factories import make_items, make_project, make_user
 
 EXAMPLES = int(os.environ.get("PREFSTUDIO_QUEUE_EXAMPLES", "50"))
@@ -65,22 +65,6 @@ def _overall(data: JudgmentIn) -> tuple[str, int | None]:
 def _candidates(s: Any, item_id: int, round_: int) -> list[int]:
     return list(s.scalars(select(Candidate.id).where(Candidate.item_id == item_id, Candidate.round == round_)))
 
-
-def _samples(n: int) -> list[Sample]:
-    return [
-        Sample(
-            text=f"regenerated {i}",
-            model="m",
-            base_url="u",
-            params={},
-            seed=i,
-            finish_reason="stop",
-            prompt_tokens=1,
-            completion_tokens=1,
-            latency_ms=1.0,
-        )
-        for i in range(n)
-    ]
 
 
 class Queue(RuleBasedStateMachine):
@@ -268,7 +252,8 @@ class Queue(RuleBasedStateMachine):
             item = s.get(Item, item_id)
             assert item is not None
             from_round = item.round
-            assert store_candidates(s, item_id=item_id, from_round=from_round, regenerate=True, samples=_samples(2))
+            new = regenerated_samples(2)
+            assert store_candidates(s, item_id=item_id, from_round=from_round, regenerate=True, samples=new)
         with self.db.session(write=False) as s:
             item = s.get(Item, item_id)
             assert item is not None

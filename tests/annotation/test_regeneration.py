@@ -18,39 +18,23 @@ from app.auth.service import create_api_token
 from app.config import Settings
 from app.db import Database
 from app.generation import service as generation
-from app.generation.client import Sample
 from app.generation.schemas import JobIn
 from app.jobs import runner
 from app.kit.errors import Conflict
-from app.models import AnnotatorTally, Assignment, Item, Judgment, Project, User
-from tests.annotation.helpers import prefer_first
+from app.models import AnnotatorTally, Assignment, Item, Judgment, User
+from tests.annotation.helpers import prefer_first, project_and_user, regenerated_samples
 from tests.factories import make_items, make_project, make_user
 from tests.support.fake_openai import FakeOpenAI
 
 REGENERATED = "regenerated"
 
 
-def _samples(k: int) -> list[Sample]:
-    return [
-        Sample(
-            text=f"new answer {i}",
-            model="m",
-            base_url="u",
-            params={},
-            seed=i,
-            finish_reason="stop",
-            prompt_tokens=1,
-            completion_tokens=1,
-            latency_ms=1.0,
-        )
-        for i in range(k)
-    ]
-
 
 def _regenerate(s: Session, item_id: int) -> None:
     item = s.get(Item, item_id)
     assert item is not None
-    assert generation.store_candidates(s, item_id=item_id, from_round=item.round, regenerate=True, samples=_samples(2))
+    new = regenerated_samples(2)
+    assert generation.store_candidates(s, item_id=item_id, from_round=item.round, regenerate=True, samples=new)
 
 
 def _item_counts(s: Session, item_id: int) -> tuple[int, int, int]:
@@ -76,17 +60,12 @@ def one_item(db: Database) -> dict[str, int]:
         return {"project": project.id, "me": me.id, "admin": admin.id, "item": item.id}
 
 
-def _ctx(s: Session, ids: dict[str, int]) -> tuple[Project, User]:
-    project, me = s.get(Project, ids["project"]), s.get(User, ids["me"])
-    assert project is not None and me is not None
-    return project, me
-
 
 def test_a_submit_for_a_regenerated_round_is_refused_and_the_new_round_stays_open(
     db: Database, one_item: dict[str, int]
 ) -> None:
     with db.session() as s:
-        project, me = _ctx(s, one_item)
+        project, me = project_and_user(s, one_item)
         task = service.assign_next_item(s, project=project, annotator=me)
         assert task is not None
         lease, data = task.assignment.id, prefer_first(task, project)
@@ -96,13 +75,13 @@ def test_a_submit_for_a_regenerated_round_is_refused_and_the_new_round_stays_ope
         assert _item_counts(s, one_item["item"]) == (1, 0, 0)  # the old round's lease released
         assert s.scalar(select(Assignment.status).where(Assignment.id == lease)) == "expired"
     with pytest.raises(Conflict, match=REGENERATED) as refused, db.session() as s:
-        project, me = _ctx(s, one_item)
+        project, me = project_and_user(s, one_item)
         service.submit_judgment(
             s, project=project, annotator=me, assignment_id=lease, submit_key="late-0001", data=data
         )
     assert "not stored" in str(refused.value.detail)
     with db.session() as s:
-        project, me = _ctx(s, one_item)
+        project, me = project_and_user(s, one_item)
         assert _item_counts(s, one_item["item"]) == (1, 0, 0)
         assert s.scalar(select(func.count()).select_from(Judgment)) == 0
         assert _tally(s, me.id) == 0
@@ -128,7 +107,7 @@ def test_a_regeneration_after_the_submit_keeps_the_judgment_on_its_round(
     """The other order: judged first, regenerated after — the judgment stays (for the record) on round 0, and a
     retry of it still answers it."""
     with db.session() as s:
-        project, me = _ctx(s, one_item)
+        project, me = project_and_user(s, one_item)
         task = service.assign_next_item(s, project=project, annotator=me)
         assert task is not None
         data = prefer_first(task, project)
@@ -139,7 +118,7 @@ def test_a_regeneration_after_the_submit_keeps_the_judgment_on_its_round(
     with db.session() as s:
         _regenerate(s, one_item["item"])
     with db.session() as s:
-        project, me = _ctx(s, one_item)
+        project, me = project_and_user(s, one_item)
         again, created = service.submit_judgment(
             s, project=project, annotator=me, assignment_id=task.assignment.id, submit_key="before-01", data=data
         )
@@ -157,7 +136,7 @@ def test_a_regeneration_waits_for_a_submit_in_flight_instead_of_deadlocking(
     second deadlocked with it (PostgreSQL aborted one of them). The interleaving is forced: the submit holds its
     lease while the regeneration starts, and goes on once the regeneration waits for a lock."""
     with db.session() as s:
-        project, me = _ctx(s, one_item)
+        project, me = project_and_user(s, one_item)
         task = service.assign_next_item(s, project=project, annotator=me)
         assert task is not None
         lease, data = task.assignment.id, prefer_first(task, project)
@@ -177,7 +156,7 @@ def test_a_regeneration_waits_for_a_submit_in_flight_instead_of_deadlocking(
     def submit() -> None:
         try:
             with db.session() as s:
-                project, me = _ctx(s, one_item)
+                project, me = project_and_user(s, one_item)
                 judgment, created = service.submit_judgment(
                     s, project=project, annotator=me, assignment_id=lease, submit_key="inflight-1", data=data
                 )
@@ -255,12 +234,12 @@ def test_the_all_bad_regeneration_refuses_the_late_submit_of_the_other_annotator
         ids = {"project": project.id, "me": slow.id, "item": item.id}
     assert runner.run_one(db, worker_id="w1") == (job.id, "done")
     with pytest.raises(Conflict, match=REGENERATED), db.session() as s:
-        project, me = _ctx(s, ids)
+        project, me = project_and_user(s, ids)
         service.submit_judgment(
             s, project=project, annotator=me, assignment_id=late[0], submit_key="bad-0002", data=late[1]
         )
     with db.session() as s:
-        project, me = _ctx(s, ids)
+        project, me = project_and_user(s, ids)
         assert _item_counts(s, item.id) == (1, 0, 0)
         assert _tally(s, me.id) == 0
         assert service.progress(s, project=project, annotator=me).judged_by_me == 0
@@ -323,7 +302,7 @@ def test_the_page_says_the_item_was_regenerated_and_moves_on(
     assert "regenerated" in late.text and "not stored" in late.text
     # It moves on: the next item is shown (here the same prompt with its new candidates, on a new lease).
     shown = int(re.search(r'data-assignment="(\d+)"', late.text).group(1))  # type: ignore[union-attr]
-    assert shown != lease and "new answer 0" in late.text
+    assert shown != lease and "regenerated 0" in late.text
     with db.session(write=False) as s:
         assert s.scalar(select(Assignment.round).where(Assignment.id == shown)) == 1
         assert s.scalar(select(func.count()).select_from(Judgment)) == 0

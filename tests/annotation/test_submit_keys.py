@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
 
 from app.annotation import service
 from app.annotation.schemas import VerdictIn
@@ -15,8 +14,8 @@ from app.auth.service import create_api_token
 from app.config import Settings
 from app.db import Database
 from app.kit.errors import Conflict
-from app.models import AnnotatorTally, Assignment, Item, Judgment, Project, User
-from tests.annotation.helpers import prefer_first
+from app.models import AnnotatorTally, Assignment, Item, Judgment, User
+from tests.annotation.helpers import prefer_first, project_and_user
 from tests.factories import make_items, make_project, make_user
 
 
@@ -29,17 +28,12 @@ def two_items(db: Database) -> dict[str, int]:
         return {"project": project.id, "me": me.id}
 
 
-def _ctx(s: Session, ids: dict[str, int]) -> tuple[Project, User]:
-    project, me = s.get(Project, ids["project"]), s.get(User, ids["me"])
-    assert project is not None and me is not None
-    return project, me
-
 
 def test_a_key_reused_for_another_assignment_is_refused_and_that_lease_stays_open(
     db: Database, two_items: dict[str, int]
 ) -> None:
     with db.session() as s:
-        project, me = _ctx(s, two_items)
+        project, me = project_and_user(s, two_items)
         one = service.assign_next_item(s, project=project, annotator=me)
         assert one is not None
         first, created = service.submit_judgment(
@@ -55,13 +49,13 @@ def test_a_key_reused_for_another_assignment_is_refused_and_that_lease_stays_ope
         assert two is not None and two.item.id != one.item.id
         lease, data = two.assignment.id, prefer_first(two, project)
     with pytest.raises(Conflict, match="another item") as refused, db.session() as s:
-        project, me = _ctx(s, two_items)
+        project, me = project_and_user(s, two_items)
         service.submit_judgment(
             s, project=project, annotator=me, assignment_id=lease, submit_key="shared-01", data=data
         )
     assert "not stored" in str(refused.value.detail)
     with db.session() as s:
-        project, me = _ctx(s, two_items)
+        project, me = project_and_user(s, two_items)
         assert s.scalar(select(Assignment.status).where(Assignment.id == lease)) == "leased"
         assert s.scalar(select(func.count()).select_from(Judgment)) == 1
         assert s.scalar(select(AnnotatorTally.judged).where(AnnotatorTally.annotator_id == me.id)) == 1
@@ -76,7 +70,7 @@ def test_a_key_reused_with_a_different_answer_is_refused_and_a_true_retry_is_ans
     db: Database, two_items: dict[str, int]
 ) -> None:
     with db.session() as s:
-        project, me = _ctx(s, two_items)
+        project, me = project_and_user(s, two_items)
         task = service.assign_next_item(s, project=project, annotator=me)
         assert task is not None
         data = prefer_first(task, project, reason="  A is clearer ")
@@ -127,7 +121,7 @@ def test_a_key_reused_with_a_different_answer_is_refused_and_a_true_retry_is_ans
 def test_a_judgment_stored_without_a_digest_still_answers_its_retry(db: Database, two_items: dict[str, int]) -> None:
     """Judgments stored before answers were fingerprinted have none: their retries are answered as before."""
     with db.session() as s:
-        project, me = _ctx(s, two_items)
+        project, me = project_and_user(s, two_items)
         task = service.assign_next_item(s, project=project, annotator=me)
         assert task is not None
         data = prefer_first(task, project)
