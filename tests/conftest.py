@@ -101,6 +101,18 @@ def database_url(
     _drop_pg_database(admin_url, url)
 
 
+@pytest.fixture
+def scratch_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """An empty database (no migrations run) for tests that migrate it themselves."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path}/scratch.db"
+        return
+    admin = request.getfixturevalue("postgres_admin_url")
+    url = _create_pg_database(admin)
+    yield url
+    _drop_pg_database(admin, url)
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "environment": "test",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -10,19 +9,8 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.orm import Session
 
 from app.models import Base
-from tests.conftest import _create_pg_database, _drop_pg_database, alembic_config
+from tests.conftest import alembic_config
 from tests.factories import make_items, make_judgment, make_project, make_user
-
-
-@pytest.fixture
-def scratch_url(backend: str, tmp_path: object, request: pytest.FixtureRequest) -> object:
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path}/scratch.db"
-        return
-    admin = request.getfixturevalue("postgres_admin_url")
-    url = _create_pg_database(admin)
-    yield url
-    _drop_pg_database(admin, url)
 
 
 def test_upgrade_downgrade_upgrade(scratch_url: str) -> None:

@@ -409,19 +409,6 @@ Generation settings of the project:
 """
 
 
-@pytest.fixture
-def scratch_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
-    from tests.conftest import _create_pg_database, _drop_pg_database
-
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path}/scratch.db"
-        return
-    admin = request.getfixturevalue("postgres_admin_url")
-    url = _create_pg_database(admin)
-    yield url
-    _drop_pg_database(admin, url)
-
-
 def test_the_migration_scrubs_stored_cards_and_filters(scratch_url: str) -> None:
     from alembic import command
     from sqlalchemy import create_engine, text
