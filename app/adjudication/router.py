@@ -8,7 +8,8 @@ from fastapi.responses import Response
 from app.adjudication import service
 from app.annotation.schemas import VerdictIn
 from app.annotation.service import dimension_keys
-from app.auth.deps import AdminUser, SessionDep
+from app.auth.deps import AdminUser
+from app.db import SessionDep
 from app.kit.errors import Invalid
 from app.kit.forms import FormFields
 from app.kit.htmx import redirect, render

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from app.agreement import service
 from app.agreement.schemas import AgreementOut, CachedAgreementOut
-from app.auth.deps import SessionDep
+from app.db import SessionDep
 from app.kit.errors import AppError
 from app.projects.deps import AdminProjectDep
 

@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from app.agreement import service
 from app.agreement.schemas import CachedAgreementOut
-from app.auth.deps import SessionDep
+from app.db import SessionDep
 from app.i18n import current_language
 from app.kit.htmx import render
 from app.projects.deps import AdminProjectDep

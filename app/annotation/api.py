@@ -17,7 +17,8 @@ from app.annotation.schemas import (
     SubmitIn,
     VerdictIn,
 )
-from app.auth.deps import CurrentUser, SessionDep
+from app.auth.deps import CurrentUser
+from app.db import SessionDep
 from app.kit.schemas import RowId, error_responses, json_out
 from app.models import Judgment, Project
 from app.projects.deps import ProjectDep

@@ -11,7 +11,8 @@ from fastapi.responses import Response
 from app.annotation import service
 from app.annotation.diff import near_duplicates
 from app.annotation.schemas import JudgmentIn
-from app.auth.deps import CurrentUser, SessionDep
+from app.auth.deps import CurrentUser
+from app.db import SessionDep
 from app.i18n import gettext
 from app.kit.errors import Invalid
 from app.kit.forms import FormFields

@@ -6,8 +6,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.auth import service
-from app.auth.deps import AdminUser, CurrentUser, OptionalPrincipal, SessionDep, SettingsDep, client_address
+from app.auth.deps import AdminUser, CurrentUser, OptionalPrincipal, client_address
 from app.auth.schemas import PasswordChange, TokenCreate, TokenCreated, TokenOut
+from app.config import SettingsDep
+from app.db import SessionDep
 from app.i18n import gettext
 from app.kit.schemas import Message, RowId
 

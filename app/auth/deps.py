@@ -7,71 +7,23 @@ browser sends an Origin, a same-origin one.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.orm import Session
 
-from app.config import Settings
-from app.db import Database
+from app.config import get_settings_dep
+from app.db import UNSAFE_METHODS, SessionDep, get_database
 from app.i18n import normalize, set_language
 from app.kit.errors import Forbidden, NotAuthenticated
 from app.kit.security import equals
-from app.models import AuthSession, User, utcnow
+from app.models import AuthSession, User
 
 SESSION_COOKIE = "prefstudio_session"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
-UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-
-
-def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
-
-
-def get_database(request: Request) -> Database:
-    return request.app.state.db  # type: ignore[no-any-return]
-
-
-async def get_session(request: Request) -> AsyncIterator[Session]:
-    """One session per request; committed when the handler returns, before the response is sent.
-
-    Made on the event loop (a session touches the database only when first used) and finished in a worker
-    thread (commit, rollback and giving the connection back are database round trips): one thread hop per
-    request instead of two."""
-    db = get_database(request)
-    write = request.method in UNSAFE_METHODS
-    factory = db.WriteSession if write else db.ReadSession
-    session = factory(info={"write": write})
-    try:
-        yield session
-    except BaseException:
-        await run_in_threadpool(_finish, session, commit=False)
-        raise
-    await run_in_threadpool(_finish, session, commit=True)
-
-
-def _finish(session: Session, *, commit: bool) -> None:
-    try:
-        if commit:
-            session.commit()
-        else:
-            session.rollback()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-DatabaseDep = Annotated[Database, Depends(get_database)]
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 @dataclass(frozen=True)
@@ -214,12 +166,3 @@ async def get_optional_user(principal: OptionalPrincipal) -> User | None:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 AdminUser = Annotated[User, Depends(get_admin_user)]
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
-
-
-def session_is_live(auth_session: AuthSession, settings: Settings) -> bool:
-    now = utcnow()
-    return (
-        auth_session.revoked_at is None
-        and auth_session.expires_at > now
-        and now - auth_session.last_seen_at < timedelta(minutes=settings.session_idle_minutes)
-    )

@@ -15,11 +15,11 @@ from app.auth.deps import (
     CurrentUser,
     OptionalPrincipal,
     OptionalUser,
-    SessionDep,
-    SettingsDep,
     client_address,
     same_origin,
 )
+from app.config import SettingsDep
+from app.db import SessionDep
 from app.i18n import LANGUAGES, gettext
 from app.i18n import remember as remember_language
 from app.kit.errors import AppError, Forbidden, TooManyRequests

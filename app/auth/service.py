@@ -263,8 +263,6 @@ def resolve_session(
     session: Session, *, token: str, settings: Settings, db: Database
 ) -> tuple[AuthSession, User] | None:
     """The live session and its user for a cookie token, or None (unknown, revoked, idle, expired)."""
-    from app.auth.deps import session_is_live
-
     row = session.execute(
         select(AuthSession, User)
         .join(User, User.id == AuthSession.user_id)
@@ -385,3 +383,12 @@ def revoke_api_token(session: Session, *, token_id: int, owner_id: int | None = 
     token.revoked_at = token.revoked_at or utcnow()
     session.flush()
     return token
+
+
+def session_is_live(auth_session: AuthSession, settings: Settings) -> bool:
+    now = utcnow()
+    return (
+        auth_session.revoked_at is None
+        and auth_session.expires_at > now
+        and now - auth_session.last_seen_at < timedelta(minutes=settings.session_idle_minutes)
+    )

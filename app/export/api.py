@@ -13,7 +13,9 @@ from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import select
 
 from app.auth import service as auth
-from app.auth.deps import AdminUser, SessionDep, SettingsDep
+from app.auth.deps import AdminUser
+from app.config import SettingsDep
+from app.db import SessionDep
 from app.export import pseudonyms, service
 from app.export.deps import ExportAccess, ExportAccessDep, project_for_export
 from app.export.schemas import (

@@ -15,7 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth import service as auth
-from app.auth.deps import Principal, SessionDep, get_database, get_principal, get_settings_dep, remember_principal
+from app.auth.deps import Principal, get_principal, remember_principal
+from app.config import get_settings_dep
+from app.db import SessionDep, get_database
 from app.kit.errors import Forbidden, NotAuthenticated, NotFound
 from app.models import ApiToken, Project
 

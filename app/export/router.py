@@ -11,7 +11,9 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from app.auth import service as auth
-from app.auth.deps import AdminUser, SessionDep, SettingsDep
+from app.auth.deps import AdminUser
+from app.config import SettingsDep
+from app.db import SessionDep
 from app.export import pseudonyms, service
 from app.export.schemas import DROP_REASONS, ExportFilter, PreviewOut
 from app.kit.errors import AppError, Invalid, NotFound

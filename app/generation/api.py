@@ -6,7 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.auth.deps import AdminUser, SessionDep, SettingsDep
+from app.auth.deps import AdminUser
+from app.config import SettingsDep
+from app.db import SessionDep
 from app.generation import service
 from app.generation.schemas import HealthOut, JobIn, JobOut
 from app.jobs import service as jobs

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from app.auth.deps import AdminUser, SessionDep, SettingsDep
+from app.auth.deps import AdminUser
+from app.config import SettingsDep
+from app.db import SessionDep
 from app.generation import service
 from app.generation.schemas import GenerationSettings, JobIn
 from app.jobs import service as jobs

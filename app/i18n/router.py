@@ -9,8 +9,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from app.auth import service
-from app.auth.deps import OptionalPrincipal, SessionDep
+from app.auth.deps import OptionalPrincipal
 from app.auth.router import check_anonymous_form, safe_next
+from app.db import SessionDep
 from app.i18n import LANGUAGES, remember
 from app.kit.errors import Invalid
 from app.kit.htmx import redirect

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from app.auth.deps import SessionDep
+from app.db import SessionDep
 from app.items import service
 from app.items.importer import import_items
 from app.items.schemas import CandidateOut, ImportOut, ItemDetailOut, ItemOut

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from app.auth.deps import AdminUser, CurrentUser, SessionDep
+from app.auth.deps import AdminUser, CurrentUser
+from app.db import SessionDep
 from app.kit.schemas import RowId, error_responses
 from app.projects import service
 from app.projects.deps import AdminProjectDep, ProjectDep

@@ -11,7 +11,8 @@ from fastapi import Depends
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.deps import AdminUser, CurrentUser, SessionDep
+from app.auth.deps import AdminUser, CurrentUser
+from app.db import SessionDep
 from app.kit.errors import NotFound
 from app.models import Project, ProjectMember, User
 from app.projects.service import remember_membership

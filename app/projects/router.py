@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from app.annotation import service as annotation
-from app.auth.deps import AdminUser, CurrentUser, SessionDep
+from app.auth.deps import AdminUser, CurrentUser
+from app.db import SessionDep
 from app.items.importer import ImportFailed, import_items
 from app.kit.bodylimit import allow_upload
 from app.kit.errors import AppError, Invalid

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from app.auth.deps import SessionDep
+from app.db import SessionDep
 from app.export.deps import ExportAccessDep, project_for_export
 from app.kit.schemas import RowId, error_responses
 from app.models import Project

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.auth.deps import SessionDep
+from app.db import SessionDep
 from app.kit.htmx import render
 from app.projects.deps import AdminProjectDep
 from app.training import service

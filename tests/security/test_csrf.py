@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from app.annotation import service as annotation
-from app.auth.deps import SESSION_COOKIE, UNSAFE_METHODS
+from app.auth.deps import SESSION_COOKIE
 from app.auth.router import LOGIN_CSRF_COOKIE
 from app.auth.service import create_api_token, start_session
 from app.config import Settings
-from app.db import Database
+from app.db import UNSAFE_METHODS, Database
 from app.jobs import service as jobs
 from app.models import AuthSession, Base, TrainingRun, User
 from tests.annotation.helpers import prefer_first
