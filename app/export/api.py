@@ -10,14 +10,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
-from sqlalchemy import select
 
 from app.auth import service as auth
 from app.auth.deps import AdminUser
+from app.auth.tokens import export_tokens, revoke_export_token
 from app.config import SettingsDep
 from app.db import SessionDep
-from app.export import pseudonyms, service
-from app.export.deps import ExportAccess, ExportAccessDep, project_for_export
+from app.export import pseudonyms, snapshots
+from app.export.deps import ExportAccessDep, project_for_export
+from app.export.filters import resolve
 from app.export.schemas import (
     ExportFilter,
     PreviewOut,
@@ -28,11 +29,11 @@ from app.export.schemas import (
     TokenCreated,
     TokenOut,
 )
+from app.export.service import preview
 from app.export.slots import SlotStreamingResponse, slots_of
-from app.export.stream import relay
-from app.kit.errors import Invalid, NotFound
-from app.kit.schemas import MAX_ROW_ID, Message, RowId, error_responses
-from app.models import ApiToken, Project, Snapshot
+from app.export.stream import jsonl_body
+from app.kit.schemas import Message, RowId, error_responses
+from app.models import ApiToken, Snapshot
 from app.projects.deps import AdminProjectDep
 
 router = APIRouter(tags=["export"])
@@ -48,7 +49,7 @@ JSONL = "application/jsonl"
 )
 def export_jsonl(
     project: str,
-    filt: FilterQuery,
+    filters: FilterQuery,
     access: ExportAccessDep,
     session: SessionDep,
     settings: SettingsDep,
@@ -58,14 +59,14 @@ def export_jsonl(
     Live exports are limited per server and per token: beyond that 503 / 429 with ``Retry-After``."""
     found = project_for_export(session, slug=project, access=access)
     key = pseudonyms.pseudonym_key(settings.data_dir)
-    rules = service.resolve(session, project=found, filt=filt, key=key, by_admin=access.is_admin)  # 422 first
+    rules = resolve(session, project=found, filters=filters, key=key, by_admin=access.is_admin)  # 422 first
     slot = slots_of(request.app).take(caller=access.caller)
     try:
         return SlotStreamingResponse(
-            relay(settings, project_id=found.id, filt=filt, excluded=rules.excluded, key=key),
+            jsonl_body(settings, project_id=found.id, filters=filters, excluded=rules.excluded, key=key),
             slot=slot,
             media_type=JSONL,
-            headers={"Content-Disposition": f'attachment; filename="{found.slug}-{filt.dimension}.jsonl"'},
+            headers={"Content-Disposition": f'attachment; filename="{found.slug}-{filters.dimension}.jsonl"'},
         )
     except BaseException:
         slot.release()
@@ -75,7 +76,7 @@ def export_jsonl(
 @router.get("/projects/{project}/export/preview", response_model=PreviewOut)
 def export_preview(
     project: str,
-    filt: FilterQuery,
+    filters: FilterQuery,
     access: ExportAccessDep,
     session: SessionDep,
     settings: SettingsDep,
@@ -83,7 +84,7 @@ def export_preview(
     """How many pairs the filter keeps and what each rule drops; nothing is written."""
     found = project_for_export(session, slug=project, access=access)
     key = pseudonyms.pseudonym_key(settings.data_dir)
-    return service.preview(session, project=found, filt=filt, key=key, by_admin=access.is_admin)
+    return preview(session, project=found, filters=filters, key=key, by_admin=access.is_admin)
 
 
 def _snapshot_out(snapshot: Snapshot, slug: str, *, card: bool = False) -> SnapshotOut:
@@ -97,7 +98,7 @@ def _snapshot_out(snapshot: Snapshot, slug: str, *, card: bool = False) -> Snaps
 def list_snapshots(project: str, access: ExportAccessDep, session: SessionDep) -> list[SnapshotOut]:
     """The project's snapshots, newest first."""
     found = project_for_export(session, slug=project, access=access)
-    return [_snapshot_out(s, found.slug) for s in service.list_snapshots(session, project=found)]
+    return [_snapshot_out(snapshot, found.slug) for snapshot in snapshots.list_snapshots(session, project=found)]
 
 
 @router.post("/projects/{project}/snapshots", response_model=SnapshotOut, status_code=202)
@@ -105,34 +106,15 @@ def create_snapshot(
     body: SnapshotCreate, project: AdminProjectDep, user: AdminUser, session: SessionDep, settings: SettingsDep
 ) -> SnapshotOut:
     """Freeze an export: the worker writes the file (state "pending" until then, "ready" after)."""
-    snapshot = service.create_snapshot(
+    snapshot = snapshots.create_snapshot(
         session,
         project=project,
-        filt=body.filters,
+        filters=body.filters,
         name=body.name,
         key=pseudonyms.pseudonym_key(settings.data_dir),
         created_by_id=user.id,
     )
     return _snapshot_out(snapshot, project.slug)
-
-
-def _find_snapshot(session: SessionDep, snapshot_id: str, access: ExportAccess, project: str | None) -> Snapshot:
-    if snapshot_id == "latest":
-        if access.token is not None and access.token.project_id is not None:
-            return service.latest_snapshot(session, project_id=access.token.project_id)
-        if not project:
-            raise Invalid("Say which project: /api/v1/snapshots/latest?project=SLUG")
-        return service.latest_snapshot(session, project_id=project_for_export(session, slug=project, access=access).id)
-    # ASCII digits only ("²".isdigit() is true, int("²") fails) and within the column's range (SQLite overflows).
-    plain = snapshot_id.isascii() and snapshot_id.isdigit() and len(snapshot_id) <= 10
-    if not plain or int(snapshot_id) > MAX_ROW_ID:
-        raise NotFound("No such snapshot")
-    snapshot = session.get(Snapshot, int(snapshot_id))
-    owner = session.get(Project, snapshot.project_id) if snapshot is not None else None
-    access.check(owner)
-    if snapshot is None:
-        raise NotFound("No such snapshot")
-    return snapshot
 
 
 @router.get(
@@ -148,8 +130,8 @@ def snapshot_file(
     project: str | None = Query(None, description="with 'latest' and an admin login: the project"),
 ) -> FileResponse:
     """A ready snapshot's file, byte for byte; its sha256 is in ``X-Snapshot-SHA256``."""
-    snapshot = _find_snapshot(session, snapshot_id, access, project)
-    path = service.snapshot_path(snapshot, settings)
+    snapshot = snapshots.snapshot_for_reader(session, reference=snapshot_id, access=access, project=project)
+    path = snapshots.snapshot_path(snapshot, settings)
     return FileResponse(
         path,
         media_type=JSONL,
@@ -166,9 +148,8 @@ def snapshot_meta(
     project: str | None = Query(None, description="with 'latest' and an admin login: the project"),
 ) -> SnapshotOut:
     """A snapshot's record and data card; ``latest`` is the newest ready snapshot of the token's project."""
-    snapshot = _find_snapshot(session, snapshot_id, access, project)
-    slug = session.scalar(select(Project.slug).where(Project.id == snapshot.project_id)) or ""
-    return _snapshot_out(snapshot, slug, card=True)
+    snapshot = snapshots.snapshot_for_reader(session, reference=snapshot_id, access=access, project=project)
+    return _snapshot_out(snapshot, snapshots.project_slug(session, snapshot), card=True)
 
 
 # --- export tokens (admin) ---------------------------------------------------------------------------------
@@ -177,7 +158,7 @@ def snapshot_meta(
 @router.get("/projects/{project}/tokens", response_model=list[TokenOut])
 def list_tokens(project: AdminProjectDep, session: SessionDep) -> list[ApiToken]:
     """The project's export tokens (their values are never shown again)."""
-    return service.export_tokens(session, project=project)
+    return export_tokens(session, project=project)
 
 
 @router.post("/projects/{project}/tokens", response_model=TokenCreated, status_code=201)
@@ -194,5 +175,5 @@ def create_token(
 @router.delete("/projects/{project}/tokens/{token_id}", response_model=Message)
 def revoke_token(token_id: RowId, project: AdminProjectDep, session: SessionDep) -> Message:
     """Revoke an export token: it stops working at once."""
-    service.revoke_export_token(session, project=project, token_id=token_id)
+    revoke_export_token(session, project=project, token_id=token_id)
     return Message(detail="revoked")

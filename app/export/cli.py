@@ -6,16 +6,17 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from app.config import get_settings
-from app.db import make_database
-from app.export import pseudonyms, service, stream
+from app.config import Settings, get_settings
+from app.db import Database, make_database
+from app.export import pseudonyms, snapshots, stream
+from app.export.filters import resolve
 from app.export.schemas import DROP_REASONS, ExportFilter
 from app.kit.errors import AppError
 from app.projects.deps import project_by_slug
@@ -46,27 +47,23 @@ def export_command(
     name: Annotated[str, typer.Option(help="snapshot name")] = "",
 ) -> None:
     """Export preference pairs as TRL-ready JSONL (to --out, or as a snapshot with --snapshot)."""
-    try:
-        filt = ExportFilter(
-            format=fmt,
-            dimension=dimension,
-            pairs=pairs,
-            min_judgments=min_judgments,
-            min_share=min_share,
-            min_margin=min_margin,
-            drop_ties=drop_ties,
-            veto=veto or [],
-            exclude_annotators=exclude or [],
-            min_annotator_kappa=min_kappa,
-            min_gold_accuracy=min_gold_accuracy,
-            adjudicated=adjudicated,
-            drop_problematic=drop_problematic,
-            split=split,
-            test_share=test_share,
-        )
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    filters = _filters(
+        format=fmt,
+        dimension=dimension,
+        pairs=pairs,
+        min_judgments=min_judgments,
+        min_share=min_share,
+        min_margin=min_margin,
+        drop_ties=drop_ties,
+        veto=veto or [],
+        exclude_annotators=exclude or [],
+        min_annotator_kappa=min_kappa,
+        min_gold_accuracy=min_gold_accuracy,
+        adjudicated=adjudicated,
+        drop_problematic=drop_problematic,
+        split=split,
+        test_share=test_share,
+    )
     if not (out or preview or snapshot):
         console.print("[red]error:[/red] say where: --out FILE, --snapshot or --preview")
         raise typer.Exit(2)
@@ -75,52 +72,73 @@ def export_command(
     try:
         key = pseudonyms.pseudonym_key(settings.data_dir)
         if snapshot:
-            with db.session() as s:
-                found = project_by_slug(s, project)
-                snap = service.create_snapshot(
-                    s, project=found, filt=filt, name=name, key=key, created_by_id=None, enqueue=False
-                )
-                snapshot_id = snap.id
-            with console.status("writing the snapshot"):
-                try:
-                    service.write_snapshot(db, snapshot_id=snapshot_id, settings=settings)
-                except Exception as exc:
-                    service.fail_snapshot(db, snapshot_id=snapshot_id, error=f"{type(exc).__name__}: {exc}")
-                    raise
-            with db.session(write=False) as s:
-                snap = service.get_snapshot(s, snapshot_id=snapshot_id)
-                console.print(f"snapshot {snap.id}: {snap.row_count} pairs, sha256 {snap.sha256}")
-            return
-        drops: Counter[str] = Counter()
-        with db.session(write=False) as s:
-            found = project_by_slug(s, project)
-            rules = service.resolve(s, project=found, filt=filt, key=key, by_admin=True)  # an error before any work
-            project_id = found.id
-        columns = (TextColumn("chunks of items"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task("export", total=None)
-            made = stream.export_blocks(
-                settings,
-                project_id=project_id,
-                filt=filt,
-                drops=drops,
-                on_chunk=lambda done, total: bar.update(task, completed=done, total=total),
-                excluded=rules.excluded,
-                key=key,
-            )
-            if out is None:  # --preview: count only
-                for _ in made:
-                    pass
-            else:
-                _write(out, made)
-        _report(drops, rules.excluded_pseudonyms)
-        if out is not None:
-            console.print(f"wrote {drops['_kept']} pairs to {out}")
+            _snapshot(db, settings, slug=project, filters=filters, name=name, key=key)
+        else:
+            _export(db, settings, slug=project, filters=filters, key=key, out=out)
     except AppError as exc:
         console.print(f"[red]error:[/red] {exc.detail}")
         raise typer.Exit(1) from exc
     finally:
         db.dispose()
+
+
+def _filters(**fields: Any) -> ExportFilter:
+    """The filter the options describe; a value it refuses ends the command (exit code 2)."""
+    try:
+        return ExportFilter(**fields)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _snapshot(db: Database, settings: Settings, *, slug: str, filters: ExportFilter, name: str, key: bytes) -> None:
+    """Record a snapshot and write it here and now (no worker), or mark it failed."""
+    with db.session() as session:
+        found = project_by_slug(session, slug)
+        recorded = snapshots.create_snapshot(
+            session, project=found, filters=filters, name=name, key=key, created_by_id=None, enqueue=False
+        )
+        snapshot_id = recorded.id
+    with console.status("writing the snapshot"):
+        try:
+            snapshots.write_snapshot(db, snapshot_id=snapshot_id, settings=settings)
+        except Exception as exc:
+            snapshots.fail_snapshot(db, snapshot_id=snapshot_id, error=f"{type(exc).__name__}: {exc}")
+            raise
+    with db.session(write=False) as session:
+        written = snapshots.get_snapshot(session, snapshot_id=snapshot_id)
+        console.print(f"snapshot {written.id}: {written.row_count} pairs, sha256 {written.sha256}")
+
+
+def _export(
+    db: Database, settings: Settings, *, slug: str, filters: ExportFilter, key: bytes, out: Path | None
+) -> None:
+    """The export into ``out`` (None: --preview, count only), with a progress bar and what each rule dropped."""
+    drops: Counter[str] = Counter()
+    with db.session(write=False) as session:
+        found = project_by_slug(session, slug)
+        rules = resolve(session, project=found, filters=filters, key=key, by_admin=True)  # an error before any work
+        project_id = found.id
+    columns = (TextColumn("chunks of items"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("export", total=None)
+        made = stream.jsonl_blocks(
+            settings,
+            project_id=project_id,
+            filters=filters,
+            drops=drops,
+            on_chunk=lambda done, total: bar.update(task, completed=done, total=total),
+            excluded=rules.excluded,
+            key=key,
+        )
+        if out is None:  # --preview: count only
+            for _ in made:
+                pass
+        else:
+            _write(out, made)
+    _report(drops, rules.excluded_pseudonyms)
+    if out is not None:
+        console.print(f"wrote {drops['_kept']} pairs to {out}")
 
 
 def _write(path: Path, blocks: Iterator[bytes]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -12,12 +12,15 @@ from pydantic import ValidationError
 
 from app.auth import service as auth
 from app.auth.deps import AdminUser
+from app.auth.tokens import export_tokens, revoke_export_token
 from app.config import SettingsDep
 from app.db import SessionDep
-from app.export import pseudonyms, service
-from app.export.schemas import DROP_REASONS, ExportFilter, PreviewOut
-from app.kit.errors import AppError, Invalid, NotFound
-from app.kit.forms import FormFields, FormItems
+from app.export import pseudonyms, snapshots
+from app.export.filters import names_of
+from app.export.schemas import DROP_REASONS, ExportFilter, PreviewOut, SnapshotForm, TokenForm
+from app.export.service import preview as preview_of
+from app.kit.errors import AppError, Invalid
+from app.kit.forms import form_of
 from app.kit.htmx import redirect, render
 from app.kit.schemas import RowId
 from app.models import Project
@@ -51,8 +54,8 @@ def filter_from(items: Iterable[tuple[str, str]]) -> ExportFilter:
         raise Invalid(problems) from exc
 
 
-def _query(filt: ExportFilter) -> str:
-    data = filt.model_dump(mode="json", exclude_defaults=True)
+def _query(filters: ExportFilter) -> str:
+    data = filters.model_dump(mode="json", exclude_defaults=True)
     pairs: list[tuple[str, str]] = []
     for key, value in data.items():
         for v in value if isinstance(value, list) else [value]:
@@ -61,17 +64,17 @@ def _query(filt: ExportFilter) -> str:
 
 
 def _context(
-    request: Request, session: SessionDep, project: Project, filt: ExportFilter, **extra: Any
+    request: Request, session: SessionDep, project: Project, filters: ExportFilter, **extra: Any
 ) -> dict[str, Any]:
     return {
         "request": request,
         "project": project,
-        "filt": filt,
-        "query": _query(filt),
+        "filters": filters,
+        "query": _query(filters),
         "dimensions": ["overall", *project.dimension_keys],
         "reasons": DROP_REASONS,
-        "snapshots": service.list_snapshots(session, project=project, limit=50),
-        "tokens": service.export_tokens(session, project=project),
+        "snapshots": snapshots.list_snapshots(session, project=project, limit=50),
+        "tokens": export_tokens(session, project=project),
         **extra,
     }
 
@@ -83,68 +86,63 @@ def page(request: Request, project: AdminProjectDep, session: SessionDep, settin
     preview: PreviewOut | None = None
     ignored: list[str] = []
     try:
-        filt = filter_from(request.query_params.multi_items())
+        filters = filter_from(request.query_params.multi_items())
         key = pseudonyms.pseudonym_key(settings.data_dir)
-        preview = service.preview(session, project=project, filt=filt, key=key, by_admin=True)
-        ignored = service.names_of(session, project=project, key=key, of=preview.excluded_annotators)
+        preview = preview_of(session, project=project, filters=filters, key=key, by_admin=True)
+        ignored = names_of(session, project=project, key=key, of=preview.excluded_annotators)
     except AppError as exc:
-        filt, error = ExportFilter(), str(exc.detail)
-    context = _context(request, session, project, filt, preview=preview, error=error, ignored=ignored)
+        filters, error = ExportFilter(), str(exc.detail)
+    context = _context(request, session, project, filters, preview=preview, error=error, ignored=ignored)
     return render(request, "export/page.html", context, fragment="export/_preview.html")
 
 
 @router.get("/projects/{project}/export/snapshots")
 def snapshots_fragment(request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
     """The snapshot list alone (polled while a snapshot is being written)."""
-    context = {"request": request, "project": project, "snapshots": service.list_snapshots(session, project=project)}
+    context = {"request": request, "project": project, "snapshots": snapshots.list_snapshots(session, project=project)}
     return render(request, "export/_snapshots.html", context, fragment="export/_snapshots.html")
 
 
 @router.post("/projects/{project}/snapshots")
 def create_snapshot(
     request: Request,
-    items: FormItems,
+    form: Annotated[SnapshotForm, form_of(SnapshotForm)],
     project: AdminProjectDep,
     user: AdminUser,
     session: SessionDep,
     settings: SettingsDep,
 ) -> Response:
-    filt = filter_from(items)
-    name = next((v for k, v in items if k == "name"), "")
+    filters = filter_from(form.filter_items())
     key = pseudonyms.pseudonym_key(settings.data_dir)
-    service.create_snapshot(session, project=project, filt=filt, name=name, key=key, created_by_id=user.id)
-    return redirect(request, f"/projects/{project.slug}/export?{_query(filt)}#snapshots")
+    snapshots.create_snapshot(session, project=project, filters=filters, name=form.name, key=key, created_by_id=user.id)
+    return redirect(request, f"/projects/{project.slug}/export?{_query(filters)}#snapshots")
 
 
 @router.get("/projects/{project}/snapshots/{snapshot_id}")
 def snapshot_page(request: Request, snapshot_id: RowId, project: AdminProjectDep, session: SessionDep) -> Response:
     """A snapshot's record and data card."""
-    snapshot = service.get_snapshot(session, snapshot_id=snapshot_id)
-    if snapshot.project_id != project.id:
-        raise NotFound("No such snapshot")
+    snapshot = snapshots.project_snapshot(session, project=project, snapshot_id=snapshot_id)
     return render(request, "export/snapshot.html", {"request": request, "project": project, "snapshot": snapshot})
 
 
 @router.post("/projects/{project}/tokens")
 def create_token(
     request: Request,
-    form: FormFields,
+    form: Annotated[TokenForm, form_of(TokenForm)],
     project: AdminProjectDep,
     user: AdminUser,
     session: SessionDep,
     settings: SettingsDep,
 ) -> Response:
     """A new export token, shown on the page this once."""
-    name = form.get("name", "")[:200]
     token, plain = auth.create_api_token(
-        session, user=user, scope="export", settings=settings, project_id=project.id, name=name
+        session, user=user, scope="export", settings=settings, project_id=project.id, name=form.name[:200]
     )
-    filt = ExportFilter()
-    context = _context(request, session, project, filt, preview=None, error=None, new_token=plain)
+    context = _context(request, session, project, ExportFilter(), preview=None, error=None, new_token=plain)
     return render(request, "export/page.html", context, fragment="export/_tokens.html")
 
 
 @router.post("/projects/{project}/tokens/{token_id}/revoke")
 def revoke_token(request: Request, token_id: RowId, project: AdminProjectDep, session: SessionDep) -> Response:
-    service.revoke_export_token(session, project=project, token_id=token_id)
+    revoke_export_token(session, project=project, token_id=token_id)
     return redirect(request, f"/projects/{project.slug}/export#tokens")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.config import get_settings
 from app.db import Database
-from app.export import service
+from app.export import snapshots
 from app.jobs import service as jobs
 from app.models import Job
 
@@ -16,31 +16,31 @@ class _Lost(Exception):
 def run_snapshot_job(db: Database, job_id: int, *, worker_id: str) -> str:
     """Write the job's snapshot; a crash mid-file leaves only a temporary file, and a retry starts afresh."""
     settings = db.settings or get_settings()
-    with db.session() as s:
-        job = s.get(Job, job_id)
+    with db.session() as session:
+        job = session.get(Job, job_id)
         assert job is not None
         snapshot_id = int(job.params["snapshot_id"])
 
     def beat() -> None:
-        with db.session() as s:
-            state = jobs.heartbeat(s, job_id=job_id, worker_id=worker_id)
+        with db.session() as session:
+            state = jobs.heartbeat(session, job_id=job_id, worker_id=worker_id)
         if state != "running":
             raise _Lost(state)
 
     try:
-        state = service.write_snapshot(db, snapshot_id=snapshot_id, settings=settings, beat=beat)
+        state = snapshots.write_snapshot(db, snapshot_id=snapshot_id, settings=settings, beat=beat)
     except _Lost as lost:
         if str(lost) != "lost":  # cancelled or failed: the snapshot will not be written
-            service.fail_snapshot(db, snapshot_id=snapshot_id, error=f"stopped: job {lost}")
+            snapshots.fail_snapshot(db, snapshot_id=snapshot_id, error=f"stopped: job {lost}")
         # Taken over by another worker, which writes the snapshot itself: leave it to that worker.
         return str(lost)
     except Exception as exc:
-        service.fail_snapshot(db, snapshot_id=snapshot_id, error=f"{type(exc).__name__}: {exc}")
+        snapshots.fail_snapshot(db, snapshot_id=snapshot_id, error=f"{type(exc).__name__}: {exc}")
         raise
-    with db.session() as s:
-        snapshot = service.get_snapshot(s, snapshot_id=snapshot_id)
+    with db.session() as session:
+        snapshot = snapshots.get_snapshot(session, snapshot_id=snapshot_id)
         jobs.finish(
-            s,
+            session,
             job_id=job_id,
             worker_id=worker_id,
             state="done" if state == "ready" else "failed",

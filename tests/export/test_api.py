@@ -14,6 +14,7 @@ from sqlalchemy import event, select, update
 
 from app.config import Settings
 from app.db import Database
+from app.export import snapshots
 from app.jobs.runner import run_one
 from app.models import Job, Project, Snapshot, User
 from tests.conftest import login
@@ -222,11 +223,9 @@ def test_a_failing_snapshot_leaves_no_file(
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from app.export import service
-
     r = client.post("/api/v1/projects/exp/snapshots", json={}, headers=bearer(tokens["admin_api"]))
     sid = r.json()["id"]
-    real = service.iter_jsonl
+    real = snapshots.jsonl_lines
 
     def crash_midway(*args: Any, **kwargs: Any) -> Any:
         for n, line in enumerate(real(*args, **kwargs)):
@@ -234,7 +233,7 @@ def test_a_failing_snapshot_leaves_no_file(
                 raise OSError("disk full")
             yield line
 
-    monkeypatch.setattr(service, "iter_jsonl", crash_midway)
+    monkeypatch.setattr(snapshots, "jsonl_lines", crash_midway)
     run_one(db, worker_id="w")
     with db.session() as s:
         snap = s.get(Snapshot, sid)
@@ -318,25 +317,23 @@ def test_a_writer_that_finishes_second_leaves_the_first_result_alone(
 ) -> None:
     """Two writers of one snapshot (a worker that lost its job keeps going): the one that marks it first stands;
     the other reports the state it found and removes its own file, so what is served matches the record."""
-    from app.export import service
-
     r = client.post("/api/v1/projects/exp/snapshots", json={}, headers=bearer(tokens["admin_api"]))
     sid = r.json()["id"]
-    real_card = service.data_card
-    real_iter = service.iter_jsonl
+    real_card = snapshots.data_card
+    real_iter = snapshots.jsonl_lines
     state: dict[str, Any] = {}
 
     def first_writer_wins(*args: Any, **kwargs: Any) -> Any:
         # While this (slow) writer builds its data card, another writes the snapshot from different data.
         if "inner" not in state:
             state["inner"] = True
-            monkeypatch.setattr(service, "iter_jsonl", lambda *a, **k: iter([b'{"other": 1}\n']))
-            state["inner_result"] = service.write_snapshot(db, snapshot_id=sid, settings=settings)
-            monkeypatch.setattr(service, "iter_jsonl", real_iter)
+            monkeypatch.setattr(snapshots, "jsonl_lines", lambda *a, **k: iter([b'{"other": 1}\n']))
+            state["inner_result"] = snapshots.write_snapshot(db, snapshot_id=sid, settings=settings)
+            monkeypatch.setattr(snapshots, "jsonl_lines", real_iter)
         return real_card(*args, **kwargs)
 
-    monkeypatch.setattr(service, "data_card", first_writer_wins)
-    assert service.write_snapshot(db, snapshot_id=sid, settings=settings) == "ready"
+    monkeypatch.setattr(snapshots, "data_card", first_writer_wins)
+    assert snapshots.write_snapshot(db, snapshot_id=sid, settings=settings) == "ready"
     assert state["inner_result"] == "ready"
     with db.session() as s:
         snap = s.get(Snapshot, sid)
@@ -352,8 +349,6 @@ def test_a_writer_that_finishes_second_leaves_the_first_result_alone(
 def test_temporary_files_of_a_dead_writer_are_removed_on_the_next_write(
     client: TestClient, world: dict[str, Any], tokens: dict[str, str], db: Database, settings: Settings
 ) -> None:
-    from app.export import service
-
     r = client.post("/api/v1/projects/exp/snapshots", json={}, headers=bearer(tokens["admin_api"]))
     sid = r.json()["id"]
     data = Path(settings.data_dir)
@@ -363,10 +358,10 @@ def test_temporary_files_of_a_dead_writer_are_removed_on_the_next_write(
     other = data / f".snapshot-{sid + 1000}-dead.tmp"
     for path in (dead, live, other):
         path.write_bytes(b"partial")
-    old = os.stat(dead).st_mtime - service.ABANDONED_AFTER_S - 60
+    old = os.stat(dead).st_mtime - snapshots.ABANDONED_AFTER_S - 60
     os.utime(dead, (old, old))
     os.utime(other, (old, old))
-    assert service.write_snapshot(db, snapshot_id=sid, settings=settings) == "ready"
+    assert snapshots.write_snapshot(db, snapshot_id=sid, settings=settings) == "ready"
     assert not dead.exists(), "untouched for longer than a live writer would leave it"
     assert live.exists(), "a recent one may belong to a writer still at work"
     assert other.exists(), "another snapshot's files are not this writer's business"

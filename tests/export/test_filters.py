@@ -11,7 +11,9 @@ import pytest
 from app.config import Settings
 from app.db import Database
 from app.export import service
+from app.export.filters import resolve
 from app.export.pseudonyms import pseudonym_key
+from app.export.rows import jsonl_lines
 from app.export.schemas import ExportFilter
 from app.kit.errors import Invalid
 from app.models import Project
@@ -25,8 +27,8 @@ def run(
         project = s.get(Project, world["project_id"])
         assert project is not None
         key = pseudonym_key(settings.data_dir)
-        rules = service.resolve(s, project=project, filt=ExportFilter(**filters), key=key, by_admin=True)
-        rows = [json.loads(line) for line in service.iter_jsonl(s, rules=rules, drops=drops)]
+        rules = resolve(s, project=project, filters=ExportFilter(**filters), key=key, by_admin=True)
+        rows = [json.loads(line) for line in jsonl_lines(s, rules=rules, drops=drops)]
     return rows, drops
 
 
@@ -137,7 +139,7 @@ def test_preview_counts_match_the_export(db: Database, settings: Settings, world
     with db.session(write=False) as s:
         project = s.get(Project, world["project_id"])
         assert project is not None
-        preview = service.preview(s, project=project, filt=ExportFilter(veto=["harmless"]), key=b"x")
+        preview = service.preview(s, project=project, filters=ExportFilter(veto=["harmless"]), key=b"x")
     assert preview.kept == 4 and preview.dropped["veto"] == 1 and preview.items == 9
     assert preview.adjudicated == 1 and preview.by_split["train"] + preview.by_split["test"] == 4
 

@@ -332,7 +332,7 @@ def test_the_slot_comes_back_when_the_export_fails_mid_stream(
         yield b'{"half": '
         raise stream.ExportFailed("export of project 1 failed: boom")
 
-    monkeypatch.setattr("app.export.api.relay", failing)
+    monkeypatch.setattr("app.export.api.jsonl_body", failing)
     with pytest.raises(stream.ExportFailed):
         client.get("/api/v1/projects/exp/export.jsonl", headers=bearer(tokens["export"]))
     assert board.in_use() == 0

@@ -17,8 +17,10 @@ from sqlalchemy import select, update
 
 from app.config import Settings
 from app.db import Database
-from app.export import service, stream
+from app.export import stream
+from app.export.filters import resolve
 from app.export.pseudonyms import pseudonym_key
+from app.export.rows import jsonl_lines, pair_rows
 from app.export.schemas import ExportFilter
 from app.kit import activity
 from app.models import Candidate, Item, Project
@@ -45,7 +47,7 @@ def _grandchildren() -> dict[int, int]:
     return found
 
 
-def _in_process(db: Database, project_id: int, filt: ExportFilter) -> bytes:
+def _in_process(db: Database, project_id: int, filters: ExportFilter) -> bytes:
     """The same export made here, in this process's own session (the reference the relayed bytes must equal)."""
     assert db.settings is not None
     key = pseudonym_key(db.settings.data_dir)
@@ -54,13 +56,13 @@ def _in_process(db: Database, project_id: int, filt: ExportFilter) -> bytes:
             s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         project = s.get(Project, project_id)
         assert project is not None
-        rules = service.resolve(s, project=project, filt=filt, key=key, by_admin=True)
-        return b"".join(service.iter_jsonl(s, rules=rules))
+        rules = resolve(s, project=project, filters=filters, key=key, by_admin=True)
+        return b"".join(jsonl_lines(s, rules=rules))
 
 
 def _collect(settings: Settings, project_id: int, **kwargs: Any) -> bytes:
     async def run() -> bytes:
-        return b"".join([block async for block in stream.relay(settings, project_id=project_id, **kwargs)])
+        return b"".join([block async for block in stream.jsonl_body(settings, project_id=project_id, **kwargs)])
 
     return anyio.run(run)
 
@@ -69,11 +71,11 @@ def test_relayed_bytes_equal_the_export_made_in_process(
     db: Database, settings: Settings, world: dict[str, Any]
 ) -> None:
     project_id = world["project_id"]
-    for filt in (ExportFilter(), ExportFilter(format="conversational", min_judgments=2)):
-        expected = _in_process(db, project_id, filt)
+    for filters in (ExportFilter(), ExportFilter(format="conversational", min_judgments=2)):
+        expected = _in_process(db, project_id, filters)
         assert expected.count(b"\n") >= 2
-        assert _collect(settings, project_id, filt=filt) == expected
-        assert _collect(settings, project_id, filt=filt, block_bytes=1) == expected
+        assert _collect(settings, project_id, filters=filters) == expected
+        assert _collect(settings, project_id, filters=filters, block_bytes=1) == expected
 
 
 @pytest.mark.parametrize("processes", [1, 2, 3])
@@ -81,22 +83,20 @@ def test_chunks_made_by_several_processes_come_out_in_order(
     db: Database, settings: Settings, world: dict[str, Any], processes: int
 ) -> None:
     project_id = world["project_id"]
-    filt = ExportFilter(min_judgments=1, split="all")
-    expected = _in_process(db, project_id, filt)
+    filters = ExportFilter(min_judgments=1, split="all")
+    expected = _in_process(db, project_id, filters)
     with db.session(write=False) as s:
         project = s.get(Project, project_id)
         assert project is not None
         in_process: Counter[str] = Counter()
-        for _ in service.iter_pairs(
-            s, rules=service.resolve(s, project=project, filt=filt, key=b"x"), drops=in_process
-        ):
+        for _ in pair_rows(s, rules=resolve(s, project=project, filters=filters, key=b"x"), drops=in_process):
             pass
     drops: Counter[str] = Counter()
     seen: list[tuple[int, int]] = []
-    made = stream.export_blocks(
+    made = stream.jsonl_blocks(
         settings,
         project_id=project_id,
-        filt=filt,
+        filters=filters,
         processes=processes,
         chunk_items=2,  # 9 exported items: chunks of 2, 2, 2, 2, 1, dealt round the processes
         block_bytes=100,
@@ -113,7 +113,7 @@ def test_an_export_of_no_items_is_empty(settings: Settings, world: dict[str, Any
         s.execute(update(Item).where(Item.project_id == world["project_id"]).values(status="pending"))
     drops: Counter[str] = Counter()
     assert (
-        b"".join(stream.export_blocks(settings, project_id=world["project_id"], filt=ExportFilter(), drops=drops))
+        b"".join(stream.jsonl_blocks(settings, project_id=world["project_id"], filters=ExportFilter(), drops=drops))
         == b""
     )
     assert drops["_items"] == 0 and drops["_kept"] == 0
@@ -129,7 +129,7 @@ def test_the_export_process_is_niced_and_stopped_when_the_client_goes(
     before = set(_grandchildren())
 
     async def run() -> tuple[dict[int, int], dict[int, int]]:
-        relayed = stream.relay(settings, project_id=world["project_id"], filt=ExportFilter(), block_bytes=1)
+        relayed = stream.jsonl_body(settings, project_id=world["project_id"], filters=ExportFilter(), block_bytes=1)
         await relayed.__anext__()  # one line read; the child waits to send the next
         during = {pid: nice for pid, nice in _grandchildren().items() if pid not in before}
         await relayed.aclose()  # the client went away
@@ -153,7 +153,7 @@ def test_a_failing_export_process_aborts_the_response(db: Database, settings: Se
     before = set(_grandchildren())
 
     async def run() -> None:
-        relayed = stream.relay(settings, project_id=world["project_id"], filt=ExportFilter(), block_bytes=1)
+        relayed = stream.jsonl_body(settings, project_id=world["project_id"], filters=ExportFilter(), block_bytes=1)
         await relayed.__anext__()
         for pid in set(_grandchildren()) - before:
             os.kill(pid, signal.SIGKILL)  # the export process dies mid-export
@@ -166,7 +166,7 @@ def test_a_failing_export_process_aborts_the_response(db: Database, settings: Se
     with pytest.raises(stream.ExportFailed, match="the export process ended early"):
         anyio.run(run)
     with pytest.raises(stream.ExportFailed, match="no such project"):
-        _collect(settings, 10**9, filt=ExportFilter())
+        _collect(settings, 10**9, filters=ExportFilter())
 
 
 def test_the_export_pauses_while_a_request_is_in_flight_and_makes_the_same_bytes(
@@ -174,15 +174,17 @@ def test_the_export_pauses_while_a_request_is_in_flight_and_makes_the_same_bytes
 ) -> None:
     """A request in flight on the board of the export's data directory holds the export's processes back (here
     without limit); once it ends they go on, and the file is the one made without pausing."""
-    project_id, filt = world["project_id"], ExportFilter()
-    expected = _in_process(db, project_id, filt)
+    project_id, filters = world["project_id"], ExportFilter()
+    expected = _in_process(db, project_id, filters)
     patient = settings.model_copy(update={"export_yield_ms": 3_600_000})
     board = activity.board_for(settings.data_dir)
     made: list[bytes] = []
     board.enter()
     try:
         worker = threading.Thread(
-            target=lambda: made.extend(stream.export_blocks(patient, project_id=project_id, filt=filt, block_bytes=1))
+            target=lambda: made.extend(
+                stream.jsonl_blocks(patient, project_id=project_id, filters=filters, block_bytes=1)
+            )
         )
         worker.start()
         worker.join(2.0)
@@ -197,13 +199,13 @@ def test_the_export_makes_progress_under_requests_that_never_end(
     db: Database, settings: Settings, world: dict[str, Any]
 ) -> None:
     """Each pause is bounded by ``export_yield_ms``: with a request always in flight the export still ends."""
-    project_id, filt = world["project_id"], ExportFilter()
-    expected = _in_process(db, project_id, filt)
+    project_id, filters = world["project_id"], ExportFilter()
+    expected = _in_process(db, project_id, filters)
     board = activity.board_for(settings.data_dir)
     board.enter()
     try:
         hasty = settings.model_copy(update={"export_yield_ms": 1})
-        assert b"".join(stream.export_blocks(hasty, project_id=project_id, filt=filt)) == expected
+        assert b"".join(stream.jsonl_blocks(hasty, project_id=project_id, filters=filters)) == expected
     finally:
         board.leave()
 
@@ -212,10 +214,10 @@ def test_the_pace_is_kept_before_each_query_and_every_few_items(db: Database, wo
     with db.session(write=False) as s:
         project = s.get(Project, world["project_id"])
         assert project is not None
-        rules = service.resolve(s, project=project, filt=ExportFilter(), key=b"x")
-        plain = b"".join(service.iter_jsonl(s, rules=rules))
+        rules = resolve(s, project=project, filters=ExportFilter(), key=b"x")
+        plain = b"".join(jsonl_lines(s, rules=rules))
         calls: list[str] = []
-        paced = b"".join(service.iter_jsonl(s, rules=rules, pace=lambda: calls.append(threading.current_thread().name)))
+        paced = b"".join(jsonl_lines(s, rules=rules, pace=lambda: calls.append(threading.current_thread().name)))
     assert paced == plain
     # One chunk (9 items): its five queries and the one that finds no more items in the reader thread, one call
     # after 8 items in this one.

@@ -33,10 +33,10 @@ PAIRS = 40
 # but before the snapshot is recorded as ready.
 SLOW_WORKER = """
 import sys, time, pathlib
-from app.export import service
+from app.export import snapshots
 marker, stage = pathlib.Path(sys.argv[1]), sys.argv[2]
 if stage == "writing":
-    real = service.iter_jsonl
+    real = snapshots.jsonl_lines
     def slow(*args, **kwargs):
         for n, line in enumerate(real(*args, **kwargs)):
             if n == 5:
@@ -44,12 +44,12 @@ if stage == "writing":
             if n >= 5:
                 time.sleep(1)
             yield line
-    service.iter_jsonl = slow
+    snapshots.jsonl_lines = slow
 else:
     def stuck(*args, **kwargs):
         marker.touch()
         time.sleep(3600)
-    service.data_card = stuck
+    snapshots.data_card = stuck
 from app.config import get_settings
 from app.db import make_database
 from app.jobs.runner import run_worker

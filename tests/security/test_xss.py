@@ -37,7 +37,7 @@ from app.annotation.schemas import JudgmentIn, VerdictIn
 from app.auth import service as auth
 from app.config import Settings
 from app.db import Database
-from app.export import service as export
+from app.export import snapshots
 from app.export.pseudonyms import pseudonym_key
 from app.export.schemas import ExportFilter
 from app.items.importer import import_items
@@ -295,28 +295,28 @@ def _seed(db: Database, settings: Settings, world: World) -> None:
                 progress_total=3,
             )
         )
-        ready = export.create_snapshot(
+        ready = snapshots.create_snapshot(
             s,
             project=main,
-            filt=ExportFilter(),
+            filters=ExportFilter(),
             name=line("SNAP", 10, 200),
             key=pseudonym_key(settings.data_dir),
             created_by_id=admin_user.id,
             enqueue=False,
         )
-        failed = export.create_snapshot(
+        failed = snapshots.create_snapshot(
             s,
             project=main,
-            filt=ExportFilter(),
+            filters=ExportFilter(),
             name=line("SNAPF", 11, 200),
             key=pseudonym_key(settings.data_dir),
             created_by_id=admin_user.id,
             enqueue=False,
         )
         world.snapshot_ready, world.snapshot_failed = ready.id, failed.id
-    export.write_snapshot(db, snapshot_id=world.snapshot_ready, settings=settings)
+    snapshots.write_snapshot(db, snapshot_id=world.snapshot_ready, settings=settings)
     world.snapshot_error = blob("SNAPERR")[:2000]
-    export.fail_snapshot(db, snapshot_id=world.snapshot_failed, error=world.snapshot_error)
+    snapshots.fail_snapshot(db, snapshot_id=world.snapshot_failed, error=world.snapshot_error)
     with db.session() as s:
         ready_snapshot = s.get(Snapshot, world.snapshot_ready)
         assert ready_snapshot is not None and ready_snapshot.state == "ready"

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from app.auth.service import create_api_token
 from app.config import Settings
 from app.db import Database
-from app.export import service as export
+from app.export import snapshots
 from app.export.pseudonyms import pseudonym_key
 from app.export.schemas import ExportFilter
 from app.models import Snapshot, TrainingRun, User
@@ -83,10 +83,10 @@ def annotated_snapshot(db: Database, settings: Settings) -> tuple[int, str, User
             )
             for user in annotators:
                 make_judgment(s, item, user, {"overall": ("preference", 0, 1)}, reason=f"{user.username}: clearer")
-        snapshot = export.create_snapshot(
+        snapshot = snapshots.create_snapshot(
             s,
             project=project,
-            filt=ExportFilter(format="conversational"),
+            filters=ExportFilter(format="conversational"),
             name="first six",
             key=pseudonym_key(settings.data_dir),
             created_by_id=admin.id,
@@ -94,7 +94,7 @@ def annotated_snapshot(db: Database, settings: Settings) -> tuple[int, str, User
         snapshot_id = snapshot.id
         _, token = create_api_token(s, user=admin, scope="export", settings=settings, project_id=project.id)
         s.expunge(admin)
-    assert export.write_snapshot(db, snapshot_id=snapshot_id, settings=settings) == "ready"
+    assert snapshots.write_snapshot(db, snapshot_id=snapshot_id, settings=settings) == "ready"
     with db.session(write=False) as s:
         written = s.get(Snapshot, snapshot_id)
         assert written is not None and written.row_count == len(PROMPTS)

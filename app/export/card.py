@@ -1,0 +1,129 @@
+"""A snapshot's data card: a markdown page of what is in the file, where it came from and how far to trust it.
+
+Written once, when the snapshot is; the agreement figures and counts are the project's at that moment.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+import orjson
+from sqlalchemy.orm import Session
+
+from app.agreement import service as agreement
+from app.export import repository
+from app.export.filters import Rules
+from app.export.schemas import DROP_REASONS
+from app.models import OVERALL, Project, Snapshot, utcnow
+
+SAMPLING_KEYS = ("mode", "strategy", "model", "temperature", "temperatures", "top_p", "max_tokens", "stop", "seed")
+
+
+def data_card(
+    session: Session,
+    *,
+    project: Project,
+    snapshot: Snapshot,
+    rules: Rules,
+    drops: Counter[str],
+    sha: str,
+    rows: int,
+    size: int,
+) -> str:
+    """The snapshot's data card (markdown): what is in it, where it came from, how far to trust it."""
+    filters = rules.filters
+    lines = [
+        f"# {project.name} — snapshot {snapshot.id}" + (f" ({snapshot.name})" if snapshot.name else ""),
+        "",
+        f"- Created: {utcnow():%Y-%m-%d %H:%M} UTC",
+        f"- Pairs: {rows:,} ({filters.format} format, dimension `{filters.dimension}`, {filters.pairs} pairs)",
+        f"- File: {size:,} bytes, sha256 `{sha}`",
+        f"- Split: {drops['_split_train']:,} train, {drops['_split_test']:,} test (test share {filters.test_share})",
+        f"- Adjudicated pairs: {drops['_adjudicated']:,}",
+        "",
+        "## Filter",
+        "",
+        "| rule | value |",
+        "| --- | --- |",
+    ]
+    for key, value in rules.public_filter().model_dump(mode="json").items():
+        lines.append(f"| {key} | `{orjson.dumps(value).decode()}` |")
+    lines += ["", "## What the filter dropped", "", "| reason | pairs |", "| --- | --- |"]
+    lines += [f"| {reason} | {drops[reason]:,} |" for reason in DROP_REASONS]
+    lines += _verdicts_section(session, project)
+    lines += _agreement_section(session, project)
+    lines += _pool_section(session, project, rules)
+    lines += _models_section(session, project)
+    return "\n".join(lines)
+
+
+def _verdicts_section(session: Session, project: Project) -> list[str]:
+    per_dim: dict[str, Counter[str]] = defaultdict(Counter)
+    for dim, kind, n in repository.verdict_counts(session, project=project):
+        per_dim[dim][kind] = n
+    lines = [
+        "",
+        "## Verdicts per dimension",
+        "",
+        "| dimension | preference | tie | n.a. |",
+        "| --- | --- | --- | --- |",
+    ]
+    for dim in [OVERALL, *project.dimension_keys]:
+        kinds = per_dim.get(dim, Counter())
+        lines.append(f"| {dim} | {kinds['preference']:,} | {kinds['tie']:,} | {kinds['na']:,} |")
+    return lines
+
+
+def _agreement_section(session: Session, project: Project) -> list[str]:
+    figures = agreement.compute(session, project=project, resamples=0)
+    lines = [
+        "",
+        "## Agreement (over preference pairs, whole project)",
+        "",
+        "| dimension | Fleiss' κ | Krippendorff's α | % agreement | units |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for d in figures.dimensions:
+        lines.append(
+            f"| {d.dimension} | {_fmt(d.fleiss_kappa)} | {_fmt(d.alpha)} | {_fmt(d.percent_agreement)} | {d.units:,} |"
+        )
+    return lines
+
+
+def _pool_section(session: Session, project: Project, rules: Rules) -> list[str]:
+    pool = repository.judgments_per_annotator(session, project=project)
+    lines = [
+        "",
+        "## Annotator pool (pseudonymous)",
+        "",
+        "| annotator | judgments | in this export |",
+        "| --- | --- | --- |",
+    ]
+    for user_id, n in sorted(pool, key=lambda row: -row[1]):
+        lines.append(f"| {rules.pseudonym(user_id)} | {n:,} | {'no' if user_id in rules.excluded else 'yes'} |")
+    return lines
+
+
+def _models_section(session: Session, project: Project) -> list[str]:
+    models = repository.candidates_per_model(session, project=project)
+    lines = ["", "## Models", "", "| model | candidates |", "| --- | --- |"]
+    lines += [f"| {m or '(imported, unknown)'} | {n:,} |" for m, n in models]
+    lines += ["", "Sampling settings of the project's generation:", ""]
+    lines += ["```json", sampling_settings(project), "```", ""]
+    return lines
+
+
+def sampling_settings(project: Project) -> str:
+    """The project's generation settings as a data card may show them: model names and sampling parameters,
+    never where the models are served or how (base URLs, keys, headers, timeouts)."""
+    generation = project.generation or {}
+    shown: dict[str, Any] = {k: generation[k] for k in SAMPLING_KEYS if k in generation}
+    models = generation.get("models")
+    if isinstance(models, list) and models:
+        shown["models"] = [m.get("model") for m in models if isinstance(m, dict)]
+    return orjson.dumps(shown).decode()
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"

@@ -1,0 +1,142 @@
+"""An export filter resolved against a project: the dimensions to read, the annotators to leave out, and the
+pseudonyms annotators go by in the export.
+
+Annotators are named by pseudonym; admins may name them by username or user id too. The thresholds (mean κ,
+gold accuracy) leave out whoever falls below them, worked out once per export by the agreement figures.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from app.export import pseudonyms
+from app.export.repository import project_annotators
+from app.export.schemas import ExportFilter
+from app.kit.errors import Invalid
+from app.models import OVERALL, Project
+
+
+@dataclass
+class Rules:
+    """A filter resolved against a project: dimensions to read, annotators to ignore, the pseudonym key."""
+
+    filters: ExportFilter
+    project: Project
+    key: bytes
+    dims: list[str]
+    excluded: set[int]  # by the filter's list or its thresholds
+    named: set[int] = field(default_factory=set)  # those the filter's list names
+    slug: str = ""
+
+    _pseudonyms: dict[int, str] = field(default_factory=dict)
+
+    def pseudonym(self, user_id: int) -> str:
+        """A stable id for an annotator in this project's exports that does not reveal who it is."""
+        name = self._pseudonyms.get(user_id)
+        if name is None:
+            name = self._pseudonyms[user_id] = pseudonyms.pseudonym(self.key, self.project.id, user_id)
+        return name
+
+    @property
+    def excluded_pseudonyms(self) -> list[str]:
+        return sorted(self.pseudonym(u) for u in self.excluded)
+
+    def public_filter(self) -> ExportFilter:
+        """The filter as it may be shown to export-token holders: annotators named by pseudonym only."""
+        named = sorted(self.pseudonym(u) for u in self.named)
+        return self.filters.model_copy(update={"exclude_annotators": named})
+
+
+def resolve(
+    session: Session,
+    *,
+    project: Project,
+    filters: ExportFilter,
+    key: bytes,
+    by_admin: bool = False,
+    excluded: set[int] | None = None,
+) -> Rules:
+    """Check the filter against the project and work out which annotators it leaves out. Annotators are named by
+    pseudonym; ``by_admin`` callers may name them by username or user id too. ``excluded``: as worked out
+    before, for the same filter (neither the names nor the thresholds are evaluated again)."""
+    known = [OVERALL, *project.dimension_keys]
+    for dim in [filters.dimension, *filters.veto]:
+        if dim not in known:
+            raise Invalid(f"Unknown dimension {dim!r}; this project has: {', '.join(known)}")
+    rules = Rules(
+        filters=filters,
+        project=project,
+        key=key,
+        dims=list(dict.fromkeys([filters.dimension, *filters.veto])),
+        excluded=set(excluded or ()),
+        slug=project.slug,
+    )
+    if excluded is not None:
+        return rules
+    annotators: dict[int, str] = {}
+    if filters.exclude_annotators or filters.min_annotator_kappa is not None:
+        annotators = project_annotators(session, project=project)
+    if filters.exclude_annotators:
+        rules.named = _named(rules, annotators, by_admin=by_admin)
+    rules.excluded = set(rules.named)
+    if filters.min_annotator_kappa is not None or filters.min_gold_accuracy is not None:
+        ids = {name: user_id for user_id, name in annotators.items()}
+        rules.excluded |= _below_thresholds(session, project=project, filters=filters, ids=ids)
+    return rules
+
+
+def names_of(session: Session, *, project: Project, key: bytes, of: list[str]) -> list[str]:
+    """The usernames behind pseudonyms of this project (for admins' pages), in the order given."""
+    annotators = project_annotators(session, project=project)
+    names = {pseudonyms.pseudonym(key, project.id, u): n for u, n in annotators.items()}
+    return [names.get(p, p) for p in of]
+
+
+def _named(rules: Rules, annotators: dict[int, str], *, by_admin: bool) -> set[int]:
+    """The annotators the filter's list names. Anything else is refused with one answer, whether such a user
+    exists or not (an export token learns nothing about users)."""
+    by_pseudonym = {rules.pseudonym(user_id): user_id for user_id in annotators}
+    by_name = {name: user_id for user_id, name in annotators.items()} if by_admin else {}
+    named: set[int] = set()
+    unknown: list[str] = []
+    for who in rules.filters.exclude_annotators:
+        if pseudonyms.looks_like_pseudonym(who) and who in by_pseudonym:
+            named.add(by_pseudonym[who])
+        elif who in by_name:
+            named.add(by_name[who])
+        elif by_admin and who.isascii() and who.isdigit() and int(who) in annotators:
+            named.add(int(who))
+        else:
+            unknown.append(who[:100])
+    if unknown:
+        how = "by pseudonym (a_…, as in meta.annotators)" + (", username or user id" if by_admin else "")
+        raise Invalid(f"Not an annotator of this project: {', '.join(unknown)}. Name annotators {how}.")
+    return named
+
+
+def _below_thresholds(session: Session, *, project: Project, filters: ExportFilter, ids: dict[str, int]) -> set[int]:
+    """The annotators whose mean κ with their peers, or whose gold accuracy, is below the filter's threshold."""
+    # Local: the agreement code brings numpy. The export processes (app.export.stream) preload this module but
+    # never evaluate thresholds (their parent did), so they need not carry it.
+    from app.agreement import service as agreement
+
+    out: set[int] = set()
+    if filters.min_annotator_kappa is not None:
+        figures = agreement.compute(session, project=project, resamples=0)
+        kappas: dict[str, list[float]] = defaultdict(list)
+        for pair in figures.pairs:
+            if pair.kappa is not None:
+                kappas[pair.a].append(pair.kappa)
+                kappas[pair.b].append(pair.kappa)
+        for person in figures.annotators:
+            values = kappas.get(person.annotator)
+            if values and sum(values) / len(values) < filters.min_annotator_kappa and person.annotator in ids:
+                out.add(ids[person.annotator])
+    if filters.min_gold_accuracy is not None:
+        for user_id, (_, accuracy) in agreement.gold_accuracy(session, project=project).items():
+            if accuracy is not None and accuracy < filters.min_gold_accuracy:
+                out.add(user_id)
+    return out

@@ -1,0 +1,300 @@
+"""Export rows: the pairs a filter keeps, made from the chunks ``app.export.repository`` reads, as
+TRL-ready rows (prompt, chosen, rejected, reason, meta) and as JSONL.
+
+The first two stages of the export's stream (the rest is in ``app.export.stream``): ``pair_rows`` makes the
+rows, a chunk of items at a time; ``jsonl_chunks`` turns each chunk's rows into one buffer of JSONL, which is
+what an export process sends its parent. ``jsonl_lines`` is the same JSONL a line at a time, for writers in
+this process (snapshot files).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy.orm import Session
+
+from app.export.fate import NO_VOTES, item_fate, pair_fate
+from app.export.filters import Rules
+from app.export.pairs import FIRST, SECOND, Pair, count, pairs_of, split_of
+from app.export.repository import (
+    Decision,
+    ExportCandidate,
+    ExportJudgment,
+    ItemChunk,
+    ItemRow,
+    prefetched,
+    read_chunks,
+)
+
+PACE_ITEMS = 8  # items between two calls of an export's pace (~40 pairs, 2-3 ms of work)
+
+
+def pair_rows(
+    session: Session, *, rules: Rules, drops: Counter[str] | None = None, pace: Callable[[], Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every pair the filter keeps, as an export row ready for ``orjson.dumps`` (stored JSON is embedded as
+    ``orjson.Fragment``); ``drops`` counts what each rule left out (and more); ``pace`` is called every
+    ``PACE_ITEMS`` items and before each query (to give way to people's requests: ``app.kit.activity``).
+
+    The next chunk of items is read from the database while this one's pairs are made (see ``prefetched``)."""
+    for row in _pair_rows_by_chunk(session, rules=rules, drops=drops, pace=pace):
+        if row is not None:
+            yield row
+
+
+def jsonl_lines(
+    session: Session, *, rules: Rules, drops: Counter[str] | None = None, pace: Callable[[], Any] | None = None
+) -> Iterator[bytes]:
+    """The export as JSONL lines (UTF-8, one pair a line); ``pace``: see ``pair_rows``."""
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    for row in pair_rows(session, rules=rules, drops=drops, pace=pace):
+        yield dumps(row, option=newline)
+
+
+def jsonl_chunks(
+    session: Session,
+    *,
+    rules: Rules,
+    ranges: Sequence[tuple[int, int | None]],
+    drops: Counter[str] | None = None,
+    pace: Callable[[], Any] | None = None,
+) -> Iterator[bytearray]:
+    """The JSONL of the items of each id range in turn, one value per range (empty if it keeps no pair);
+    ``pace``: see ``pair_rows``.
+
+    Lines are appended to one buffer as they are made: orjson's bytes keep the capacity they grew to (8 KB for
+    a 1.4 KB line), so a list of a chunk's lines held 20 MB where its text is 3.5."""
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    lines = bytearray()
+    for row in _pair_rows_by_chunk(session, rules=rules, drops=drops, ranges=ranges, pace=pace):
+        if row is None:
+            yield lines
+            lines = bytearray()
+        else:
+            lines += dumps(row, option=newline)
+
+
+def _pair_rows_by_chunk(
+    session: Session,
+    *,
+    rules: Rules,
+    drops: Counter[str] | None = None,
+    ranges: Sequence[tuple[int, int | None]] | None = None,
+    pace: Callable[[], Any] | None = None,
+) -> Iterator[dict[str, Any] | None]:
+    """``pair_rows``, with None after each chunk's rows; ``ranges``: the chunks' id ranges (see ``read_chunks``)."""
+    drops = drops if drops is not None else Counter()
+    maker = _RowMaker(rules)
+    chunks = read_chunks(session, project=rules.project, dims=rules.dims, ranges=ranges, pace=pace)
+    for chunk in prefetched(session, chunks):
+        tallies: Counter[str] = Counter()
+        for item in chunk.items:
+            tallies["_items"] += 1
+            if pace is not None and not tallies["_items"] % PACE_ITEMS:
+                pace()
+            yield from _item_rows(chunk, item, rules, maker, tallies)
+        drops.update(tallies)
+        yield None
+
+
+def _item_rows(
+    chunk: ItemChunk, item: ItemRow, rules: Rules, maker: _RowMaker, tallies: Counter[str]
+) -> Iterator[dict[str, Any]]:
+    """The rows of one item's kept pairs; ``tallies`` counts what was looked at and what each rule dropped."""
+    filters, k, mode, dim = rules.filters, rules.project.k, rules.filters.pairs, rules.filters.dimension
+    item_id = item[0]
+    candidates = chunk.candidates.get(item_id)
+    if candidates is None or len(candidates) < 2:
+        return
+    judged = chunk.judgments.get(item_id, [])
+    if rules.excluded:
+        judged = [j for j in judged if j.annotator not in rules.excluded]
+    decision = chunk.decisions.get(item_id) if filters.adjudicated else None
+    if not judged and decision is None:
+        return
+    tallies["_judged_items"] += 1
+    verdicts = [(j.annotator, v) for j in judged if (v := j.verdicts.get(dim)) is not None]
+    votes = count(tuple(v for _, v in verdicts), k, mode)
+    decided: dict[str, dict[Pair, int] | None] = {}
+    if decision is not None:
+        ids_to_pos = {c.id: c.position for c in candidates}
+        decided = {d: decided_pairs(decision[0], d, ids_to_pos=ids_to_pos, k=k, mode=mode) for d in rules.dims}
+    decided_here = decided.get(dim)
+    pairs = sorted(decided_here if decided_here is not None else votes)
+    tallies["_candidate_pairs"] += len(pairs)
+    if not pairs:
+        return
+    split = split_of(rules.slug, item_id, filters.test_share)
+    problematic = any(j.problematic for j in judged)
+    dropped = item_fate(
+        filters, judgments=len(judged), adjudicated=decision is not None, problematic=problematic, split=split
+    )
+    if dropped is not None:
+        tallies[dropped] += len(pairs)
+        return
+    veto_votes = {
+        veto: count(tuple(v for j in judged if (v := j.verdicts.get(veto)) is not None), k, mode)
+        for veto in filters.veto
+    }
+    by_position = {c.position: c for c in candidates}
+    texts = {c.position: c.stripped for c in candidates}
+    context: ItemContext | None = None
+    kept = 0
+    for pair in pairs:
+        first, second, ties = pair_votes = votes.get(pair) or NO_VOTES
+        reason, chosen_first = pair_fate(filters, pair, pair_votes, decided=decided, veto_votes=veto_votes, texts=texts)
+        if reason is not None:
+            tallies[reason] += 1
+            continue
+        i, j = pair
+        chosen, rejected = (by_position[i], by_position[j]) if chosen_first else (by_position[j], by_position[i])
+        if context is None:
+            context = ItemContext.of(item, rules, judged, verdicts, split=split, decision=decision)
+        kept += 1
+        if chosen_first:
+            yield maker(context, pair, FIRST, chosen, rejected, first, second, ties)
+        else:
+            yield maker(context, pair, SECOND, chosen, rejected, second, first, ties)
+    tallies["_kept"] += kept
+    tallies[f"_split_{split}"] += kept
+    if decision is not None:
+        tallies["_adjudicated"] += kept
+
+
+def decided_pairs(
+    verdicts: dict[str, Any], dim: str, *, ids_to_pos: dict[int, int], k: int, mode: str
+) -> dict[Pair, int] | None:
+    """The labelled pairs an adjudication's verdict on ``dim`` implies (None: it has none on ``dim``)."""
+    verdict = verdicts.get(dim)
+    if not verdict:
+        return None
+    chosen = ids_to_pos.get(verdict.get("chosen")) if verdict.get("chosen") is not None else None
+    rejected = ids_to_pos.get(verdict.get("rejected")) if verdict.get("rejected") is not None else None
+    return pairs_of(verdict["kind"], chosen, rejected, k, mode)
+
+
+def prompt_of(prompt: str, fmt: str) -> Any:
+    """The prompt for the row, from its stored JSON text (embedded as it is where it can be)."""
+    is_chat = prompt.lstrip().startswith("[")
+    if fmt == "conversational":
+        return orjson.Fragment(prompt) if is_chat else [{"role": "user", "content": orjson.Fragment(prompt)}]
+    if is_chat:  # a chat prompt in the standard format: a plain transcript
+        messages = orjson.loads(prompt)
+        return "\n\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in messages)
+    return orjson.Fragment(prompt)
+
+
+@dataclass(slots=True)
+class ItemContext:
+    """What every exported pair of one item shares."""
+
+    item_id: int
+    external_id: str | None
+    prompt: Any
+    annotators: list[str]
+    split: str
+    decision: Decision | None
+    reasons: dict[int, str]  # annotator → reason (the non-empty ones)
+    labelled: list[tuple[int, dict[Pair, int]]]  # annotator → the labelled pairs of their verdict
+    joined: dict[tuple[int, ...], str] = field(default_factory=dict)  # voters → their reasons, joined
+
+    @classmethod
+    def of(
+        cls,
+        item: ItemRow,
+        rules: Rules,
+        judged: list[ExportJudgment],
+        verdicts: list[tuple[int, Any]],
+        *,
+        split: str,
+        decision: Decision | None,
+    ) -> ItemContext:
+        """The context of an item with a kept pair: ``verdicts`` are (annotator, verdict) on the dimension."""
+        k, mode = rules.project.k, rules.filters.pairs
+        item_id, external_id, prompt, _round = item
+        return cls(
+            item_id=item_id,
+            external_id=external_id,
+            prompt=prompt_of(prompt, rules.filters.format),
+            annotators=sorted({rules.pseudonym(j.annotator) for j in judged}),
+            split=split,
+            decision=decision,
+            reasons={j.annotator: r for j in judged if (r := j.reason.strip())},
+            labelled=[(a, pairs_of(*v, k, mode)) for a, v in verdicts],
+        )
+
+    def reason_of(self, pair: Pair, direction: int) -> str:
+        """The decision's reason, or the reasons of those who voted for the exported direction, joined."""
+        if self.decision is not None and self.decision[1].strip():
+            return self.decision[1].strip()
+        if not self.reasons:
+            return ""
+        voters = [a for a, labels in self.labelled if labels.get(pair) == direction]
+        key = tuple(voters)
+        text = self.joined.get(key)
+        if text is None:
+            text = self.joined[key] = "\n\n".join(dict.fromkeys(r for v in voters if (r := self.reasons.get(v))))
+        return text
+
+
+class _RowMaker:
+    """Export rows of one filter: the per-export values looked up once."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.slug = rules.slug
+        self.dimension = rules.filters.dimension
+        self.chat = rules.filters.format == "conversational"
+        self._agreement: dict[tuple[int, int], float | None] = {}
+
+    def __call__(
+        self,
+        item: ItemContext,
+        pair: Pair,
+        direction: int,
+        chosen: ExportCandidate,
+        rejected: ExportCandidate,
+        for_chosen: int,
+        against: int,
+        ties: int,
+    ) -> dict[str, Any]:
+        total = for_chosen + against + ties
+        agreement = self._agreement.get((for_chosen, total), 0.0)
+        if agreement == 0.0:
+            agreement = self._agreement[(for_chosen, total)] = round(for_chosen / total, 4) if total else None
+        answer_chosen: Any = chosen.text
+        answer_rejected: Any = rejected.text
+        if self.chat:
+            answer_chosen = [{"role": "assistant", "content": chosen.text}]
+            answer_rejected = [{"role": "assistant", "content": rejected.text}]
+        return {
+            "prompt": item.prompt,
+            "chosen": answer_chosen,
+            "rejected": answer_rejected,
+            "reason": item.reason_of(pair, direction),
+            "meta": {
+                "project": self.slug,
+                "item_id": item.item_id,
+                "external_id": item.external_id,
+                "dimension": self.dimension,
+                "chosen_candidate_id": chosen.id,
+                "rejected_candidate_id": rejected.id,
+                "chosen_position": chosen.position,
+                "rejected_position": rejected.position,
+                "chosen_model": chosen.model,
+                "rejected_model": rejected.model,
+                "chosen_params": chosen.params,
+                "rejected_params": rejected.params,
+                "chosen_seed": chosen.seed,
+                "rejected_seed": rejected.seed,
+                "votes": {"chosen": for_chosen, "rejected": against, "tie": ties},
+                "margin": for_chosen - against,
+                "agreement": agreement,
+                "adjudicated": item.decision is not None,
+                "annotators": item.annotators,
+                "split": item.split,
+            },
+        }
