@@ -15,16 +15,18 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import Connection, Dialect, Engine, create_engine, event, text
+from sqlalchemy import Connection, Dialect, Engine, Select, create_engine, event, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.kit.errors import AppError
+
+RowT = TypeVar("RowT", bound=tuple[Any, ...])
 
 
 class DatabaseUnavailable(AppError):
@@ -170,6 +172,18 @@ def import_snapshot(conn: Connection, snapshot: str) -> None:
     if not _SNAPSHOT_ID.fullmatch(snapshot):
         raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
     conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # checked: hex digits and dashes only
+
+
+def is_postgres(session: Session) -> bool:
+    """Whether the session talks to PostgreSQL (else SQLite)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def for_update(session: Session, query: Select[RowT], *, skip_locked: bool = False, of: Any = None) -> Select[RowT]:
+    """``query`` locking the rows it reads on PostgreSQL (``FOR UPDATE``; with ``skip_locked``, rows another
+    transaction holds are passed over, not waited for). SQLite: unchanged, because a write transaction there is
+    ``BEGIN IMMEDIATE`` and holds the whole database already, so what it read is what it writes."""
+    return query.with_for_update(skip_locked=skip_locked, of=of) if is_postgres(session) else query
 
 
 @contextmanager

@@ -162,7 +162,7 @@ def warm_up(db: Database) -> None:
     the annotation page, compile every template and make the password check's stand-in hash. Otherwise the first
     second of requests pays for all of it at once (next-item answered in 0.3–1.7 s for the first 1.8 s of a load
     run, then in 30 ms)."""
-    from app.annotation.service import warm_counts
+    from app.annotation.progress import warm_counts
     from app.kit.security import dummy_hash
     from app.templating import compile_templates
 

@@ -11,7 +11,7 @@ from typing import Any
 from alembic.config import Config
 from sqlalchemy import text
 
-from app.annotation.service import recount_tallies
+from app.annotation.tallies import recount_tallies
 from app.db import Database
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.annotation.service import count_judgment
+from app.annotation.tallies import count_judgment
 from app.kit.security import hash_password
 from app.models import Assignment, Candidate, Item, Judgment, Project, ProjectMember, User, Verdict, utcnow
 

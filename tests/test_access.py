@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.annotation import service as annotation
+from app.annotation.judgments import submit_judgment
+from app.annotation.queue import assign_next_item
 from app.auth.service import create_api_token
 from app.config import Settings
 from app.db import Database
@@ -89,9 +90,9 @@ def world(db: Database, settings: Settings) -> dict[str, Any]:
         a = make_project(s, "a", k=2, overlap=1, members=[alice])
         make_project(s, "b", k=2, overlap=1, members=[bob])
         items = make_items(s, a, 2)
-        task = annotation.assign_next_item(s, project=a, annotator=alice)
+        task = assign_next_item(s, project=a, annotator=alice)
         assert task is not None
-        judgment, _ = annotation.submit_judgment(
+        judgment, _ = submit_judgment(
             s,
             project=a,
             annotator=alice,

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.adjudication import service
+from app.annotation.dimensions import dimension_keys
 from app.annotation.schemas import VerdictIn
-from app.annotation.service import dimension_keys
 from app.auth.deps import AdminUser
 from app.db import SessionDep
 from app.kit.errors import Invalid

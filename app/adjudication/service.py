@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.annotation.dimensions import dimension_keys
 from app.annotation.schemas import VerdictIn
-from app.annotation.service import dimension_keys
 from app.kit.errors import Invalid, NotFound
 from app.models import OVERALL, Adjudication, Candidate, Item, Judgment, Project, User, Verdict
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from app.annotation import service
+from app.annotation import judgments, queue
+from app.annotation.dimensions import LETTERS
+from app.annotation.progress import Progress, progress
 from app.annotation.schemas import (
     AssignmentOut,
     CandidateOut,
@@ -26,24 +28,24 @@ from app.projects.deps import ProjectDep
 router = APIRouter(tags=["annotation"])
 
 
-def _progress_out(p: service.Progress) -> ProgressOut:
-    return ProgressOut(**p.__dict__)
+def _progress_out(counted: Progress) -> ProgressOut:
+    return ProgressOut(**counted.__dict__)
 
 
-def assignment_out(task: service.Task, project: Project, progress: service.Progress) -> AssignmentOut:
+def assignment_out(task: queue.Task, project: Project, counted: Progress) -> AssignmentOut:
     return AssignmentOut(
         assignment_id=task.assignment.id,
         item_id=task.item.id,
         external_id=task.item.external_id,
         prompt=task.item.prompt,
         candidates=[
-            CandidateOut(id=c.id, label=service.LETTERS[i], text=c.text, model=c.model, finish_reason=c.finish_reason)
+            CandidateOut(id=c.id, label=LETTERS[i], text=c.text, model=c.model, finish_reason=c.finish_reason)
             for i, c in enumerate(task.candidates)
         ],
         dimensions=[DimensionOut(key="overall", label="Overall")]
         + [DimensionOut(**{k: d.get(k, "") for k in ("key", "label", "description")}) for d in project.dimensions],
         lease_expires_at=task.assignment.lease_expires_at,
-        progress=_progress_out(progress),
+        progress=_progress_out(counted),
     )
 
 
@@ -54,7 +56,7 @@ def judgment_out(session: SessionDep, judgment: Judgment, verdicts: dict[str, Ve
         item_id=judgment.item_id,
         assignment_id=judgment.assignment_id,
         annotator_id=judgment.annotator_id,
-        verdicts=verdicts if verdicts is not None else service.verdicts_of(session, [judgment.id])[judgment.id],
+        verdicts=verdicts if verdicts is not None else judgments.verdicts_of(session, [judgment.id])[judgment.id],
         reason=judgment.reason,
         all_bad=judgment.flag_all_bad,
         problematic=judgment.flag_problematic,
@@ -68,11 +70,11 @@ def judgment_out(session: SessionDep, judgment: Judgment, verdicts: dict[str, Ve
 @router.post("/projects/{project}/next", response_model=NextOut)
 def next_item(project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
     """Lease the next item to judge (or return the open lease); ``assignment`` is null when none is left."""
-    task = service.assign_next_item(session, project=project, annotator=user)
-    progress = service.progress(session, project=project, annotator=user)
+    task = queue.assign_next_item(session, project=project, annotator=user)
+    counted = progress(session, project=project, annotator=user)
     if task is None:
-        return json_out(NextOut(assignment=None, progress=_progress_out(progress), detail="Nothing left to judge"))
-    return json_out(NextOut(assignment=assignment_out(task, project, progress), progress=_progress_out(progress)))
+        return json_out(NextOut(assignment=None, progress=_progress_out(counted), detail="Nothing left to judge"))
+    return json_out(NextOut(assignment=assignment_out(task, project, counted), progress=_progress_out(counted)))
 
 
 @router.post(
@@ -90,7 +92,7 @@ def next_item(project: ProjectDep, session: SessionDep, user: CurrentUser) -> Re
 def submit(body: SubmitIn, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
     """Submit a judgment for a lease; a retry (same ``submit_key`` and answer, or same lease) returns the stored
     judgment (200). 409: the key was used for another lease or answer, or the item was regenerated meanwhile."""
-    judgment, created = service.submit_judgment(
+    judgment, created = judgments.submit_judgment(
         session,
         project=project,
         annotator=user,
@@ -106,22 +108,22 @@ def submit(body: SubmitIn, project: ProjectDep, session: SessionDep, user: Curre
 @router.get("/projects/{project}/judgments", response_model=list[JudgmentOut])
 def my_judgments(project: ProjectDep, session: SessionDep, user: CurrentUser, limit: int = 50) -> list[JudgmentOut]:
     """My most recent judgments in this project."""
-    judgments = service.recent_judgments(session, project=project, annotator=user, limit=max(1, min(limit, 500)))
-    return [judgment_out(session, j) for j in judgments]
+    recent = judgments.recent_judgments(session, project=project, annotator=user, limit=max(1, min(limit, 500)))
+    return [judgment_out(session, judgment) for judgment in recent]
 
 
 @router.get("/projects/{project}/judgments/{judgment_id}", response_model=JudgmentOut)
 def get_judgment(judgment_id: RowId, project: ProjectDep, session: SessionDep, user: CurrentUser) -> JudgmentOut:
     """One of my judgments."""
     return judgment_out(
-        session, service.get_own_judgment(session, project=project, annotator=user, judgment_id=judgment_id)
+        session, judgments.get_own_judgment(session, project=project, annotator=user, judgment_id=judgment_id)
     )
 
 
 @router.put("/projects/{project}/judgments/{judgment_id}", response_model=JudgmentOut, responses=error_responses(409))
 def edit(judgment_id: RowId, body: EditIn, project: ProjectDep, session: SessionDep, user: CurrentUser) -> JudgmentOut:
     """Edit one of my judgments; ``version`` must be the current one, else 409."""
-    judgment = service.edit_judgment(
+    judgment = judgments.edit_judgment(
         session, project=project, annotator=user, judgment_id=judgment_id, version=body.version, data=body
     )
     return judgment_out(session, judgment)
@@ -130,5 +132,5 @@ def edit(judgment_id: RowId, body: EditIn, project: ProjectDep, session: Session
 @router.post("/projects/{project}/assignments/{assignment_id}/skip", status_code=204, responses=error_responses(409))
 def skip(assignment_id: RowId, body: SkipIn, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
     """Skip a leased item (with an optional reason); it will not be offered to me again."""
-    service.skip_assignment(session, project=project, annotator=user, assignment_id=assignment_id, reason=body.reason)
+    queue.skip_assignment(session, project=project, annotator=user, assignment_id=assignment_id, reason=body.reason)
     return Response(status_code=204)

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.annotation import service
+from app.annotation import judgments, queue
 from app.annotation.diff import near_duplicates
-from app.annotation.schemas import JudgmentIn
+from app.annotation.dimensions import LETTERS
+from app.annotation.progress import progress
+from app.annotation.schemas import EditForm, SkipForm, SubmitForm, letters_from_verdicts
 from app.auth.deps import CurrentUser
 from app.db import SessionDep
 from app.i18n import gettext
 from app.kit.errors import Invalid
-from app.kit.forms import FormFields
+from app.kit.forms import form_of
 from app.kit.htmx import is_htmx, redirect, render
 from app.kit.schemas import RowId
-from app.models import Assignment, Project, User
+from app.models import Project, User
 from app.projects.deps import ProjectDep
 
 router = APIRouter(tags=["annotation pages"], include_in_schema=False)
@@ -38,7 +40,7 @@ def _panel_context(
     session: SessionDep,
     project: Project,
     user: User,
-    task: service.Task | None,
+    task: queue.Task | None,
     **extra: Any,
 ) -> dict[str, Any]:
     return {
@@ -46,9 +48,9 @@ def _panel_context(
         "project": project,
         "task": task,
         "near": near_duplicates([c.text for c in task.candidates]) if task else [],
-        "letters": service.LETTERS,
+        "letters": LETTERS,
         "dimensions": _dimensions(project),
-        "progress": service.progress(session, project=project, annotator=user),
+        "progress": progress(session, project=project, annotator=user),
         "submit_key": uuid.uuid4().hex,
         "values": {},
         "mode": "new",
@@ -58,28 +60,10 @@ def _panel_context(
 
 
 def _panel(
-    request: Request, session: SessionDep, project: Project, user: User, task: service.Task | None, **extra: Any
+    request: Request, session: SessionDep, project: Project, user: User, task: queue.Task | None, **extra: Any
 ) -> Response:
     context = _panel_context(request, session, project, user, task, **extra)
     return render(request, "annotation/page.html", context, fragment="annotation/_panel.html")
-
-
-def _judgment_in(form: dict[str, str], project: Project, display_order: list[int]) -> JudgmentIn:
-    seconds: float | None
-    try:
-        seconds = max(0.0, min(float(form.get("seconds") or ""), 86_400.0))
-    except ValueError:
-        seconds = None
-    reason = form.get("reason", "")
-    if len(reason) > 10_000:
-        raise Invalid("The reason is too long (10,000 characters at most)")
-    return JudgmentIn(
-        verdicts=service.verdicts_from_form(form, project=project, display_order=display_order),
-        reason=reason,
-        all_bad=form.get("all_bad") == "1",
-        problematic=form.get("problematic") == "1",
-        seconds=seconds,
-    )
 
 
 @router.get("/projects/{project}/annotate")
@@ -87,8 +71,8 @@ def annotate_page(
     request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser, regenerated: bool = False
 ) -> Response:
     """The annotation page: the open lease, or a placeholder that asks for the next item."""
-    task = service.current_task(session, project=project, annotator=user)
-    notice = gettext(service.REGENERATED) if regenerated else None
+    task = queue.current_task(session, project=project, annotator=user)
+    notice = gettext(judgments.REGENERATED) if regenerated else None
     context = _panel_context(request, session, project, user, task, claim=task is None, notice=notice)
     return render(request, "annotation/page.html", context)
 
@@ -96,7 +80,7 @@ def annotate_page(
 @router.post("/projects/{project}/annotate/next")
 def claim_next(request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
     """Lease the next item and show it."""
-    task = service.assign_next_item(session, project=project, annotator=user)
+    task = queue.assign_next_item(session, project=project, annotator=user)
     if not is_htmx(request):
         return redirect(request, f"/projects/{project.slug}/annotate")
     return _panel(request, session, project, user, task)
@@ -106,34 +90,32 @@ def claim_next(request: Request, project: ProjectDep, session: SessionDep, user:
 def submit(
     assignment_id: RowId,
     request: Request,
-    form: FormFields,
+    form: Annotated[SubmitForm, form_of(SubmitForm)],
     project: ProjectDep,
     session: SessionDep,
     user: CurrentUser,
 ) -> Response:
     """Submit the judgment of a lease, then show the next item."""
-    assignment = session.get(Assignment, assignment_id)
-    if assignment is None or assignment.annotator_id != user.id or assignment.project_id != project.id:
-        raise Invalid("This item is no longer yours; reload the page")
-    data = _judgment_in(form, project, assignment.display_order)
+    shown = queue.display_order_of(session, project=project, annotator=user, assignment_id=assignment_id)
+    data = form.judgment(project=project, display_order=shown)
     try:
-        service.submit_judgment(
+        judgments.submit_judgment(
             session,
             project=project,
             annotator=user,
             assignment_id=assignment_id,
-            submit_key=form.get("submit_key") or uuid.uuid4().hex,
+            submit_key=form.submit_key or uuid.uuid4().hex,
             data=data,
         )
-    except service.Superseded:
+    except judgments.Superseded:
         # Nothing was written: say why the answer is gone and go on to the next item (the new candidates, often).
         if not is_htmx(request):
             return redirect(request, f"/projects/{project.slug}/annotate?regenerated=1")
-        task = service.assign_next_item(session, project=project, annotator=user)
-        return _panel(request, session, project, user, task, notice=gettext(service.REGENERATED))
+        task = queue.assign_next_item(session, project=project, annotator=user)
+        return _panel(request, session, project, user, task, notice=gettext(judgments.REGENERATED))
     if not is_htmx(request):
         return redirect(request, f"/projects/{project.slug}/annotate")
-    task = service.assign_next_item(session, project=project, annotator=user)
+    task = queue.assign_next_item(session, project=project, annotator=user)
     return _panel(request, session, project, user, task, saved=True)
 
 
@@ -141,44 +123,40 @@ def submit(
 def skip(
     assignment_id: RowId,
     request: Request,
-    form: FormFields,
+    form: Annotated[SkipForm, form_of(SkipForm)],
     project: ProjectDep,
     session: SessionDep,
     user: CurrentUser,
 ) -> Response:
     """Skip the leased item (with a reason) and show the next one."""
-    service.skip_assignment(
-        session, project=project, annotator=user, assignment_id=assignment_id, reason=form.get("skip_reason", "")
+    queue.skip_assignment(
+        session, project=project, annotator=user, assignment_id=assignment_id, reason=form.skip_reason
     )
     if not is_htmx(request):
         return redirect(request, f"/projects/{project.slug}/annotate")
-    task = service.assign_next_item(session, project=project, annotator=user)
+    task = queue.assign_next_item(session, project=project, annotator=user)
     return _panel(request, session, project, user, task)
 
 
 @router.get("/projects/{project}/judgments")
 def my_judgments(request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
     """My recent judgments, each reopenable for editing."""
-    judgments = service.recent_judgments(session, project=project, annotator=user)
-    from app.models import Item
-
-    items = {j.item_id: session.get(Item, j.item_id) for j in judgments}
+    recent = judgments.recent_judgments(session, project=project, annotator=user)
+    items = judgments.items_of(session, recent)
     return render(
         request,
         "annotation/judgments.html",
-        {"request": request, "project": project, "judgments": judgments, "items": items},
+        {"request": request, "project": project, "judgments": recent, "items": items},
     )
 
 
 def _edit_context(
     request: Request, session: SessionDep, project: Project, user: User, judgment_id: int, **extra: Any
 ) -> dict[str, Any]:
-    judgment = service.get_own_judgment(session, project=project, annotator=user, judgment_id=judgment_id)
-    assignment = session.get(Assignment, judgment.assignment_id)
-    assert assignment is not None
-    task = service.task_for(session, assignment)
-    verdicts = service.verdicts_of(session, [judgment.id])[judgment.id]
-    values = service.letters_from_verdicts(verdicts, [c.id for c in task.candidates])
+    judgment = judgments.get_own_judgment(session, project=project, annotator=user, judgment_id=judgment_id)
+    task = queue.task_for(session, judgments.assignment_of(session, judgment))
+    verdicts = judgments.verdicts_of(session, [judgment.id])[judgment.id]
+    values = letters_from_verdicts(verdicts, [c.id for c in task.candidates])
     values.update(
         reason=judgment.reason,
         all_bad="1" if judgment.flag_all_bad else "",
@@ -198,16 +176,20 @@ def edit_page(
 
 @router.post("/projects/{project}/judgments/{judgment_id}")
 def edit(
-    judgment_id: RowId, request: Request, form: FormFields, project: ProjectDep, session: SessionDep, user: CurrentUser
+    judgment_id: RowId,
+    request: Request,
+    form: Annotated[EditForm, form_of(EditForm)],
+    project: ProjectDep,
+    session: SessionDep,
+    user: CurrentUser,
 ) -> Response:
     """Save an edit; a stale version is refused with 409 and the current answer is kept."""
-    judgment = service.get_own_judgment(session, project=project, annotator=user, judgment_id=judgment_id)
-    assignment = session.get(Assignment, judgment.assignment_id)
-    assert assignment is not None
-    try:
-        version = int(form.get("version", ""))
-    except ValueError as exc:
-        raise Invalid("version is missing") from exc
-    data = _judgment_in(form, project, assignment.display_order)
-    service.edit_judgment(session, project=project, annotator=user, judgment_id=judgment_id, version=version, data=data)
+    judgment = judgments.get_own_judgment(session, project=project, annotator=user, judgment_id=judgment_id)
+    assignment = judgments.assignment_of(session, judgment)
+    if form.version is None:
+        raise Invalid("version is missing")
+    data = form.judgment(project=project, display_order=assignment.display_order)
+    judgments.edit_judgment(
+        session, project=project, annotator=user, judgment_id=judgment_id, version=form.version, data=data
+    )
     return redirect(request, f"/projects/{project.slug}/judgments")

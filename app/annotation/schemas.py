@@ -1,13 +1,17 @@
-"""Shapes of judgments in and out (JSON API), shared with the HTML form parser."""
+"""Shapes of judgments in and out: the JSON API's, and the annotation page's forms that read into them."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.annotation.dimensions import LETTERS, dimension_keys
+from app.kit.errors import Invalid
+from app.kit.forms import FormModel
 from app.kit.schemas import MAX_ROW_ID, RowId, Schema, StoredText
+from app.models import Project
 
 
 class VerdictIn(BaseModel):
@@ -93,13 +97,6 @@ class NextOut(BaseModel):
     detail: str | None = None
 
 
-class VerdictOut(Schema):
-    dimension: str
-    kind: str
-    chosen_candidate_id: int | None
-    rejected_candidate_id: int | None
-
-
 class JudgmentOut(BaseModel):
     id: int
     item_id: int
@@ -113,3 +110,107 @@ class JudgmentOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class JudgmentForm(FormModel):
+    """The annotation page's judgment: under each dimension's key a letter (A, B, ... in this annotator's display
+    order), ``tie`` or ``na``; with k ≥ 3 candidates ``rank`` (or nothing) and ``<key>__best``, ``<key>__worst``.
+
+    Missing fields read as the page's empty ones: no reason, boxes unchecked, no time measured."""
+
+    model_config = ConfigDict(extra="allow")  # the letter fields are named after the project's dimensions
+    reason: str = ""
+    all_bad: bool = False
+    problematic: bool = False
+    seconds: float | None = None
+
+    @field_validator("all_bad", "problematic", mode="before")
+    @classmethod
+    def _checked(cls, value: str) -> bool:
+        return value == "1"  # what the page's checkbox posts; anything else is unchecked
+
+    @field_validator("seconds", mode="before")
+    @classmethod
+    def _seconds_on_task(cls, value: str) -> float | None:
+        # Measured by the page's script: clamped to a day, and left to the server's own measure when unreadable.
+        try:
+            return max(0.0, min(float(value or ""), 86_400.0))
+        except ValueError:
+            return None
+
+    def judgment(self, *, project: Project, display_order: list[int]) -> JudgmentIn:
+        """The judgment in canonical candidate ids, read against the order the annotator's page showed."""
+        if len(self.reason) > 10_000:
+            raise Invalid("The reason is too long (10,000 characters at most)")
+        return JudgmentIn(
+            verdicts=self.verdicts(project=project, display_order=display_order),
+            reason=self.reason,
+            all_bad=self.all_bad,
+            problematic=self.problematic,
+            seconds=self.seconds,
+        )
+
+    def verdicts(self, *, project: Project, display_order: list[int]) -> dict[str, VerdictIn]:
+        """Turn the page's letters into canonical verdicts, one per dimension; a 422 naming the first dimension
+        left unanswered."""
+        posted = self.fields()
+        letters = {LETTERS[i]: cid for i, cid in enumerate(display_order)}
+        verdicts: dict[str, VerdictIn] = {}
+        for dim in dimension_keys(project):
+            value = (posted.get(dim) or "").strip()
+            try:
+                if value in ("tie", "na"):
+                    verdicts[dim] = VerdictIn.model_validate({"kind": value})
+                elif len(display_order) == 2 and value in letters:
+                    other = next(c for letter, c in letters.items() if letter != value)
+                    verdicts[dim] = VerdictIn(kind="preference", chosen=letters[value], rejected=other)
+                elif len(display_order) > 2 and value in ("", "rank"):
+                    best, worst = posted.get(f"{dim}__best", ""), posted.get(f"{dim}__worst", "")
+                    if best not in letters or worst not in letters:
+                        raise Invalid(
+                            f"{dim}: pick both the best and the worst answer"
+                            if best or worst
+                            else f"{dim}: no answer given"
+                        )
+                    verdicts[dim] = VerdictIn(kind="preference", chosen=letters[best], rejected=letters[worst])
+                else:
+                    raise Invalid(f"{dim}: no answer given")
+            except ValueError as exc:  # pydantic's check: best and worst must differ
+                raise Invalid(f"{dim}: the best and the worst answer must be different") from exc
+        return verdicts
+
+
+class SubmitForm(JudgmentForm):
+    submit_key: str = ""  # the page's key for this answer; a fresh one when it sent none
+
+
+class EditForm(JudgmentForm):
+    version: int | None = None  # the version the edit started from; None when missing or unreadable
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: str) -> int | None:
+        try:
+            return int(value)
+        except ValueError:
+            return None
+
+
+class SkipForm(FormModel):
+    skip_reason: str = ""
+
+
+def letters_from_verdicts(verdicts: dict[str, VerdictIn], display_order: list[int]) -> dict[str, str]:
+    """The inverse of ``JudgmentForm.verdicts``, to fill the form when a judgment is reopened."""
+    label = {cid: LETTERS[i] for i, cid in enumerate(display_order)}
+    out: dict[str, str] = {}
+    for dim, v in verdicts.items():
+        if v.kind != "preference":
+            out[dim] = v.kind
+        elif len(display_order) == 2:
+            out[dim] = label.get(v.chosen or -1, "")
+        else:
+            out[dim] = "rank"
+            out[f"{dim}__best"] = label.get(v.chosen or -1, "")
+            out[f"{dim}__worst"] = label.get(v.rejected or -1, "")
+    return out

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.annotation.dimensions import dimension_keys
+from app.annotation.tallies import shift_gold_tallies
 from app.kit.errors import Invalid, NotFound
 from app.models import Candidate, Item, Project
 
@@ -45,8 +47,6 @@ def set_gold(
 ) -> Item:
     """Make an item gold with its expected judgment (canonical positions; "either" accepts any answer),
     or an ordinary item again with ``None``. Gold judgments are left out of agreement figures and export."""
-    from app.annotation.service import dimension_keys, shift_gold_tallies
-
     item, _ = get_item(session, project=project, item_id=item_id)
     was_gold = item.is_gold
     if expected is None:

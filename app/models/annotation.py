@@ -53,7 +53,7 @@ class Assignment(Base):
 class AnnotatorTally(Base):
     """An annotator's running counts in one project, kept by each submit so that next-item reads them instead of
     counting: their judgments (every candidate round) and those of gold items (the gold share).
-    ``app.annotation.service.recount_tallies`` rebuilds them from the judgments (bulk loads)."""
+    ``app.annotation.tallies.recount_tallies`` rebuilds them from the judgments (bulk loads)."""
 
     __tablename__ = "annotator_tally"
 

@@ -28,7 +28,7 @@ def project_by_slug(session: Session, slug: str) -> Project:
 
 def project_for_user(session: Session, *, slug: str, user: User) -> Project:
     """The project if ``user`` may see it, else NotFound. Their membership (paused or not, or none) is kept in
-    the session (``app.projects.service.membership``): next-item needs it again."""
+    the session (``app.projects.service.is_paused``): next-item needs it again."""
     row = (
         session.execute(
             select(Project, ProjectMember.paused)

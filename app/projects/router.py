@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from app.annotation import service as annotation
+from app.annotation.progress import progress as annotation_progress
 from app.auth.deps import AdminUser, CurrentUser
 from app.db import SessionDep
 from app.items.importer import ImportFailed, import_items
@@ -79,7 +79,7 @@ def _validation_message(exc: ValidationError) -> str:
 def projects_page(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     """Projects: all of them for admins, their own for annotators (with their progress)."""
     projects = service.list_projects(session, user=user)
-    progress = {p.id: annotation.progress(session, project=p, annotator=user) for p in projects}
+    progress = {p.id: annotation_progress(session, project=p, annotator=user) for p in projects}
     counts = {p.id: service.counts(session, project=p) for p in projects} if user.is_admin else {}
     return render(
         request,
@@ -160,7 +160,7 @@ def _project_page(request: Request, session: SessionDep, project: Project, user:
     context: dict[str, Any] = {
         "request": request,
         "project": project,
-        "progress": annotation.progress(session, project=project, annotator=user),
+        "progress": annotation_progress(session, project=project, annotator=user),
         **extra,
     }
     if user.is_admin:

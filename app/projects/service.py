@@ -197,17 +197,17 @@ def _membership_key(project_id: int, user_id: int) -> tuple[str, int, int]:
 
 
 def remember_membership(session: Session, *, project_id: int, user_id: int, paused: bool | None) -> None:
-    """What the request's project lookup found (see ``membership``)."""
+    """What the request's project lookup found: whether an admin paused the user, None if not a member (see
+    ``is_paused``)."""
     session.info[_membership_key(project_id, user_id)] = paused
 
 
-def membership(session: Session, *, project_id: int, user_id: int) -> bool | None:
-    """None if the user is not a member of the project, else whether an admin paused them; read once per
-    session (the project lookup of a request reads it already)."""
+def is_paused(session: Session, *, project_id: int, user_id: int) -> bool:
+    """Whether an admin paused the user's work in the project (never so for a non-member, such as an admin);
+    the membership is read once per session (the project lookup of a request reads it already)."""
     key = _membership_key(project_id, user_id)
     if key not in session.info:
         session.info[key] = session.scalar(
             select(ProjectMember.paused).where(ProjectMember.project_id == project_id, ProjectMember.user_id == user_id)
         )
-    paused: bool | None = session.info[key]
-    return paused
+    return bool(session.info[key])

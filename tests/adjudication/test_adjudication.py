@@ -8,7 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.annotation import service as annotation
+from app.annotation.dimensions import dimension_keys
+from app.annotation.judgments import submit_judgment
+from app.annotation.queue import assign_next_item
 from app.annotation.schemas import JudgmentIn, VerdictIn
 from app.auth.service import create_api_token
 from app.config import Settings
@@ -32,18 +34,16 @@ def _judge(
     with db.session() as s:
         project, user = s.get(Project, project_id), s.scalar(select(User).where(User.username == username))
         assert project is not None and user is not None
-        task = annotation.assign_next_item(s, project=project, annotator=user)
+        task = assign_next_item(s, project=project, annotator=user)
         assert task is not None and task.item.id == item_id
         ids = {c.position: c.id for c in task.candidates}
         best, worst = ids[best_position], ids[1 - best_position]
-        verdicts = {
-            d: VerdictIn(kind="preference", chosen=best, rejected=worst) for d in annotation.dimension_keys(project)
-        }
+        verdicts = {d: VerdictIn(kind="preference", chosen=best, rejected=worst) for d in dimension_keys(project)}
         if harmless_worst is not None:
             verdicts["harmless"] = VerdictIn(
                 kind="preference", chosen=ids[1 - harmless_worst], rejected=ids[harmless_worst]
             )
-        annotation.submit_judgment(
+        submit_judgment(
             s,
             project=project,
             annotator=user,

@@ -12,7 +12,9 @@ from sqlalchemy import select, update
 
 from app.agreement import service as agreement
 from app.agreement.tasks import refresh_stale_figures
-from app.annotation import service as annotation
+from app.annotation.dimensions import dimension_keys
+from app.annotation.judgments import submit_judgment
+from app.annotation.queue import assign_next_item
 from app.annotation.schemas import JudgmentIn, VerdictIn
 from app.auth.service import create_api_token
 from app.config import Settings
@@ -59,19 +61,17 @@ def _judge_one_more(db: Database, project_id: int, name: str = "late") -> None:
         s.add(ProjectMember(project_id=project.id, user_id=user.id))
         project.overlap = 4
         s.flush()
-        task = annotation.assign_next_item(s, project=project, annotator=user)
+        task = assign_next_item(s, project=project, annotator=user)
         assert task is not None
         a, b = sorted(c.id for c in task.candidates)
-        annotation.submit_judgment(
+        submit_judgment(
             s,
             project=project,
             annotator=user,
             assignment_id=task.assignment.id,
             submit_key=f"{name}-key-0001",
             data=JudgmentIn(
-                verdicts={
-                    d: VerdictIn(kind="preference", chosen=a, rejected=b) for d in annotation.dimension_keys(project)
-                },
+                verdicts={d: VerdictIn(kind="preference", chosen=a, rejected=b) for d in dimension_keys(project)},
                 seconds=2.0,
             ),
         )

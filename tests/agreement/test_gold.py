@@ -9,7 +9,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from app.agreement import service as agreement
-from app.annotation import service as annotation
+from app.annotation.dimensions import dimension_keys
+from app.annotation.judgments import submit_judgment
+from app.annotation.queue import assign_next_item
 from app.annotation.schemas import JudgmentIn, VerdictIn
 from app.auth.service import create_api_token
 from app.config import Settings
@@ -44,17 +46,15 @@ def _work(db: Database, project_id: int, name: str, *, right_on_gold: bool, n: i
         project, user = s.get(Project, project_id), s.scalar(select(User).where(User.username == name))
         assert project is not None and user is not None
         for _ in range(n):
-            task = annotation.assign_next_item(s, project=project, annotator=user)
+            task = assign_next_item(s, project=project, annotator=user)
             if task is None:
                 break
             served.append(task.item.id)
             by_pos = {c.position: c.id for c in task.candidates}
             first_wins = right_on_gold if task.item.is_gold else True
             best, worst = (by_pos[0], by_pos[1]) if first_wins else (by_pos[1], by_pos[0])
-            verdicts = {
-                d: VerdictIn(kind="preference", chosen=best, rejected=worst) for d in annotation.dimension_keys(project)
-            }
-            annotation.submit_judgment(
+            verdicts = {d: VerdictIn(kind="preference", chosen=best, rejected=worst) for d in dimension_keys(project)}
+            submit_judgment(
                 s,
                 project=project,
                 annotator=user,

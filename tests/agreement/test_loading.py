@@ -13,7 +13,9 @@ from sqlalchemy.orm import aliased
 
 from app.agreement import service as agreement
 from app.agreement import stats
-from app.annotation import service as annotation
+from app.annotation.dimensions import dimension_keys
+from app.annotation.judgments import submit_judgment
+from app.annotation.queue import assign_next_item
 from app.annotation.schemas import JudgmentIn, VerdictIn
 from app.db import Database
 from app.items.service import set_gold
@@ -31,10 +33,10 @@ def _world(db: Database, k: int) -> int:
         items = make_items(s, project, 30)
         set_gold(s, project=project, item_id=items[0].id, expected={"overall": {"kind": "tie"}})
         for user in users:
-            while (task := annotation.assign_next_item(s, project=project, annotator=user)) is not None:
+            while (task := assign_next_item(s, project=project, annotator=user)) is not None:
                 ids = [c.id for c in task.candidates]
                 verdicts = {}
-                for dim in annotation.dimension_keys(project):
+                for dim in dimension_keys(project):
                     roll = rng.random()
                     if roll < 0.15:
                         verdicts[dim] = VerdictIn(kind="tie")
@@ -43,7 +45,7 @@ def _world(db: Database, k: int) -> int:
                     else:
                         best, worst = rng.sample(sorted(ids)[:3] if rng.random() < 0.7 else ids, 2)
                         verdicts[dim] = VerdictIn(kind="preference", chosen=best, rejected=worst)
-                annotation.submit_judgment(
+                submit_judgment(
                     s,
                     project=project,
                     annotator=user,
@@ -156,11 +158,11 @@ def test_interleaved_projects_read_only_their_own_verdicts(db: Database) -> None
         for _ in range(12):
             for user in users:
                 for n, project in enumerate(projects):
-                    task = annotation.assign_next_item(s, project=project, annotator=user)
+                    task = assign_next_item(s, project=project, annotator=user)
                     assert task is not None
                     a, b = sorted(c.id for c in task.candidates)
                     best, worst = (a, b) if (task.item.id + n) % 3 else (b, a)
-                    annotation.submit_judgment(
+                    submit_judgment(
                         s,
                         project=project,
                         annotator=user,
@@ -169,7 +171,7 @@ def test_interleaved_projects_read_only_their_own_verdicts(db: Database) -> None
                         data=JudgmentIn(
                             verdicts={
                                 d: VerdictIn(kind="preference", chosen=best, rejected=worst)
-                                for d in annotation.dimension_keys(project)
+                                for d in dimension_keys(project)
                             }
                         ),
                     )

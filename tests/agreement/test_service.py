@@ -10,7 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.agreement import service as agreement
-from app.annotation import service as annotation
+from app.annotation.dimensions import dimension_keys
+from app.annotation.judgments import submit_judgment
+from app.annotation.queue import assign_next_item
 from app.annotation.schemas import JudgmentIn, VerdictIn
 from app.auth.service import create_api_token
 from app.config import Settings
@@ -45,16 +47,15 @@ def _annotate(db: Database, raters: dict[str, Rater]) -> int:
         project_id = project.id
         for name, rater in raters.items():
             user = users[name]
-            while (task := annotation.assign_next_item(s, project=project, annotator=user)) is not None:
+            while (task := assign_next_item(s, project=project, annotator=user)) is not None:
                 shown = [c.id for c in task.candidates]
                 best = rater(task.item.id, shown, rng)
                 worst = next(c for c in shown if c != best)
                 verdicts = {
-                    d: VerdictIn(kind="preference", chosen=best, rejected=worst)
-                    for d in annotation.dimension_keys(project)
+                    d: VerdictIn(kind="preference", chosen=best, rejected=worst) for d in dimension_keys(project)
                 }
                 verdicts["refusal"] = VerdictIn(kind="na")
-                annotation.submit_judgment(
+                submit_judgment(
                     s,
                     project=project,
                     annotator=user,

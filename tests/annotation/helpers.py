@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from app.annotation.dimensions import dimension_keys
+from app.annotation.queue import Task
 from app.annotation.schemas import JudgmentIn, VerdictIn
-from app.annotation.service import Task, dimension_keys
 from app.generation.client import Sample
 from app.models import Project, User
 

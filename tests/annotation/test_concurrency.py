@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 
-from app.annotation import service
+from app.annotation.judgments import submit_judgment
+from app.annotation.queue import assign_next_item
 from app.db import Database
 from app.models import AnnotatorTally, Assignment, Item, Judgment, Project, User
 from tests.annotation.helpers import prefer_first
@@ -26,14 +27,14 @@ def _annotate_until_done(db: Database, project_id: int, user_id: int, errors: li
             with db.session() as s:
                 project, user = s.get(Project, project_id), s.get(User, user_id)
                 assert project is not None and user is not None
-                task = service.assign_next_item(s, project=project, annotator=user)
+                task = assign_next_item(s, project=project, annotator=user)
                 if task is None:
                     return done
                 lease_id, data = task.assignment.id, prefer_first(task, project)
             with db.session() as s:
                 project, user = s.get(Project, project_id), s.get(User, user_id)
                 assert project is not None and user is not None
-                _, created = service.submit_judgment(
+                _, created = submit_judgment(
                     s,
                     project=project,
                     annotator=user,
@@ -81,7 +82,7 @@ def test_parallel_double_submit_creates_one_judgment(db: Database) -> None:
         user = make_user(s, "clicker")
         project = make_project(s, "dbl", k=2, overlap=1, members=[user])
         make_items(s, project, 1)
-        task = service.assign_next_item(s, project=project, annotator=user)
+        task = assign_next_item(s, project=project, annotator=user)
         assert task is not None
         project_id, user_id, lease_id, data = project.id, user.id, task.assignment.id, prefer_first(task, project)
 
@@ -93,7 +94,7 @@ def test_parallel_double_submit_creates_one_judgment(db: Database) -> None:
             project, user = s.get(Project, project_id), s.get(User, user_id)
             assert project is not None and user is not None
             # Half the clicks reuse one key, the rest carry their own: all must land on one judgment.
-            j, created = service.submit_judgment(
+            j, created = submit_judgment(
                 s,
                 project=project,
                 annotator=user,

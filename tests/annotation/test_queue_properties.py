@@ -31,7 +31,9 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import func, select, update
 
-from app.annotation import service
+from app.annotation.dimensions import dimension_keys
+from app.annotation.judgments import Superseded, edit_judgment, submit_judgment
+from app.annotation.queue import assign_next_item, expire_leases, skip_assignment
 from app.annotation.schemas import JudgmentIn, VerdictIn
 from app.db import Database
 from app.generation.service import store_candidates
@@ -53,7 +55,7 @@ def _verdicts(project: Project, candidate_ids: list[int], choice: int, *, all_ba
         chosen, rejected = (first, last) if choice == 0 else (last, first)
         verdict = VerdictIn(kind="preference", chosen=chosen, rejected=rejected)
     return JudgmentIn(
-        verdicts=dict.fromkeys(service.dimension_keys(project), verdict), reason=f"choice {choice}", all_bad=all_bad
+        verdicts=dict.fromkeys(dimension_keys(project), verdict), reason=f"choice {choice}", all_bad=all_bad
     )
 
 
@@ -64,7 +66,6 @@ def _overall(data: JudgmentIn) -> tuple[str, int | None]:
 
 def _candidates(s: Any, item_id: int, round_: int) -> list[int]:
     return list(s.scalars(select(Candidate.id).where(Candidate.item_id == item_id, Candidate.round == round_)))
-
 
 
 class Queue(RuleBasedStateMachine):
@@ -116,7 +117,7 @@ class Queue(RuleBasedStateMachine):
     def claim(self, who: int) -> Any:
         with self.db.session() as s:
             project, user = self._ctx(s, who)
-            task = service.assign_next_item(s, project=project, annotator=user)
+            task = assign_next_item(s, project=project, annotator=user)
             if task is None:
                 # Nothing left for this annotator: every item with room is one they already had.
                 had = (
@@ -162,11 +163,11 @@ class Queue(RuleBasedStateMachine):
                 assignment = s.get(Assignment, assignment_id)
                 assert assignment is not None
                 sent = _verdicts(project, _candidates(s, assignment.item_id, assignment.round), choice, all_bad=all_bad)
-                judgment, created = service.submit_judgment(
+                judgment, created = submit_judgment(
                     s, project=project, annotator=user, assignment_id=assignment_id, submit_key=key, data=sent
                 )
                 jid, item_id = judgment.id, judgment.item_id
-        except service.Superseded:
+        except Superseded:
             assert superseded and status_before == "expired", f"a {status_before} assignment was called superseded"
             return multiple()
         except Conflict:
@@ -201,7 +202,7 @@ class Queue(RuleBasedStateMachine):
         try:
             with self.db.session() as s:
                 project, user = self._ctx(s, self.annotators.index(annotator))
-                again, created = service.submit_judgment(
+                again, created = submit_judgment(
                     s,
                     project=project,
                     annotator=user,
@@ -231,7 +232,7 @@ class Queue(RuleBasedStateMachine):
             with self.db.session() as s:
                 project, user = self._ctx(s, who)
                 candidates = _candidates(s, assignment.item_id, assignment.round)
-                service.submit_judgment(
+                submit_judgment(
                     s,
                     project=project,
                     annotator=user,
@@ -266,7 +267,7 @@ class Queue(RuleBasedStateMachine):
         try:
             with self.db.session() as s:
                 project, user = self._ctx(s, who)
-                service.skip_assignment(s, project=project, annotator=user, assignment_id=assignment_id, reason="skip")
+                skip_assignment(s, project=project, annotator=user, assignment_id=assignment_id, reason="skip")
         except Conflict:
             assert status_before in ("submitted", "skipped"), f"skipping a {status_before} assignment was refused"
             return
@@ -286,7 +287,7 @@ class Queue(RuleBasedStateMachine):
     @rule()
     def sweep(self) -> None:
         with self.db.session() as s:
-            service.expire_leases(s, project_id=self.project_id)
+            expire_leases(s, project_id=self.project_id)
 
     @rule(jid=judgments, stale=st.booleans(), choice=st.integers(0, 2))
     def edit(self, jid: int, stale: bool, choice: int) -> None:
@@ -298,7 +299,7 @@ class Queue(RuleBasedStateMachine):
                 judgment = s.get(Judgment, jid)
                 assert judgment is not None
                 sent = _verdicts(project, _candidates(s, item_id, judgment.round), choice)
-                edited = service.edit_judgment(
+                edited = edit_judgment(
                     s,
                     project=project,
                     annotator=user,

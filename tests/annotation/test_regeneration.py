@@ -13,7 +13,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from app.annotation import service
+from app.annotation import repository
+from app.annotation.judgments import submit_judgment
+from app.annotation.progress import progress
+from app.annotation.queue import assign_next_item
+from app.annotation.tallies import judged_count
 from app.auth.service import create_api_token
 from app.config import Settings
 from app.db import Database
@@ -27,7 +31,6 @@ from tests.factories import make_items, make_project, make_user
 from tests.support.fake_openai import FakeOpenAI
 
 REGENERATED = "regenerated"
-
 
 
 def _regenerate(s: Session, item_id: int) -> None:
@@ -60,13 +63,12 @@ def one_item(db: Database) -> dict[str, int]:
         return {"project": project.id, "me": me.id, "admin": admin.id, "item": item.id}
 
 
-
 def test_a_submit_for_a_regenerated_round_is_refused_and_the_new_round_stays_open(
     db: Database, one_item: dict[str, int]
 ) -> None:
     with db.session() as s:
         project, me = project_and_user(s, one_item)
-        task = service.assign_next_item(s, project=project, annotator=me)
+        task = assign_next_item(s, project=project, annotator=me)
         assert task is not None
         lease, data = task.assignment.id, prefer_first(task, project)
     with db.session() as s:
@@ -76,20 +78,18 @@ def test_a_submit_for_a_regenerated_round_is_refused_and_the_new_round_stays_ope
         assert s.scalar(select(Assignment.status).where(Assignment.id == lease)) == "expired"
     with pytest.raises(Conflict, match=REGENERATED) as refused, db.session() as s:
         project, me = project_and_user(s, one_item)
-        service.submit_judgment(
-            s, project=project, annotator=me, assignment_id=lease, submit_key="late-0001", data=data
-        )
+        submit_judgment(s, project=project, annotator=me, assignment_id=lease, submit_key="late-0001", data=data)
     assert "not stored" in str(refused.value.detail)
     with db.session() as s:
         project, me = project_and_user(s, one_item)
         assert _item_counts(s, one_item["item"]) == (1, 0, 0)
         assert s.scalar(select(func.count()).select_from(Judgment)) == 0
         assert _tally(s, me.id) == 0
-        assert service.judged_count(s, project=project, annotator=me) == 0
+        assert judged_count(s, project=project, annotator=me) == 0
         # The new candidates are still to be judged: by the same annotator, who has not judged them.
-        again = service.assign_next_item(s, project=project, annotator=me)
+        again = assign_next_item(s, project=project, annotator=me)
         assert again is not None and again.item.id == one_item["item"] and again.assignment.round == 1
-        judgment, created = service.submit_judgment(
+        judgment, created = submit_judgment(
             s,
             project=project,
             annotator=me,
@@ -108,10 +108,10 @@ def test_a_regeneration_after_the_submit_keeps_the_judgment_on_its_round(
     retry of it still answers it."""
     with db.session() as s:
         project, me = project_and_user(s, one_item)
-        task = service.assign_next_item(s, project=project, annotator=me)
+        task = assign_next_item(s, project=project, annotator=me)
         assert task is not None
         data = prefer_first(task, project)
-        first, created = service.submit_judgment(
+        first, created = submit_judgment(
             s, project=project, annotator=me, assignment_id=task.assignment.id, submit_key="before-01", data=data
         )
         assert created
@@ -119,7 +119,7 @@ def test_a_regeneration_after_the_submit_keeps_the_judgment_on_its_round(
         _regenerate(s, one_item["item"])
     with db.session() as s:
         project, me = project_and_user(s, one_item)
-        again, created = service.submit_judgment(
+        again, created = submit_judgment(
             s, project=project, annotator=me, assignment_id=task.assignment.id, submit_key="before-01", data=data
         )
         assert (again.id, again.round, created) == (first.id, 0, False)
@@ -137,11 +137,11 @@ def test_a_regeneration_waits_for_a_submit_in_flight_instead_of_deadlocking(
     lease while the regeneration starts, and goes on once the regeneration waits for a lock."""
     with db.session() as s:
         project, me = project_and_user(s, one_item)
-        task = service.assign_next_item(s, project=project, annotator=me)
+        task = assign_next_item(s, project=project, annotator=me)
         assert task is not None
         lease, data = task.assignment.id, prefer_first(task, project)
     locked, go = threading.Event(), threading.Event()
-    real_stored = service._stored
+    real_stored = repository.stored_judgments
 
     def stored_then_wait(session: Session, assignment: Assignment, submit_key: str) -> Any:
         found = real_stored(session, assignment, submit_key)
@@ -149,7 +149,7 @@ def test_a_regeneration_waits_for_a_submit_in_flight_instead_of_deadlocking(
         assert go.wait(10)
         return found
 
-    monkeypatch.setattr(service, "_stored", stored_then_wait)
+    monkeypatch.setattr(repository, "stored_judgments", stored_then_wait)
     errors: list[BaseException] = []
     results: dict[str, Any] = {}
 
@@ -157,7 +157,7 @@ def test_a_regeneration_waits_for_a_submit_in_flight_instead_of_deadlocking(
         try:
             with db.session() as s:
                 project, me = project_and_user(s, one_item)
-                judgment, created = service.submit_judgment(
+                judgment, created = submit_judgment(
                     s, project=project, annotator=me, assignment_id=lease, submit_key="inflight-1", data=data
                 )
                 results["submit"] = (judgment.round, created)
@@ -222,11 +222,11 @@ def test_the_all_bad_regeneration_refuses_the_late_submit_of_the_other_annotator
             generation={"base_urls": [fake.base_url], "model": "fake", "backoff_base_s": 0.01, "timeout_s": 30.0},
         )
         (item,) = make_items(s, project, 1)
-        mine = service.assign_next_item(s, project=project, annotator=flagger)
-        theirs = service.assign_next_item(s, project=project, annotator=slow)
+        mine = assign_next_item(s, project=project, annotator=flagger)
+        theirs = assign_next_item(s, project=project, annotator=slow)
         assert mine is not None and theirs is not None and theirs.item.id == item.id
         bad = prefer_first(mine, project).model_copy(update={"all_bad": True})
-        service.submit_judgment(
+        submit_judgment(
             s, project=project, annotator=flagger, assignment_id=mine.assignment.id, submit_key="bad-0001", data=bad
         )
         late = (theirs.assignment.id, prefer_first(theirs, project))
@@ -235,14 +235,12 @@ def test_the_all_bad_regeneration_refuses_the_late_submit_of_the_other_annotator
     assert runner.run_one(db, worker_id="w1") == (job.id, "done")
     with pytest.raises(Conflict, match=REGENERATED), db.session() as s:
         project, me = project_and_user(s, ids)
-        service.submit_judgment(
-            s, project=project, annotator=me, assignment_id=late[0], submit_key="bad-0002", data=late[1]
-        )
+        submit_judgment(s, project=project, annotator=me, assignment_id=late[0], submit_key="bad-0002", data=late[1])
     with db.session() as s:
         project, me = project_and_user(s, ids)
         assert _item_counts(s, item.id) == (1, 0, 0)
         assert _tally(s, me.id) == 0
-        assert service.progress(s, project=project, annotator=me).judged_by_me == 0
+        assert progress(s, project=project, annotator=me).judged_by_me == 0
         assert s.scalar(select(func.count()).select_from(Judgment)) == 1  # the flagger's, on round 0
 
 

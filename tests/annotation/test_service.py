@@ -13,9 +13,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.annotation import service
-from app.annotation.schemas import JudgmentIn, VerdictIn
-from app.annotation.service import Task
+from app.annotation import progress as annotation_progress
+from app.annotation import queue, repository
+from app.annotation.dimensions import dimension_keys
+from app.annotation.judgments import edit_judgment, submit_judgment
+from app.annotation.progress import counts_ttl, progress, project_counts
+from app.annotation.queue import Task, assign_next_item, expire_leases, skip_assignment
+from app.annotation.schemas import JudgmentForm, JudgmentIn, VerdictIn
+from app.annotation.tallies import judged_count, recount_tallies
 from app.config import Settings
 from app.db import Database
 from app.items.service import set_gold
@@ -43,25 +48,25 @@ def _ctx(s, world, who):  # type: ignore[no-untyped-def]
 def test_next_prefers_fullest_item_and_never_repeats(db: Database, world: dict[str, int]) -> None:
     with db.session() as s:
         project, u0 = _ctx(s, world, "u0")
-        t0 = service.assign_next_item(s, project=project, annotator=u0)
+        t0 = assign_next_item(s, project=project, annotator=u0)
         assert t0 is not None
         first_item = t0.item.id
     with db.session() as s:
         project, u1 = _ctx(s, world, "u1")
-        t1 = service.assign_next_item(s, project=project, annotator=u1)
+        t1 = assign_next_item(s, project=project, annotator=u1)
         # The item already leased once is closest to completion, so it goes out first.
         assert t1 is not None and t1.item.id == first_item
     with db.session() as s:
         project, u2 = _ctx(s, world, "u2")
-        t2 = service.assign_next_item(s, project=project, annotator=u2)
+        t2 = assign_next_item(s, project=project, annotator=u2)
         assert t2 is not None and t2.item.id != first_item  # overlap 2 reached on the first item
 
 
 def test_one_open_lease_per_annotator(db: Database, world: dict[str, int]) -> None:
     with db.session() as s:
         project, u0 = _ctx(s, world, "u0")
-        a = service.assign_next_item(s, project=project, annotator=u0)
-        b = service.assign_next_item(s, project=project, annotator=u0)
+        a = assign_next_item(s, project=project, annotator=u0)
+        b = assign_next_item(s, project=project, annotator=u0)
         assert a is not None and b is not None
         assert a.assignment.id == b.assignment.id
         assert s.scalar(select(func.count()).select_from(Assignment)) == 1
@@ -72,16 +77,16 @@ def test_display_order_is_stored_and_verdicts_are_canonical(db: Database) -> Non
         user = make_user(s, "ann")
         project = make_project(s, "p4", k=4, overlap=1, members=[user])
         item = make_item(s, project, "q", candidates=["w", "x", "y", "z"])
-        task = service.assign_next_item(s, project=project, annotator=user)
+        task = assign_next_item(s, project=project, annotator=user)
         assert task is not None
         shown = [c.id for c in task.candidates]
         assert sorted(shown) == sorted(task.assignment.display_order) and shown == task.assignment.display_order
         # The page says "best = A, worst = D" in this annotator's order; storage gets candidate ids.
-        form = dict.fromkeys(service.dimension_keys(project), "")
-        for d in service.dimension_keys(project):
+        form = dict.fromkeys(dimension_keys(project), "")
+        for d in dimension_keys(project):
             form[f"{d}__best"], form[f"{d}__worst"] = "A", "D"
-        verdicts = service.verdicts_from_form(form, project=project, display_order=shown)
-        judgment, created = service.submit_judgment(
+        verdicts = JudgmentForm.model_validate(form).verdicts(project=project, display_order=shown)
+        judgment, created = submit_judgment(
             s,
             project=project,
             annotator=user,
@@ -99,16 +104,16 @@ def test_display_order_is_stored_and_verdicts_are_canonical(db: Database) -> Non
 def test_submit_is_idempotent_by_key_and_by_lease(db: Database, world: dict[str, int]) -> None:
     with db.session() as s:
         project, u0 = _ctx(s, world, "u0")
-        task = service.assign_next_item(s, project=project, annotator=u0)
+        task = assign_next_item(s, project=project, annotator=u0)
         assert task is not None
         data = prefer_first(task, project)
-        j1, c1 = service.submit_judgment(
+        j1, c1 = submit_judgment(
             s, project=project, annotator=u0, assignment_id=task.assignment.id, submit_key="key-00000001", data=data
         )
-        j2, c2 = service.submit_judgment(
+        j2, c2 = submit_judgment(
             s, project=project, annotator=u0, assignment_id=task.assignment.id, submit_key="key-00000001", data=data
         )
-        j3, c3 = service.submit_judgment(
+        j3, c3 = submit_judgment(
             s, project=project, annotator=u0, assignment_id=task.assignment.id, submit_key="key-00000002", data=data
         )
         assert (c1, c2, c3) == (True, False, False)
@@ -120,12 +125,12 @@ def test_submit_is_idempotent_by_key_and_by_lease(db: Database, world: dict[str,
 def test_invalid_verdicts_are_refused(db: Database, world: dict[str, int]) -> None:
     with db.session() as s:
         project, u0 = _ctx(s, world, "u0")
-        task = service.assign_next_item(s, project=project, annotator=u0)
+        task = assign_next_item(s, project=project, annotator=u0)
         assert task is not None
         a, b = (c.id for c in task.candidates)
-        full = {d: VerdictIn(kind="tie") for d in service.dimension_keys(project)}
+        full = {d: VerdictIn(kind="tie") for d in dimension_keys(project)}
         with pytest.raises(Invalid, match="Missing"):
-            service.submit_judgment(
+            submit_judgment(
                 s,
                 project=project,
                 annotator=u0,
@@ -135,7 +140,7 @@ def test_invalid_verdicts_are_refused(db: Database, world: dict[str, int]) -> No
             )
         foreign = dict(full, overall=VerdictIn(kind="preference", chosen=a, rejected=999_999))
         with pytest.raises(Invalid, match="belong"):
-            service.submit_judgment(
+            submit_judgment(
                 s,
                 project=project,
                 annotator=u0,
@@ -146,7 +151,7 @@ def test_invalid_verdicts_are_refused(db: Database, world: dict[str, int]) -> No
         with pytest.raises(ValueError, match="different"):
             VerdictIn(kind="preference", chosen=a, rejected=a)
         with pytest.raises(Invalid, match="overall"):
-            service.submit_judgment(
+            submit_judgment(
                 s,
                 project=project,
                 annotator=u0,
@@ -162,9 +167,9 @@ def test_database_refuses_chosen_equal_rejected(db: Database, world: dict[str, i
 
     with db.session() as s:
         project, u0 = _ctx(s, world, "u0")
-        task = service.assign_next_item(s, project=project, annotator=u0)
+        task = assign_next_item(s, project=project, annotator=u0)
         assert task is not None
-        judgment, _ = service.submit_judgment(
+        judgment, _ = submit_judgment(
             s,
             project=project,
             annotator=u0,
@@ -189,27 +194,27 @@ def test_database_refuses_chosen_equal_rejected(db: Database, world: dict[str, i
 def test_skip_returns_item_and_hides_it_from_me(db: Database, world: dict[str, int]) -> None:
     with db.session() as s:
         project, u0 = _ctx(s, world, "u0")
-        task = service.assign_next_item(s, project=project, annotator=u0)
+        task = assign_next_item(s, project=project, annotator=u0)
         assert task is not None
         skipped_item = task.item.id
-        service.skip_assignment(s, project=project, annotator=u0, assignment_id=task.assignment.id, reason="unclear")
+        skip_assignment(s, project=project, annotator=u0, assignment_id=task.assignment.id, reason="unclear")
         assert s.get(Item, skipped_item).claims == 0  # type: ignore[union-attr]
-        nxt = service.assign_next_item(s, project=project, annotator=u0)
+        nxt = assign_next_item(s, project=project, annotator=u0)
         assert nxt is not None and nxt.item.id != skipped_item
         with pytest.raises(Conflict):
-            service.skip_assignment(s, project=project, annotator=u0, assignment_id=task.assignment.id, reason="")
+            skip_assignment(s, project=project, annotator=u0, assignment_id=task.assignment.id, reason="")
 
 
 def test_expired_lease_returns_item_and_late_submit_is_honoured_while_room(db: Database, world: dict[str, int]) -> None:
     with db.session() as s:
         project, u0 = _ctx(s, world, "u0")
-        task = service.assign_next_item(s, project=project, annotator=u0)
+        task = assign_next_item(s, project=project, annotator=u0)
         assert task is not None
         s.execute(update(Assignment).values(lease_expires_at=utcnow() - timedelta(minutes=1)))
-        assert service.expire_leases(s, project_id=project.id) == 1
+        assert expire_leases(s, project_id=project.id) == 1
         assert s.get(Item, task.item.id).claims == 0  # type: ignore[union-attr]
         # The annotator comes back after the sweep and submits: the item still has room, so it counts.
-        judgment, created = service.submit_judgment(
+        judgment, created = submit_judgment(
             s,
             project=project,
             annotator=u0,
@@ -223,16 +228,16 @@ def test_expired_lease_returns_item_and_late_submit_is_honoured_while_room(db: D
 def test_expired_lease_submit_conflicts_when_item_was_filled(db: Database, world: dict[str, int]) -> None:
     with db.session() as s:
         project, u0 = _ctx(s, world, "u0")
-        task = service.assign_next_item(s, project=project, annotator=u0)
+        task = assign_next_item(s, project=project, annotator=u0)
         assert task is not None
         target = task.item.id
         s.execute(update(Assignment).values(lease_expires_at=utcnow() - timedelta(minutes=1)))
     for who in ("u1", "u2"):
         with db.session() as s:
             project, user = _ctx(s, world, who)
-            t = service.assign_next_item(s, project=project, annotator=user)
+            t = assign_next_item(s, project=project, annotator=user)
             assert t is not None and t.item.id == target
-            service.submit_judgment(
+            submit_judgment(
                 s,
                 project=project,
                 annotator=user,
@@ -243,7 +248,7 @@ def test_expired_lease_submit_conflicts_when_item_was_filled(db: Database, world
     with db.session() as s:
         project, u0 = _ctx(s, world, "u0")
         with pytest.raises(Conflict, match="expired"):
-            service.submit_judgment(
+            submit_judgment(
                 s,
                 project=project,
                 annotator=u0,
@@ -257,9 +262,9 @@ def test_expired_lease_submit_conflicts_when_item_was_filled(db: Database, world
 def test_edit_is_version_checked(db: Database, world: dict[str, int]) -> None:
     with db.session() as s:
         project, u0 = _ctx(s, world, "u0")
-        task = service.assign_next_item(s, project=project, annotator=u0)
+        task = assign_next_item(s, project=project, annotator=u0)
         assert task is not None
-        judgment, _ = service.submit_judgment(
+        judgment, _ = submit_judgment(
             s,
             project=project,
             annotator=u0,
@@ -267,11 +272,11 @@ def test_edit_is_version_checked(db: Database, world: dict[str, int]) -> None:
             submit_key="edit-0000001",
             data=prefer_first(task, project),
         )
-        ties = JudgmentIn(verdicts={d: VerdictIn(kind="tie") for d in service.dimension_keys(project)}, reason="r2")
-        edited = service.edit_judgment(s, project=project, annotator=u0, judgment_id=judgment.id, version=1, data=ties)
+        ties = JudgmentIn(verdicts={d: VerdictIn(kind="tie") for d in dimension_keys(project)}, reason="r2")
+        edited = edit_judgment(s, project=project, annotator=u0, judgment_id=judgment.id, version=1, data=ties)
         assert edited.version == 2 and edited.reason == "r2"
         with pytest.raises(Conflict, match="version 2"):
-            service.edit_judgment(s, project=project, annotator=u0, judgment_id=judgment.id, version=1, data=ties)
+            edit_judgment(s, project=project, annotator=u0, judgment_id=judgment.id, version=1, data=ties)
         kinds = set(s.scalars(select(Verdict.kind).where(Verdict.judgment_id == judgment.id)))
         assert kinds == {"tie"}
 
@@ -279,18 +284,18 @@ def test_edit_is_version_checked(db: Database, world: dict[str, int]) -> None:
 def test_progress_counts(db: Database, world: dict[str, int]) -> None:
     with db.session() as s:
         project, u0 = _ctx(s, world, "u0")
-        before = service.progress(s, project=project, annotator=u0)
+        before = progress(s, project=project, annotator=u0)
         assert (before.judged_by_me, before.items_total, before.items_done) == (0, 3, 0)
         assert before.my_target == 2  # 3 items × r=2 shared by 4 members → ceil(1.5)
         _judge(s, project, u0, "prog-0000001")
-        assert service.progress(s, project=project, annotator=u0).judged_by_me == 1
+        assert progress(s, project=project, annotator=u0).judged_by_me == 1
 
 
-def _judge(s: Session, project: Project, user: User, key: str | None = None) -> service.Task:
+def _judge(s: Session, project: Project, user: User, key: str | None = None) -> Task:
     """Lease the user's next item and judge it (``key``: the submit key; by default one of the user and item)."""
-    task = service.assign_next_item(s, project=project, annotator=user)
+    task = assign_next_item(s, project=project, annotator=user)
     assert task is not None
-    service.submit_judgment(
+    submit_judgment(
         s,
         project=project,
         annotator=user,
@@ -312,18 +317,18 @@ def test_judged_count_is_my_judgments_in_this_project(db: Database) -> None:
         _judge(s, project, me, "jc-key-0001")
         _judge(s, project, peer, "jc-key-0002")
         _judge(s, other, me, "jc-key-0003")
-        skipped = service.assign_next_item(s, project=project, annotator=me)
+        skipped = assign_next_item(s, project=project, annotator=me)
         assert skipped is not None
-        service.skip_assignment(s, project=project, annotator=me, assignment_id=skipped.assignment.id, reason="")
-        late = service.assign_next_item(s, project=project, annotator=me)
+        skip_assignment(s, project=project, annotator=me, assignment_id=skipped.assignment.id, reason="")
+        late = assign_next_item(s, project=project, annotator=me)
         assert late is not None
         s.execute(
             update(Assignment)
             .where(Assignment.id == late.assignment.id)
             .values(lease_expires_at=utcnow() - timedelta(minutes=1))
         )
-        assert service.expire_leases(s, project_id=project.id) == 1
-        service.submit_judgment(
+        assert expire_leases(s, project_id=project.id) == 1
+        submit_judgment(
             s,
             project=project,
             annotator=me,
@@ -331,12 +336,12 @@ def test_judged_count_is_my_judgments_in_this_project(db: Database) -> None:
             submit_key="jc-key-0004",
             data=prefer_first(late, project),
         )
-        assert service.assign_next_item(s, project=project, annotator=me) is not None  # open: not a judgment
+        assert assign_next_item(s, project=project, annotator=me) is not None  # open: not a judgment
         stored = s.scalar(select(func.count()).where(Judgment.project_id == project.id, Judgment.annotator_id == me.id))
         assert stored == 2
-        assert service.judged_count(s, project=project, annotator=me) == 2
-        assert service.progress(s, project=project, annotator=me).judged_by_me == 2
-        assert service.judged_count(s, project=other, annotator=me) == 1
+        assert judged_count(s, project=project, annotator=me) == 2
+        assert progress(s, project=project, annotator=me).judged_by_me == 2
+        assert judged_count(s, project=other, annotator=me) == 1
 
 
 def test_gold_share_counts_gold_judgments_of_this_project_only(db: Database) -> None:
@@ -389,16 +394,25 @@ def test_tallies_follow_submits_and_gold_changes_and_agree_with_a_recount(db: Da
         set_gold(s, project=project, item_id=both, expected=None)
         assert _tallies(s, project) == {me.id: (3, 1), peer.id: (2, 0)}
         assert _tallies(s, other) == {me.id: (1, 0)}
-        assert service.judged_count(s, project=project, annotator=me) == 3
+        assert judged_count(s, project=project, annotator=me) == 3
 
         kept = _tallies(s, project)
         s.execute(update(AnnotatorTally).values(judged=0, gold_judged=7))  # as a bulk load would leave them
-        service.recount_tallies(s, project_id=project.id)
+        recount_tallies(s, project_id=project.id)
         assert _tallies(s, project) == kept
     with db.session() as s:  # a new request reads the stored tally
         fresh_me, fresh_project = s.get(User, me.id), s.get(Project, project.id)
         assert fresh_me is not None and fresh_project is not None
-        assert service.progress(s, project=fresh_project, annotator=fresh_me).judged_by_me == 3
+        assert progress(s, project=fresh_project, annotator=fresh_me).judged_by_me == 3
+
+
+cache = annotation_progress.project_counts_cache
+
+
+def _kept(key: annotation_progress.CountsKey) -> annotation_progress.KeptCounts:
+    kept = cache.get(key)
+    assert kept is not None
+    return kept
 
 
 def test_lapsed_project_counts_are_served_while_one_background_recount_runs(
@@ -407,36 +421,37 @@ def test_lapsed_project_counts_are_served_while_one_background_recount_runs(
     with db.session() as s:
         project, _ = _ctx(s, world, "u0")
         key = (str(s.get_bind().engine.url), project.id, project.created_at)
-        service._counts_cache[key] = (0.0, (99, 98, 97))  # lapsed long ago
-        service._counts_recounting.add(key)  # a recount is under way already
+        lapsed = annotation_progress.ProjectCounts(99, 98, 97)
+        cache.put(key, annotation_progress.KeptCounts(lapsed, fresh_until=0.0))  # lapsed long ago
+        annotation_progress._recounting.add(key)  # a recount is under way already
         try:
-            assert service._project_counts(s, project) == (99, 98, 97)
-            service._counts_pool.submit(lambda: None).result()  # the pool's one thread is idle: nothing queued
-            assert service._counts_cache[key][1] == (99, 98, 97)
+            assert project_counts(s, project) == (99, 98, 97)
+            annotation_progress._recount_pool.submit(lambda: None).result()  # the pool's thread is idle: none queued
+            assert _kept(key).counts == (99, 98, 97)
         finally:
-            service._counts_recounting.discard(key)
-        assert service._project_counts(s, project) == (99, 98, 97)  # not held up: the lapsed counts at once
-        service._counts_pool.submit(lambda: None).result()  # after the recount it queued
-        assert key not in service._counts_recounting
-        assert service._counts_cache[key][1] == (3, 0, 4)
-        assert service._project_counts(s, project) == (3, 0, 4)
+            annotation_progress._recounting.discard(key)
+        assert project_counts(s, project) == (99, 98, 97)  # not held up: the lapsed counts at once
+        annotation_progress._recount_pool.submit(lambda: None).result()  # after the recount it queued
+        assert key not in annotation_progress._recounting
+        assert _kept(key).counts == (3, 0, 4)
+        assert project_counts(s, project) == (3, 0, 4)
 
 
 def test_the_first_counts_of_a_project_are_counted_by_the_request(db: Database, world: dict[str, int]) -> None:
     with db.session() as s:
         project, _ = _ctx(s, world, "u0")
         key = (str(s.get_bind().engine.url), project.id, project.created_at)
-        service._counts_cache.pop(key, None)
-        assert service._project_counts(s, project) == (3, 0, 4)
-        assert service._counts_cache[key][0] > time.monotonic()
+        cache.clear()
+        assert project_counts(s, project) == (3, 0, 4)
+        assert _kept(key).fresh_until > time.monotonic()
 
 
 def test_a_larger_project_is_recounted_less_often() -> None:
     """Counting reads every item: a project's counts last one second per 10,000 items (5 s at least, a minute
     at most), so that recounting costs a server process about the same whatever the project's size."""
-    assert service.counts_ttl(0) == service.counts_ttl(50_000) == 5.0
-    assert service.counts_ttl(370_000) == 37.0
-    assert service.counts_ttl(5_000_000) == 60.0
+    assert counts_ttl(0) == counts_ttl(50_000) == 5.0
+    assert counts_ttl(370_000) == 37.0
+    assert counts_ttl(5_000_000) == 60.0
 
 
 def test_a_submit_that_loses_the_insert_race_returns_the_stored_judgment(
@@ -449,15 +464,15 @@ def test_a_submit_that_loses_the_insert_race_returns_the_stored_judgment(
         me = make_user(s, "race-me")
         project = make_project(s, "race", k=2, overlap=1, members=[me], gold_share=0.0)
         (item,) = make_items(s, project, 1)
-        task = service.assign_next_item(s, project=project, annotator=me)
+        task = assign_next_item(s, project=project, annotator=me)
         assert task is not None
         data = prefer_first(task, project)
-        first, created = service.submit_judgment(
+        first, created = submit_judgment(
             s, project=project, annotator=me, assignment_id=task.assignment.id, submit_key="race-0001", data=data
         )
         assert created
         looks: list[str] = []
-        real_stored, real_judgment_of = service._stored, service._judgment_of
+        real_stored, real_judgment_of = repository.stored_judgments, repository.judgment_of_lease
 
         def stored_late(
             session: Session, assignment: Assignment, submit_key: str
@@ -470,9 +485,9 @@ def test_a_submit_that_loses_the_insert_race_returns_the_stored_judgment(
             looks.append("after insert")
             return real_judgment_of(session, assignment)
 
-        monkeypatch.setattr(service, "_stored", stored_late)
-        monkeypatch.setattr(service, "_judgment_of", judgment_of)
-        again, created = service.submit_judgment(
+        monkeypatch.setattr(repository, "stored_judgments", stored_late)
+        monkeypatch.setattr(repository, "judgment_of_lease", judgment_of)
+        again, created = submit_judgment(
             s, project=project, annotator=me, assignment_id=task.assignment.id, submit_key="race-0002", data=data
         )
         assert (again.id, created, looks) == (first.id, False, ["before insert", "after insert"])
@@ -519,12 +534,12 @@ def test_a_server_warms_up_before_serving(db: Database, world: dict[str, int]) -
         with db.session(write=write) as s:
             project, _ = _ctx(s, world, "u0")
             key = (str(s.get_bind().engine.url), project.id, project.created_at)
-            service._counts_cache.pop(key, None)
+            cache.clear()
             env.cache.clear()  # type: ignore[union-attr]
             dummy_hash.cache_clear()
             warm_up(db)
             assert dummy_hash.cache_info().currsize == 1
-            assert service._counts_cache[key][1] == (3, 0, 4)
+            assert _kept(key).counts == (3, 0, 4)
             assert len(env.cache) == len(env.list_templates(extensions=["html"])) > 10  # type: ignore[arg-type]
 
 
@@ -546,7 +561,7 @@ def test_nothing_left_only_after_a_locked_claim_has_finished(db: Database) -> No
             with db.session() as s:
                 project, waiter = s.get(Project, project_id), s.get(User, waiter_id)
                 assert project is not None and waiter is not None
-                task = service.assign_next_item(s, project=project, annotator=waiter)
+                task = assign_next_item(s, project=project, annotator=waiter)
                 got.append(task.item.id if task is not None else None)
 
         waiter_thread = threading.Thread(target=claim)
@@ -573,7 +588,7 @@ def test_a_waiting_claim_keeps_no_lock_on_the_items_it_passed(db: Database) -> N
     def claim(s: Session, user_id: int) -> Task | None:
         project, user = s.get(Project, project_id), s.get(User, user_id)
         assert project is not None and user is not None
-        return service.assign_next_item(s, project=project, annotator=user)
+        return assign_next_item(s, project=project, annotator=user)
 
     got: list[int | None] = []
 
@@ -601,7 +616,7 @@ def test_a_waiting_claim_keeps_no_lock_on_the_items_it_passed(db: Database) -> N
             with db.session() as s:
                 project, user = s.get(Project, project_id), s.get(User, ids[0])
                 assert project is not None and user is not None
-                service.submit_judgment(
+                submit_judgment(
                     s, project=project, annotator=user, assignment_id=lease_id, submit_key="k-first", data=data
                 )
                 submitted.append(True)
@@ -619,7 +634,7 @@ def test_a_waiting_claim_keeps_no_lock_on_the_items_it_passed(db: Database) -> N
 @pytest.mark.postgres_only
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_a_claim_answers_busy_when_the_open_items_stay_locked(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "CLAIM_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(queue, "CLAIM_WAIT_SECONDS", 0.3)
     with db.session() as s:
         users = [make_user(s, n) for n in ("holder", "waiter")]
         project = make_project(s, "busy", k=2, overlap=1, members=users)
@@ -631,7 +646,7 @@ def test_a_claim_answers_busy_when_the_open_items_stay_locked(db: Database, monk
             project, waiter = s.get(Project, project_id), s.get(User, waiter_id)
             assert project is not None and waiter is not None
             with pytest.raises(Busy) as raised:
-                service.assign_next_item(s, project=project, annotator=waiter)
+                assign_next_item(s, project=project, annotator=waiter)
             assert raised.value.status_code == 503 and "try again" in str(raised.value.detail)
 
 
@@ -641,7 +656,7 @@ def test_an_annotator_far_ahead_gets_a_fresh_item_and_every_open_item_stays_reac
     """Fullest first looks at a window of the fullest items in progress: one who judged all of them gets the first
     fresh item rather than a walk through the items in progress past it (their own, mostly); the others still get
     the fullest; once nothing is fresh, an open item past the window is still given."""
-    monkeypatch.setattr(service, "IN_PROGRESS_WINDOW", 2)
+    monkeypatch.setattr(queue, "IN_PROGRESS_WINDOW", 2)
     with db.session() as s:
         fast, slow, third = make_user(s, "fast"), make_user(s, "slow"), make_user(s, "third")
         project = make_project(s, "ahead", k=2, overlap=3, members=[fast, slow, third], gold_share=0.0)
@@ -652,7 +667,7 @@ def test_an_annotator_far_ahead_gets_a_fresh_item_and_every_open_item_stays_reac
         assert _judge(s, project, slow).item.id == ids[5]
         assert _judge(s, project, fast).item.id == ids[5]  # nothing fresh, the window theirs: past it
         assert _judge(s, project, slow).item.id == ids[2]
-        assert service.assign_next_item(s, project=project, annotator=fast) is None  # fast judged every item
+        assert assign_next_item(s, project=project, annotator=fast) is None  # fast judged every item
         assert _judge(s, project, third).item.id == ids[0]  # the fullest, completed (r = 3)
 
 

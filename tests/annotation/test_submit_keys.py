@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from app.annotation import service
+from app.annotation.judgments import edit_judgment, submit_judgment
+from app.annotation.queue import assign_next_item
 from app.annotation.schemas import VerdictIn
 from app.auth.service import create_api_token
 from app.config import Settings
@@ -28,15 +29,14 @@ def two_items(db: Database) -> dict[str, int]:
         return {"project": project.id, "me": me.id}
 
 
-
 def test_a_key_reused_for_another_assignment_is_refused_and_that_lease_stays_open(
     db: Database, two_items: dict[str, int]
 ) -> None:
     with db.session() as s:
         project, me = project_and_user(s, two_items)
-        one = service.assign_next_item(s, project=project, annotator=me)
+        one = assign_next_item(s, project=project, annotator=me)
         assert one is not None
-        first, created = service.submit_judgment(
+        first, created = submit_judgment(
             s,
             project=project,
             annotator=me,
@@ -45,14 +45,12 @@ def test_a_key_reused_for_another_assignment_is_refused_and_that_lease_stays_ope
             data=prefer_first(one, project),
         )
         assert created
-        two = service.assign_next_item(s, project=project, annotator=me)
+        two = assign_next_item(s, project=project, annotator=me)
         assert two is not None and two.item.id != one.item.id
         lease, data = two.assignment.id, prefer_first(two, project)
     with pytest.raises(Conflict, match="another item") as refused, db.session() as s:
         project, me = project_and_user(s, two_items)
-        service.submit_judgment(
-            s, project=project, annotator=me, assignment_id=lease, submit_key="shared-01", data=data
-        )
+        submit_judgment(s, project=project, annotator=me, assignment_id=lease, submit_key="shared-01", data=data)
     assert "not stored" in str(refused.value.detail)
     with db.session() as s:
         project, me = project_and_user(s, two_items)
@@ -60,7 +58,7 @@ def test_a_key_reused_for_another_assignment_is_refused_and_that_lease_stays_ope
         assert s.scalar(select(func.count()).select_from(Judgment)) == 1
         assert s.scalar(select(AnnotatorTally.judged).where(AnnotatorTally.annotator_id == me.id)) == 1
         # With a key of its own, the same answer is stored.
-        second, created = service.submit_judgment(
+        second, created = submit_judgment(
             s, project=project, annotator=me, assignment_id=lease, submit_key="shared-02", data=data
         )
         assert created and second.id != first.id and second.item_id == two.item.id
@@ -71,14 +69,14 @@ def test_a_key_reused_with_a_different_answer_is_refused_and_a_true_retry_is_ans
 ) -> None:
     with db.session() as s:
         project, me = project_and_user(s, two_items)
-        task = service.assign_next_item(s, project=project, annotator=me)
+        task = assign_next_item(s, project=project, annotator=me)
         assert task is not None
         data = prefer_first(task, project, reason="  A is clearer ")
-        stored, _ = service.submit_judgment(
+        stored, _ = submit_judgment(
             s, project=project, annotator=me, assignment_id=task.assignment.id, submit_key="body-0001", data=data
         )
         # The page sends the time on task again as measured when it resends: that is still the same answer.
-        retry, created = service.submit_judgment(
+        retry, created = submit_judgment(
             s,
             project=project,
             annotator=me,
@@ -95,7 +93,7 @@ def test_a_key_reused_with_a_different_answer_is_refused_and_a_true_retry_is_ans
             data.model_copy(update={"all_bad": True}),
         ):
             with pytest.raises(Conflict, match="different answer"):
-                service.submit_judgment(
+                submit_judgment(
                     s,
                     project=project,
                     annotator=me,
@@ -104,7 +102,7 @@ def test_a_key_reused_with_a_different_answer_is_refused_and_a_true_retry_is_ans
                     data=different,
                 )
         # An edit does not make the original submission's retry a stranger.
-        service.edit_judgment(
+        edit_judgment(
             s,
             project=project,
             annotator=me,
@@ -112,7 +110,7 @@ def test_a_key_reused_with_a_different_answer_is_refused_and_a_true_retry_is_ans
             version=1,
             data=data.model_copy(update={"verdicts": flipped}),
         )
-        retry, created = service.submit_judgment(
+        retry, created = submit_judgment(
             s, project=project, annotator=me, assignment_id=task.assignment.id, submit_key="body-0001", data=data
         )
         assert (retry.id, created) == (stored.id, False)
@@ -122,15 +120,15 @@ def test_a_judgment_stored_without_a_digest_still_answers_its_retry(db: Database
     """Judgments stored before answers were fingerprinted have none: their retries are answered as before."""
     with db.session() as s:
         project, me = project_and_user(s, two_items)
-        task = service.assign_next_item(s, project=project, annotator=me)
+        task = assign_next_item(s, project=project, annotator=me)
         assert task is not None
         data = prefer_first(task, project)
-        stored, _ = service.submit_judgment(
+        stored, _ = submit_judgment(
             s, project=project, annotator=me, assignment_id=task.assignment.id, submit_key="old-00001", data=data
         )
         s.execute(update(Judgment).values(submit_digest=None))
         s.expire_all()
-        retry, created = service.submit_judgment(
+        retry, created = submit_judgment(
             s,
             project=project,
             annotator=me,

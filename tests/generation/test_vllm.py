@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from app.annotation import service as annotation
+from app.annotation.judgments import submit_judgment
+from app.annotation.queue import assign_next_item
 from app.db import Database
 from app.generation import service
 from app.generation.schemas import JobIn
@@ -89,11 +90,11 @@ def test_regenerate_items_judged_all_bad_keeps_the_old_candidates(db: Database, 
         project = make_project(s, "vr", k=2, overlap=1, members=[user], generation=_settings(vllm_base_url))
         bad = make_item(s, project, "A prompt whose answers are all bad", candidates=["bad one", "bad two"])
         make_item(s, project, "A fine prompt", candidates=["good", "fine"])
-        task = annotation.assign_next_item(s, project=project, annotator=user)
+        task = assign_next_item(s, project=project, annotator=user)
         assert task is not None and task.item.id == bad.id
         data = prefer_first(task, project)
         data.all_bad = True
-        annotation.submit_judgment(
+        submit_judgment(
             s, project=project, annotator=user, assignment_id=task.assignment.id, submit_key="allbad-00001", data=data
         )
         project_id, bad_id = project.id, bad.id
@@ -118,5 +119,5 @@ def test_regenerate_items_judged_all_bad_keeps_the_old_candidates(db: Database, 
 
         project, user = s.get(Project, project_id), s.scalar(select(User))
         assert project is not None and user is not None
-        task = annotation.assign_next_item(s, project=project, annotator=user)
+        task = assign_next_item(s, project=project, annotator=user)
         assert task is not None and task.item.id == bad_id and task.assignment.round == 1

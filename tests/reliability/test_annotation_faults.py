@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from app.annotation import service
+from app.annotation.queue import assign_next_item, expire_leases
 from app.auth.service import create_api_token
 from app.config import Settings
 from app.db import Database
@@ -51,7 +51,7 @@ def _lapse_lease_and_fill_the_other_item(db: Database, team: dict[str, Any]) -> 
     fullest (the queue offers the fullest item first)."""
     with db.session() as s:
         s.execute(update(Assignment).values(lease_expires_at=utcnow() - timedelta(minutes=1)))
-        assert service.expire_leases(s, project_id=team["project_id"]) == 1
+        assert expire_leases(s, project_id=team["project_id"]) == 1
         second = s.get(Item, team["items"]["second"])
         assert second is not None
         for name in ("u1", "u2"):
@@ -116,10 +116,10 @@ def test_a_lapsed_lease_comes_back_only_while_its_item_has_room(db: Database, te
     with db.session() as s:
         project, annie = s.get(Project, team["project_id"]), s.get(User, team["users"]["annie"])
         assert project is not None and annie is not None
-        task = service.assign_next_item(s, project=project, annotator=annie)
+        task = assign_next_item(s, project=project, annotator=annie)
         assert task is not None and task.item.id == team["items"]["first"]
         s.execute(update(Assignment).values(lease_expires_at=utcnow() - timedelta(minutes=1)))
-        assert service.expire_leases(s, project_id=project.id) == 1
+        assert expire_leases(s, project_id=project.id) == 1
         first = s.get(Item, team["items"]["first"])
         assert first is not None
         for name in ("u1", "u2"):  # two colleagues judge it; one more fills it up to r = 3
@@ -128,7 +128,7 @@ def test_a_lapsed_lease_comes_back_only_while_its_item_has_room(db: Database, te
             make_judgment(s, first, colleague, dict.fromkeys(DIMS, ("preference", 0, 1)))
         third = make_user(s, "u3")
         make_judgment(s, first, third, dict.fromkeys(DIMS, ("preference", 0, 1)))
-        nxt = service.assign_next_item(s, project=project, annotator=annie)
+        nxt = assign_next_item(s, project=project, annotator=annie)
         assert nxt is not None and nxt.item.id == team["items"]["second"]
 
 

@@ -18,7 +18,8 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
-from app.annotation import service as annotation
+from app.annotation.judgments import submit_judgment
+from app.annotation.queue import assign_next_item
 from app.auth.deps import SESSION_COOKIE
 from app.auth.router import LOGIN_CSRF_COOKIE
 from app.auth.service import create_api_token, start_session
@@ -54,9 +55,9 @@ def world(db: Database, settings: Settings) -> dict[str, Any]:
         root, alice, victim = make_user(s, "root", role="admin"), make_user(s, "alice"), make_user(s, "victim")
         a = make_project(s, "a", k=2, overlap=2, members=[alice, victim])
         items = make_items(s, a, 3)
-        task = annotation.assign_next_item(s, project=a, annotator=alice)
+        task = assign_next_item(s, project=a, annotator=alice)
         assert task is not None
-        judgment, _ = annotation.submit_judgment(
+        judgment, _ = submit_judgment(
             s,
             project=a,
             annotator=alice,
@@ -64,7 +65,7 @@ def world(db: Database, settings: Settings) -> dict[str, Any]:
             submit_key="csrf-00001",
             data=prefer_first(task, a),
         )
-        lease = annotation.assign_next_item(s, project=a, annotator=alice)
+        lease = assign_next_item(s, project=a, annotator=alice)
         assert lease is not None
         job = jobs.enqueue(s, kind="generate", project_id=a.id, params={}, created_by_id=root.id)
         token, _ = create_api_token(s, user=root, scope="export", settings=settings, project_id=a.id)

@@ -30,7 +30,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app.annotation import service as annotation
+from app.annotation.judgments import submit_judgment
+from app.annotation.queue import assign_next_item
 from app.auth.service import create_api_token
 from app.config import Settings
 from app.db import Database
@@ -51,9 +52,9 @@ def world(db: Database, settings: Settings) -> dict[str, Any]:
         b = make_project(s, "b", k=2, overlap=2, members=[bob])
         make_items(s, a, 3)
         make_items(s, b, 2)
-        task = annotation.assign_next_item(s, project=a, annotator=alice)
+        task = assign_next_item(s, project=a, annotator=alice)
         assert task is not None
-        judgment, _ = annotation.submit_judgment(
+        judgment, _ = submit_judgment(
             s,
             project=a,
             annotator=alice,
@@ -61,7 +62,7 @@ def world(db: Database, settings: Settings) -> dict[str, Any]:
             submit_key="schema-0001",
             data=prefer_first(task, a),
         )
-        lease = annotation.assign_next_item(s, project=a, annotator=alice)  # an open lease too
+        lease = assign_next_item(s, project=a, annotator=alice)  # an open lease too
         assert lease is not None
         tokens = {
             u.username: create_api_token(s, user=u, scope="api", settings=settings)[1] for u in (root, alice, bob)

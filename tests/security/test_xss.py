@@ -32,7 +32,9 @@ from alembic import command
 from sqlalchemy import select
 
 from app.adjudication import service as adjudication
-from app.annotation import service as annotation
+from app.annotation.dimensions import dimension_keys
+from app.annotation.judgments import submit_judgment
+from app.annotation.queue import assign_next_item
 from app.annotation.schemas import JudgmentIn, VerdictIn
 from app.auth import service as auth
 from app.config import Settings
@@ -235,18 +237,18 @@ def _seed(db: Database, settings: Settings, world: World) -> None:
     # every other item and flags the first one, so the adjudication queue fills.
     with db.session() as s:
         main = project_by_slug(s, "main")
-        dims = annotation.dimension_keys(main)
+        dims = dimension_keys(main)
         for a, name in enumerate(world.annotators):
             user = s.scalar(select(User).where(User.username == name))
             assert user is not None
             for i in range(len(world.items)):
-                task = annotation.assign_next_item(s, project=main, annotator=user)
+                task = assign_next_item(s, project=main, annotator=user)
                 assert task is not None
                 first, second = sorted(c.id for c in task.candidates)
                 flip = a == 2 and i % 2 == 0
                 # The API refuses NUL in a reason (PostgreSQL cannot store it): only the other payloads.
                 reason = blob("REASONA", NO_NUL) if a == 0 else line(f"REASON{'BC'[a - 1]}", NO_NUL[i])
-                judgment, _ = annotation.submit_judgment(
+                judgment, _ = submit_judgment(
                     s,
                     project=main,
                     annotator=user,
@@ -276,7 +278,7 @@ def _seed(db: Database, settings: Settings, world: World) -> None:
             s,
             project=main,
             item_id=world.decided_item,
-            verdicts=_verdicts(annotation.dimension_keys(main), first, second),
+            verdicts=_verdicts(dimension_keys(main), first, second),
             reason=blob("DECISION"),
             admin=admin_user,
         )
