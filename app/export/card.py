@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
-from app.agreement import service as agreement
 from app.export import repository
 from app.export.filters import Rules
 from app.export.schemas import DROP_REASONS
@@ -76,6 +75,10 @@ def _verdicts_section(session: Session, project: Project) -> list[str]:
 
 
 def _agreement_section(session: Session, project: Project) -> list[str]:
+    # Local: the agreement code brings numpy (12 MB), which only writing a card needs; `prefstudio export
+    # --out` imports this module (through snapshots.py) and never writes one.
+    from app.agreement import service as agreement
+
     figures = agreement.compute(session, project=project, resamples=0)
     lines = [
         "",
