@@ -497,12 +497,12 @@ def test_a_submit_that_loses_the_insert_race_returns_the_stored_judgment(
 
 
 def test_a_server_process_shortens_the_interpreter_switch_interval(app: FastAPI) -> None:
-    from app import main
+    from app.web import warmup
 
     sys.setswitchinterval(0.005)  # Python's default
     with TestClient(app):
-        assert main.SWITCH_INTERVAL < 0.005
-        assert sys.getswitchinterval() == pytest.approx(main.SWITCH_INTERVAL)
+        assert warmup.SWITCH_INTERVAL < 0.005
+        assert sys.getswitchinterval() == pytest.approx(warmup.SWITCH_INTERVAL)
 
 
 def test_a_server_process_keeps_its_start_up_objects_out_of_the_collector(settings: Settings) -> None:
@@ -527,8 +527,8 @@ def test_a_server_warms_up_before_serving(db: Database, world: dict[str, int]) -
     """Warming up counts the newest projects into the very cache key requests read (from either session kind),
     compiles every template and makes the stand-in hash a failed login verifies against."""
     from app.kit.security import dummy_hash
-    from app.main import warm_up
     from app.templating import env
+    from app.web.warmup import warm_up
 
     for write in (True, False):
         with db.session(write=write) as s:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from fastapi.testclient import TestClient
 
 from app.config import ROOT
-from app.main import SWAGGER_UI
+from app.web.system import SWAGGER_UI
 
 
 class _Assets(HTMLParser):

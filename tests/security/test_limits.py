@@ -22,8 +22,9 @@ from app.auth.service import create_api_token, start_session
 from app.config import DEV_SECRET, Settings
 from app.db import Database
 from app.kit.errors import TooManyRequests
-from app.main import SECURITY_HEADERS, create_app
+from app.main import create_app
 from app.models import AuthSession, Item, LoginFailure, Project, User, utcnow
+from app.web.middleware import SECURITY_HEADERS
 from tests.conftest import csrf_from, login
 from tests.factories import make_project, make_user
 
