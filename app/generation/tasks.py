@@ -22,6 +22,7 @@ from app.db import Database
 from app.generation import service
 from app.generation.client import GenerationError, Pool, Sample, candidates_for, derive_seed
 from app.generation.egress import guarded_async_client
+from app.generation.schemas import GenerationSettings
 from app.jobs import service as jobs
 from app.models import Item, Job, Project
 
@@ -101,6 +102,137 @@ def _finished_callback(
     return done
 
 
+class _GenerationRun:
+    """One run of a generation job: items are generated concurrently, and a committer task stores the
+    finished ones (and beats the job's heartbeat) every ``COMMIT_EVERY_S``."""
+
+    def __init__(
+        self,
+        db: Database,
+        job: Job,
+        *,
+        worker_id: str,
+        settings: GenerationSettings,
+        k: int,
+        http: httpx.AsyncClient,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self.db, self.job, self.worker_id = db, job, worker_id
+        self.settings, self.k = settings, k
+        self.on_progress = on_progress
+        self.progress = _Progress(job)
+        self.pool = Pool(settings, http)
+        self.finished: list[tuple[int, int, bool, list[Sample]]] = []
+        self.state = "running"  # the job's state in the database, as the last heartbeat read it
+        self.fatal: str | None = None  # why the run stops early, when it does
+        self.flush_lock = asyncio.Lock()
+        self.stop_committer = asyncio.Event()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def _commit(self, batch: list[tuple[int, int, bool, list[Sample]]]) -> str:
+        progress = self.progress
+        with self.db.session() as s:
+            for item_id, from_round, regenerate, samples in batch:
+                if service.store_candidates(
+                    s, item_id=item_id, from_round=from_round, regenerate=regenerate, samples=samples
+                ):
+                    progress.candidates += len(samples)
+                progress.done += 1
+            return jobs.heartbeat(
+                s, job_id=self.job.id, worker_id=self.worker_id, done=progress.done, result=progress.result(self.pool)
+            )
+
+    async def flush(self) -> None:
+        async with self.flush_lock:
+            batch = self.finished[:]
+            del self.finished[:]
+            try:
+                self.state = await asyncio.to_thread(self._commit, batch)
+            except BaseException:
+                self.finished[:0] = batch  # not stored: nothing of the batch is counted as done
+                raise
+        if self.on_progress:
+            self.on_progress(self.progress.done, self.progress.total)
+
+    async def committer(self) -> None:
+        # Commits finished items a few times a second and, even when nothing finishes (slow server),
+        # keeps the heartbeat moving so that no other worker takes the job over.
+        while self.state == "running" and not self.stop_committer.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_committer.wait(), COMMIT_EVERY_S)
+            await self.flush()
+
+    async def generate_item(self, item_id: int, prompt: Any, from_round: int, regenerate: bool) -> None:
+        progress, settings = self.progress, self.settings
+        try:
+            samples = await candidates_for(
+                self.pool, prompt=prompt, k=self.k, seed=derive_seed(settings.seed, item_id * 7919)
+            )
+        except GenerationError as exc:
+            progress.failed_items += 1
+            progress.consecutive_failures += 1
+            log.warning("item %s failed: %s", item_id, exc)
+            if progress.consecutive_failures >= settings.max_consecutive_failures:
+                self.fatal = f"Stopped after {progress.consecutive_failures} items failed in a row. Last error: {exc}"
+            return
+        progress.consecutive_failures = 0
+        self.finished.append((item_id, from_round, regenerate, samples))
+
+    async def generate_all(self) -> None:
+        """Start a task per item still to do, at most ``concurrency`` per model server at once; return when they
+        are done, or at the first fatal error or a stop from outside."""
+        limit = asyncio.Semaphore(self.settings.concurrency * max(len(self.pool.urls), 1))
+        async for item_id, prompt, from_round, regenerate in _todo(self.db, self.job):
+            await limit.acquire()
+            if self.fatal or self.state != "running":
+                limit.release()
+                break
+            task = asyncio.create_task(self.generate_item(item_id, prompt, from_round, regenerate))
+            self.tasks.add(task)
+            task.add_done_callback(_finished_callback(self.tasks, limit))
+        while self.tasks and not self.fatal and self.state == "running":
+            await asyncio.wait(self.tasks, timeout=COMMIT_EVERY_S)
+
+    async def wind_down(self, commit_task: asyncio.Task[None]) -> None:
+        """Cancel what is still generating, stop the committer and keep what finished before the end."""
+        for task in self.tasks:
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.stop_committer.set()
+        (commit_error,) = await asyncio.gather(commit_task, return_exceptions=True)
+        if isinstance(commit_error, Exception):
+            log.error("storing candidates failed", exc_info=commit_error)
+            self.fatal = f"Could not store candidates: {type(commit_error).__name__}: {commit_error}"[:2000]
+        elif self.state == "running":
+            await self.flush()  # what finished before the end or the stop is kept
+
+    async def finish(self) -> str:
+        """Record the job's final state (done, or failed with the reason) and return it."""
+        progress = self.progress
+        final = "failed" if self.fatal else "done"
+        error = self.fatal
+        if not self.fatal and progress.failed_items:
+            error = f"{progress.failed_items} item(s) failed; run the job again to retry them. Last error: " + str(
+                self.pool.stats.last_error
+            )
+
+        def store() -> None:
+            with self.db.session() as s:
+                jobs.finish(
+                    s,
+                    job_id=self.job.id,
+                    worker_id=self.worker_id,
+                    state=final,
+                    error=error,
+                    result=progress.result(self.pool),
+                    done=progress.done,
+                )
+
+        await asyncio.to_thread(store)
+        return final
+
+
 async def run_generation_job(
     db: Database,
     job_id: int,
@@ -117,114 +249,17 @@ async def run_generation_job(
         assert project is not None
         settings = service.settings_of(project)
         k = project.k
-    progress = _Progress(job)
     own_client = client is None
     allow_private = bool((db.settings or get_settings()).allow_private_model_servers)
     http = client or guarded_async_client(allow_private=allow_private, limits=httpx.Limits(max_connections=None))
-    pool = Pool(settings, http)
-    finished: list[tuple[int, int, bool, list[Sample]]] = []
-    state = "running"
-    fatal: str | None = None
-
-    def _commit(batch: list[tuple[int, int, bool, list[Sample]]]) -> str:
-        with db.session() as s:
-            for item_id, from_round, regenerate, samples in batch:
-                if service.store_candidates(
-                    s, item_id=item_id, from_round=from_round, regenerate=regenerate, samples=samples
-                ):
-                    progress.candidates += len(samples)
-                progress.done += 1
-            return jobs.heartbeat(
-                s, job_id=job_id, worker_id=worker_id, done=progress.done, result=progress.result(pool)
-            )
-
-    flush_lock = asyncio.Lock()
-
-    async def flush() -> None:
-        nonlocal state
-        async with flush_lock:
-            batch = finished[:]
-            del finished[:]
-            try:
-                state = await asyncio.to_thread(_commit, batch)
-            except BaseException:
-                finished[:0] = batch  # not stored: nothing of the batch is counted as done
-                raise
-        if on_progress:
-            on_progress(progress.done, progress.total)
-
-    stop_committer = asyncio.Event()
-
-    async def committer() -> None:
-        # Commits finished items a few times a second and, even when nothing finishes (slow server),
-        # keeps the heartbeat moving so that no other worker takes the job over.
-        while state == "running" and not stop_committer.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop_committer.wait(), COMMIT_EVERY_S)
-            await flush()
-
-    async def one(item_id: int, prompt: Any, from_round: int, regenerate: bool) -> None:
-        nonlocal fatal
-        try:
-            samples = await candidates_for(pool, prompt=prompt, k=k, seed=derive_seed(settings.seed, item_id * 7919))
-        except GenerationError as exc:
-            progress.failed_items += 1
-            progress.consecutive_failures += 1
-            log.warning("item %s failed: %s", item_id, exc)
-            if progress.consecutive_failures >= settings.max_consecutive_failures:
-                fatal = f"Stopped after {progress.consecutive_failures} items failed in a row. Last error: {exc}"
-            return
-        progress.consecutive_failures = 0
-        finished.append((item_id, from_round, regenerate, samples))
-
-    limit = asyncio.Semaphore(settings.concurrency * max(len(pool.urls), 1))
-    tasks: set[asyncio.Task[None]] = set()
-    commit_task = asyncio.create_task(committer())
+    run = _GenerationRun(db, job, worker_id=worker_id, settings=settings, k=k, http=http, on_progress=on_progress)
+    commit_task = asyncio.create_task(run.committer())
     try:
-        async for item_id, prompt, from_round, regenerate in _todo(db, job):
-            await limit.acquire()
-            if fatal or state != "running":
-                limit.release()
-                break
-            task = asyncio.create_task(one(item_id, prompt, from_round, regenerate))
-            tasks.add(task)
-            task.add_done_callback(_finished_callback(tasks, limit))
-        while tasks and not fatal and state == "running":
-            await asyncio.wait(tasks, timeout=COMMIT_EVERY_S)
+        await run.generate_all()
     finally:
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        stop_committer.set()
-        (commit_error,) = await asyncio.gather(commit_task, return_exceptions=True)
-        if isinstance(commit_error, Exception):
-            log.error("storing candidates failed", exc_info=commit_error)
-            fatal = f"Could not store candidates: {type(commit_error).__name__}: {commit_error}"[:2000]
-        elif state == "running":
-            await flush()  # what finished before the end or the stop is kept
+        await run.wind_down(commit_task)
         if own_client:
             await http.aclose()
-    if state != "running":
-        return state
-    final = "failed" if fatal else "done"
-    error = fatal
-    if not fatal and progress.failed_items:
-        error = f"{progress.failed_items} item(s) failed; run the job again to retry them. Last error: " + str(
-            pool.stats.last_error
-        )
-
-    def _finish() -> None:
-        with db.session() as s:
-            jobs.finish(
-                s,
-                job_id=job_id,
-                worker_id=worker_id,
-                state=final,
-                error=error,
-                result=progress.result(pool),
-                done=progress.done,
-            )
-
-    await asyncio.to_thread(_finish)
-    return final
+    if run.state != "running":
+        return run.state
+    return await run.finish()

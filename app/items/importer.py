@@ -332,6 +332,86 @@ def _is_csv(filename: str) -> bool:
     return filename.lower().endswith((".csv", ".tsv"))
 
 
+# One line ready to store: its number, its record and its prompt's hash.
+Checked = tuple[int, dict[str, Any], str]
+
+
+@dataclass
+class _LineCheck:
+    """What the lines read so far tell about the next one: the errors found, and the prompts and ids seen."""
+
+    result: ImportResult
+    errors: list[dict[str, Any]] = field(default_factory=list)  # the first MAX_ERRORS
+    more_errors: int = 0
+    seen_hashes: dict[str, int] = field(default_factory=dict)  # prompt hash → line
+    seen_ids: dict[str, int] = field(default_factory=dict)  # external id → line
+
+    def record_of(self, line: int, obj: Any, k: int) -> Checked | None:
+        """The line ready to store, or None when it is bad (noted as an error) or a duplicate (counted)."""
+        try:
+            if isinstance(obj, LineError):
+                raise obj
+            record = _record(obj, k)
+        except LineError as exc:
+            if len(self.errors) < MAX_ERRORS:
+                self.errors.append({"line": line, "message": shown(str(exc))})  # it may quote the line's text
+            else:
+                self.more_errors += 1
+            return None
+        h = prompt_hash(record["prompt"])
+        if h in self.seen_hashes:
+            self.result.duplicate(line, f"same prompt as line {self.seen_hashes[h]}")
+            return None
+        external_id = record["external_id"]
+        if external_id is not None and external_id in self.seen_ids:
+            self.result.duplicate(line, f"same id as line {self.seen_ids[external_id]}")
+            return None
+        self.seen_hashes[h] = line
+        if external_id is not None:
+            self.seen_ids[external_id] = line
+        return line, record, h
+
+
+def _store_batch(session: Session, *, project: Project, batch: list[Checked], result: ImportResult) -> None:
+    """Insert a batch of items and their candidates, counting what was created and what was already there."""
+    rows = [
+        {
+            "project_id": project.id,
+            "external_id": record["external_id"],
+            "prompt": record["prompt"],
+            "prompt_hash": h,
+            "meta": record["meta"],
+            "status": "ready" if record["candidates"] else "pending",
+            "round": 0,
+            "claims": 0,
+            "judgment_count": 0,
+        }
+        for _, record, h in batch
+    ]
+    # Duplicates of what the project already holds are left out by the unique constraints themselves
+    # (no look-up query: inside one long transaction the planner would scan the growing table).
+    inserted = dict(
+        session.execute(_insert_ignoring_duplicates(session).returning(Item.prompt_hash, Item.id), rows).tuples().all()
+    )
+    candidate_rows: list[dict[str, Any]] = []
+    for line, record, h in batch:
+        item_id = inserted.get(h)
+        if item_id is None:
+            result.duplicate(line, "already in the project (same prompt or id)")
+            continue
+        candidate_rows.extend(
+            {"item_id": item_id, "round": 0, "position": i, "params": {}, **c}
+            for i, c in enumerate(record["candidates"])
+        )
+        result.created += 1
+        if record["candidates"]:
+            result.ready += 1
+        else:
+            result.pending += 1
+    if candidate_rows:
+        session.execute(insert(Candidate), candidate_rows)
+
+
 def import_items(
     session: Session,
     *,
@@ -344,85 +424,22 @@ def import_items(
     counted = io.BufferedReader(_Counting(stream, progress), buffer_size=1 << 16)
     records = _csv(counted) if _is_csv(filename) else _jsonl(counted)
     result = ImportResult()
-    errors: list[dict[str, Any]] = []
-    more_errors = 0
-    seen_hashes: dict[str, int] = {}
-    seen_ids: dict[str, int] = {}
-    batch: list[tuple[int, dict[str, Any], str]] = []
-
-    def flush() -> None:
-        rows = [
-            {
-                "project_id": project.id,
-                "external_id": record["external_id"],
-                "prompt": record["prompt"],
-                "prompt_hash": h,
-                "meta": record["meta"],
-                "status": "ready" if record["candidates"] else "pending",
-                "round": 0,
-                "claims": 0,
-                "judgment_count": 0,
-            }
-            for _, record, h in batch
-        ]
-        pending_batch = batch[:]
-        batch.clear()
-        if errors or not rows:
-            return  # the import will be refused: validate the rest, write nothing more
-        # Duplicates of what the project already holds are left out by the unique constraints themselves
-        # (no look-up query: inside one long transaction the planner would scan the growing table).
-        inserted = dict(
-            session.execute(_insert_ignoring_duplicates(session).returning(Item.prompt_hash, Item.id), rows)
-            .tuples()
-            .all()
-        )
-        candidate_rows: list[dict[str, Any]] = []
-        for line, record, h in pending_batch:
-            item_id = inserted.get(h)
-            if item_id is None:
-                result.duplicate(line, "already in the project (same prompt or id)")
-                continue
-            candidate_rows.extend(
-                {"item_id": item_id, "round": 0, "position": i, "params": {}, **c}
-                for i, c in enumerate(record["candidates"])
-            )
-            result.created += 1
-            if record["candidates"]:
-                result.ready += 1
-            else:
-                result.pending += 1
-        if candidate_rows:
-            session.execute(insert(Candidate), candidate_rows)
-
+    check = _LineCheck(result)
+    batch: list[Checked] = []
     for line, obj in records:
         result.lines = line
-        try:
-            if isinstance(obj, LineError):
-                raise obj
-            record = _record(obj, project.k)
-        except LineError as exc:
-            if len(errors) < MAX_ERRORS:
-                errors.append({"line": line, "message": shown(str(exc))})  # it may quote the line's text
-            else:
-                more_errors += 1
+        checked = check.record_of(line, obj, project.k)
+        if checked is None:
             continue
-        h = prompt_hash(record["prompt"])
-        if h in seen_hashes:
-            result.duplicate(line, f"same prompt as line {seen_hashes[h]}")
-            continue
-        if record["external_id"] is not None and record["external_id"] in seen_ids:
-            result.duplicate(line, f"same id as line {seen_ids[record['external_id']]}")
-            continue
-        seen_hashes[h] = line
-        if record["external_id"] is not None:
-            seen_ids[record["external_id"]] = line
-        batch.append((line, record, h))
+        batch.append(checked)
         if len(batch) >= BATCH:
-            flush()
-    if batch:
-        flush()
-    if errors:
-        raise ImportFailed(errors, result.lines, more_errors)
+            if not check.errors:  # once the import is sure to be refused, the rest is validated, not written
+                _store_batch(session, project=project, batch=batch, result=result)
+            batch = []
+    if batch and not check.errors:
+        _store_batch(session, project=project, batch=batch, result=result)
+    if check.errors:
+        raise ImportFailed(check.errors, result.lines, check.more_errors)
     if result.lines == 0:
         raise Invalid("The file is empty")
     session.flush()
