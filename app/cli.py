@@ -1,9 +1,15 @@
-"""The `prefstudio` command."""
+"""The `prefstudio` command.
+
+The few imports left inside functions are deliberate: every command (and ``--help``) imports this module, so
+what only one command needs — Alembic, the web server, the demo's data — is imported by that command alone.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +17,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from app.auth.service import (
+    create_api_token,
+    create_user,
+    first_admin,
+    get_user_by_username,
+    list_api_tokens,
+    revoke_api_token,
+)
 from app.config import ROOT, get_settings
+from app.db import make_database
+from app.export.cli import export_command
+from app.generation.cli import generate_command, worker_command
+from app.items.cli import import_command
+from app.jobs.runner import run_worker
+from app.kit.errors import AppError
+from app.projects.deps import project_by_slug
+from app.training.cli import train_command
 
 cli = typer.Typer(help="prefstudio: human preference data for DPO.", no_args_is_help=True, add_completion=False)
 db_cli = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
@@ -24,7 +46,7 @@ console = Console(stderr=True)
 
 
 def _alembic_config(url: str) -> object:
-    from alembic.config import Config
+    from alembic.config import Config  # the db commands only
 
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
@@ -35,7 +57,7 @@ def _alembic_config(url: str) -> object:
 
 
 def upgrade_database(url: str, revision: str = "head") -> None:
-    from alembic import command
+    from alembic import command  # the db and demo commands only
 
     command.upgrade(_alembic_config(url), revision)  # type: ignore[arg-type]
 
@@ -50,7 +72,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] 
 @db_cli.command("downgrade")
 def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. base")]) -> None:
     """Migrate the database back to REVISION."""
-    from alembic import command
+    from alembic import command  # the db commands only
 
     command.downgrade(_alembic_config(get_settings().database_url), revision)  # type: ignore[arg-type]
     console.print(f"database at {revision}")
@@ -69,10 +91,6 @@ def user_add(
     display_name: Annotated[str, typer.Option(help="Shown name")] = "",
 ) -> None:
     """Add a user; the password is read from stdin (or asked for twice on a terminal)."""
-    from app.auth.service import create_user
-    from app.db import make_database
-    from app.kit.errors import AppError
-
     password = _read_password()
     try:
         with make_database(get_settings()).session() as s:
@@ -93,22 +111,10 @@ def token_create(
     name: Annotated[str, typer.Option(help="A label for the token list")] = "",
 ) -> None:
     """Create a token and print it once (only its keyed hash is stored)."""
-    from sqlalchemy import select
-
-    from app.auth.service import create_api_token, get_user_by_username
-    from app.db import make_database
-    from app.kit.errors import AppError
-    from app.models import User
-    from app.projects.deps import project_by_slug
-
     settings = get_settings()
     try:
         with make_database(settings).session() as s:
-            owner = (
-                get_user_by_username(s, user)
-                if user
-                else s.scalar(select(User).where(User.role == "admin").order_by(User.id))
-            )
+            owner = get_user_by_username(s, user) if user else first_admin(s)
             if owner is None:
                 raise typer.BadParameter("no such user (or no admin yet: `prefstudio user add NAME --role admin`)")
             project_id = project_by_slug(s, project).id if project else None
@@ -125,9 +131,6 @@ def token_list(
     revoked: Annotated[bool, typer.Option("--revoked/--live", help="Also list revoked tokens")] = False,
 ) -> None:
     """List tokens of every scope: id, owner, scope, project, label, created, last used."""
-    from app.auth.service import get_user_by_username, list_api_tokens
-    from app.db import make_database
-
     with make_database(get_settings()).session(write=False) as s:
         owner_id = None
         if user is not None:
@@ -161,10 +164,6 @@ def token_revoke(
     token_ids: Annotated[list[int], typer.Argument(help="Token ids (see `prefstudio token list`)")],
 ) -> None:
     """Revoke tokens by id: they stop working at once."""
-    from app.auth.service import revoke_api_token
-    from app.db import make_database
-    from app.kit.errors import AppError
-
     try:
         with make_database(get_settings()).session() as s:
             for token_id in token_ids:
@@ -176,6 +175,7 @@ def token_revoke(
 
 
 def _serve(host: str, port: int) -> None:
+    # The serving commands only: the web server and its options.
     import uvicorn
 
     from app.kit.server import server_options
@@ -195,8 +195,6 @@ def _serve(host: str, port: int) -> None:
 
 def is_loopback(host: str) -> bool:
     """True for an interface only this machine can reach (localhost, 127.0.0.0/8, ::1)."""
-    from ipaddress import ip_address
-
     if host.lower() == "localhost":
         return True
     try:
@@ -239,8 +237,7 @@ def demo(
     get_settings.cache_clear()
     settings = get_settings()
     upgrade_database(settings.database_url)
-    from app.db import make_database
-    from app.demo.seed import seed_demo
+    from app.demo.seed import seed_demo  # the demo command only
 
     database = make_database(settings)
     info = seed_demo(database)
@@ -260,29 +257,16 @@ def demo(
 def _start_background_worker() -> None:
     """The demo runs its jobs (generation, snapshots) in a thread beside the server; production runs
     `prefstudio worker` as its own process."""
-    import threading
-
-    from app.db import make_database
-    from app.jobs.runner import run_worker
-
     database = make_database(get_settings())
     threading.Thread(target=run_worker, args=(database,), name="demo-worker", daemon=True).start()
 
 
-def _register_domain_commands() -> None:
-    from app.export.cli import export_command
-    from app.generation.cli import generate_command, worker_command
-    from app.items.cli import import_command
-    from app.training.cli import train_command
-
-    cli.command("import")(import_command)
-    cli.command("generate")(generate_command)
-    cli.command("worker")(worker_command)
-    cli.command("train")(train_command)
-    cli.command("export")(export_command)
-
-
-_register_domain_commands()
+# The commands each domain defines beside its code.
+cli.command("import")(import_command)
+cli.command("generate")(generate_command)
+cli.command("worker")(worker_command)
+cli.command("train")(train_command)
+cli.command("export")(export_command)
 
 
 def main() -> None:

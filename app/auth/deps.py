@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
+from app.auth import service
 from app.config import get_settings_dep
 from app.db import UNSAFE_METHODS, SessionDep, get_database
 from app.i18n import normalize, set_language
@@ -94,7 +95,7 @@ async def _check_csrf(request: Request, auth_session: AuthSession) -> None:
     if sent is None:
         content_type = request.headers.get("content-type", "")
         if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-            form = await request.form()  # cached by Starlette; the route's Form() params reuse it
+            form = await request.form()  # cached by Starlette; the route's form model reuses it
             value = form.get(CSRF_FIELD)
             sent = value if isinstance(value, str) else None
     if not sent or not equals(sent, auth_session.csrf_token):
@@ -106,8 +107,6 @@ async def get_principal(request: Request, session: SessionDep) -> Principal | No
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    from app.auth import service  # the rules of sessions and tokens live there
-
     settings = get_settings_dep(request)
     principal: Principal | None = None
     authorization = request.headers.get("authorization", "")

@@ -23,7 +23,7 @@ from app.kit.security import (
     token_digest,
     verify_password,
 )
-from app.models import ApiToken, AuthSession, LoginFailure, Project, User, utcnow
+from app.models import ApiToken, AuthSession, LoginFailure, Project, ProjectMember, User, utcnow
 from app.models.user import ROLES
 
 USERNAME_MAX = 64
@@ -86,6 +86,22 @@ def get_user(session: Session, user_id: int) -> User:
 
 def get_user_by_username(session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == username))
+
+
+def first_admin(session: Session) -> User | None:
+    """The admin made first: who owns what a command makes when no user is named."""
+    return session.scalar(select(User).where(User.role == "admin").order_by(User.id))
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def project_counts(session: Session) -> dict[int, int]:
+    """How many projects each user is a member of, by user id (users of none are left out)."""
+    return dict(
+        session.execute(select(ProjectMember.user_id, func.count()).group_by(ProjectMember.user_id)).tuples().all()
+    )
 
 
 def set_password(session: Session, *, user: User, password: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated
 
 import typer
@@ -76,7 +77,5 @@ def worker_command(
     once: Annotated[bool, typer.Option("--once", help="Exit when no job is waiting")] = False,
 ) -> None:
     """Run background jobs (generation) until stopped with Ctrl-C or SIGTERM."""
-    import logging
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     runner.run_worker(make_database(get_settings()), poll_s=poll, once=once)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from app.db import Database
+from app.export.tasks import run_snapshot_job
+from app.generation.tasks import run_generation_job
 from app.jobs import service as jobs
 
 log = logging.getLogger("prefstudio.worker")
@@ -23,14 +25,10 @@ Runner = Callable[[Database, int, str], Coroutine[Any, Any, str]]
 
 
 def _registry() -> dict[str, Runner]:
-    from app.generation.tasks import run_generation_job
-
     async def generate(db: Database, job_id: int, worker_id: str) -> str:
         return await run_generation_job(db, job_id, worker_id=worker_id)
 
     async def snapshot(db: Database, job_id: int, worker_id: str) -> str:
-        from app.export.tasks import run_snapshot_job
-
         return await asyncio.to_thread(run_snapshot_job, db, job_id, worker_id=worker_id)
 
     return {"generate": generate, "snapshot": snapshot}
@@ -71,6 +69,8 @@ def run_worker(
     """Run jobs until SIGTERM/SIGINT (or ``stop``); with ``once``, return when no job is waiting.
 
     Between jobs, at most every ``agreement_every_s`` seconds, stale agreement figures are recomputed."""
+    # Local: the agreement figures bring numpy and the statistics libraries, which only a running worker needs
+    # (every `prefstudio` command imports this module).
     from app.agreement.tasks import refresh_stale_figures
 
     stop = stop or threading.Event()

@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
+from app.templating import templates
+
 
 def is_htmx(request: Request) -> bool:
     """True for an htmx request that is not a history restore (those need the whole page)."""
@@ -23,8 +25,6 @@ def render(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """The whole page, or only ``fragment`` when htmx asks; always ``Vary: HX-Request``."""
-    from app.templating import templates
-
     name = fragment if fragment and is_htmx(request) else page
     response = templates.TemplateResponse(request, name, context, status_code=status_code, headers=headers)
     response.headers["Vary"] = "HX-Request"

@@ -7,16 +7,10 @@ from fastapi import APIRouter, Query
 from app.db import SessionDep
 from app.export.deps import ExportAccessDep, project_for_export
 from app.kit.schemas import RowId, error_responses
-from app.models import Project
 from app.training import service
 from app.training.schemas import RunCreate, RunCreated, RunOut, RunUpdate
 
 router = APIRouter(tags=["training"])
-
-
-def _slug(session: SessionDep, project_id: int) -> str:
-    project = session.get(Project, project_id)
-    return project.slug if project is not None else ""
 
 
 @router.post("/training-runs", response_model=RunCreated, status_code=201, responses=error_responses(409))
@@ -31,14 +25,14 @@ def update_run(run_id: RowId, body: RunUpdate, access: ExportAccessDep, session:
     """Append log entries and/or finish the run ("done", or "failed" with the error); entries already recorded
     are skipped, so a retried report does no harm."""
     run = service.update_run(session, access=access, run_id=run_id, data=body)
-    return service.run_out(run, project_slug=_slug(session, run.project_id))
+    return service.run_out(run, project_slug=service.project_slug(session, run.project_id))
 
 
 @router.get("/training-runs/{run_id}", response_model=RunOut)
 def get_run(run_id: RowId, access: ExportAccessDep, session: SessionDep) -> RunOut:
     """One run with its parameters and every log entry."""
     run = service.get_run(session, access=access, run_id=run_id)
-    return service.run_out(run, project_slug=_slug(session, run.project_id))
+    return service.run_out(run, project_slug=service.project_slug(session, run.project_id))
 
 
 @router.get("/projects/{project}/training-runs", response_model=list[RunOut])

@@ -21,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from app.training import trainer
 from app.training.schemas import TrainingParams
 
 console = Console(stderr=True)
@@ -77,8 +78,6 @@ def train_command(
 ) -> None:
     """Train an SFT model with DPO on a snapshot of the app; the run and its metrics appear on the project's
     Training page, the model is saved to --output."""
-    from app.training import trainer
-
     if not token:
         raise typer.BadParameter("an export token is needed: --token or env PREFSTUDIO_TOKEN", param_hint="--token")
     if not model:
@@ -101,7 +100,7 @@ def train_command(
             console.print(f"[red]error:[/red] {option}: {error['msg']}")
         raise typer.Exit(2) from exc
     try:
-        import trl  # noqa: F401 - fail before anything is recorded
+        import trl  # noqa: F401 - local: is the [train] extra installed? Fail before anything is recorded
     except ImportError as exc:
         console.print(f"[red]error:[/red] {exc}; install the training extra: pip install 'prefstudio[train]'")
         raise typer.Exit(1) from exc

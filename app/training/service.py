@@ -114,6 +114,12 @@ def get_run(session: Session, *, access: ExportAccess, run_id: int) -> TrainingR
     return run
 
 
+def project_slug(session: Session, project_id: int) -> str:
+    """The slug a run's answer names its project by ("" once the project is gone)."""
+    project = session.get(Project, project_id)
+    return project.slug if project is not None else ""
+
+
 def final_metrics(run: TrainingRun) -> dict[str, Any]:
     """The latest value of each metric (the trainer's closing summary included), with the step it was seen at."""
     final: dict[str, Any] = {}

@@ -283,7 +283,7 @@ def _make_callback(reporter: Reporter, progress: Progress) -> Any:
 
 def environment_facts() -> dict[str, str]:
     """Library versions and the device, recorded with the run."""
-    import importlib.metadata as md
+    import importlib.metadata as md  # local: only a training run reads library versions
 
     facts: dict[str, str] = {}
     for name in ("trl", "transformers", "torch", "datasets", "accelerate"):
@@ -292,7 +292,7 @@ def environment_facts() -> dict[str, str]:
         except md.PackageNotFoundError:
             pass
     try:
-        import torch
+        import torch  # local: the [train] extra, which may be missing here (see the module's docstring)
 
         facts["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
         if torch.cuda.is_available():
@@ -393,6 +393,7 @@ def _train_on(
     progress: Progress,
 ) -> None:
     progress.stage("loading trl, transformers and torch")
+    # Local: the [train] extra, seconds to import, only once training starts (see the module's docstring).
     import torch
     from datasets import load_dataset
     from transformers import AutoTokenizer, PrinterCallback, ProgressCallback
