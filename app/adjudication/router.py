@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.adjudication import service
+from app.adjudication.schemas import DecisionForm
 from app.annotation.dimensions import dimension_keys
 from app.annotation.schemas import VerdictIn
 from app.auth.deps import AdminUser
 from app.db import SessionDep
 from app.kit.errors import Invalid
-from app.kit.forms import FormFields
+from app.kit.forms import form_of
 from app.kit.htmx import redirect, render
 from app.kit.schemas import RowId
 from app.projects.deps import AdminProjectDep
@@ -49,14 +52,20 @@ def case_page(item_id: RowId, request: Request, project: AdminProjectDep, sessio
 
 @router.post("/projects/{project}/adjudication/{item_id}")
 def decide(
-    item_id: RowId, request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep, admin: AdminUser
+    item_id: RowId,
+    request: Request,
+    project: AdminProjectDep,
+    session: SessionDep,
+    admin: AdminUser,
+    form: Annotated[DecisionForm, form_of(DecisionForm)],
 ) -> Response:
     """Record the decision: per dimension "tie", "na" or "<best>><worst>" in candidate numbers (1-based)."""
     _, candidates, _, _ = service.case(session, project=project, item_id=item_id)
     by_number = {str(c.position + 1): c.id for c in candidates}
     verdicts = {}
+    answers = form.model_dump()  # by dimension key (a dimension may be called "reason" too, as before)
     for dim in dimension_keys(project):
-        value = form.get(dim, "").strip()
+        value = answers.get(dim, "").strip()
         if value in ("tie", "na"):
             verdicts[dim] = VerdictIn.model_validate({"kind": value})
             continue
@@ -64,7 +73,5 @@ def decide(
         if best not in by_number or worst not in by_number or best == worst:
             raise Invalid(f"{dim}: choose tie, n.a., or a best and a different worst candidate")
         verdicts[dim] = VerdictIn(kind="preference", chosen=by_number[best], rejected=by_number[worst])
-    service.decide(
-        session, project=project, item_id=item_id, verdicts=verdicts, reason=form.get("reason", ""), admin=admin
-    )
+    service.decide(session, project=project, item_id=item_id, verdicts=verdicts, reason=form.reason, admin=admin)
     return redirect(request, f"/projects/{project.slug}/adjudication")

@@ -1,4 +1,4 @@
-"""Adjudication shapes for JSON."""
+"""Adjudication shapes for JSON, and the decision form."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.annotation.schemas import VerdictIn
+from app.kit.forms import FormModel
 
 
 class QueueEntryOut(BaseModel):
@@ -34,3 +35,10 @@ class DecisionOut(BaseModel):
     verdicts: dict[str, Any]
     reason: str
     created_at: datetime
+
+
+class DecisionForm(FormModel):
+    """The decision: one field per dimension, named by its key ("tie", "na" or "<best>><worst>"), and a reason."""
+
+    model_config = ConfigDict(extra="allow")
+    reason: str = ""

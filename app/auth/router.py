@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func, select
 
 from app.auth import service
 from app.auth.deps import (
@@ -18,15 +17,17 @@ from app.auth.deps import (
     client_address,
     same_origin,
 )
+from app.auth.schemas import ActiveForm, LoginForm, NewUserForm, OwnPasswordForm, PasswordResetForm, TokenForm
 from app.config import SettingsDep
 from app.db import SessionDep
 from app.i18n import LANGUAGES, gettext
 from app.i18n import remember as remember_language
 from app.kit.errors import AppError, Forbidden, TooManyRequests
+from app.kit.forms import form_of
 from app.kit.htmx import redirect, render
 from app.kit.schemas import RowId
 from app.kit.security import equals, new_token
-from app.models import ProjectMember, User
+from app.models import User
 
 router = APIRouter(tags=["auth pages"], include_in_schema=False)
 
@@ -87,28 +88,26 @@ def login(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    username: Annotated[str, Form(max_length=200)] = "",
-    password: Annotated[str, Form(max_length=1000)] = "",
-    csrf_token: Annotated[str, Form(max_length=200)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "/projects",  # noqa: A002
+    form: Annotated[LoginForm, form_of(LoginForm)],
 ) -> Response:
     """Check the password, start a fresh session, and go where the user was going."""
     # Login CSRF: another site must not log this browser in as someone else.
-    check_anonymous_form(request, csrf_token, expired="The login form expired; reload the page and try again")
+    check_anonymous_form(request, form.csrf_token, expired="The login form expired; reload the page and try again")
+    next_url = safe_next(form.next)
     try:
         user = service.authenticate(
-            session, username=username, password=password, ip=client_address(request), settings=settings
+            session, username=form.username, password=form.password, ip=client_address(request), settings=settings
         )
     except TooManyRequests as exc:
-        page = _login_page(request, next_url=safe_next(next), error=str(exc.detail), username=username, status_code=429)
+        page = _login_page(request, next_url=next_url, error=str(exc.detail), username=form.username, status_code=429)
         page.headers.update(exc.headers)
         return page
     if user is None:
         return _login_page(
             request,
-            next_url=safe_next(next),
+            next_url=next_url,
             error=gettext("Wrong username or password."),
-            username=username,
+            username=form.username,
             status_code=401,
         )
     old = request.cookies.get(SESSION_COOKIE)
@@ -117,7 +116,7 @@ def login(
     token = service.start_session(
         session, user=user, settings=settings, ip=client_address(request), user_agent=request.headers.get("user-agent")
     )
-    response = RedirectResponse(safe_next(next), status_code=303)
+    response = RedirectResponse(next_url, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -145,11 +144,12 @@ def logout(request: Request, session: SessionDep, settings: SettingsDep, user: C
 
 
 def _users_page(request: Request, session: SessionDep, *, error: str | None = None, status_code: int = 200) -> Response:
-    counts = dict(
-        session.execute(select(ProjectMember.user_id, func.count()).group_by(ProjectMember.user_id)).tuples().all()
-    )
-    users = list(session.scalars(select(User).order_by(User.username)))
-    context = {"request": request, "users": users, "project_counts": counts, "error": error}
+    context = {
+        "request": request,
+        "users": service.list_users(session),
+        "project_counts": service.project_counts(session),
+        "error": error,
+    }
     return render(request, "admin/users.html", context, status_code=status_code)
 
 
@@ -164,14 +164,13 @@ def add_user(
     request: Request,
     session: SessionDep,
     admin: AdminUser,
-    username: Annotated[str, Form(max_length=200)],
-    password: Annotated[str, Form(max_length=1000)],
-    role: Annotated[str, Form(max_length=20)] = "annotator",
-    display_name: Annotated[str, Form(max_length=200)] = "",
+    form: Annotated[NewUserForm, form_of(NewUserForm)],
 ) -> Response:
     """Add a user."""
     try:
-        service.create_user(session, username=username, password=password, role=role, display_name=display_name)
+        service.create_user(
+            session, username=form.username, password=form.password, role=form.role, display_name=form.display_name
+        )
     except AppError as exc:
         return _users_page(request, session, error=str(exc.detail), status_code=exc.status_code)
     return redirect(request, "/admin/users")
@@ -183,10 +182,10 @@ def reset_password(
     request: Request,
     session: SessionDep,
     admin: AdminUser,
-    password: Annotated[str, Form(max_length=1000)],
+    form: Annotated[PasswordResetForm, form_of(PasswordResetForm)],
 ) -> Response:
     """Set a new password; the user's sessions end and their tokens are revoked."""
-    service.set_password(session, user=service.get_user(session, user_id), password=password)
+    service.set_password(session, user=service.get_user(session, user_id), password=form.password)
     return redirect(request, "/admin/users")
 
 
@@ -196,13 +195,13 @@ def set_active(
     request: Request,
     session: SessionDep,
     admin: AdminUser,
-    active: Annotated[str, Form(max_length=5)] = "0",
+    form: Annotated[ActiveForm, form_of(ActiveForm)],
 ) -> Response:
     """Switch a user on or off (off: sessions end, tokens are revoked, logins refused)."""
     user = service.get_user(session, user_id)
     if user.id == admin.id:
         raise Forbidden("You cannot switch yourself off")
-    service.set_active(session, user=user, active=active == "1")
+    service.set_active(session, user=user, active=form.active == "1")
     return redirect(request, "/admin/users")
 
 
@@ -239,10 +238,10 @@ def create_token(
     session: SessionDep,
     settings: SettingsDep,
     user: CurrentUser,
-    name: Annotated[str, Form(max_length=200)] = "",
+    form: Annotated[TokenForm, form_of(TokenForm)],
 ) -> Response:
     """Make an ``api`` token acting as the user; the page shows its value this once."""
-    _, plain = service.create_api_token(session, user=user, scope="api", settings=settings, name=name.strip())
+    _, plain = service.create_api_token(session, user=user, scope="api", settings=settings, name=form.name.strip())
     return _tokens_page(request, session, user, created=plain)
 
 
@@ -270,8 +269,7 @@ def change_password(
     settings: SettingsDep,
     principal: OptionalPrincipal,
     user: CurrentUser,
-    old_password: Annotated[str, Form(max_length=1000)] = "",
-    new_password: Annotated[str, Form(max_length=1000)] = "",
+    form: Annotated[OwnPasswordForm, form_of(OwnPasswordForm)],
 ) -> Response:
     """Change one's own password: the current one is required; the other sessions end, this one goes on."""
     keep = principal.auth_session.id if principal and principal.auth_session else None
@@ -279,8 +277,8 @@ def change_password(
         changed = service.change_own_password(
             session,
             user=user,
-            old_password=old_password,
-            new_password=new_password,
+            old_password=form.old_password,
+            new_password=form.new_password,
             settings=settings,
             ip=client_address(request),
             keep_session_id=keep,

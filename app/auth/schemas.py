@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.service import TokenRow
+from app.kit.forms import BlankIsMissingForm
 
 
 class TokenOut(BaseModel):
@@ -51,3 +52,37 @@ class PasswordChange(BaseModel):
 
     old_password: str = Field(max_length=1000)
     new_password: str = Field(max_length=1000)
+
+
+# --- the HTML forms --------------------------------------------------------------------------------------------
+
+
+class LoginForm(BlankIsMissingForm):
+    username: str = Field("", max_length=200)
+    password: str = Field("", max_length=1000)
+    csrf_token: str = Field("", max_length=200)
+    next: str = Field("/projects", max_length=2000)
+
+
+class NewUserForm(BlankIsMissingForm):
+    username: str = Field(max_length=200)
+    password: str = Field(max_length=1000)
+    role: str = Field("annotator", max_length=20)
+    display_name: str = Field("", max_length=200)
+
+
+class PasswordResetForm(BlankIsMissingForm):
+    password: str = Field(max_length=1000)
+
+
+class ActiveForm(BlankIsMissingForm):
+    active: str = Field("0", max_length=5)  # "1": on, anything else: off
+
+
+class TokenForm(BlankIsMissingForm):
+    name: str = Field("", max_length=200)
+
+
+class OwnPasswordForm(BlankIsMissingForm):
+    old_password: str = Field("", max_length=1000)
+    new_password: str = Field("", max_length=1000)

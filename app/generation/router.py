@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -12,10 +12,10 @@ from app.auth.deps import AdminUser
 from app.config import SettingsDep
 from app.db import SessionDep
 from app.generation import service
-from app.generation.schemas import GenerationSettings, JobIn
+from app.generation.schemas import GenerationSettings, JobIn, SettingsForm, StartForm
 from app.jobs import service as jobs
 from app.kit.errors import Invalid
-from app.kit.forms import FormFields
+from app.kit.forms import form_of
 from app.kit.htmx import redirect, render
 from app.kit.schemas import RowId
 from app.models import Project
@@ -68,32 +68,36 @@ def _lines(text: str) -> list[str]:
 
 @router.post("/projects/{project}/generation/settings")
 def save_settings(
-    request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep, settings: SettingsDep
+    request: Request,
+    project: AdminProjectDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    form: Annotated[SettingsForm, form_of(SettingsForm)],
 ) -> Response:
     """Save the settings form."""
     data: dict[str, Any] = {
-        "base_urls": _lines(form.get("base_urls", "")),
-        "model": form.get("model", "").strip(),
-        "mode": form.get("mode", "chat"),
-        "strategy": form.get("strategy", "n_seeds"),
-        "stop": [s for s in form.get("stop", "").split("|") if s],
+        "base_urls": _lines(form.base_urls),
+        "model": form.model.strip(),
+        "mode": form.mode,
+        "strategy": form.strategy,
+        "stop": [s for s in form.stop.split("|") if s],
         "models": [
             {"model": m.split("@", 1)[0].strip(), "base_url": (m.split("@", 1)[1].strip() if "@" in m else None)}
-            for m in _lines(form.get("models", ""))
+            for m in _lines(form.models)
         ],
     }
     try:
         for key in ("temperature", "top_p", "timeout_s"):
-            data[key] = float(form.get(key) or 0)
+            data[key] = float(getattr(form, key) or 0)
         for key in ("max_tokens", "seed", "concurrency", "max_retries"):
-            data[key] = int(form.get(key) or 0)
-        data["temperatures"] = [float(t) for t in _lines(form.get("temperatures", ""))]
+            data[key] = int(getattr(form, key) or 0)
+        data["temperatures"] = [float(t) for t in _lines(form.temperatures)]
     except ValueError as exc:
         raise Invalid(f"A number is malformed: {exc}") from exc
-    if form.get("clear_api_key"):
+    if form.clear_api_key:
         data["api_key"] = None
-    elif form.get("api_key"):  # an empty field keeps the stored key
-        data["api_key"] = form["api_key"]
+    elif form.api_key:  # an empty field keeps the stored key
+        data["api_key"] = form.api_key
     service.update_settings(
         session, project=project, data=data, allow_private=bool(settings.allow_private_model_servers)
     )
@@ -102,15 +106,19 @@ def save_settings(
 
 @router.post("/projects/{project}/generation/start")
 def start(
-    request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep, user: AdminUser
+    request: Request,
+    project: AdminProjectDep,
+    session: SessionDep,
+    user: AdminUser,
+    form: Annotated[StartForm, form_of(StartForm)],
 ) -> Response:
     """Start a job: items without candidates, listed item ids, or items judged "all bad"."""
     try:
-        ids = [int(x) for x in _lines(form.get("item_ids", ""))]
+        ids = [int(x) for x in _lines(form.item_ids)]
     except ValueError as exc:
         raise Invalid("Item ids must be numbers") from exc
     try:
-        request_in = JobIn.model_validate({"selection": form.get("selection", "missing"), "item_ids": ids})
+        request_in = JobIn.model_validate({"selection": form.selection, "item_ids": ids})
     except ValidationError as exc:
         raise Invalid("Choose what to generate for") from exc
     service.start_job(session, project=project, request=request_in, user_id=user.id)

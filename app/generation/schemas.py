@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.generation.egress import numeric_ipv4
+from app.kit.forms import FormModel
 from app.kit.schemas import RowId
 
 MASKED_KEY = "••••"
@@ -186,3 +187,32 @@ class HealthOut(BaseModel):
     max_model_len: int | None = None
     error: str | None = None
     latency_ms: float | None = None
+
+
+# --- the HTML forms (a field not sent reads as its default: "" unless stated) ---------------------------------
+
+
+class SettingsForm(FormModel):
+    """The generation settings as typed: lists one per line (or comma-separated), numbers as text."""
+
+    base_urls: str = ""
+    model: str = ""
+    mode: str = "chat"
+    strategy: str = "n_seeds"
+    stop: str = ""  # separated by |
+    models: str = ""  # one ``model@base_url`` (or ``model``) per line
+    temperature: str = ""
+    top_p: str = ""
+    timeout_s: str = ""
+    max_tokens: str = ""
+    seed: str = ""
+    concurrency: str = ""
+    max_retries: str = ""
+    temperatures: str = ""
+    api_key: str = ""  # blank: the stored key stays
+    clear_api_key: str = ""
+
+
+class StartForm(FormModel):
+    selection: str = "missing"
+    item_ids: str = ""  # one per line, or comma-separated

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.auth import service
@@ -13,7 +13,9 @@ from app.auth.deps import OptionalPrincipal
 from app.auth.router import check_anonymous_form, safe_next
 from app.db import SessionDep
 from app.i18n import LANGUAGES, remember
+from app.i18n.schemas import LanguageForm
 from app.kit.errors import Invalid
+from app.kit.forms import form_of
 from app.kit.htmx import redirect
 
 router = APIRouter(tags=["language pages"], include_in_schema=False)
@@ -34,21 +36,20 @@ def choose_language(
     request: Request,
     session: SessionDep,
     principal: OptionalPrincipal,
-    language: Annotated[str, Form(max_length=16)],
-    csrf_token: Annotated[str, Form(max_length=200)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "",  # noqa: A002
+    form: Annotated[LanguageForm, form_of(LanguageForm)],
 ) -> Response:
     """Set the interface language: on the user when logged in, and in a cookie for this browser."""
     if principal is None:
         # Anyone may choose, but only from our own page: the login form's double-submit token.
         check_anonymous_form(
-            request, csrf_token, expired="CSRF token missing or invalid; reload the page and try again"
+            request, form.csrf_token, expired="CSRF token missing or invalid; reload the page and try again"
         )
     # (A logged-in browser's CSRF token was checked by get_principal already.)
+    language = form.language
     if language not in LANGUAGES:
         raise Invalid(f"Language must be one of {', '.join(LANGUAGES)}")
     if principal is not None:
         service.set_language(session, user=principal.user, language=language)
-    response = redirect(request, _back(request, next))
+    response = redirect(request, _back(request, form.next))
     remember(response, request, language)
     return response

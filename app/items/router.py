@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.db import SessionDep
 from app.items import service
+from app.items.schemas import GoldForm
 from app.kit.errors import Invalid
-from app.kit.forms import FormFields
+from app.kit.forms import form_of
 from app.kit.htmx import redirect, render
 from app.kit.schemas import RowId
 from app.models import OVERALL, Project
@@ -68,12 +71,13 @@ def _gold_value(answer: dict[str, object] | None) -> str:
     return str(answer.get("kind"))
 
 
-def _expected_from_form(project: Project, form: dict[str, str]) -> dict[str, dict[str, object]]:
+def _expected_from_form(project: Project, form: GoldForm) -> dict[str, dict[str, object]]:
     """``gold_<dimension>`` fields ("either", "tie", "preference:<best>:<worst>") → the service's expected dict."""
     allowed = {value for value, _ in gold_choices(project)}
     expected: dict[str, dict[str, object]] = {}
+    posted = form.fields()
     for dim in [OVERALL, *project.dimension_keys]:
-        value = form.get(f"gold_{dim}", "either" if dim != OVERALL else "")
+        value = posted.get(f"gold_{dim}", "either" if dim != OVERALL else "")
         if value not in allowed:
             raise Invalid(f"{dim}: choose an expected answer")
         if value.startswith("preference:"):
@@ -109,7 +113,11 @@ def item_page(item_id: RowId, request: Request, project: AdminProjectDep, sessio
 
 @router.post("/projects/{project}/items/{item_id}/gold")
 def mark_gold(
-    item_id: RowId, request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep
+    item_id: RowId,
+    request: Request,
+    project: AdminProjectDep,
+    session: SessionDep,
+    form: Annotated[GoldForm, form_of(GoldForm)],
 ) -> Response:
     """Make the item gold with the expected answer on each dimension (candidate numbers are canonical)."""
     service.set_gold(session, project=project, item_id=item_id, expected=_expected_from_form(project, form))

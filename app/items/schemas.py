@@ -1,4 +1,4 @@
-"""Item shapes for JSON."""
+"""Item shapes for JSON, and the gold form."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.items.importer import MAX_DUPLICATES_LISTED
+from app.kit.forms import FormModel
 
 
 class CandidateOut(BaseModel):
@@ -53,3 +54,9 @@ class ImportOut(BaseModel):
         description=f"The first {MAX_DUPLICATES_LISTED} duplicate lines skipped, each with its line and reason"
     )
     duplicate_count: int = Field(description="Every duplicate line skipped")
+
+
+class GoldForm(FormModel):
+    """The expected answers of a gold item, one ``gold_<dimension>`` field each (read with ``fields()``)."""
+
+    model_config = ConfigDict(extra="allow")

@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar, get_origin
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from starlette.datastructures import UploadFile
 
 F = TypeVar("F", bound="FormModel")
@@ -29,6 +29,17 @@ class FormModel(BaseModel):
     def fields(self) -> dict[str, str]:
         """Every posted text field the model does not declare (only with ``extra="allow"``), by name."""
         return {key: value for key, value in (self.model_extra or {}).items() if isinstance(value, str)}
+
+
+class BlankIsMissingForm(FormModel):
+    """A form whose blank fields count as not sent, as FastAPI's ``Form()`` parameters read them: a blank
+    required field is "Field required", a blank optional one takes its default (the forms that had ``Form()``
+    parameters keep answering exactly as before)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_blanks(cls, data: Any) -> Any:
+        return {key: value for key, value in data.items() if value != ""} if isinstance(data, dict) else data
 
 
 def _is_list(annotation: Any) -> bool:

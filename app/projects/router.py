@@ -17,13 +17,13 @@ from app.db import SessionDep
 from app.items.importer import ImportFailed, import_items
 from app.kit.bodylimit import allow_upload
 from app.kit.errors import AppError, Invalid
-from app.kit.forms import FormFields, form_file
+from app.kit.forms import form_file, form_of
 from app.kit.htmx import redirect, render
 from app.kit.schemas import RowId
 from app.models import DEFAULT_DIMENSIONS, Project, User
 from app.projects import service
 from app.projects.deps import AdminProjectDep, ProjectDep
-from app.projects.schemas import MAX_DIMENSIONS, ProjectIn, ProjectPatch
+from app.projects.schemas import MAX_DIMENSIONS, MemberForm, PauseForm, ProjectForm, ProjectIn, ProjectPatch
 
 router = APIRouter(tags=["project pages"], include_in_schema=False)
 
@@ -66,9 +66,9 @@ def _fraction(percent: str, key: str) -> float:
     return float(value / 100)
 
 
-def _form_values(form: dict[str, str]) -> dict[str, Any]:
+def _form_values(form: ProjectForm) -> dict[str, Any]:
     """The posted form, to show again with its error."""
-    return {**form, "dimension_rows": _dimension_rows(_posted_rows(form))}
+    return {**form.model_dump(), "dimension_rows": _dimension_rows(_posted_rows(form.fields()))}
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -121,28 +121,30 @@ def new_project_page(request: Request, admin: AdminUser) -> Response:
     return _form_page(request, project=None, values=values)
 
 
-def _project_data(form: dict[str, str]) -> dict[str, Any]:
+def _project_data(form: ProjectForm) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "name": form.get("name", ""),
-        "guidelines": form.get("guidelines", ""),
-        "dimensions": service.dimensions_from_rows(_posted_rows(form)),
+        "name": form.name,
+        "guidelines": form.guidelines,
+        "dimensions": service.dimensions_from_rows(_posted_rows(form.fields())),
     }
     for key in ("k", "overlap", "lease_minutes"):
         try:
-            data[key] = int(form.get(key, ""))
+            data[key] = int(getattr(form, key))
         except ValueError as exc:
             raise Invalid(f"{key} must be a whole number") from exc
     for key in ("gold_share", "gold_min_accuracy"):
-        if form.get(key, "").strip():
-            data[key] = _fraction(form[key], key)  # the form asks for percentages
+        if getattr(form, key).strip():
+            data[key] = _fraction(getattr(form, key), key)  # the form asks for percentages
     return data
 
 
 @router.post("/projects/new")
-def create_project(request: Request, form: FormFields, session: SessionDep, admin: AdminUser) -> Response:
+def create_project(
+    request: Request, session: SessionDep, admin: AdminUser, form: Annotated[ProjectForm, form_of(ProjectForm)]
+) -> Response:
     """Create a project."""
     try:
-        data = ProjectIn(**_project_data(form), slug=form.get("slug") or None)
+        data = ProjectIn(**_project_data(form), slug=form.slug or None)
         project = service.create_project(session, data=data)
     except ValidationError as exc:
         return _form_page(
@@ -196,7 +198,9 @@ def edit_page(request: Request, project: AdminProjectDep) -> Response:
 
 
 @router.post("/projects/{project}/edit")
-def edit_project(request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep) -> Response:
+def edit_project(
+    request: Request, project: AdminProjectDep, session: SessionDep, form: Annotated[ProjectForm, form_of(ProjectForm)]
+) -> Response:
     """Save a project's settings."""
     try:
         service.update_project(session, project=project, data=ProjectPatch(**_project_data(form)))
@@ -213,9 +217,11 @@ def edit_project(request: Request, form: FormFields, project: AdminProjectDep, s
 
 
 @router.post("/projects/{project}/members")
-def add_member(request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep) -> Response:
+def add_member(
+    request: Request, project: AdminProjectDep, session: SessionDep, form: Annotated[MemberForm, form_of(MemberForm)]
+) -> Response:
     """Add a member by username."""
-    service.add_member(session, project=project, username=form.get("username", ""))
+    service.add_member(session, project=project, username=form.username)
     return redirect(request, f"/projects/{project.slug}")
 
 
@@ -254,8 +260,12 @@ def import_file(
 
 @router.post("/projects/{project}/members/{user_id}/pause")
 def pause_member(
-    user_id: RowId, request: Request, form: FormFields, project: AdminProjectDep, session: SessionDep
+    user_id: RowId,
+    request: Request,
+    project: AdminProjectDep,
+    session: SessionDep,
+    form: Annotated[PauseForm, form_of(PauseForm)],
 ) -> Response:
     """Pause or resume an annotator (from the agreement page)."""
-    service.set_paused(session, project=project, user_id=user_id, paused=form.get("paused") == "1")
+    service.set_paused(session, project=project, user_id=user_id, paused=form.paused == "1")
     return redirect(request, f"/projects/{project.slug}/agreement")

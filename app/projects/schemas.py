@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from app.kit.forms import FormModel
 from app.kit.schemas import StoredText
 from app.models import DEFAULT_DIMENSIONS
 
@@ -140,3 +141,29 @@ class MemberOut(BaseModel):
     display_name: str
     role: str
     judgments: int
+
+
+# --- the HTML forms (a field not sent reads as "", as the pages always read them) ------------------------------
+
+
+class ProjectForm(FormModel):
+    """The project form: its fields as typed, checked by ``ProjectIn`` / ``ProjectPatch`` once converted. The
+    dimension rows are posted as ``dimension-<n>-key|label|description`` (read with ``fields()``)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = ""
+    slug: str = ""
+    guidelines: str = ""
+    k: str = ""
+    overlap: str = ""
+    lease_minutes: str = ""
+    gold_share: str = ""  # percentages
+    gold_min_accuracy: str = ""
+
+
+class MemberForm(FormModel):
+    username: str = ""
+
+
+class PauseForm(FormModel):
+    paused: str = ""  # "1": pause, anything else: resume
