@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, text
 
 from app.config import ROOT, Settings
 from app.db import Database
+from app.kit.cache import clear_all
 from app.main import create_app
 from app.models import Base, User
 
@@ -131,6 +132,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings) -> Iterator[FastAPI]:
+    # The process's caches key their entries by database and row ids, and every test empties the same tables
+    # (PostgreSQL restarts the ids): an entry left by an earlier test could describe rows that are gone.
+    clear_all()
     application = create_app(settings)
     yield application
     _empty_tables(application.state.db)

@@ -42,10 +42,6 @@ class Conflict(AppError):
     status_code = 409
 
 
-class PayloadTooLarge(AppError):
-    status_code = 413
-
-
 class TooManyRequests(AppError):
     status_code = 429
 
