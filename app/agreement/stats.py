@@ -27,12 +27,6 @@ from app.export.pairs import implied_pairs as implied_pairs
 CATEGORIES = (FIRST, SECOND, TIE)
 
 
-def reliability_matrix(units: Sequence[Sequence[int | None]]) -> NDArray[np.float64]:
-    """raters × units with NaN for missing, from units given as one label (or None) per rater."""
-    data = np.array([[np.nan if v is None else float(v) for v in unit] for unit in units], dtype=float)
-    return data.T if data.size else np.empty((0, 0))
-
-
 def percent_agreement(data: NDArray[np.float64]) -> float:
     """Share of agreeing rater pairs within units, over all units with at least two ratings."""
     present = ~np.isnan(data)
@@ -67,6 +61,7 @@ def fleiss(data: NDArray[np.float64], r: int | None = None) -> tuple[float, int]
 
 def fleiss_from_table(table: NDArray[np.int64]) -> float:
     """Fleiss' κ from a units × categories count table (each row sums to the same r)."""
+    # Imported on first use: a server process that only serves stored figures never loads it.
     from statsmodels.stats.inter_rater import fleiss_kappa
 
     return float(fleiss_kappa(np.asarray(table), method="fleiss"))
@@ -81,6 +76,7 @@ def cohen(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[float, int]:
     x, y = a[both].astype(int), b[both].astype(int)
     if len(set(x) | set(y)) == 1:  # one label only: agreement is perfect but κ is undefined
         return float("nan"), n
+    # Imported on first use: a server process that only serves stored figures never loads it.
     from sklearn.metrics import cohen_kappa_score
 
     return float(cohen_kappa_score(x, y, labels=list(CATEGORIES))), n
@@ -91,6 +87,7 @@ def alpha(data: NDArray[np.float64]) -> float:
     usable = data[:, (~np.isnan(data)).sum(axis=0) >= 2]
     if usable.shape[1] == 0 or len(np.unique(usable[~np.isnan(usable)])) < 2:
         return float("nan")
+    # Imported on first use: a server process that only serves stored figures never loads it.
     import krippendorff
 
     return float(krippendorff.alpha(reliability_data=usable, level_of_measurement="nominal"))
