@@ -32,7 +32,7 @@ def submit_digest(data: JudgmentIn) -> str:
     """The fingerprint of an answer as stored: verdicts, reason and flags (not the seconds on task, which a
     page that resends a kept draft measures anew)."""
     answer = {
-        "verdicts": {dim: v.model_dump() for dim, v in sorted(data.verdicts.items())},
+        "verdicts": {dim: verdict.model_dump() for dim, verdict in sorted(data.verdicts.items())},
         "reason": data.reason.strip(),
         "all_bad": data.all_bad,
         "problematic": data.problematic,
@@ -78,11 +78,11 @@ def _verdict_rows(judgment_id: int, verdicts: dict[str, VerdictIn]) -> list[Verd
         Verdict(
             judgment_id=judgment_id,
             dimension=dim,
-            kind=v.kind,
-            chosen_candidate_id=v.chosen,
-            rejected_candidate_id=v.rejected,
+            kind=verdict.kind,
+            chosen_candidate_id=verdict.chosen,
+            rejected_candidate_id=verdict.rejected,
         )
-        for dim, v in verdicts.items()
+        for dim, verdict in verdicts.items()
     ]
 
 

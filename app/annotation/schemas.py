@@ -204,13 +204,13 @@ def letters_from_verdicts(verdicts: dict[str, VerdictIn], display_order: list[in
     """The inverse of ``JudgmentForm.verdicts``, to fill the form when a judgment is reopened."""
     label = {cid: LETTERS[i] for i, cid in enumerate(display_order)}
     out: dict[str, str] = {}
-    for dim, v in verdicts.items():
-        if v.kind != "preference":
-            out[dim] = v.kind
+    for dim, verdict in verdicts.items():
+        if verdict.kind != "preference":
+            out[dim] = verdict.kind
         elif len(display_order) == 2:
-            out[dim] = label.get(v.chosen or -1, "")
+            out[dim] = label.get(verdict.chosen or -1, "")
         else:
             out[dim] = "rank"
-            out[f"{dim}__best"] = label.get(v.chosen or -1, "")
-            out[f"{dim}__worst"] = label.get(v.rejected or -1, "")
+            out[f"{dim}__best"] = label.get(verdict.chosen or -1, "")
+            out[f"{dim}__worst"] = label.get(verdict.rejected or -1, "")
     return out
