@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
+import importlib.metadata as md
 import logging
 import math
 import os
@@ -283,8 +284,6 @@ def _make_callback(reporter: Reporter, progress: Progress) -> Any:
 
 def environment_facts() -> dict[str, str]:
     """Library versions and the device, recorded with the run."""
-    import importlib.metadata as md  # local: only a training run reads library versions
-
     facts: dict[str, str] = {}
     for name in ("trl", "transformers", "torch", "datasets", "accelerate"):
         try:
