@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from alembic import command  # noqa: E402
 
-from app.agreement import service, stats  # noqa: E402
+from app.agreement import cache, loading, service, stats  # noqa: E402
 from app.auth.service import create_api_token  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import Database, make_database  # noqa: E402
@@ -189,7 +189,7 @@ def _timed(fn: Any, repeat: int = 1) -> tuple[float, Any]:
     return best, out
 
 
-def library_versus_counts(ratings: service.Ratings) -> tuple[float, float, float]:
+def library_versus_counts(ratings: loading.Ratings) -> tuple[float, float, float]:
     """Fleiss' κ and Krippendorff's α of every dimension by statsmodels and krippendorff, and from the category
     counts as the app computes them: (library seconds, counts seconds, largest difference)."""
     annotators = np.unique(ratings.annotator)
@@ -240,13 +240,13 @@ def main() -> None:
         project = s.scalar(select(Project).where(Project.slug == SLUG))
         assert project is not None
         s.execute(AgreementCache.__table__.delete())
-        load_s, loaded = _timed(lambda: service.load(s, project=project), repeat=3)
+        load_s, loaded = _timed(lambda: loading.load(s, project=project), repeat=3)
         ratings = loaded.ratings
         library_s, counts_s, gap = library_versus_counts(ratings)
         plain_s, figures = _timed(lambda: service.compute(s, project=project, resamples=0), repeat=3)
         boot_s, booted = _timed(lambda: service.compute(s, project=project, resamples=args.resamples))
-        fp_s, _ = _timed(lambda: service.fingerprint(s, project=project), repeat=5)
-        refresh_s, _ = _timed(lambda: service.refresh(s, project=project))
+        fp_s, _ = _timed(lambda: cache.fingerprint(s, project=project), repeat=5)
+        refresh_s, _ = _timed(lambda: cache.refresh(s, project=project))
         admin = s.scalar(select(User).where(User.username == "bench-admin"))
         assert admin is not None
         token = create_api_token(s, user=admin, scope="api", settings=settings)[1]

@@ -62,7 +62,7 @@ sys.path.insert(0, str(ROOT))
 
 from alembic import command  # noqa: E402
 
-from app.agreement import service as agreement  # noqa: E402
+from app.agreement.cache import refresh as refresh_agreement  # noqa: E402
 from app.auth.deps import SESSION_COOKIE  # noqa: E402
 from app.auth.service import create_api_token, start_session  # noqa: E402
 from app.config import Settings  # noqa: E402
@@ -247,7 +247,7 @@ def fill(
     with db.session() as s:
         project_row = s.get(Project, project_id)
         assert project_row is not None
-        agreement.refresh(s, project=project_row, force=True, resamples=0)
+        refresh_agreement(s, project=project_row, force=True, resamples=0)
     print(f"agreement figures stored (no bootstrap) in {time.perf_counter() - t2:.0f} s")
     return Seeded(
         project_id=project_id,

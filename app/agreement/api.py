@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from app.agreement import service
+from app.agreement.cache import current
 from app.agreement.schemas import AgreementOut, CachedAgreementOut
 from app.db import SessionDep
 from app.kit.errors import AppError
@@ -35,7 +36,7 @@ def agreement(
     503 while a large project's figures have never been computed."""
     if live:
         return service.compute(session, project=project, resamples=bootstrap)
-    figures = service.current(session, project=project)
+    figures = current(session, project=project)
     if figures is None:
         raise NotComputedYet(NOT_COMPUTED)
     return figures

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
-from app.agreement import service
+from app.agreement.cache import CacheVersion, current_version
 from app.agreement.schemas import CachedAgreementOut
 from app.db import SessionDep
 from app.i18n import current_language
+from app.kit.cache import Cache
 from app.kit.htmx import render
 from app.projects.deps import AdminProjectDep
 from app.templating import templates
@@ -46,16 +47,17 @@ SORTS = {
 
 SECTION_NAMES = ("dimensions", "timeline", "heatmap")
 # The rendered HTML of the heavy parts of the page that are the same for every admin (50 annotators: a 50 × 50
-# grid, ~130 ms of rendering that holds the worker's GIL): per version of the cache row and language. None of
-# them shows a project field: everything in them comes from the figures.
-SECTIONS: service.Memo[tuple[service.CacheVersion, str], dict[str, Markup]] = service.Memo(32)
+# grid, ~130 ms of rendering that holds the worker's GIL). Keyed by (version of the cache row, language); 32
+# entries, least recently used out, no TTL. An entry never goes stale: none of the sections shows a project
+# field, a user or the time — everything in them comes from the figures of that version.
+RENDERED_SECTIONS: Cache[tuple[CacheVersion, str], dict[str, Markup]] = Cache("agreement.rendered_sections", 32)
 
 
-def _sections(figures: CachedAgreementOut, version: service.CacheVersion | None) -> dict[str, Markup]:
-    """The per-dimension table, the timeline and the κ grid as HTML; from ``SECTIONS`` when the figures come
+def _sections(figures: CachedAgreementOut, version: CacheVersion | None) -> dict[str, Markup]:
+    """The per-dimension table, the timeline and the κ grid as HTML; from ``RENDERED_SECTIONS`` when the figures come
     from the cache row (figures computed on the spot are small and rendered each time)."""
     key = (version, current_language()) if version is not None else None
-    if key is not None and (hit := SECTIONS.get(key)) is not None:
+    if key is not None and (hit := RENDERED_SECTIONS.get(key)) is not None:
         return hit
     # Only what the figures hold: the sections must not depend on the user, the session or the time.
     context = {
@@ -68,7 +70,7 @@ def _sections(figures: CachedAgreementOut, version: service.CacheVersion | None)
         name: Markup(templates.env.get_template(f"agreement/_{name}.html").render(context)) for name in SECTION_NAMES
     }
     if key is not None:
-        SECTIONS.put(key, sections)
+        RENDERED_SECTIONS.put(key, sections)
     return sections
 
 
@@ -77,7 +79,7 @@ def dashboard(request: Request, project: AdminProjectDep, session: SessionDep) -
     """κ and α per dimension with 95% intervals, the annotator × annotator κ grid, per-annotator figures and
     judgments over time — from the figures the worker keeps; while they are stale the page says so and htmx
     asks again every few seconds."""
-    shown = service.current_version(session, project=project)
+    shown = current_version(session, project=project)
     figures = shown.figures
     sort = request.query_params.get("sort", "annotator")
     context: dict[str, Any] = {"request": request, "project": project, "figures": figures, "sort": sort}

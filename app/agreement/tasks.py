@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy import select
 
-from app.agreement import service
+from app.agreement.cache import stale_mark, store, timed_compute
 from app.db import Database
 from app.models import Project
 
@@ -19,20 +19,20 @@ def refresh_stale_figures(db: Database) -> list[str]:
     The computation reads in its own session and the result is written in a short one afterwards, so on
     SQLite the write lock is held for the upsert only, never while the statistics run.
     """
-    with db.session(write=False) as s:
-        project_ids = list(s.scalars(select(Project.id).order_by(Project.id)))
+    with db.session(write=False) as session:
+        project_ids = list(session.scalars(select(Project.id).order_by(Project.id)))
     refreshed = []
     for project_id in project_ids:
         try:
-            with db.session(write=False) as s:
-                project = s.get(Project, project_id)
-                mark = service.stale_mark(s, project=project) if project is not None else None
+            with db.session(write=False) as session:
+                project = session.get(Project, project_id)
+                mark = stale_mark(session, project=project) if project is not None else None
                 if project is None or mark is None:
                     continue
                 slug = project.slug
-                figures, ms = service.timed_compute(s, project=project)
-            with db.session() as s:
-                service.store(s, project_id=project_id, figures=figures, source=mark.source, compute_ms=ms)
+                figures, ms = timed_compute(session, project=project)
+            with db.session() as session:
+                store(session, project_id=project_id, figures=figures, source=mark.source, compute_ms=ms)
         except Exception:  # one project's failure must not stop the others, nor the worker
             log.exception("agreement figures of project %s could not be refreshed", project_id)
             continue

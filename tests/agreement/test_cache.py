@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from app.agreement import cache
 from app.agreement import service as agreement
 from app.agreement.tasks import refresh_stale_figures
 from app.annotation.dimensions import dimension_keys
@@ -40,8 +41,8 @@ def world(db: Database, settings: Settings) -> dict[str, Any]:
 def large(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every project counts as large: nothing is computed on the spot, only the worker computes (and the
     fingerprint is taken on every view, as for a small one)."""
-    monkeypatch.setattr(agreement, "INLINE_JUDGMENTS", 0)
-    monkeypatch.setattr(agreement, "FINGERPRINT_TTL", 0.0)
+    monkeypatch.setattr(cache, "INLINE_JUDGMENTS", 0)
+    monkeypatch.setattr(cache, "FINGERPRINT_TTL", 0.0)
 
 
 def _cache(db: Database, project_id: int) -> AgreementCache | None:
@@ -102,7 +103,7 @@ def test_what_the_figures_depend_on_moves_the_fingerprint(db: Database, world: d
     with db.session() as s:
         project = s.get(Project, world["project_id"])
         assert project is not None
-        before = agreement.fingerprint(s, project=project).source
+        before = cache.fingerprint(s, project=project).source
         if change == "edit":  # an edited judgment keeps the count but moves updated_at
             s.execute(update(Judgment).where(Judgment.id == 1).values(updated_at=utcnow() + timedelta(seconds=5)))
         elif change == "pause":
@@ -114,11 +115,11 @@ def test_what_the_figures_depend_on_moves_the_fingerprint(db: Database, world: d
             assert item_id is not None
             set_gold(s, project=project, item_id=item_id, expected={"overall": {"kind": "tie"}})
             if change == "gold answer":  # the same gold item, another expected answer
-                before = agreement.fingerprint(s, project=project).source
+                before = cache.fingerprint(s, project=project).source
                 set_gold(s, project=project, item_id=item_id, expected={"overall": {"kind": "either"}})
         else:
             s.execute(update(User).where(User.username == "a").values(username="alice"))
-        after = agreement.fingerprint(s, project=project).source
+        after = cache.fingerprint(s, project=project).source
     assert after != before
 
 

@@ -1,8 +1,10 @@
-"""The dashboard's process-local caches: the parsed cache row and the rendered HTML of its heavy sections."""
+"""The dashboard's process-local caches: the parsed cache row, the rendered HTML of its heavy sections, and a
+large project's recent fingerprint."""
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from markupsafe import Markup
 
-from app.agreement import router
-from app.agreement import service as agreement
+from app.agreement import cache
+from app.agreement.router import RENDERED_SECTIONS
 from app.agreement.tasks import refresh_stale_figures
 from app.db import Database
 from app.models import User
@@ -26,13 +28,14 @@ URL = "/projects/agr/agreement"
 @pytest.fixture(autouse=True)
 def empty_caches() -> Iterator[None]:
     """The caches live as long as the process: each test starts (and leaves) them empty."""
-    router.SECTIONS.clear()
-    agreement.PARSED.clear()
-    agreement._fingerprints.clear()
+    _clear_agreement_caches()
     yield
-    router.SECTIONS.clear()
-    agreement.PARSED.clear()
-    agreement._fingerprints.clear()
+    _clear_agreement_caches()
+
+
+def _clear_agreement_caches() -> None:
+    for process_cache in (RENDERED_SECTIONS, cache.PARSED_FIGURES, cache.RECENT_FINGERPRINTS):
+        process_cache.clear()
 
 
 @pytest.fixture
@@ -48,11 +51,11 @@ def world(db: Database) -> dict[str, Any]:
 def large(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every project counts as large: stale figures are shown from the cache row, not computed on the spot (and
     the fingerprint is taken on every view, as for a small one)."""
-    monkeypatch.setattr(agreement, "INLINE_JUDGMENTS", 0)
-    monkeypatch.setattr(agreement, "FINGERPRINT_TTL", 0.0)
+    monkeypatch.setattr(cache, "INLINE_JUDGMENTS", 0)
+    monkeypatch.setattr(cache, "FINGERPRINT_TTL", 0.0)
 
 
-def _version(db: Database, project_id: int) -> agreement.CacheVersion:
+def _version(db: Database, project_id: int) -> cache.CacheVersion:
     cached = _cache(db, project_id)
     assert cached is not None
     return (project_id, cached.computed_at, cached.source)
@@ -72,17 +75,19 @@ def test_the_second_view_serves_the_cached_sections(
     first = client.get(URL)
     assert first.status_code == 200 and '<table class="heatmap">' in first.text
     version = _version(db, world["project_id"])
-    assert router.SECTIONS.keys() == [(version, "en")] and router.SECTIONS.misses == 1 and router.SECTIONS.hits == 0
-    assert agreement.PARSED.keys() == [version]
+    assert (
+        RENDERED_SECTIONS.keys() == [(version, "en")] and RENDERED_SECTIONS.misses == 1 and RENDERED_SECTIONS.hits == 0
+    )
+    assert cache.PARSED_FIGURES.keys() == [version]
 
     second = client.get(URL)
-    assert router.SECTIONS.hits == 1 and agreement.PARSED.hits == 1
+    assert RENDERED_SECTIONS.hits == 1 and cache.PARSED_FIGURES.hits == 1
     assert second.text == first.text
 
     # What the page shows is the cache's: doctor the entry and the page follows.
-    sections = router.SECTIONS.get((version, "en"))
+    sections = RENDERED_SECTIONS.get((version, "en"))
     assert sections is not None and set(sections) == {"dimensions", "timeline", "heatmap"}
-    router.SECTIONS.put((version, "en"), {**sections, "heatmap": Markup("<p>from the cache</p>")})
+    RENDERED_SECTIONS.put((version, "en"), {**sections, "heatmap": Markup("<p>from the cache</p>")})
     third = client.get(URL)
     assert "<p>from the cache</p>" in third.text and '<table class="heatmap">' not in third.text
 
@@ -93,11 +98,11 @@ def test_cached_and_uncached_renders_are_identical(
     refresh_stale_figures(db)
     login_as(world["admin"])
     for headers in ({}, {"HX-Request": "true"}):
-        router.SECTIONS.clear()
-        agreement.PARSED.clear()
+        RENDERED_SECTIONS.clear()
+        cache.PARSED_FIGURES.clear()
         uncached = client.get(URL, headers=headers).text
         cached = client.get(URL, headers=headers).text
-        assert router.SECTIONS.hits == 1 and router.SECTIONS.misses == 1
+        assert RENDERED_SECTIONS.hits == 1 and RENDERED_SECTIONS.misses == 1
         assert cached == uncached
     assert "<html" in client.get(URL).text and "<html" not in cached
 
@@ -115,15 +120,15 @@ def test_new_judgments_and_a_refreshed_row_change_the_page(
     _judge_one_more(db, world["project_id"])
     stale = client.get(URL).text
     assert "refreshing…" in stale and "refreshing…" not in before
-    assert router.SECTIONS.hits == 1 and agreement.PARSED.hits == 1
+    assert RENDERED_SECTIONS.hits == 1 and cache.PARSED_FIGURES.hits == 1
     assert f"total {3 * ITEMS}</p>" in stale and "<td>late</td>" not in stale
 
     assert refresh_stale_figures(db) == ["agr"]
     new = _version(db, world["project_id"])
     assert new != old
     after = client.get(URL).text
-    assert router.SECTIONS.misses == 2 and router.SECTIONS.hits == 1
-    assert router.SECTIONS.keys() == [(old, "en"), (new, "en")] and agreement.PARSED.keys() == [old, new]
+    assert RENDERED_SECTIONS.misses == 2 and RENDERED_SECTIONS.hits == 1
+    assert RENDERED_SECTIONS.keys() == [(old, "en"), (new, "en")] and cache.PARSED_FIGURES.keys() == [old, new]
     assert f"total {3 * ITEMS + 1}</p>" in after and "refreshing…" not in after
     assert "<td>late</td>" in after  # the annotator table too
 
@@ -136,12 +141,12 @@ def test_each_language_gets_its_own_entry(
     english = client.get(URL).text
     chinese = client.get(URL, headers={"Accept-Language": "zh-CN"}).text
     version = _version(db, world["project_id"])
-    assert router.SECTIONS.keys() == [(version, "en"), (version, "zh")]
-    assert router.SECTIONS.misses == 2 and router.SECTIONS.hits == 0
+    assert RENDERED_SECTIONS.keys() == [(version, "en"), (version, "zh")]
+    assert RENDERED_SECTIONS.misses == 2 and RENDERED_SECTIONS.hits == 0
     assert "<h2>Per dimension</h2>" in english and "<h2>各维度</h2>" in chinese
     assert "Per dimension" not in chinese and "各维度" not in english
     again = client.get(URL).text
-    assert router.SECTIONS.hits == 1 and again == english
+    assert RENDERED_SECTIONS.hits == 1 and again == english
 
 
 def test_the_annotator_table_is_rendered_per_session(
@@ -157,10 +162,10 @@ def test_the_annotator_table_is_rendered_per_session(
     assert mine != theirs
     page = client.get(URL).text
     other = other_client.get(URL).text
-    assert router.SECTIONS.hits == 1  # the second session got the first one's sections
+    assert RENDERED_SECTIONS.hits == 1  # the second session got the first one's sections
     assert _tokens(page) == {mine} and _tokens(other) == {theirs}
     assert page.replace(mine, theirs).split("<h2>Annotators</h2>")[0] == other.split("<h2>Annotators</h2>")[0]
-    (sections,) = [router.SECTIONS.get(key) for key in router.SECTIONS.keys()]
+    (sections,) = [RENDERED_SECTIONS.get(key) for key in RENDERED_SECTIONS.keys()]
     assert sections is not None
     for html in sections.values():
         assert "csrf_token" not in html and mine not in html and theirs not in html
@@ -172,9 +177,9 @@ def test_figures_computed_on_the_spot_are_not_cached(
     login_as(world["admin"])
     page = client.get(URL).text
     assert _cache(db, world["project_id"]) is None and '<table class="heatmap">' in page
-    assert router.SECTIONS.keys() == [] and agreement.PARSED.keys() == []
+    assert RENDERED_SECTIONS.keys() == [] and cache.PARSED_FIGURES.keys() == []
     client.get(URL)
-    assert router.SECTIONS.keys() == [] and router.SECTIONS.hits == router.SECTIONS.misses == 0
+    assert RENDERED_SECTIONS.keys() == [] and RENDERED_SECTIONS.hits == RENDERED_SECTIONS.misses == 0
 
 
 def test_a_large_projects_fingerprint_serves_views_for_a_few_seconds(
@@ -184,15 +189,33 @@ def test_a_large_projects_fingerprint_serves_views_for_a_few_seconds(
     login_as: Callable[[User], str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(agreement, "INLINE_JUDGMENTS", 0)
-    monkeypatch.setattr(agreement, "FINGERPRINT_TTL", 3600.0)
+    monkeypatch.setattr(cache, "INLINE_JUDGMENTS", 0)
+    monkeypatch.setattr(cache, "FINGERPRINT_TTL", 3600.0)
+    refresh_stale_figures(db)
+    login_as(world["admin"])
+    assert "refreshing…" not in client.get(URL).text
+    assert len(cache.RECENT_FINGERPRINTS) == 1
+    _judge_one_more(db, world["project_id"])
+    assert "refreshing…" not in client.get(URL).text  # the fingerprint of the first view, within its time
+    assert cache.RECENT_FINGERPRINTS.hits == 1
+
+
+def test_a_large_projects_fingerprint_is_taken_again_when_its_time_is_up(
+    client: TestClient,
+    db: Database,
+    world: dict[str, Any],
+    login_as: Callable[[User], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cache, "INLINE_JUDGMENTS", 0)
+    monkeypatch.setattr(cache, "FINGERPRINT_TTL", 0.05)
     refresh_stale_figures(db)
     login_as(world["admin"])
     assert "refreshing…" not in client.get(URL).text
     _judge_one_more(db, world["project_id"])
-    assert "refreshing…" not in client.get(URL).text  # the fingerprint of the first view, within its time
-    monkeypatch.setattr(agreement, "FINGERPRINT_TTL", 0.0)  # its time is up
+    time.sleep(0.1)  # the first view's fingerprint has expired
     assert "refreshing…" in client.get(URL).text
+    assert cache.RECENT_FINGERPRINTS.hits == 0
 
 
 def test_a_small_projects_fingerprint_is_taken_on_every_view(
@@ -202,11 +225,12 @@ def test_a_small_projects_fingerprint_is_taken_on_every_view(
     login_as: Callable[[User], str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(agreement, "FINGERPRINT_TTL", 3600.0)
+    monkeypatch.setattr(cache, "FINGERPRINT_TTL", 3600.0)
     login_as(world["admin"])
     assert f"total {3 * ITEMS}</p>" in client.get(URL).text
     _judge_one_more(db, world["project_id"])
     assert f"total {3 * ITEMS + 1}</p>" in client.get(URL).text  # computed on the spot, at once
+    assert len(cache.RECENT_FINGERPRINTS) == 0 and cache.RECENT_FINGERPRINTS.hits == 0
 
 
 def test_a_server_process_does_not_load_the_statistics_libraries(tmp_path: Any) -> None:

@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from app.agreement import loading
 from app.agreement import service as agreement
 from app.annotation.dimensions import dimension_keys
 from app.annotation.judgments import submit_judgment
@@ -98,7 +99,7 @@ def test_gold_share_accuracy_and_exclusion(client: TestClient, world: dict[str, 
     # Gold judgments are not data: no unit of agreement comes from a gold item.
     with db.session(write=False) as s:
         project = s.get(Project, world["project_id"])
-        rows = agreement.load_ratings(s, project=project)  # type: ignore[arg-type]
+        rows = loading.load(s, project=project).ratings  # type: ignore[arg-type]
     assert len(rows.item) and not set(rows.item.tolist()) & set(world["gold"])
 
 

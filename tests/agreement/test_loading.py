@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import aliased
 
+from app.agreement import loading, stats
 from app.agreement import service as agreement
-from app.agreement import stats
 from app.annotation.dimensions import dimension_keys
 from app.annotation.judgments import submit_judgment
 from app.annotation.queue import assign_next_item
@@ -97,11 +97,11 @@ def test_figures_match_a_per_verdict_reading(db: Database, k: int) -> None:
         assert project is not None
         out = agreement.compute(s, project=project, resamples=0)
         gold_item = s.scalar(select(Item.id).where(Item.project_id == project_id, Item.is_gold.is_(True)))
-        assert [["BETWEEN" in str(c) for c in half] for half in agreement._verdicts_of(s, project)] == [
+        assert [["BETWEEN" in str(c) for c in half] for half in loading._verdicts_of(s, project)] == [
             [True],
             [True],
         ]  # one project: the range path
-        ratings = agreement.load_ratings(s, project=project)
+        ratings = loading.load(s, project=project).ratings
     assert gold_item not in set(ratings.item.tolist())
     annotators = sorted({a for dim in units.values() for votes in dim.values() for a in votes})
     for figures in out.dimensions:
@@ -141,10 +141,10 @@ def test_lookup_dense_and_sparse_keys() -> None:
     values = np.array([30, 70, 80, 200], dtype=np.int64)
     wanted = np.array([7, 1, 20, 9, 3, 25, -1], dtype=np.int64)
     expected = [70, -1, 200, -1, 30, -1, -1]
-    assert agreement._lookup(keys, values, wanted).tolist() == expected
+    assert loading._lookup(keys, values, wanted).tolist() == expected
     sparse = keys * 10**9  # too wide a range for a table: binary search
-    assert agreement._lookup(sparse, values, wanted * 10**9).tolist() == expected
-    assert agreement._lookup(keys[:0], values[:0], wanted).tolist() == [-1] * len(wanted)
+    assert loading._lookup(sparse, values, wanted * 10**9).tolist() == expected
+    assert loading._lookup(keys[:0], values[:0], wanted).tolist() == [-1] * len(wanted)
 
 
 def test_interleaved_projects_read_only_their_own_verdicts(db: Database) -> None:
@@ -181,7 +181,7 @@ def test_interleaved_projects_read_only_their_own_verdicts(db: Database) -> None
         with db.session(write=False) as s:
             project = s.get(Project, project_id)
             assert project is not None
-            assert [" IN " in str(half[0]) for half in agreement._verdicts_of(s, project)] == [
+            assert [" IN " in str(half[0]) for half in loading._verdicts_of(s, project)] == [
                 True,
                 True,
             ]  # the join path
@@ -204,9 +204,9 @@ def test_parallel_reads_see_the_sessions_data(db: Database) -> None:
         assert before
         with db.session() as w:  # committed while the figures are being read
             w.execute(update(Judgment).where(Judgment.project_id == project_id).values(reason="changed later"))
-        tasks = [partial(agreement.int_columns, query=q) for q in (total, later)]
-        parallel = [int(columns[0][0]) for columns in agreement.at_once(s, tasks)]
-        sequential = [int(agreement.int_columns(s, q)[0][0]) for q in (total, later)]
+        tasks = [partial(loading.int_columns, query=q) for q in (total, later)]
+        parallel = [int(columns[0][0]) for columns in loading.at_once(s, tasks)]
+        sequential = [int(loading.int_columns(s, q)[0][0]) for q in (total, later)]
     if db.is_postgres:
         assert parallel == sequential == [before, 0]
     else:  # each connection reads the latest committed state
