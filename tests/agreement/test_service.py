@@ -31,7 +31,8 @@ def truthful(item_id: int, shown: list[int], rng: random.Random) -> int:
 
 
 def noisy(item_id: int, shown: list[int], rng: random.Random) -> int:
-    return rng.choice(shown)
+    # Chosen from the canonical order, so the seeded draws do not depend on the page's (unseeded) shuffle.
+    return rng.choice(sorted(shown))
 
 
 def left_clicker(item_id: int, shown: list[int], rng: random.Random) -> int:
