@@ -6,7 +6,8 @@ that fails its limits is a 422 like any other request validation error. Routes s
 thread pool, off the loop): the parsing happens here, on the loop, before them.
 
 Forms whose field names are data (one group of letters per dimension, one row per dimension) declare
-``extra="allow"`` and read the rest with ``FormModel.fields`` / ``FormModel.field_items``.
+``extra="allow"`` and read the rest with ``FormModel.fields``; a field posted once per value (a checkbox
+group) is declared as a ``list[str]``.
 """
 
 from __future__ import annotations
