@@ -12,13 +12,11 @@ found by the pre-ping at checkout; one lost in the middle of a request fails tha
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Connection, Dialect, Engine, Select, create_engine, event, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
@@ -199,47 +197,3 @@ def serial_plan(bind: Session | Connection) -> Iterator[None]:
     yield
     if postgres:
         bind.execute(text("SET LOCAL max_parallel_workers_per_gather TO DEFAULT"))
-
-
-# --- The request's session, as a FastAPI dependency ---
-
-UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-
-
-def get_database(request: Request) -> Database:
-    return request.app.state.db  # type: ignore[no-any-return]
-
-
-async def get_session(request: Request) -> AsyncIterator[Session]:
-    """One session per request; committed when the handler returns, before the response is sent.
-
-    Made on the event loop (a session touches the database only when first used) and finished in a worker
-    thread (commit, rollback and giving the connection back are database round trips): one thread hop per
-    request instead of two."""
-    db = get_database(request)
-    write = request.method in UNSAFE_METHODS
-    factory = db.WriteSession if write else db.ReadSession
-    session = factory(info={"write": write})
-    try:
-        yield session
-    except BaseException:
-        await run_in_threadpool(_finish, session, commit=False)
-        raise
-    await run_in_threadpool(_finish, session, commit=True)
-
-
-def _finish(session: Session, *, commit: bool) -> None:
-    try:
-        if commit:
-            session.commit()
-        else:
-            session.rollback()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-
-
-DatabaseDep = Annotated[Database, Depends(get_database)]
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 from app.adjudication import service
 from app.adjudication.schemas import DecisionIn, DecisionOut, QueueEntryOut
 from app.auth.deps import AdminUser
-from app.db import SessionDep
 from app.kit.schemas import RowId
 from app.projects.deps import AdminProjectDep
+from app.web.deps import SessionDep
 
 router = APIRouter(tags=["adjudication"])
 

@@ -12,12 +12,12 @@ from app.adjudication.schemas import DecisionForm
 from app.annotation.dimensions import dimension_keys
 from app.annotation.schemas import VerdictIn
 from app.auth.deps import AdminUser
-from app.db import SessionDep
 from app.kit.errors import Invalid
 from app.kit.forms import form_of
 from app.kit.htmx import redirect, render
 from app.kit.schemas import RowId
 from app.projects.deps import AdminProjectDep
+from app.web.deps import SessionDep
 
 router = APIRouter(tags=["adjudication pages"], include_in_schema=False)
 

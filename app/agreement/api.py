@@ -7,9 +7,9 @@ from fastapi import APIRouter, Query
 from app.agreement import service
 from app.agreement.cache import current
 from app.agreement.schemas import AgreementOut, CachedAgreementOut
-from app.db import SessionDep
 from app.kit.errors import AppError
 from app.projects.deps import AdminProjectDep
+from app.web.deps import SessionDep
 
 router = APIRouter(tags=["agreement"])
 

@@ -10,12 +10,12 @@ from markupsafe import Markup
 
 from app.agreement.cache import CacheVersion, current_version
 from app.agreement.schemas import CachedAgreementOut
-from app.db import SessionDep
 from app.i18n import current_language
 from app.kit.cache import Cache
 from app.kit.htmx import render
 from app.projects.deps import AdminProjectDep
 from app.templating import templates
+from app.web.deps import SessionDep
 
 router = APIRouter(tags=["agreement pages"], include_in_schema=False)
 

@@ -20,10 +20,10 @@ from app.annotation.schemas import (
     VerdictIn,
 )
 from app.auth.deps import CurrentUser
-from app.db import SessionDep
 from app.kit.schemas import RowId, error_responses, json_out
 from app.models import Judgment, Project
 from app.projects.deps import ProjectDep
+from app.web.deps import SessionDep
 
 router = APIRouter(tags=["annotation"])
 

@@ -14,7 +14,6 @@ from app.annotation.dimensions import LETTERS
 from app.annotation.progress import progress
 from app.annotation.schemas import EditForm, SkipForm, SubmitForm, letters_from_verdicts
 from app.auth.deps import CurrentUser
-from app.db import SessionDep
 from app.i18n import gettext
 from app.kit.errors import Invalid
 from app.kit.forms import form_of
@@ -22,6 +21,7 @@ from app.kit.htmx import is_htmx, redirect, render
 from app.kit.schemas import RowId
 from app.models import Project, User
 from app.projects.deps import ProjectDep
+from app.web.deps import SessionDep
 
 router = APIRouter(tags=["annotation pages"], include_in_schema=False)
 

@@ -8,10 +8,9 @@ from fastapi.responses import JSONResponse, Response
 from app.auth import service
 from app.auth.deps import AdminUser, CurrentUser, OptionalPrincipal, client_address
 from app.auth.schemas import PasswordChange, TokenCreate, TokenCreated, TokenOut
-from app.config import SettingsDep
-from app.db import SessionDep
 from app.i18n import gettext
 from app.kit.schemas import Message, RowId
+from app.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(tags=["account"])
 

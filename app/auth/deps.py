@@ -15,12 +15,11 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from app.auth import service
-from app.config import get_settings_dep
-from app.db import UNSAFE_METHODS, SessionDep, get_database
 from app.i18n import normalize, set_language
 from app.kit.errors import Forbidden, NotAuthenticated
 from app.kit.security import equals
 from app.models import AuthSession, User
+from app.web.deps import UNSAFE_METHODS, SessionDep, get_database, get_settings_dep
 
 SESSION_COOKIE = "prefstudio_session"
 CSRF_HEADER = "X-CSRF-Token"

@@ -18,8 +18,6 @@ from app.auth.deps import (
     same_origin,
 )
 from app.auth.schemas import ActiveForm, LoginForm, NewUserForm, OwnPasswordForm, PasswordResetForm, TokenForm
-from app.config import SettingsDep
-from app.db import SessionDep
 from app.i18n import LANGUAGES, gettext
 from app.i18n import remember as remember_language
 from app.kit.errors import AppError, Forbidden, TooManyRequests
@@ -28,6 +26,7 @@ from app.kit.htmx import redirect, render
 from app.kit.schemas import RowId
 from app.kit.security import equals, new_token
 from app.models import User
+from app.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(tags=["auth pages"], include_in_schema=False)
 

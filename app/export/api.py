@@ -14,8 +14,6 @@ from fastapi.responses import FileResponse, StreamingResponse
 from app.auth import service as auth
 from app.auth.deps import AdminUser
 from app.auth.tokens import export_tokens, revoke_export_token
-from app.config import SettingsDep
-from app.db import SessionDep
 from app.export import pseudonyms, snapshots
 from app.export.deps import ExportAccessDep, project_for_export
 from app.export.filters import resolve
@@ -35,6 +33,7 @@ from app.export.stream import jsonl_body
 from app.kit.schemas import Message, RowId, error_responses
 from app.models import ApiToken, Snapshot
 from app.projects.deps import AdminProjectDep
+from app.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(tags=["export"])
 

@@ -16,10 +16,9 @@ from sqlalchemy.orm import Session
 
 from app.auth import service as auth
 from app.auth.deps import Principal, get_principal, remember_principal
-from app.config import get_settings_dep
-from app.db import SessionDep, get_database
 from app.kit.errors import Forbidden, NotAuthenticated, NotFound
 from app.models import ApiToken, Project
+from app.web.deps import SessionDep, get_database, get_settings_dep
 
 
 @dataclass

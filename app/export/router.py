@@ -13,11 +13,10 @@ from pydantic import ValidationError
 from app.auth import service as auth
 from app.auth.deps import AdminUser
 from app.auth.tokens import export_tokens, revoke_export_token
-from app.config import SettingsDep
-from app.db import SessionDep
 from app.export import pseudonyms, snapshots
 from app.export.filters import names_of
-from app.export.schemas import DROP_REASONS, ExportFilter, PreviewOut, SnapshotForm, TokenForm
+from app.export.forms import SnapshotForm, TokenForm
+from app.export.schemas import DROP_REASONS, ExportFilter, PreviewOut
 from app.export.service import preview as preview_of
 from app.kit.errors import AppError, Invalid
 from app.kit.forms import form_of
@@ -25,6 +24,7 @@ from app.kit.htmx import redirect, render
 from app.kit.schemas import RowId
 from app.models import Project
 from app.projects.deps import AdminProjectDep
+from app.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(tags=["export pages"], include_in_schema=False)
 

@@ -5,7 +5,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.kit.forms import FormModel
 from app.kit.schemas import Schema
 
 # In the order the rules apply: the first rule that drops a pair counts it.
@@ -123,27 +122,3 @@ class TokenOut(Schema):
 
 class TokenCreated(TokenOut):
     token: str = Field(description="shown once; only its keyed hash is stored")
-
-
-class SnapshotForm(FormModel):
-    """The export page's snapshot form: a name, and the filter as the page's fields carry it (read by
-    ``app.export.router.filter_from``, as the page's query is)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str = ""
-    veto: list[str] = Field(default_factory=list)
-    exclude_annotators: list[str] = Field(default_factory=list)
-
-    def filter_items(self) -> list[tuple[str, str]]:
-        """The posted fields as (name, value) pairs, the list fields once per value."""
-        items = list(self.fields().items())
-        items += [("veto", value) for value in self.veto]
-        items += [("exclude_annotators", value) for value in self.exclude_annotators]
-        return items
-
-
-class TokenForm(FormModel):
-    """The export page's new-token form (a longer label is cut to 200 characters, not refused)."""
-
-    name: str = ""

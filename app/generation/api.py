@@ -7,13 +7,12 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.auth.deps import AdminUser
-from app.config import SettingsDep
-from app.db import SessionDep
 from app.generation import service
 from app.generation.schemas import HealthOut, JobIn, JobOut
 from app.jobs import service as jobs
 from app.kit.schemas import RowId, error_responses
 from app.projects.deps import AdminProjectDep
+from app.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(tags=["generation"])
 

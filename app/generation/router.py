@@ -9,8 +9,6 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from app.auth.deps import AdminUser
-from app.config import SettingsDep
-from app.db import SessionDep
 from app.generation import service
 from app.generation.schemas import GenerationSettings, JobIn, SettingsForm, StartForm
 from app.jobs import service as jobs
@@ -20,6 +18,7 @@ from app.kit.htmx import redirect, render
 from app.kit.schemas import RowId
 from app.models import Project
 from app.projects.deps import AdminProjectDep
+from app.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(tags=["generation pages"], include_in_schema=False)
 

@@ -11,12 +11,12 @@ from fastapi.responses import Response
 from app.auth import service
 from app.auth.deps import OptionalPrincipal
 from app.auth.router import check_anonymous_form, safe_next
-from app.db import SessionDep
 from app.i18n import LANGUAGES, remember
 from app.i18n.schemas import LanguageForm
 from app.kit.errors import Invalid
 from app.kit.forms import form_of
 from app.kit.htmx import redirect
+from app.web.deps import SessionDep
 
 router = APIRouter(tags=["language pages"], include_in_schema=False)
 

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from app.db import SessionDep
 from app.items import service
 from app.items.importer import import_items
 from app.items.schemas import CandidateOut, ImportOut, ItemDetailOut, ItemOut
@@ -18,6 +17,7 @@ from app.kit.errors import Invalid
 from app.kit.forms import form_file
 from app.kit.schemas import RowId, StoredText
 from app.projects.deps import AdminProjectDep
+from app.web.deps import SessionDep
 
 router = APIRouter(tags=["items"])
 

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.db import SessionDep
 from app.items import service
 from app.items.schemas import GoldForm
 from app.kit.errors import Invalid
@@ -16,6 +15,7 @@ from app.kit.htmx import redirect, render
 from app.kit.schemas import RowId
 from app.models import OVERALL, Project
 from app.projects.deps import AdminProjectDep
+from app.web.deps import SessionDep
 
 router = APIRouter(tags=["item pages"], include_in_schema=False)
 PAGE = 50

@@ -6,11 +6,11 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from app.auth.deps import AdminUser, CurrentUser
-from app.db import SessionDep
 from app.kit.schemas import RowId, error_responses
 from app.projects import service
 from app.projects.deps import AdminProjectDep, ProjectDep
 from app.projects.schemas import CountsOut, MemberIn, MemberOut, ProjectIn, ProjectOut, ProjectPatch
+from app.web.deps import SessionDep
 
 router = APIRouter(tags=["projects"])
 

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.deps import AdminUser, CurrentUser
-from app.db import SessionDep
 from app.kit.errors import NotFound
 from app.models import Project, ProjectMember, User
 from app.projects.service import remember_membership
+from app.web.deps import SessionDep
 
 
 def project_by_slug(session: Session, slug: str) -> Project:

@@ -13,7 +13,6 @@ from starlette.datastructures import UploadFile
 
 from app.annotation.progress import progress as annotation_progress
 from app.auth.deps import AdminUser, CurrentUser
-from app.db import SessionDep
 from app.items.importer import ImportFailed, import_items
 from app.kit.bodylimit import allow_upload
 from app.kit.errors import AppError, Invalid
@@ -24,6 +23,7 @@ from app.models import DEFAULT_DIMENSIONS, Project, User
 from app.projects import service
 from app.projects.deps import AdminProjectDep, ProjectDep
 from app.projects.schemas import MAX_DIMENSIONS, MemberForm, PauseForm, ProjectForm, ProjectIn, ProjectPatch
+from app.web.deps import SessionDep
 
 router = APIRouter(tags=["project pages"], include_in_schema=False)
 

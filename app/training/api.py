@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from app.db import SessionDep
 from app.export.deps import ExportAccessDep, project_for_export
 from app.kit.schemas import RowId, error_responses
 from app.training import service
 from app.training.schemas import RunCreate, RunCreated, RunOut, RunUpdate
+from app.web.deps import SessionDep
 
 router = APIRouter(tags=["training"])
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.db import SessionDep
 from app.kit.htmx import render
 from app.projects.deps import AdminProjectDep
 from app.training import service
+from app.web.deps import SessionDep
 
 router = APIRouter(tags=["training pages"], include_in_schema=False)
 

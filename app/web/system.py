@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import text
 
-from app.db import DatabaseDep
+from app.web.deps import DatabaseDep
 
 router = APIRouter()
 # Swagger UI, vendored (npm swagger-ui-dist, pinned): the page's scripts and styles all come from this site.

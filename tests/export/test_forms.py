@@ -9,8 +9,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.db import Database
+from app.export.forms import SnapshotForm
 from app.export.router import filter_from
-from app.export.schemas import ExportFilter, SnapshotForm
+from app.export.schemas import ExportFilter
 from app.models import ApiToken
 from tests.conftest import csrf_from, login
 from tests.factories import PASSWORD

@@ -24,9 +24,10 @@ from app.auth.deps import SESSION_COOKIE
 from app.auth.router import LOGIN_CSRF_COOKIE
 from app.auth.service import create_api_token, start_session
 from app.config import Settings
-from app.db import UNSAFE_METHODS, Database
+from app.db import Database
 from app.jobs import service as jobs
 from app.models import AuthSession, Base, TrainingRun, User
+from app.web.deps import UNSAFE_METHODS
 from tests.annotation.helpers import prefer_first
 from tests.factories import make_items, make_project, make_user
 from tests.training.conftest import ROWS, write_snapshot

@@ -1,0 +1,32 @@
+"""The export page's forms (kept out of ``schemas``: the export processes import those, and the form kit brings
+FastAPI, about 7 MB in each of them)."""
+
+from __future__ import annotations
+
+from pydantic import ConfigDict, Field
+
+from app.kit.forms import FormModel
+
+
+class SnapshotForm(FormModel):
+    """The export page's snapshot form: a name, and the filter as the page's fields carry it (read by
+    ``app.export.router.filter_from``, as the page's query is)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = ""
+    veto: list[str] = Field(default_factory=list)
+    exclude_annotators: list[str] = Field(default_factory=list)
+
+    def filter_items(self) -> list[tuple[str, str]]:
+        """The posted fields as (name, value) pairs, the list fields once per value."""
+        items = list(self.fields().items())
+        items += [("veto", value) for value in self.veto]
+        items += [("exclude_annotators", value) for value in self.exclude_annotators]
+        return items
+
+
+class TokenForm(FormModel):
+    """The export page's new-token form (a longer label is cut to 200 characters, not refused)."""
+
+    name: str = ""
