@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.annotation.tallies import judged_count
 from app.db import Database, serial_plan
 from app.kit.cache import Cache
-from app.models import Item, Project, ProjectMember, User
+from app.models import AnnotatorTally, Item, Project, ProjectMember, User
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class Progress:
 class ProjectCounts(NamedTuple):
     items: int  # ready items
     finished: int  # ready items with r judgments
-    members: int
+    members: int  # members who share the work (``_annotating_members``)
 
 
 class KeptCounts(NamedTuple):
@@ -77,8 +77,27 @@ def _count_project(conn: Connection, project_id: int, overlap: int) -> ProjectCo
                 Item.project_id == project_id, Item.status == "ready"
             )
         ).one()
-    members = conn.scalar(select(func.count()).select_from(ProjectMember).where(ProjectMember.project_id == project_id))
-    return ProjectCounts(int(totals[0]), int(totals[1]), int(members or 0))
+    return ProjectCounts(int(totals[0]), int(totals[1]), int(conn.scalar(_annotating_members(project_id)) or 0))
+
+
+def _annotating_members(project_id: int) -> Select[tuple[int]]:
+    """The members who share the project's work: its annotators, and an admin member only once they have judged
+    one of its items (an admin who only runs the project would otherwise shrink everybody's fair share)."""
+    has_judged = (
+        select(AnnotatorTally.annotator_id)
+        .where(
+            AnnotatorTally.project_id == project_id,
+            AnnotatorTally.annotator_id == ProjectMember.user_id,
+            AnnotatorTally.judged > 0,
+        )
+        .exists()
+    )
+    return (
+        select(func.count())
+        .select_from(ProjectMember)
+        .join(User, User.id == ProjectMember.user_id)
+        .where(ProjectMember.project_id == project_id, or_(User.role == "annotator", has_judged))
+    )
 
 
 def _keep(key: CountsKey, counts: ProjectCounts) -> None:

@@ -291,6 +291,26 @@ def test_progress_counts(db: Database, world: dict[str, int]) -> None:
         assert progress(s, project=project, annotator=u0).judged_by_me == 1
 
 
+def test_an_admin_member_shares_the_work_only_once_they_judge(db: Database) -> None:
+    """An admin who runs the project is no annotator: counting them shrank every annotator's fair share (a page
+    showed "Judged by me 7 / 6")."""
+    with db.session() as s:
+        annotators = [make_user(s, f"worker{i}") for i in range(2)]
+        admin = make_user(s, "boss", role="admin")
+        project = make_project(s, "fair", k=2, overlap=1, members=[*annotators, admin])
+        make_items(s, project, 6)
+    with db.session() as s:
+        project = s.get(Project, project.id)
+        worker = s.get(User, annotators[0].id)
+        assert project is not None and worker is not None
+        assert progress(s, project=project, annotator=worker).my_target == 3  # 6 items × r=1 over 2 annotators
+        boss = s.get(User, admin.id)
+        assert boss is not None
+        _judge(s, project, boss, "fair-boss-1")
+        annotation_progress.project_counts_cache.clear()  # the counts are kept for a few seconds per process
+        assert progress(s, project=project, annotator=worker).my_target == 2  # now the admin shares it: 6 over 3
+
+
 def _judge(s: Session, project: Project, user: User, key: str | None = None) -> Task:
     """Lease the user's next item and judge it (``key``: the submit key; by default one of the user and item)."""
     task = assign_next_item(s, project=project, annotator=user)
