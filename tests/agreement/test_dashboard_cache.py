@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,19 +23,6 @@ from tests.conftest import login
 from tests.factories import make_user
 
 URL = "/projects/agr/agreement"
-
-
-@pytest.fixture(autouse=True)
-def empty_caches() -> Iterator[None]:
-    """The caches live as long as the process: each test starts (and leaves) them empty."""
-    _clear_agreement_caches()
-    yield
-    _clear_agreement_caches()
-
-
-def _clear_agreement_caches() -> None:
-    for process_cache in (RENDERED_SECTIONS, cache.PARSED_FIGURES, cache.RECENT_FINGERPRINTS):
-        process_cache.clear()
 
 
 @pytest.fixture
