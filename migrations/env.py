@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from app.explorer.indexes import include_object
 from app.models import Base
 
 config = context.config
@@ -29,6 +30,7 @@ def _configure(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite needs batch mode for ALTER
         compare_type=True,
+        include_object=include_object,  # the explorer's search indexes are migration 0011's, not the models'
     )
 
 

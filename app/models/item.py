@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     literal_column,
     text,
 )
@@ -54,6 +55,9 @@ class Item(Base):
     round: Mapped[int] = mapped_column(Integer, default=0)  # current candidate round
     claims: Mapped[int] = mapped_column(Integer, default=0)
     judgment_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Left out of every export (the data explorer's bulk action), and sent to adjudication by an admin.
+    excluded_from_export: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    review_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property

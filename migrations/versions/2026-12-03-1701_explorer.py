@@ -3,11 +3,20 @@
 Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-03 17:00:00
+
+SQLite: FTS5 tables over item.prompt and candidate.text (external content, kept by triggers), one with the
+unicode61 tokenizer (words) and one with the trigram tokenizer (substrings). PostgreSQL: GIN indexes on the
+'simple' tsvector of the prompt's strings and of each candidate's text (words), and pg_trgm GIN indexes on the same
+text (substrings) when the extension can be created. See docs/explorer.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
 
 revision: str = '0011'
 down_revision: str | None = '0010'
@@ -15,9 +24,78 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# (FTS5 table, content table, column): words (unicode61) and substrings (trigram) of prompts and answers.
+FTS = [
+    ('item_words', 'item', 'prompt'),
+    ('item_trigrams', 'item', 'prompt'),
+    ('candidate_words', 'candidate', 'text'),
+    ('candidate_trigrams', 'candidate', 'text'),
+]
+
+
+def _sqlite_upgrade() -> None:
+    for table, content, column in FTS:
+        tokenizer = 'trigram' if table.endswith('trigrams') else 'unicode61 remove_diacritics 2'
+        op.execute(
+            f"CREATE VIRTUAL TABLE {table} USING fts5({column}, content='{content}', content_rowid='id', "
+            f"tokenize='{tokenizer}')"
+        )
+        # Only the indexed column's changes touch the index (a lease updating item.claims does not).
+        op.execute(
+            f'CREATE TRIGGER {table}_ai AFTER INSERT ON {content} BEGIN '
+            f'INSERT INTO {table}(rowid, {column}) VALUES (new.id, new.{column}); END'
+        )
+        op.execute(
+            f'CREATE TRIGGER {table}_ad AFTER DELETE ON {content} BEGIN '
+            f"INSERT INTO {table}({table}, rowid, {column}) VALUES ('delete', old.id, old.{column}); END"
+        )
+        op.execute(
+            f'CREATE TRIGGER {table}_au AFTER UPDATE OF {column} ON {content} BEGIN '
+            f"INSERT INTO {table}({table}, rowid, {column}) VALUES ('delete', old.id, old.{column}); "
+            f'INSERT INTO {table}(rowid, {column}) VALUES (new.id, new.{column}); END'
+        )
+        op.execute(f"INSERT INTO {table}({table}) VALUES ('rebuild')")
+
+
+def _postgres_upgrade() -> None:
+    # Words: the 'simple' configuration (no stemming, any language), over the prompt's strings and the answers.
+    op.execute(
+        "CREATE INDEX ix_item_prompt_words ON item USING gin "
+        "(jsonb_to_tsvector('simple'::regconfig, prompt, '[\"string\"]'::jsonb))"
+    )
+    op.execute("CREATE INDEX ix_candidate_text_words ON candidate USING gin (to_tsvector('simple'::regconfig, text))")
+    # Substrings: pg_trgm when this role may create it; without it substring search scans (docs/explorer.md).
+    bind = op.get_bind()
+    savepoint = bind.begin_nested()
+    try:
+        bind.exec_driver_sql('CREATE EXTENSION IF NOT EXISTS pg_trgm')
+    except sa.exc.DBAPIError:
+        savepoint.rollback()
+        return
+    savepoint.commit()
+    op.execute('CREATE INDEX ix_item_prompt_trgm ON item USING gin ((prompt::text) gin_trgm_ops)')
+    op.execute('CREATE INDEX ix_candidate_text_trgm ON candidate USING gin (text gin_trgm_ops)')
+
+
 def upgrade() -> None:
-    pass
+    # Plain ADD COLUMN (no batch copy on SQLite: copying the item table would drop the search triggers).
+    op.add_column('item', sa.Column('excluded_from_export', sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column('item', sa.Column('review_requested', sa.Boolean(), nullable=False, server_default=sa.false()))
+    if op.get_bind().dialect.name == 'postgresql':
+        _postgres_upgrade()
+    else:
+        _sqlite_upgrade()
 
 
 def downgrade() -> None:
-    pass
+    if op.get_bind().dialect.name == 'postgresql':
+        for name in ('ix_item_prompt_words', 'ix_candidate_text_words', 'ix_item_prompt_trgm', 'ix_candidate_text_trgm'):
+            op.execute(f'DROP INDEX IF EXISTS {name}')
+    else:
+        for table, _, _ in FTS:
+            for suffix in ('ai', 'ad', 'au'):
+                op.execute(f'DROP TRIGGER IF EXISTS {table}_{suffix}')
+            op.execute(f'DROP TABLE IF EXISTS {table}')
+    with op.batch_alter_table('item', schema=None) as batch_op:
+        batch_op.drop_column('review_requested')
+        batch_op.drop_column('excluded_from_export')
