@@ -6,8 +6,8 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, Query
 
-from app.adjudication import service
-from app.adjudication.schemas import DecisionIn, DecisionOut, QueueEntryOut
+from app.adjudication import service, stream
+from app.adjudication.schemas import DecidedOut, DecidedPageOut, DecisionIn, DecisionOut, QueueEntryOut
 from app.auth.deps import AdminUser
 from app.kit.schemas import RowId
 from app.projects.deps import AdminProjectDep
@@ -23,6 +23,18 @@ def adjudication_queue(
     """Items needing a decision: split overall votes (margin below ``threshold``), flags, or a choice that the
     majority finds worse on harmlessness — closest votes first."""
     return [QueueEntryOut(**asdict(e)) for e in service.queue(session, project=project, threshold=threshold)]
+
+
+@router.get("/projects/{project}/adjudication/decided", response_model=DecidedPageOut)
+def adjudication_decided(
+    project: AdminProjectDep,
+    session: SessionDep,
+    before: int | None = Query(default=None, ge=1, description="the ``next_before`` of the previous page"),
+    limit: int = Query(default=stream.DECIDED_PAGE, ge=1, le=500),
+) -> DecidedPageOut:
+    """Decided items (each with its current decision: who, when, reason, verdicts), newest first, keyset paginated."""
+    entries, next_before = stream.decided(session, project=project, before=before, limit=limit)
+    return DecidedPageOut(entries=[DecidedOut(**asdict(e)) for e in entries], next_before=next_before)
 
 
 @router.post("/projects/{project}/items/{item_id}/adjudication", response_model=DecisionOut, status_code=201)

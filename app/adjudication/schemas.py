@@ -42,3 +42,25 @@ class DecisionForm(FormModel):
 
     model_config = ConfigDict(extra="allow")
     reason: str = ""
+
+
+class DecidedOut(BaseModel):
+    """An item's current decision as the Decided list shows it; ``verdicts`` by dimension in candidate letters by
+    canonical position ("A>B" = A best, B worst), "tie" or "na"."""
+
+    decision_id: int
+    item_id: int
+    external_id: str | None
+    prompt: Any
+    round: int
+    decided_by: str | None
+    decided_at: datetime
+    reason: str
+    verdicts: dict[str, str]
+    overall: str
+    differs: list[str]
+
+
+class DecidedPageOut(BaseModel):
+    entries: list[DecidedOut]
+    next_before: int | None = Field(description="pass as ``before`` for the next (older) page; null: no more")

@@ -123,7 +123,7 @@ def test_case_page_shows_every_judgment_safely_and_the_form_decides(
     split = world["items"][1]
     page = client.get(f"/projects/adj/adjudication/{split}", headers=world["h"])
     assert page.status_code == 200
-    assert page.text.count("<td>u") >= 3 and "1 ≻ 2" in page.text and "2 ≻ 1" in page.text
+    assert page.text.count("<td>u") >= 3 and "A ≻ B" in page.text and "B ≻ A" in page.text
     assert_inert(page.text)
     form = dict.fromkeys(("overall", "helpful", "harmless", "honest", "polite"), "2>1")
     form["refusal"] = "na"
