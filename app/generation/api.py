@@ -43,8 +43,11 @@ def health(project: AdminProjectDep, settings: SettingsDep) -> list[HealthOut]:
 @router.post(
     "/projects/{project}/generation/jobs", response_model=JobOut, status_code=201, responses=error_responses(409)
 )
-def start(body: JobIn, project: AdminProjectDep, session: SessionDep, user: AdminUser) -> JobOut:
-    """Queue generation for items without candidates, chosen items, or items judged "all bad"."""
+def start(body: JobIn, project: AdminProjectDep, session: SessionDep, user: AdminUser, settings: SettingsDep) -> JobOut:
+    """Queue generation for items without candidates, chosen items, or items judged "all bad". Refused (409) when
+    no configured server answers, unless ``force`` (when the worker reaches servers that this app does not)."""
+    if not body.force and not service.settings_of(project).problems(project.k):
+        service.check_reachable(service.settings_of(project), allow_private=bool(settings.allow_private_model_servers))
     return JobOut.model_validate(service.start_job(session, project=project, request=body, user_id=user.id))
 
 

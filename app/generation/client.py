@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from app.generation.diagnosis import explain_exception, explain_status
 from app.generation.egress import AddressRefused
 from app.generation.schemas import GenerationSettings
 
@@ -30,7 +31,11 @@ class UnexpectedAnswer(ValueError):
 
 
 class GenerationError(Exception):
-    """A request that failed for good (after retries, or a non-retryable answer)."""
+    """A request that failed for good (after retries, or a non-retryable answer); ``problem`` in plain words."""
+
+    def __init__(self, error: str, problem: str | None = None) -> None:
+        super().__init__(error)
+        self.problem = problem or error
 
 
 @dataclass
@@ -52,6 +57,7 @@ class Stats:
     retries: int = 0
     errors: int = 0
     last_error: str | None = None
+    last_problem: str | None = None  # the last error in plain words, with what to check
     in_flight: dict[str, int] = field(default_factory=dict)
 
 
@@ -111,6 +117,7 @@ class Pool:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         attempt = 0
         while True:
+            problem: str | None = None
             async with self.limits[url]:
                 self.stats.in_flight[url] += 1
                 self.stats.requests += 1
@@ -123,10 +130,14 @@ class Pool:
                         retryable = response.status_code in RETRY_STATUS
                         if error is None:
                             raw = await _read_bounded(response)
+                        else:
+                            problem = explain_status(response.status_code, url=url, model=model)
                 except AddressRefused as exc:  # where the server is will not change on a retry
                     error, retryable = str(exc)[:500], False
+                    problem = explain_exception(exc, url=url, model=model)
                 except httpx.TransportError as exc:  # connect/read errors, timeouts
                     error, retryable = f"{type(exc).__name__} from {url}: {exc}"[:500], True
+                    problem = explain_exception(exc, url=url, model=model)
                 finally:
                     self.stats.in_flight[url] -= 1
             latency = (time.perf_counter() - started) * 1000
@@ -135,15 +146,17 @@ class Pool:
                     data = json.loads(raw)
                 except (ValueError, RecursionError) as exc:  # a cut-off answer: worth another try
                     error, retryable = f"{type(exc).__name__} from {url}: {exc}"[:500], True
+                    problem = explain_exception(exc, url=url, model=model)
             if error is None:
                 try:
                     return self._samples(data, url=url, model=model, seed=seed, params=params, latency=latency)
                 except (UnexpectedAnswer, KeyError, TypeError, IndexError, AttributeError) as exc:
                     error, retryable = f"unexpected answer from {url}: {exc!r}"[:500], False
-            self.stats.last_error = error
+                    problem = explain_exception(UnexpectedAnswer(str(exc)), url=url, model=model)
+            self.stats.last_error, self.stats.last_problem = error, problem
             if not retryable or attempt >= s.max_retries:
                 self.stats.errors += 1
-                raise GenerationError(error)
+                raise GenerationError(error, problem)
             self.stats.retries += 1
             await asyncio.sleep(backoff_delay(attempt, s))
             attempt += 1

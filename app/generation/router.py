@@ -14,7 +14,7 @@ from app.generation.schemas import GenerationSettings, JobIn, SettingsForm, Star
 from app.jobs import service as jobs
 from app.kit.errors import Invalid
 from app.kit.forms import form_of
-from app.kit.htmx import redirect, render
+from app.kit.htmx import is_htmx, redirect, render
 from app.kit.schemas import RowId
 from app.models import Project
 from app.projects.deps import AdminProjectDep
@@ -57,7 +57,8 @@ def jobs_fragment(request: Request, project: AdminProjectDep, session: SessionDe
 def health_fragment(request: Request, project: AdminProjectDep, session: SessionDep, settings: SettingsDep) -> Response:
     """Ask the configured servers now."""
     found = service.health(service.settings_of(project), allow_private=bool(settings.allow_private_model_servers))
-    context = _context(request, session, project, health=found)
+    # With htmx, the Start button is swapped out of band too: it is disabled while every server is down.
+    context = _context(request, session, project, health=found, oob_gate=is_htmx(request))
     return render(request, "generation/page.html", context, fragment="generation/_health.html")
 
 
@@ -110,6 +111,7 @@ def start(
     session: SessionDep,
     user: AdminUser,
     form: Annotated[StartForm, form_of(StartForm)],
+    settings: SettingsDep,
 ) -> Response:
     """Start a job: items without candidates, listed item ids, or items judged "all bad"."""
     try:
@@ -120,6 +122,8 @@ def start(
         request_in = JobIn.model_validate({"selection": form.selection, "item_ids": ids})
     except ValidationError as exc:
         raise Invalid("Choose what to generate for") from exc
+    if not service.settings_of(project).problems(project.k):  # an unconfigured project is told so by start_job
+        service.check_reachable(service.settings_of(project), allow_private=bool(settings.allow_private_model_servers))
     service.start_job(session, project=project, request=request_in, user_id=user.id)
     return redirect(request, f"/projects/{project.slug}/generation")
 

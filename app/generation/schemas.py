@@ -163,6 +163,9 @@ class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     selection: Literal["missing", "ids", "all_bad"] = "missing"
     item_ids: list[RowId] = Field(default_factory=list, max_length=100_000)
+    force: bool = Field(
+        default=False, description="start even when no configured server answers this app (the worker may reach them)"
+    )
 
 
 class JobOut(BaseModel):
@@ -186,6 +189,7 @@ class HealthOut(BaseModel):
     models: list[str] = Field(default_factory=list)
     max_model_len: int | None = None
     error: str | None = None
+    problem: str | None = Field(default=None, description="what is wrong, in plain words, and what to check")
     latency_ms: float | None = None
 
 

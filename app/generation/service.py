@@ -12,9 +12,10 @@ from pydantic import ValidationError
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.generation import egress
+from app.generation import diagnosis, egress
 from app.generation.client import Sample
 from app.generation.schemas import MASKED_KEY, GenerationSettings, HealthOut, JobIn
+from app.i18n import gettext
 from app.jobs import service as jobs
 from app.kit.errors import Conflict, Invalid
 from app.models import Assignment, Candidate, Item, Job, Judgment, Project, utcnow
@@ -116,11 +117,39 @@ def health(settings: GenerationSettings, *, allow_private: bool, timeout: float 
                         models=ids,
                         max_model_len=max_len,
                         latency_ms=(time.perf_counter() - started) * 1000,
+                        problem=_model_problem(settings, url, ids),
                     )
                 )
             except (httpx.HTTPError, ValueError, RecursionError, egress.AddressRefused) as exc:
-                out.append(HealthOut(base_url=url, ok=False, error=f"{type(exc).__name__}: {exc}"[:300]))
+                out.append(
+                    HealthOut(
+                        base_url=url,
+                        ok=False,
+                        error=f"{type(exc).__name__}: {exc}"[:300],
+                        problem=diagnosis.explain_exception(exc, url=url, model=settings.model),
+                    )
+                )
     return out
+
+
+def _model_problem(settings: GenerationSettings, url: str, served: list[str]) -> str | None:
+    if settings.strategy == "per_model":
+        wanted = {m.model for m in settings.models if m.base_url in (None, url)}
+    else:
+        wanted = {settings.model} if settings.model else set()
+    missing = sorted(m for m in wanted if m not in served)
+    return diagnosis.model_missing(url, ", ".join(missing), served) if missing and served else None
+
+
+def check_reachable(settings: GenerationSettings, *, allow_private: bool) -> None:
+    """Refuse a start (409) when no configured server answers: the job would only retry and fail."""
+    found = health(settings, allow_private=allow_private)
+    if found and not any(h.ok for h in found):
+        raise Conflict(
+            gettext("No model server answers, so a job would produce nothing:")
+            + " "
+            + " ".join(h.problem or h.error or h.base_url for h in found)
+        )
 
 
 def _all_bad_items(session: Session, project: Project) -> dict[int, int]:

@@ -86,6 +86,7 @@ class _Progress:
             "request_errors": pool.stats.errors,
             "requests": pool.stats.requests,
             "last_error": pool.stats.last_error,
+            "last_problem": pool.stats.last_problem,
             "candidates_per_s": round(rate_items * k, 2),
             "eta_s": round(remaining / rate_items, 1) if rate_items > 0 else None,
             "elapsed_s": round(elapsed, 1),
@@ -173,7 +174,10 @@ class _GenerationRun:
             progress.consecutive_failures += 1
             log.warning("item %s failed: %s", item_id, exc)
             if progress.consecutive_failures >= settings.max_consecutive_failures:
-                self.fatal = f"Stopped after {progress.consecutive_failures} items failed in a row. Last error: {exc}"
+                self.fatal = (
+                    f"Stopped after {progress.consecutive_failures} items failed in a row: {exc.problem} "
+                    f"(last error: {exc})"
+                )
             return
         progress.consecutive_failures = 0
         self.finished.append((item_id, from_round, regenerate, samples))
@@ -210,11 +214,19 @@ class _GenerationRun:
     async def finish(self) -> str:
         """Record the job's final state (done, or failed with the reason) and return it."""
         progress = self.progress
+        stats = self.pool.stats
+        if not self.fatal and progress.failed_items and not progress.candidates:
+            # Nothing came back at all (every server down, say): that is a failure, not a job done.
+            self.fatal = (
+                f"Nothing was generated: {progress.failed_items} item(s) failed. {stats.last_problem} "
+                f"(last error: {stats.last_error})"
+            )
         final = "failed" if self.fatal else "done"
         error = self.fatal
         if not self.fatal and progress.failed_items:
-            error = f"{progress.failed_items} item(s) failed; run the job again to retry them. Last error: " + str(
-                self.pool.stats.last_error
+            error = (
+                f"{progress.failed_items} item(s) failed; run the job again to retry them. {stats.last_problem} "
+                f"(last error: {stats.last_error})"
             )
 
         def store() -> None:

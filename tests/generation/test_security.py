@@ -204,7 +204,9 @@ def test_a_name_resolving_to_a_private_address_is_refused_when_connecting(
     # ... but every connection checks the addresses it is about to use.
     health = client.get(API + "/health", headers=admin).json()
     assert health[0]["ok"] is False and "private" in health[0]["error"]
-    job = client.post(API + "/jobs", json={"selection": "missing"}, headers=admin).json()
+    refused = client.post(API + "/jobs", json={"selection": "missing"}, headers=admin)
+    assert refused.status_code == 409 and "private" in refused.json()["detail"]  # no server answers: not started
+    job = client.post(API + "/jobs", json={"selection": "missing", "force": True}, headers=admin).json()
     runner.run_one(db, worker_id="w")
     with db.session(write=False) as s:
         failed = s.get(Job, job["id"])
