@@ -46,7 +46,7 @@ class Judgments:
     """One entry per judgment of the current round (gold items left out), for the per-annotator figures."""
 
     annotator: NDArray[np.int64]
-    seconds: NDArray[np.float64]  # NaN when not recorded
+    seconds: NDArray[np.float64]  # active seconds on task, else wall-clock seconds; NaN when not recorded
     all_bad: NDArray[np.bool_]
     overall: NDArray[np.int64]  # the overall verdict's kind
     left: NDArray[np.int64]  # 1: chose the candidate shown first, 0: another one, -1: no preference or order
@@ -183,7 +183,9 @@ def _packed_queries(session: Session, project: Project) -> list[Select[Any]]:
     dims = [OVERALL, *project.dimension_keys][:62]
     # Judgments of the current candidate round of ordinary (not gold) items.
     first_shown = func.coalesce(Assignment.display_order[0].as_integer(), 0)
-    milliseconds = func.coalesce(_big(func.round(Judgment.seconds * 1000)) + 1, 0)  # 0: not recorded
+    # Time on task: the active seconds where the page measured them, else the wall-clock seconds (older rows).
+    on_task = func.coalesce(Judgment.active_seconds, Judgment.seconds)
+    milliseconds = func.coalesce(_big(func.round(on_task * 1000)) + 1, 0)  # 0: not recorded
     judgments_query = (
         select(
             _big(Judgment.id) * (1 << 32) + first_shown,

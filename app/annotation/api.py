@@ -61,6 +61,7 @@ def judgment_out(session: SessionDep, judgment: Judgment, verdicts: dict[str, Ve
         all_bad=judgment.flag_all_bad,
         problematic=judgment.flag_problematic,
         seconds=judgment.seconds,
+        active_seconds=judgment.active_seconds,
         version=judgment.version,
         created_at=judgment.created_at,
         updated_at=judgment.updated_at,

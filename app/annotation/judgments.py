@@ -135,6 +135,7 @@ def submit_judgment(
         _retake_lapsed_lease(session, project=project, assignment=assignment)
 
     now = utcnow()
+    seconds = data.seconds if data.seconds is not None else (now - assignment.leased_at).total_seconds()
     judgment = repository.insert_judgment(
         session,
         {
@@ -146,7 +147,9 @@ def submit_judgment(
             "reason": data.reason.strip(),
             "flag_all_bad": data.all_bad,
             "flag_problematic": data.problematic,
-            "seconds": data.seconds if data.seconds is not None else (now - assignment.leased_at).total_seconds(),
+            "seconds": seconds,
+            # Never more than the wall-clock time (a client's two clocks may disagree by a rounding step).
+            "active_seconds": min(data.active_seconds, seconds) if data.active_seconds is not None else None,
             "submit_key": submit_key,
             "submit_digest": digest,
             "version": 1,

@@ -43,6 +43,8 @@ class JudgmentIn(BaseModel):
     all_bad: bool = False
     problematic: bool = False
     seconds: float | None = Field(default=None, ge=0, le=86_400)
+    # Of those, the time the annotator was active (idle stretches and hidden tabs left out); optional.
+    active_seconds: float | None = Field(default=None, ge=0, le=86_400)
 
 
 class SubmitIn(JudgmentIn):
@@ -107,6 +109,7 @@ class JudgmentOut(BaseModel):
     all_bad: bool
     problematic: bool
     seconds: float | None
+    active_seconds: float | None = None
     version: int
     created_at: datetime
     updated_at: datetime
@@ -123,13 +126,14 @@ class JudgmentForm(FormModel):
     all_bad: bool = False
     problematic: bool = False
     seconds: float | None = None
+    active_seconds: float | None = None
 
     @field_validator("all_bad", "problematic", mode="before")
     @classmethod
     def _checked(cls, value: str) -> bool:
         return value == "1"  # what the page's checkbox posts; anything else is unchecked
 
-    @field_validator("seconds", mode="before")
+    @field_validator("seconds", "active_seconds", mode="before")
     @classmethod
     def _seconds_on_task(cls, value: str) -> float | None:
         # Measured by the page's script: clamped to a day, and left to the server's own measure when unreadable.
@@ -148,6 +152,7 @@ class JudgmentForm(FormModel):
             all_bad=self.all_bad,
             problematic=self.problematic,
             seconds=self.seconds,
+            active_seconds=self.active_seconds,
         )
 
     def verdicts(self, *, project: Project, display_order: list[int]) -> dict[str, VerdictIn]:

@@ -87,7 +87,9 @@ class Judgment(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     flag_all_bad: Mapped[bool] = mapped_column(Boolean, default=False)
     flag_problematic: Mapped[bool] = mapped_column(Boolean, default=False)
-    seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    seconds: Mapped[float | None] = mapped_column(Float, default=None)  # wall clock, item shown to submit
+    # Time the page was visible and in use (idle stretches left out); None when the client did not measure it.
+    active_seconds: Mapped[float | None] = mapped_column(Float, default=None)
     submit_key: Mapped[str] = mapped_column(String(64))  # client idempotency key
     # SHA-256 of the answer first sent under submit_key: a retry must send the same answer, a reused key is refused.
     # None for judgments stored before it was kept.
