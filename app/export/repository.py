@@ -67,8 +67,14 @@ class ItemChunk:
 
 
 def exported_items(project: Project) -> Any:
-    """The conditions on the items an export reads: the project's ready items, gold items left out."""
-    return (Item.project_id == project.id, Item.is_gold.is_(False), Item.status == "ready")
+    """The conditions on the items an export reads: the project's ready items, gold items and the items an admin
+    excluded (the data explorer) left out."""
+    return (
+        Item.project_id == project.id,
+        Item.is_gold.is_(False),
+        Item.excluded_from_export.is_(False),
+        Item.status == "ready",
+    )
 
 
 def chunk_starts(session: Session, *, project: Project, size: int = CHUNK_ITEMS) -> list[int]:

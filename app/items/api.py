@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import IO, Any
+from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from app.explorer import api as explorer_api
+from app.explorer.query import explore
+from app.explorer.schemas import Filters
 from app.items import service
 from app.items.importer import import_items
 from app.items.schemas import CandidateOut, ImportOut, ItemDetailOut, ItemOut
@@ -16,10 +19,12 @@ from app.kit.bodylimit import allow_upload, spool_body
 from app.kit.errors import Invalid
 from app.kit.forms import form_file
 from app.kit.schemas import RowId, StoredText
+from app.models import Item
 from app.projects.deps import AdminProjectDep
 from app.web.deps import SessionDep
 
 router = APIRouter(tags=["items"])
+router.include_router(explorer_api.router)
 
 
 @router.post("/projects/{project}/import", response_model=ImportOut, status_code=201)
@@ -50,15 +55,24 @@ async def import_file(request: Request, project: AdminProjectDep, session: Sessi
 
 @router.get("/projects/{project}/items", response_model=list[ItemOut])
 def list_items(
+    response: Response,
     project: AdminProjectDep,
     session: SessionDep,
+    filters: Annotated[Filters, Query()],
     after_id: RowId = 0,
     limit: int = Query(default=100, ge=1, le=1000),
-    status: str | None = Query(default=None, pattern="^(pending|ready)$"),
 ) -> list[ItemOut]:
-    """Items in id order; page with ``after_id`` (the last id you got)."""
-    rows = service.list_items(session, project=project, after_id=after_id, limit=limit, status=status)
-    return [ItemOut.model_validate(item).model_copy(update={"candidate_count": n}) for item, n in rows]
+    """Items in id order (or ``sort``), filtered as in the data explorer (``GET /projects/{project}/explorer``);
+    page with ``after_id`` (the last id you got, id order) or ``after`` (the ``X-Next-After`` header)."""
+    if after_id and not filters.after:
+        filters = filters.model_copy(update={"after": str(after_id)})
+    page = explore(session, project=project, filters=filters, limit=limit)
+    if page.next:
+        response.headers["X-Next-After"] = page.next
+    return [
+        ItemOut.model_validate(session.get(Item, r.id)).model_copy(update={"candidate_count": r.candidate_count})
+        for r in page.items
+    ]
 
 
 @router.get("/projects/{project}/items/{item_id}", response_model=ItemDetailOut)

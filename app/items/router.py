@@ -1,4 +1,4 @@
-"""HTML: the admin's item list and one item with its candidates."""
+"""HTML: one item with its candidates, its full history and its gold answer (the list is the explorer)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.explorer.history import history
+from app.explorer.router import router as explorer_router
 from app.items import service
 from app.items.schemas import GoldForm
 from app.kit.errors import Invalid
@@ -18,34 +20,7 @@ from app.projects.deps import AdminProjectDep
 from app.web.deps import SessionDep
 
 router = APIRouter(tags=["item pages"], include_in_schema=False)
-PAGE = 50
-
-
-@router.get("/projects/{project}/items")
-def items_page(
-    request: Request, project: AdminProjectDep, session: SessionDep, after_id: RowId = 0, status: str | None = None
-) -> Response:
-    """Items of a project, 50 a page."""
-    rows = service.list_items(
-        session,
-        project=project,
-        after_id=after_id,
-        limit=PAGE + 1,
-        status=status if status in ("pending", "ready") else None,
-    )
-    more = len(rows) > PAGE
-    rows = rows[:PAGE]
-    return render(
-        request,
-        "items/list.html",
-        {
-            "request": request,
-            "project": project,
-            "rows": rows,
-            "status": status,
-            "next_after": rows[-1][0].id if more else None,
-        },
-    )
+router.include_router(explorer_router)  # the item list is the data explorer
 
 
 def gold_choices(project: Project) -> list[tuple[str, str]]:
@@ -90,7 +65,8 @@ def _expected_from_form(project: Project, form: GoldForm) -> dict[str, dict[str,
 
 @router.get("/projects/{project}/items/{item_id}")
 def item_page(item_id: RowId, request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
-    """One item: its prompt, every round of candidates with their provenance, and its gold answer."""
+    """One item: its prompt, every round of candidates with their generation parameters, every judgment with its
+    votes, every skip, the adjudication history, and its gold answer."""
     item, candidates = service.get_item(session, project=project, item_id=item_id)
     labels = {d["key"]: d.get("label", d["key"]) for d in project.dimensions}
     gold = [
@@ -107,6 +83,8 @@ def item_page(item_id: RowId, request: Request, project: AdminProjectDep, sessio
             "candidates": candidates,
             "gold": gold,
             "gold_choices": gold_choices(project),
+            "history": history(session, item=item, candidates=candidates),
+            "dimensions": [(OVERALL, "Overall"), *((d, labels.get(d, d)) for d in project.dimension_keys)],
         },
     )
 

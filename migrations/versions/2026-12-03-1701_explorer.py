@@ -24,37 +24,36 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-# (FTS5 table, content table, column): words (unicode61) and substrings (trigram) of prompts and answers.
+# (FTS5 table, source table, column): words (unicode61) and substrings (trigram) of prompts and answers.
 FTS = [
     ('item_words', 'item', 'prompt'),
     ('item_trigrams', 'item', 'prompt'),
     ('candidate_words', 'candidate', 'text'),
     ('candidate_trigrams', 'candidate', 'text'),
 ]
+# A prompt's text: its JSON strings decoded (SQLite stores non-ASCII as \u escapes), a chat's roles left out.
+PROMPT_TEXT = "(SELECT group_concat(value, ' ') FROM json_tree({row}.prompt) WHERE type = 'text' AND key IS NOT 'role')"
 
 
 def _sqlite_upgrade() -> None:
-    for table, content, column in FTS:
+    for table, source, column in FTS:
         tokenizer = 'trigram' if table.endswith('trigrams') else 'unicode61 remove_diacritics 2'
-        op.execute(
-            f"CREATE VIRTUAL TABLE {table} USING fts5({column}, content='{content}', content_rowid='id', "
-            f"tokenize='{tokenizer}')"
-        )
+        if source == 'item':
+            # Contentless: it indexes the decoded text, not the stored JSON; deleting gives the same text back.
+            options, new, old = "content=''", PROMPT_TEXT.format(row='new'), PROMPT_TEXT.format(row='old')
+        else:
+            options, new, old = f"content='{source}', content_rowid='id'", f'new.{column}', f'old.{column}'
+        op.execute(f"CREATE VIRTUAL TABLE {table} USING fts5({column}, {options}, tokenize='{tokenizer}')")
+        insert = f'INSERT INTO {table}(rowid, {column}) VALUES (new.id, {new});'
+        delete = f"INSERT INTO {table}({table}, rowid, {column}) VALUES ('delete', old.id, {old});"
         # Only the indexed column's changes touch the index (a lease updating item.claims does not).
-        op.execute(
-            f'CREATE TRIGGER {table}_ai AFTER INSERT ON {content} BEGIN '
-            f'INSERT INTO {table}(rowid, {column}) VALUES (new.id, new.{column}); END'
-        )
-        op.execute(
-            f'CREATE TRIGGER {table}_ad AFTER DELETE ON {content} BEGIN '
-            f"INSERT INTO {table}({table}, rowid, {column}) VALUES ('delete', old.id, old.{column}); END"
-        )
-        op.execute(
-            f'CREATE TRIGGER {table}_au AFTER UPDATE OF {column} ON {content} BEGIN '
-            f"INSERT INTO {table}({table}, rowid, {column}) VALUES ('delete', old.id, old.{column}); "
-            f'INSERT INTO {table}(rowid, {column}) VALUES (new.id, new.{column}); END'
-        )
-        op.execute(f"INSERT INTO {table}({table}) VALUES ('rebuild')")
+        op.execute(f'CREATE TRIGGER {table}_ai AFTER INSERT ON {source} BEGIN {insert} END')
+        op.execute(f'CREATE TRIGGER {table}_ad AFTER DELETE ON {source} BEGIN {delete} END')
+        op.execute(f'CREATE TRIGGER {table}_au AFTER UPDATE OF {column} ON {source} BEGIN {delete} {insert} END')
+        if source == 'item':
+            op.execute(f"INSERT INTO {table}(rowid, {column}) SELECT id, {PROMPT_TEXT.format(row='item')} FROM item")
+        else:
+            op.execute(f"INSERT INTO {table}({table}) VALUES ('rebuild')")
 
 
 def _postgres_upgrade() -> None:
