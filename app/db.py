@@ -2,7 +2,9 @@
 
 SQLite: WAL, a busy timeout, foreign keys on, and two engines on the same file: reads begin a deferred
 transaction, writes begin ``BEGIN IMMEDIATE`` so that a writer waits for the lock up front instead of
-failing with "database is locked" when it upgrades a read snapshot. PostgreSQL: one engine for both.
+failing with "database is locked" when it upgrades a read snapshot — and takes its turn first, in the order the
+writers came (``app.kit.writelock``), so that none waits in SQLite's sleeping busy handler while newer ones pass
+it. PostgreSQL: one engine for both.
 
 A connection that the server drops (restart, ``pg_terminate_backend``, network) is replaced: idle ones are
 found by the pre-ping at checkout; one lost in the middle of a request fails that request with
@@ -18,11 +20,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Dialect, Engine, Select, create_engine, event, text
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.kit.errors import AppError
+from app.kit.writelock import WriteTurns, lock_path_for, raw_connection
 
 RowT = TypeVar("RowT", bound=tuple[Any, ...])
 
@@ -43,7 +46,8 @@ def _lost_connections_are_unavailable(engine: Engine) -> None:
         return None
 
 
-def _sqlite_engine(url: str, *, busy_timeout_ms: int, immediate: bool) -> Engine:
+def _sqlite_engine(url: str, *, busy_timeout_ms: int, turns: WriteTurns | None) -> Engine:
+    """A SQLite engine; with ``turns``, its transactions write (``BEGIN IMMEDIATE``, taking turns)."""
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
@@ -61,11 +65,48 @@ def _sqlite_engine(url: str, *, busy_timeout_ms: int, immediate: bool) -> Engine
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
+    if turns is None:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN")
+
+        return engine
+    _take_turns(engine, turns)
+    return engine
+
+
+def _take_turns(engine: Engine, turns: WriteTurns) -> None:
+    """Write transactions of ``engine`` take their turn before ``BEGIN IMMEDIATE`` and give it back once
+    ``COMMIT`` or ``ROLLBACK`` has run, or their connection is checked in, invalidated or closed."""
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        owner = raw_connection(conn.connection)
+        turns.take(owner)
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            turns.give_back(owner)
+            raise
 
-    return engine
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        commit(dbapi_connection)  # a failed COMMIT keeps the turn until the rollback that follows
+        turns.give_back(raw_connection(dbapi_connection))
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            turns.give_back(raw_connection(dbapi_connection))
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    for name in ("checkin", "invalidate", "soft_invalidate", "close", "close_detached"):
+        event.listen(engine, name, lambda dbapi_connection, *_: turns.give_back(raw_connection(dbapi_connection)))
 
 
 @dataclass
@@ -78,6 +119,7 @@ class Database:
     ReadSession: sessionmaker[Session]
     WriteSession: sessionmaker[Session]
     settings: Settings | None = None  # what it was made from (background tasks read their settings here)
+    write_turns: WriteTurns | None = None  # SQLite: whose turn it is to write (see app.kit.writelock)
 
     @property
     def is_sqlite(self) -> bool:
@@ -110,9 +152,12 @@ def make_database(settings: Settings) -> Database:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
-        read = _sqlite_engine(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms, immediate=False)
-        write = _sqlite_engine(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms, immediate=True)
+        busy_ms = settings.sqlite_busy_timeout_ms
+        read = _sqlite_engine(url, busy_timeout_ms=busy_ms, turns=None)
+        turns = WriteTurns(lock_path_for(make_url(url).database), timeout_s=busy_ms / 1000)
+        write = _sqlite_engine(url, busy_timeout_ms=busy_ms, turns=turns)
     else:
+        turns = None
         read = write = create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
     for engine in {read, write}:
         _lost_connections_are_unavailable(engine)
@@ -126,6 +171,7 @@ def make_database(settings: Settings) -> Database:
         ReadSession=sessionmaker(read, info={"read_engine": read}, **opts),
         WriteSession=sessionmaker(write, info={"read_engine": read}, **opts),
         settings=settings,
+        write_turns=turns,
     )
 
 

@@ -84,6 +84,7 @@ SLUG = "load"
 SECRET = "bench-secret-key-0123456789-0123456789"
 DIMS = ["overall", *(d["key"] for d in DEFAULT_DIMENSIONS)]
 TARGET_P99_MS = 50.0
+BUSY_BACKOFF_MS = 328.0  # SQLite's busy handler: the sum of its first twelve sleeps
 EXTRA_GOLD = 200  # gold items nobody has judged yet, for the run's gold share
 SUBMIT_TRIES = 3
 
@@ -515,6 +516,11 @@ def report(run: Run, warmup: float) -> None:
             f"{ep.name:10s} n={len(ep.ms):6d} ({len(ep.ms) / run.seconds:5.1f}/s)  "
             f"p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms  errors: {errors}{target}"
         )
+        if ep in (run.nxt, run.submit) and ep.ms:
+            # SQLite's busy handler sleeps 1, 2, 5, … 100 ms between tries (328 ms for the first twelve): a
+            # writer that waited there past it answers in 0.328 s plus a multiple of 0.1 s.
+            slow = sum(1 for ms in ep.ms if ms >= BUSY_BACKOFF_MS)
+            print(f"{'':10s} {slow} of {len(ep.ms)} at or over {BUSY_BACKOFF_MS:.0f} ms; slowest {max(ep.ms):.1f} ms")
         if warmup > 0:
             later = [ms for ms, at in zip(ep.ms, ep.starts, strict=True) if at - run.started >= warmup]
             q50, q95, q99 = _pcts(later)
