@@ -13,6 +13,7 @@ from typing import Any
 
 from app.annotation.dimensions import LETTERS
 from app.annotation.schemas import VerdictIn
+from app.i18n import gettext
 from app.kit.errors import Invalid
 
 MAJORITY_ACCEPTED = "Majority accepted"  # the reason kept when a decision repeats the majority unchanged
@@ -73,13 +74,15 @@ def parse_form_value(dim: str, value: str, candidate_ids: list[int]) -> VerdictI
     by_name.update({str(i + 1): cid for i, cid in enumerate(candidate_ids)})
     best, _, worst = value.upper().partition(">")
     if best not in by_name or worst not in by_name or by_name[best] == by_name[worst]:
-        raise Invalid(f"{dim}: choose tie, n.a., or a best and a different worst candidate")
+        raise Invalid(gettext("{dim}: choose tie, n.a., or a best and a different worst candidate").format(dim=dim))
     return VerdictIn(kind="preference", chosen=by_name[best], rejected=by_name[worst])
 
 
 def changed_from_majority(verdicts: Mapping[str, VerdictIn], prefill: Mapping[str, VerdictIn | None]) -> list[str]:
-    """The dimensions where a decision is not the majority's verdict (or where there was no majority)."""
-    return [d for d, v in verdicts.items() if prefill.get(d) is None or prefill[d] != v]
+    """The dimensions where a decision is not the majority's verdict: a different one, one where there was no
+    majority, or none (an optional dimension left out) where there was one."""
+    keys = [*prefill, *(d for d in verdicts if d not in prefill)]
+    return [d for d in keys if (d in verdicts or prefill.get(d) is not None) and verdicts.get(d) != prefill.get(d)]
 
 
 def reason_for(verdicts: Mapping[str, VerdictIn], prefill: Mapping[str, VerdictIn | None], reason: str) -> str:
@@ -89,5 +92,7 @@ def reason_for(verdicts: Mapping[str, VerdictIn], prefill: Mapping[str, VerdictI
         return reason.strip()
     changed = changed_from_majority(verdicts, prefill)
     if changed:
-        raise Invalid(f"Say why: the decision differs from the majority on {', '.join(changed)}")
+        raise Invalid(
+            gettext("Say why: the decision differs from the majority on {dims}").format(dims=", ".join(changed))
+        )
     return MAJORITY_ACCEPTED

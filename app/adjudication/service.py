@@ -151,15 +151,20 @@ def latest_decision(session: Session, *, item: Item) -> Adjudication | None:
     )
 
 
+def optional_keys(project: Project) -> set[str]:
+    """Dimensions the project marks optional (``"required": false``): a decision may leave them out."""
+    return {d["key"] for d in project.dimensions if d.get("required", True) is False}
+
+
 def decide(
     session: Session, *, project: Project, item_id: int, verdicts: dict[str, VerdictIn], reason: str, admin: User
 ) -> Adjudication:
-    """Record a decision for the item's current round; the reason is required."""
+    """Record a decision for the item's current round (every dimension but optional ones); the reason is required."""
     item, candidates, _, _ = case(session, project=project, item_id=item_id)
     if not reason.strip():
         raise Invalid("Say why (the reason is kept with the decision)")
     expected = dimension_keys(project)
-    missing = [d for d in expected if d not in verdicts]
+    missing = [d for d in expected if d not in verdicts and d not in optional_keys(project)]
     if missing:
         raise Invalid(f"Missing decisions for: {', '.join(missing)}")
     ids = {c.id for c in candidates}

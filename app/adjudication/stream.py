@@ -35,6 +35,7 @@ class CaseView:
     prefill: dict[str, str]
     source: str
     no_majority: list[str] = field(default_factory=list)
+    optional: set[str] = field(default_factory=set)
     decided_by: str | None = None
 
 
@@ -46,6 +47,7 @@ def case_view(session: Session, *, project: Project, item_id: int) -> CaseView:
     by_majority = {d: form_value(v, letters) for d, v in votes.items()}
     stored = decision.verdicts if decision is not None else {}
     prefill = {d: form_value(stored.get(d), letters) for d in dims} if decision is not None else dict(by_majority)
+    optional = service.optional_keys(project)
     who = session.get(User, decision.decided_by_id) if decision is not None and decision.decided_by_id else None
     return CaseView(
         item=item,
@@ -57,7 +59,8 @@ def case_view(session: Session, *, project: Project, item_id: int) -> CaseView:
         majority=by_majority,
         prefill=prefill,
         source="decision" if decision is not None else "majority",
-        no_majority=[d for d, v in by_majority.items() if not v],
+        no_majority=[d for d, v in by_majority.items() if not v and d not in optional],
+        optional=optional,
         decided_by=who.username if who is not None else None,
     )
 
@@ -75,7 +78,12 @@ def decide_from_form(
     _, candidates, judgments, _ = service.case(session, project=project, item_id=item_id)
     ids = [c.id for c in candidates]
     dims = dimension_keys(project)
-    verdicts = {d: parse_form_value(d, answers.get(d, ""), ids) for d in dims}
+    optional = service.optional_keys(project)
+    verdicts = {
+        d: parse_form_value(d, answers.get(d) or "", ids)
+        for d in dims
+        if d not in optional or (answers.get(d) or "").strip()
+    }
     why = reason_for(verdicts, majority((j.verdicts for j in judgments), dims), reason)
     decision = service.decide(session, project=project, item_id=item_id, verdicts=verdicts, reason=why, admin=admin)
     return decision, next_case(session, project=project, after=item_id)

@@ -59,7 +59,7 @@
     if (row && setValue(row, kind)) setRow(rowIndex + 1);
   }
 
-  function missing() { return rows().filter(function (r) { return !select(r).value; }); }
+  function missing() { return rows().filter(function (r) { return !r.dataset.optional && !select(r).value; }); }
 
   function decide() {
     const f = form();
@@ -77,14 +77,14 @@
 
   function acceptMajority() {
     const all = rows();
-    const none = all.filter(function (r) { return !r.dataset.majority; });
+    const none = all.filter(function (r) { return !r.dataset.majority && !r.dataset.optional; });
     if (none.length) {
       none.forEach(function (r) { r.classList.add("missing"); });
       say((form().dataset.nomajority || "").replace("%s", none.map(function (r) { return r.dataset.dim; }).join(", ")));
       setRow(all.indexOf(none[0]));
       return;
     }
-    all.forEach(function (r) { setValue(r, r.dataset.majority); });
+    all.forEach(function (r) { setValue(r, r.dataset.majority || ""); });
     const reason = document.getElementById("reason");
     if (reason && reason.value === reason.defaultValue) reason.value = "";  // a stored reason does not carry over
     decide();

@@ -149,3 +149,35 @@ def test_decided_lists_the_current_decisions_newest_first_in_pages(
     older = client.get(f"/api/v1/projects/rev/adjudication/decided?before={body['next_before']}", headers=split["h"])
     assert [e["reason"] for e in older.json()["entries"]] == ["two"] and older.json()["next_before"] is None
     assert client.get("/api/v1/projects/rev/adjudication/decided", headers=split["ann"]).status_code == 403
+
+
+def test_an_optional_dimension_may_be_left_out_of_a_decision(db: Database) -> None:
+    with db.session() as s:
+        users = [make_user(s, n) for n in ("o1", "o2")]
+        admin = make_user(s, "chief", role="admin")
+        dims = [{"key": "helpful", "label": "Helpful"}, {"key": "refusal", "label": "Refusal", "required": False}]
+        project = make_project(s, "opt", k=2, overlap=2, members=users, dimensions=dims)
+        item = make_item(s, project, "q")
+        make_judgment(s, item, users[0], {"overall": ("preference", 0, 1), "helpful": ("preference", 0, 1)})
+        make_judgment(s, item, users[1], {"overall": ("preference", 1, 0), "helpful": ("preference", 0, 1)})
+        view = stream.case_view(s, project=project, item_id=item.id)
+        assert view.optional == {"refusal"} and view.no_majority == ["overall"]  # nobody answered refusal
+        with pytest.raises(Invalid, match="overall"):
+            stream.decide_from_form(
+                s,
+                project=project,
+                item_id=item.id,
+                answers={"overall": "B>A", "helpful": "A>B"},
+                reason="",
+                admin=admin,
+            )
+        decision, _ = stream.decide_from_form(
+            s,
+            project=project,
+            item_id=item.id,
+            answers={"overall": "B>A", "helpful": "A>B", "refusal": ""},
+            reason="B",
+            admin=admin,
+        )
+        assert set(decision.verdicts) == {"overall", "helpful"}
+        s.commit()
