@@ -198,8 +198,8 @@ def set_active(
 ) -> Response:
     """Switch a user on or off (off: sessions end, tokens are revoked, logins refused)."""
     user = service.get_user(session, user_id)
-    if user.id == admin.id:
-        raise Forbidden("You cannot switch yourself off")
+    if user.id == admin.id:  # said on the page, with the list of users, rather than on an error page
+        return _users_page(request, session, error=gettext("You cannot switch yourself off."), status_code=403)
     service.set_active(session, user=user, active=form.active == "1")
     return redirect(request, "/admin/users")
 

@@ -17,7 +17,7 @@ from app.items.importer import ImportFailed, import_items
 from app.kit.bodylimit import allow_upload
 from app.kit.errors import AppError, Invalid
 from app.kit.forms import form_file, form_of
-from app.kit.htmx import redirect, render
+from app.kit.htmx import is_htmx, redirect, render
 from app.kit.schemas import RowId
 from app.models import DEFAULT_DIMENSIONS, Project, User
 from app.projects import service
@@ -218,10 +218,21 @@ def edit_project(
 
 @router.post("/projects/{project}/members")
 def add_member(
-    request: Request, project: AdminProjectDep, session: SessionDep, form: Annotated[MemberForm, form_of(MemberForm)]
+    request: Request,
+    project: AdminProjectDep,
+    session: SessionDep,
+    admin: AdminUser,
+    form: Annotated[MemberForm, form_of(MemberForm)],
 ) -> Response:
-    """Add a member by username."""
-    service.add_member(session, project=project, username=form.username)
+    """Add members: one username, or several (one a line, or comma-separated), all or none. An unknown name is
+    answered on the page (the members card, for htmx) with what was typed kept."""
+    try:
+        added = service.add_members(session, project=project, usernames=service.split_usernames(form.username))
+    except Invalid as exc:
+        extra = {"member_error": str(exc.detail), "member_input": form.username, "status_code": exc.status_code}
+        return _project_page(request, session, project, admin, **extra)
+    if is_htmx(request):  # the card swaps in place, saying who was added
+        return _project_page(request, session, project, admin, member_added=[u.username for u in added])
     return redirect(request, f"/projects/{project.slug}")
 
 

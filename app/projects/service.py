@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.i18n import gettext
 from app.kit.errors import Conflict, Invalid, NotFound
 from app.models import Candidate, Item, Judgment, Project, ProjectMember, User
 from app.projects.schemas import ProjectIn, ProjectPatch
@@ -156,6 +157,27 @@ def add_member(session: Session, *, project: Project, username: str) -> User:
         session.flush()
         session.info.pop(_membership_key(project.id, user.id), None)
     return user
+
+
+def split_usernames(text: str) -> list[str]:
+    """Usernames as typed or pasted: one a line, or separated by commas or spaces; each once, in order."""
+    return list(dict.fromkeys(name for name in re.split(r"[\s,;]+", text) if name))
+
+
+def add_members(session: Session, *, project: Project, usernames: list[str]) -> list[User]:
+    """Add several users at once, all or none: when a name is unknown nobody is added and the error lists every
+    unknown name (the admin corrects the list and sends it again)."""
+    if not usernames:
+        raise Invalid(gettext("Give at least one username to add."))
+    known = set(session.scalars(select(User.username).where(User.username.in_(usernames))))
+    unknown = [name for name in usernames if name not in known]
+    if unknown:
+        raise Invalid(
+            gettext("No user is called {names}. Nobody was added: correct the list and add again.").format(
+                names=", ".join(unknown)
+            )
+        )
+    return [add_member(session, project=project, username=name) for name in usernames]
 
 
 def remove_member(session: Session, *, project: Project, user_id: int) -> None:
