@@ -2,10 +2,14 @@
 (function () {
   "use strict";
   const LETTERS = ["A", "B", "C", "D"];
+  // Time on task: a stretch without any input counts this long at most (reading a long answer without scrolling
+  // for more than 30 s counts as 30 s); a hidden tab or an unfocused window counts nothing.
+  const IDLE_MS = 30000;
   let rowIndex = 0;
   let current = null;  // the panel element the state above belongs to
-  let shownAt = 0;
-  let visibleMs = 0;
+  let shownAt = 0;  // when the item was shown (wall clock)
+  let activeMs = 0;  // active time closed so far
+  let lastInput = 0;  // start of the open active stretch; 0 while the page is hidden or unfocused
 
   function panel() { return document.getElementById("annotate-panel"); }
   function form() { return document.getElementById("judge-form"); }
@@ -17,12 +21,20 @@
     return el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type === "text"));
   }
 
-  function setRow(i) {
+  function setRow(i, keepScroll) {
     const all = rows();
     if (!all.length) return;
     rowIndex = Math.max(0, Math.min(i, all.length - 1));
     all.forEach(function (r, j) { r.classList.toggle("active", j === rowIndex); });
-    all[rowIndex].focus({ preventScroll: false });
+    all[rowIndex].focus({ preventScroll: !!keepScroll });
+  }
+
+  // A new item opens at its top: the progress line ("Saved") and the prompt, not the Overall row below the answers.
+  function showTop() {
+    const p = panel();
+    if (!p || !p.querySelector(".prompt")) return;
+    const top = p.getBoundingClientRect().top;
+    if (top < 0 || top > window.innerHeight / 3) window.scrollBy(0, top);
   }
 
   function check(row, name, value) {
@@ -39,6 +51,8 @@
     const c = row.querySelector('input[name="' + name + '"]:checked');
     return c ? c.value : "";
   }
+
+  function optional(row) { return row.dataset.optional === "1"; }
 
   function answered(row) {
     const dim = row.dataset.dim;
@@ -79,17 +93,19 @@
     }
   }
 
-  function copyOverall() {
-    const all = rows();
-    const overall = all[0];
-    if (!overall || !answered(overall)) return;
-    all.slice(1).forEach(function (row) {
-      if (answered(row)) return;
-      ["", "__best", "__worst"].forEach(function (suffix) {
-        const v = value(overall, "overall" + suffix);
-        if (v) check(row, row.dataset.dim + suffix, v);
-      });
+  function sameAsOverall(row) {
+    const overall = rows()[0];
+    if (!overall || row === overall || !answered(overall)) return false;
+    ["", "__best", "__worst"].forEach(function (suffix) {
+      const v = value(overall, "overall" + suffix);
+      if (v) check(row, row.dataset.dim + suffix, v);
+      else clear(row, row.dataset.dim + suffix);
     });
+    return true;
+  }
+
+  function copyOverall() {
+    rows().slice(1).forEach(function (row) { if (!answered(row)) sameAsOverall(row); });
   }
 
   function toggle(name) {
@@ -98,25 +114,58 @@
     if (box) { box.checked = !box.checked; saveDraft(false); }
   }
 
-  function secondsOnTask() {
-    let ms = visibleMs;
-    if (!document.hidden && shownAt) ms += performance.now() - shownAt;
-    return Math.round(ms / 100) / 10;
+  // Active time: each stretch since the last input counts up to IDLE_MS; hiding the page closes the stretch.
+  function closeStretch(now) {
+    if (lastInput) activeMs += Math.min(now - lastInput, IDLE_MS);
+    lastInput = 0;
   }
 
-  function firstUnanswered() {
-    const all = rows();
-    for (let i = 0; i < all.length; i++) if (!answered(all[i])) return i;
-    return -1;
+  function activity() {
+    if (!shownAt || document.hidden) return;
+    const now = performance.now();
+    closeStretch(now);
+    lastInput = now;
+  }
+
+  function pause() { closeStretch(performance.now()); }
+
+  function seconds(ms) { return String(Math.round(ms / 100) / 10); }
+
+  function timeOnTask() {
+    const now = performance.now();
+    const open = lastInput ? Math.min(now - lastInput, IDLE_MS) : 0;
+    const wall = shownAt ? now - shownAt : 0;
+    return { wall: wall, active: Math.min(activeMs + open, wall) };
+  }
+
+  function missingRows() {
+    return rows().filter(function (row) { return !optional(row) && !answered(row); });
+  }
+
+  function firstUnanswered() { const m = missingRows()[0]; return m ? rows().indexOf(m) : -1; }
+
+  // "3 dimensions left: Honest, Polite, Refusal" in the page's live region; empty once nothing is missing.
+  function sayMissing(missing) {
+    const note = document.getElementById("missing-note");
+    rows().forEach(function (row) { row.classList.toggle("missing", missing.indexOf(row) >= 0); });
+    if (!note) return;
+    if (!missing.length) { note.textContent = ""; note.hidden = true; return; }
+    const names = missing.map(function (row) {
+      const label = row.querySelector(".dim-label");
+      return (label ? label.textContent : row.dataset.dim).trim();
+    });
+    const template = missing.length === 1 ? note.dataset.one : note.dataset.many;
+    note.textContent = template.replace("{n}", String(missing.length)).replace("{names}", names.join(", "));
+    note.hidden = false;
   }
 
   function submit() {
     const f = form();
     if (!f) return;
-    const missing = firstUnanswered();
-    if (missing >= 0) {
-      setRow(missing);
-      rows()[missing].classList.add("missing");
+    const missing = missingRows();
+    if (missing.length) {
+      sayMissing(missing);
+      setRow(rows().indexOf(missing[0]));
       return;
     }
     // htmx binds a swapped-in form only when it settles (20 ms later): a quick Enter would post it natively.
@@ -131,7 +180,7 @@
     if (!f || !key) return;
     const data = {};
     new FormData(f).forEach(function (v, name) {
-      if (name !== "csrf_token" && name !== "seconds") data[name] = String(v);
+      if (name !== "csrf_token" && name !== "seconds" && name !== "active_seconds") data[name] = String(v);
     });
     try { localStorage.setItem(key, JSON.stringify({ data: data, pending: !!pending, at: Date.now() })); } catch (e) { /* storage full or off */ }
   }
@@ -169,29 +218,45 @@
     const p = panel();
     if (!p || p === current) return;
     current = p;
-    visibleMs = 0;
     shownAt = performance.now();
+    activeMs = 0;
+    lastInput = document.hidden ? 0 : shownAt;
     rowIndex = 0;
     restoreDraft();
     const start = firstUnanswered();
-    if (rows().length) setRow(start >= 0 ? start : 0);
+    if (rows().length) { setRow(start >= 0 ? start : 0, true); showTop(); }
+    // The diff key is offered only with a diff to show.
+    document.querySelectorAll("[data-needs-diff]").forEach(function (el) { el.hidden = !document.getElementById("diff"); });
     rows().forEach(function (row, i) {
       row.addEventListener("click", function () { rowIndex = i; rows().forEach(function (r, j) { r.classList.toggle("active", j === i); }); });
     });
     const f = form();
     if (f) {
-      f.addEventListener("change", function () { saveDraft(false); });
-      f.addEventListener("input", function () { saveDraft(false); });
-      f.addEventListener("submit", function () {
-        f.querySelector('input[name="seconds"]').value = String(secondsOnTask());
-        saveDraft(true);
+      f.addEventListener("change", function () {
+        saveDraft(false);
+        const note = document.getElementById("missing-note");
+        if (note && !note.hidden) sayMissing(missingRows());
       });
+      f.addEventListener("input", function () { saveDraft(false); });
     }
   }
 
-  document.addEventListener("visibilitychange", function () {
-    if (document.hidden) { if (shownAt) visibleMs += performance.now() - shownAt; shownAt = 0; }
-    else shownAt = performance.now();
+  // In the capture phase: htmx reads the form's values in its own submit listener, on the form itself.
+  document.addEventListener("submit", function (ev) {
+    const f = form();
+    if (!f || ev.target !== f) return;
+    const time = timeOnTask();
+    f.querySelector('input[name="seconds"]').value = seconds(time.wall);
+    const active = f.querySelector('input[name="active_seconds"]');
+    if (active) active.value = seconds(time.active);
+    saveDraft(true);
+  }, true);
+
+  document.addEventListener("visibilitychange", function () { if (document.hidden) pause(); else activity(); });
+  window.addEventListener("blur", pause);
+  window.addEventListener("focus", activity);
+  ["keydown", "pointerdown", "pointermove", "wheel", "scroll", "touchstart", "input"].forEach(function (type) {
+    window.addEventListener(type, activity, { capture: true, passive: true });
   });
 
   document.addEventListener("htmx:afterSettle", function (ev) {
@@ -213,7 +278,20 @@
     if (!t) return;
     if (t.dataset.action === "toggle-guidelines") toggleHidden("guidelines");
     if (t.dataset.action === "toggle-help") toggleHidden("help");
+    if (t.dataset.action === "same-as-overall") {
+      const row = t.closest(".dim-row");
+      if (row && !sameAsOverall(row)) { const o = rows()[0]; if (o) { sayMissing([o]); setRow(0); } }
+    }
   });
+
+  // Enter on these does their own thing (follow the link, press the button, open the details, a new line…);
+  // the judgment form's radio buttons and check boxes are part of the answer, so Enter there submits it.
+  function ownsEnter(el) {
+    if (!el || el === document.body) return false;
+    const f = form();
+    if (el.tagName === "INPUT" && (el.type === "radio" || el.type === "checkbox") && f && f.contains(el)) return false;
+    return /^(A|BUTTON|SUMMARY|TEXTAREA|SELECT|INPUT)$/.test(el.tagName) || el.isContentEditable;
+  }
 
   document.addEventListener("keydown", function (ev) {
     if (!panel()) return;
@@ -228,11 +306,9 @@
       if (g && !g.hidden) g.hidden = true;
       return;
     }
-    if (typing(active)) {
-      if (ev.key === "Enter" && active.id === "skip-reason") return;  // submits the skip form
-      return;
-    }
+    if (typing(active)) return;  // letters are text there; Enter submits the skip form from its box
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.key === "Enter" && ownsEnter(active)) return;
     const key = ev.key;
     const upper = key.length === 1 ? key.toUpperCase() : key;
     let handled = true;
@@ -247,7 +323,7 @@
     else if (upper === "X") toggle("all_bad");
     else if (upper === "P") toggle("problematic");
     else if (upper === "S") { const s = document.getElementById("skip-reason"); if (s) s.focus(); }
-    else if (upper === "D") { const d = document.getElementById("diff"); if (d) d.open = !d.open; }
+    else if (upper === "V") { const d = document.getElementById("diff"); if (d) d.open = !d.open; else handled = false; }
     else if (upper === "G") toggleHidden("guidelines");
     else if (key === "?") toggleHidden("help");
     else if (key === "Enter") submit();
