@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 
 from app.annotation import judgments, queue
-from app.annotation.dimensions import LETTERS
+from app.annotation.dimensions import LETTERS, localized
 from app.annotation.progress import Progress, progress
 from app.annotation.schemas import (
     AssignmentOut,
@@ -32,6 +34,14 @@ def _progress_out(counted: Progress) -> ProgressOut:
     return ProgressOut(**counted.__dict__)
 
 
+def _dimension_out(dimension: dict[str, Any]) -> DimensionOut:
+    """A dimension in the request's language (else the project's own text), and whether it must be answered."""
+    label, description = localized(dimension)
+    return DimensionOut(
+        key=dimension["key"], label=label, description=description, required=dimension.get("required", True)
+    )
+
+
 def assignment_out(task: queue.Task, project: Project, counted: Progress) -> AssignmentOut:
     return AssignmentOut(
         assignment_id=task.assignment.id,
@@ -42,8 +52,7 @@ def assignment_out(task: queue.Task, project: Project, counted: Progress) -> Ass
             CandidateOut(id=c.id, label=LETTERS[i], text=c.text, model=c.model, finish_reason=c.finish_reason)
             for i, c in enumerate(task.candidates)
         ],
-        dimensions=[DimensionOut(key="overall", label="Overall")]
-        + [DimensionOut(**{k: d.get(k, "") for k in ("key", "label", "description")}) for d in project.dimensions],
+        dimensions=[DimensionOut(key="overall", label="Overall")] + [_dimension_out(d) for d in project.dimensions],
         lease_expires_at=task.assignment.lease_expires_at,
         progress=_progress_out(counted),
     )

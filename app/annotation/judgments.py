@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.annotation import repository
-from app.annotation.dimensions import dimension_keys
+from app.annotation.dimensions import dimension_keys, required_keys
 from app.annotation.queue import own_assignment, task_for
 from app.annotation.schemas import JudgmentIn, VerdictIn
 from app.annotation.tallies import count_judgment
@@ -59,7 +59,7 @@ def _replayed(judgment: Judgment, *, assignment: Assignment, digest: str) -> Jud
 
 def _validate_verdicts(project: Project, candidates: list[Candidate], verdicts: dict[str, VerdictIn]) -> None:
     expected = dimension_keys(project)
-    missing = [d for d in expected if d not in verdicts]
+    missing = [d for d in required_keys(project) if d not in verdicts]
     unknown = [d for d in verdicts if d not in expected]
     if missing:
         raise Invalid(f"Missing verdicts for: {', '.join(missing)}")

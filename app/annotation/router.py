@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from app.annotation import judgments, queue
 from app.annotation.diff import near_duplicates
-from app.annotation.dimensions import LETTERS
+from app.annotation.dimensions import LETTERS, shown_dimensions
 from app.annotation.progress import progress
 from app.annotation.schemas import EditForm, SkipForm, SubmitForm, letters_from_verdicts
 from app.auth.deps import CurrentUser
@@ -26,13 +26,9 @@ from app.web.deps import SessionDep
 router = APIRouter(tags=["annotation pages"], include_in_schema=False)
 
 
-def _dimensions(project: Project) -> list[dict[str, str]]:
+def _dimensions(project: Project) -> list[dict[str, Any]]:
     question = gettext("Which answer is better as a whole?")
-    overall = {"key": "overall", "label": gettext("Overall"), "description": question}
-    return [overall] + [
-        {"key": d["key"], "label": d.get("label") or d["key"], "description": d.get("description", "")}
-        for d in project.dimensions
-    ]
+    return shown_dimensions(project, overall_label=gettext("Overall"), overall_question=question)
 
 
 def _panel_context(

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.annotation.dimensions import LETTERS, dimension_keys
+from app.annotation.dimensions import LETTERS, dimension_keys, required_keys
 from app.kit.errors import Invalid
 from app.kit.forms import FormModel
 from app.kit.schemas import MAX_ROW_ID, RowId, Schema, StoredText
@@ -35,7 +35,8 @@ class VerdictIn(BaseModel):
 
 
 class JudgmentIn(BaseModel):
-    """A judgment: verdicts for "overall" and every project dimension, in canonical candidate ids."""
+    """A judgment: verdicts for "overall" and every required project dimension (optional ones may be left out),
+    in canonical candidate ids."""
 
     model_config = ConfigDict(extra="forbid")
     verdicts: dict[StoredText, VerdictIn]
@@ -71,8 +72,9 @@ class CandidateOut(Schema):
 
 class DimensionOut(BaseModel):
     key: str
-    label: str
+    label: str  # in the request's language, else the project's own text
     description: str = ""
+    required: bool = True  # an optional dimension may be left out of a judgment
 
 
 class ProgressOut(BaseModel):
@@ -156,13 +158,16 @@ class JudgmentForm(FormModel):
         )
 
     def verdicts(self, *, project: Project, display_order: list[int]) -> dict[str, VerdictIn]:
-        """Turn the page's letters into canonical verdicts, one per dimension; a 422 naming the first dimension
-        left unanswered."""
+        """Turn the page's letters into canonical verdicts, one per answered dimension; a 422 naming the first
+        required dimension left unanswered (an optional one left blank has no verdict)."""
         posted = self.fields()
         letters = {LETTERS[i]: cid for i, cid in enumerate(display_order)}
         verdicts: dict[str, VerdictIn] = {}
+        required = set(required_keys(project))
         for dim in dimension_keys(project):
             value = (posted.get(dim) or "").strip()
+            if dim not in required and not (value or posted.get(f"{dim}__best") or posted.get(f"{dim}__worst")):
+                continue
             try:
                 if value in ("tie", "na"):
                     verdicts[dim] = VerdictIn.model_validate({"kind": value})

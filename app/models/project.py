@@ -34,7 +34,7 @@ class Project(Base):
     name: Mapped[str] = mapped_column(String(200))
     guidelines: Mapped[str] = mapped_column(Text, default="")
     # [{"key": "helpful", "label": "Helpful", "description": "..."}]; "overall" is always judged too.
-    dimensions: Mapped[list[dict[str, str]]] = mapped_column(JSONType, default=lambda: list(DEFAULT_DIMENSIONS))
+    dimensions: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=lambda: list(DEFAULT_DIMENSIONS))
     k: Mapped[int] = mapped_column(Integer, default=2)
     overlap: Mapped[int] = mapped_column(Integer, default=3)
     lease_minutes: Mapped[int] = mapped_column(Integer, default=30)

@@ -13,6 +13,7 @@ from starlette.datastructures import UploadFile
 
 from app.annotation.progress import progress as annotation_progress
 from app.auth.deps import AdminUser, CurrentUser
+from app.i18n import CATALOG_LOCALES, DEFAULT_LANGUAGE, LANGUAGES
 from app.items.importer import ImportFailed, import_items
 from app.kit.bodylimit import allow_upload
 from app.kit.errors import AppError, Invalid
@@ -28,21 +29,37 @@ from app.web.deps import SessionDep
 router = APIRouter(tags=["project pages"], include_in_schema=False)
 
 
-DIMENSION_FIELD = re.compile(r"^dimension-(\d{1,2})-(key|label|description)$")
+# Per other UI language a row also has ``label@<locale>`` and ``description@<locale>`` (zh_Hans: 中文).
+DIMENSION_FIELD = re.compile(r"^dimension-(\d{1,2})-(key|label|description|required|(?:label|description)@\w{2,16})$")
+_OTHER_LANGUAGES = [language for language in LANGUAGES if language != DEFAULT_LANGUAGE]
+TRANSLATED_LOCALES = [CATALOG_LOCALES[language] for language in _OTHER_LANGUAGES]
+LOCALE_NAMES = [(CATALOG_LOCALES[language], LANGUAGES[language]) for language in _OTHER_LANGUAGES]
 
 
-def _dimension_rows(dimensions: list[dict[str, str]]) -> list[dict[str, str]]:
+def _dimension_row(d: dict[str, Any]) -> dict[str, str]:
+    """One dimension as the form's inputs: text fields, "1"/"0" for required, the other languages' text."""
+    row = {
+        "key": d.get("key", ""),
+        "label": d.get("label", ""),
+        "description": d.get("description", ""),
+        "required": "0" if d.get("required") in (False, "0") else "1",
+    }
+    for locale in TRANSLATED_LOCALES:
+        text = (d.get("labels") or {}).get(locale) or {}
+        row[f"label@{locale}"] = d.get(f"label@{locale}", text.get("label", ""))
+        row[f"description@{locale}"] = d.get(f"description@{locale}", text.get("description", ""))
+    return row
+
+
+def _dimension_rows(dimensions: list[dict[str, Any]]) -> list[dict[str, str]]:
     """One row of inputs per dimension (any text round-trips), then up to two empty rows to add one."""
-    rows = [
-        {"key": d.get("key", ""), "label": d.get("label", ""), "description": d.get("description", "")}
-        for d in dimensions
-    ]
+    rows = [_dimension_row(d) for d in dimensions]
     empty = max(0, min(len(rows) + 2, MAX_DIMENSIONS) - len(rows))
-    return rows + [{"key": "", "label": "", "description": ""} for _ in range(empty)]
+    return rows + [_dimension_row({}) for _ in range(empty)]
 
 
 def _posted_rows(form: dict[str, str]) -> list[dict[str, str]]:
-    """The ``dimension-<n>-key|label|description`` fields, as rows in the order of n."""
+    """The ``dimension-<n>-<field>`` fields, as rows in the order of n."""
     rows: dict[int, dict[str, str]] = {}
     for name, value in form.items():
         match = DIMENSION_FIELD.match(name)
@@ -99,7 +116,7 @@ def _form_page(
     return render(
         request,
         "projects/form.html",
-        {"request": request, "project": project, "values": values, "error": error},
+        {"request": request, "project": project, "values": values, "error": error, "locales": LOCALE_NAMES},
         status_code=status_code,
     )
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from app.i18n import CATALOG_LOCALES
 from app.kit.forms import FormModel
 from app.kit.schemas import StoredText
 from app.models import DEFAULT_DIMENSIONS
@@ -34,11 +35,30 @@ OneLine = Annotated[str, AfterValidator(one_line)]
 MultiLine = Annotated[str, AfterValidator(lf_line_breaks)]
 
 
+class DimensionText(BaseModel):
+    """A dimension's label and description in one UI language (empty: the dimension's own text)."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: str = Field(default="", max_length=100)
+    description: MultiLine = Field(default="", max_length=2000)
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, label: str) -> str:
+        return one_line(label) if label.strip() else ""
+
+
 class Dimension(BaseModel):
+    """A dimension: its own label and description are the project's default text; ``labels`` gives them in other
+    UI languages, by catalog locale (``{"zh_Hans": {"label": ..., "description": ...}}``). An optional dimension
+    (``required: false``) may be left unanswered: its verdict is then missing, as n.a. is."""
+
     model_config = ConfigDict(extra="forbid")
     key: str = Field(min_length=1, max_length=64)
     label: OneLine = Field(min_length=1, max_length=100)
     description: MultiLine = Field(default="", max_length=2000)
+    required: bool = True
+    labels: dict[str, DimensionText] = Field(default_factory=dict)
 
     @field_validator("key")
     @classmethod
@@ -46,6 +66,25 @@ class Dimension(BaseModel):
         if not KEY.match(key) or key == "overall":
             raise ValueError("a dimension key is lowercase letters, digits and _ (not 'overall')")
         return key
+
+    @field_validator("labels")
+    @classmethod
+    def _locales(cls, labels: dict[str, DimensionText]) -> dict[str, DimensionText]:
+        known = sorted(set(CATALOG_LOCALES.values()))
+        unknown = [locale for locale in labels if locale not in known]
+        if unknown:
+            raise ValueError(f"unknown language {unknown[0]!r}; one of: {', '.join(known)}")
+        return {locale: text for locale, text in labels.items() if text.label or text.description}
+
+    def stored(self) -> dict[str, Any]:
+        """As the project stores it: ``required`` only when false, ``labels`` only when some text is given (a
+        project without either stores the same dicts as before they existed)."""
+        out: dict[str, Any] = {"key": self.key, "label": self.label, "description": self.description}
+        if not self.required:
+            out["required"] = False
+        if self.labels:
+            out["labels"] = {locale: text.model_dump() for locale, text in sorted(self.labels.items())}
+        return out
 
 
 def unique_dimensions(dims: list[Dimension]) -> list[Dimension]:
@@ -99,12 +138,19 @@ class ProjectPatch(BaseModel):
         return unique_dimensions(dims) if dims is not None else None
 
 
+class DimensionTextOut(BaseModel):
+    label: str = ""
+    description: str = ""
+
+
 class DimensionOut(BaseModel):
     """A dimension as stored (read back without the input rules, which also rewrite)."""
 
     key: str
     label: str
     description: str = ""
+    required: bool = True
+    labels: dict[str, DimensionTextOut] = Field(default_factory=dict)
 
 
 class ProjectOut(BaseModel):
@@ -148,7 +194,8 @@ class MemberOut(BaseModel):
 
 class ProjectForm(FormModel):
     """The project form: its fields as typed, checked by ``ProjectIn`` / ``ProjectPatch`` once converted. The
-    dimension rows are posted as ``dimension-<n>-key|label|description`` (read with ``fields()``)."""
+    dimension rows are posted as ``dimension-<n>-key|label|description|required`` and, per other UI language,
+    ``dimension-<n>-label@<locale>|description@<locale>`` (read with ``fields()``)."""
 
     model_config = ConfigDict(extra="allow")
     name: str = ""

@@ -43,7 +43,7 @@ def create_project(session: Session, *, data: ProjectIn) -> Project:
         slug=slug,
         name=data.name.strip(),
         guidelines=data.guidelines,
-        dimensions=[d.model_dump() for d in data.dimensions],
+        dimensions=[d.stored() for d in data.dimensions],
         k=data.k,
         overlap=data.overlap,
         lease_minutes=data.lease_minutes,
@@ -70,7 +70,7 @@ def update_project(session: Session, *, project: Project, data: ProjectPatch) ->
     if data.guidelines is not None:
         project.guidelines = data.guidelines
     if data.dimensions is not None:
-        project.dimensions = [d.model_dump() for d in data.dimensions]
+        project.dimensions = [d.stored() for d in data.dimensions]
     if data.overlap is not None:
         project.overlap = data.overlap
     if data.lease_minutes is not None:
@@ -83,19 +83,31 @@ def update_project(session: Session, *, project: Project, data: ProjectPatch) ->
     return project
 
 
-def dimensions_from_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The form's dimension rows (key, label, description) as dicts: an empty row is left out, a row without
-    a label takes its key's, and the text is kept as typed (the project's schema checks it)."""
-    dims = []
+def dimensions_from_rows(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The form's dimension rows (key, label, description, required, and ``label@<locale>`` /
+    ``description@<locale>`` for other UI languages) as dicts: an empty row is left out, a row without a label
+    takes its key's, and the text is kept as typed (the project's schema checks it)."""
+    dims: list[dict[str, Any]] = []
     for n, row in enumerate(rows, start=1):
         key, label, description = (row.get(field, "") for field in ("key", "label", "description"))
+        translated = {name: value for name, value in row.items() if "@" in name and value.strip()}
         if not key.strip():
-            if label.strip() or description.strip():
+            if label.strip() or description.strip() or translated:
                 raise Invalid(f"Dimension row {n}: a key is needed")
             continue
-        dims.append(
-            {"key": key.strip(), "label": label if label.strip() else key.strip().title(), "description": description}
-        )
+        labels: dict[str, dict[str, str]] = {}
+        for name, value in translated.items():
+            field, _, locale = name.partition("@")
+            labels.setdefault(locale, {"label": "", "description": ""})[field] = value
+        dim: dict[str, Any] = {
+            "key": key.strip(),
+            "label": label if label.strip() else key.strip().title(),
+            "description": description,
+            "required": row.get("required", "1") != "0",
+        }
+        if labels:
+            dim["labels"] = labels
+        dims.append(dim)
     return dims
 
 

@@ -25,6 +25,7 @@ class _Form(HTMLParser):
         self.fields: list[tuple[str, str]] = []
         self._in_form = False
         self._textarea: str | None = None
+        self._select: str | None = None
         self._text: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -38,6 +39,10 @@ class _Form(HTMLParser):
             self.fields.append((a["name"], value))
         elif self._in_form and tag == "textarea":
             self._textarea, self._text = a["name"], []
+        elif self._in_form and tag == "select":
+            self._select = a["name"]
+        elif self._in_form and tag == "option" and self._select is not None and "selected" in dict(attrs):
+            self.fields.append((self._select, a.get("value", "")))
 
     def handle_data(self, data: str) -> None:
         if self._textarea is not None:
@@ -49,6 +54,8 @@ class _Form(HTMLParser):
             text = text[1:] if text.startswith("\n") else text  # the parser drops a newline right after <textarea>
             self.fields.append((self._textarea, text))
             self._textarea = None
+        elif tag == "select":
+            self._select = None
         elif tag == "form":
             self._in_form = False
 
@@ -116,7 +123,9 @@ def test_labels_and_names_are_one_line_and_text_has_lf_line_breaks(
     patched = client.patch(
         "/api/v1/projects/rt", json={"dimensions": [{"key": "a", "label": "x", "description": "1\r\n2"}]}
     )
-    assert patched.json()["dimensions"] == [{"key": "a", "label": "x", "description": "1\n2"}]
+    assert patched.json()["dimensions"] == [
+        {"key": "a", "label": "x", "description": "1\n2", "required": True, "labels": {}}
+    ]
 
 
 def test_the_form_adds_and_removes_dimensions_by_row(
@@ -133,8 +142,8 @@ def test_the_form_adds_and_removes_dimensions_by_row(
     assert client.post("/projects/rt/edit", data=fields, follow_redirects=False).status_code == 303
     dims = client.get("/api/v1/projects/rt").json()["dimensions"]
     assert dims == [
-        {"key": "tone", "label": "Tone", "description": "\nstarts with a newline"},
-        {"key": "new", "label": "New", "description": "a | b"},
+        {"key": "tone", "label": "Tone", "description": "\nstarts with a newline", "required": True, "labels": {}},
+        {"key": "new", "label": "New", "description": "a | b", "required": True, "labels": {}},
     ]
     missing_key = client.post("/projects/rt/edit", data={**fields, "dimension-3-label": "No key"})
     assert missing_key.status_code == 422 and "a key is needed" in missing_key.text
