@@ -62,7 +62,7 @@ def explorer_page(request: Request, project: AdminProjectDep, session: SessionDe
             "next_query": query_string(filters, after=page.next) if page.next else None,
             "done": done if done in BULK_ACTIONS else None,
             "changed": request.query_params.get("changed", ""),
-            "skipped": request.query_params.get("skipped", ""),
+            "passed_over": request.query_params.get("passed_over", ""),
             "job": request.query_params.get("job", ""),
         },
         status_code=422 if problems else 200,
@@ -89,6 +89,6 @@ def bulk_action(
     result = bulk.apply(session, project=project, action=form.action, item_ids=ids, admin=admin)
     filters, _ = filters_of(request)
     back = query_string(
-        filters, done=result.action, changed=result.changed, skipped=len(result.skipped), job=result.job_id
+        filters, done=result.action, changed=result.changed, passed_over=len(result.skipped), job=result.job_id
     )
     return redirect(request, f"/projects/{project.slug}/items?{back}")
