@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy import select
+
 from app.db import Database
 from app.models import Adjudication, Assignment, Candidate, Item, utcnow
 from tests.factories import make_item, make_judgment, make_project, make_user
@@ -41,7 +43,7 @@ def _world(db: Database) -> dict[str, Any]:
                 skip_reason="not sure about walruses",
             )
         )
-        cands = [c for c in s.query(Candidate).filter(Candidate.item_id == walrus.id).order_by(Candidate.position)]
+        cands = list(s.scalars(select(Candidate).where(Candidate.item_id == walrus.id).order_by(Candidate.position)))
         s.add(
             Adjudication(
                 project_id=project.id,
