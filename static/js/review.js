@@ -29,8 +29,9 @@
     return true;
   }
 
-  // A letter sets the best candidate (Shift: the worst); the other end is kept when it still differs, swapped
-  // with the old one otherwise, and with k = 2 it is simply the other candidate.
+  // A letter sets the best candidate and moves on; Shift+letter sets the worst and stays on the row (k >= 3: press
+  // it before the best). The other end is kept when it still differs and swapped with the old one otherwise; with
+  // k = 2 it is simply the other candidate.
   function pick(letter, worst) {
     const row = rows()[rowIndex];
     const n = k();
@@ -51,7 +52,7 @@
       best = letter;
       if (!bad || bad === best) bad = others[others.length - 1];
     }
-    if (setValue(row, best + ">" + bad)) setRow(rowIndex + 1);
+    if (setValue(row, best + ">" + bad) && (!worst || n === 2)) setRow(rowIndex + 1);
   }
 
   function mark(kind) {

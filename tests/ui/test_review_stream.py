@@ -124,3 +124,32 @@ def test_the_decided_tab_lists_decisions_and_reopens_one_with_its_stored_values(
     assert page.input_value("#reason") == "B is the honest one"
     assert page.get_attribute("#review-source", "data-source") == "decision"
     shots(page, "review-case-reopened")
+
+
+def test_k3_keys_set_best_and_worst_and_enter_on_a_link_follows_the_link(
+    page: Any, signed_in: Any, db: Database, shots: Any
+) -> None:
+    with db.session() as s:
+        users = [make_user(s, name) for name in ("v1", "v2", "v3")]
+        make_user(s, "boss", role="admin")
+        project = make_project(s, "three", k=3, overlap=3, members=users)
+        dims = dimension_keys(project)
+        item = make_item(s, project, "Pick the best of three")
+        for user, (best, worst) in zip(users, ((0, 2), (0, 2), (1, 0)), strict=True):
+            make_judgment(s, item, user, dict.fromkeys(dims, ("preference", best, worst)))
+        s.commit()
+        item_id = item.id
+    base = signed_in(page, "boss")
+    page.goto(f"{base}/projects/three/adjudication/{item_id}")
+    assert _form_values(page, dims) == dict.fromkeys(dims, "A>C")  # best A by 2-1, then worst C by 2-0
+    page.keyboard.press("c")  # overall: C best, the old best A becomes the worst (one key), on to helpful
+    page.keyboard.press("Shift+A")  # helpful: A worst (stays on the row) ...
+    page.keyboard.press("b")  # ... and B best: B > A
+    assert page.input_value("#d-overall") == "C>A" and page.input_value("#d-helpful") == "B>A"
+    assert page.input_value("#d-harmless") == "A>C"
+    shots(page, "review-case-k3")
+    page.focus("main a[href='/projects/three/adjudication']")
+    page.keyboard.press("Enter")  # the focused link does its own action; nothing is decided
+    page.wait_for_url(re.compile(r"/projects/three/adjudication$"))
+    with db.session(write=False) as s:
+        assert s.scalar(select(Adjudication.id)) is None
