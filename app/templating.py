@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
@@ -49,10 +49,22 @@ def _htmx_headers(request: Request) -> str:
     return json.dumps({"X-CSRF-Token": _csrf_token(request)})
 
 
-def _timeago(value: datetime | None) -> str:
+TIME_STYLES = ("relative", "absolute")
+
+
+def _timeago(value: datetime | None, style: str = "relative") -> Markup | str:
+    """A ``<time>`` element: the UTC time as text (what shows without script), which static/js/app.js replaces
+    with the viewer's local time in the page's language — relative ("in 12 minutes", "3 hours ago") when
+    ``style`` is "relative" and the time is within a day of now, else the date and time — with the full local
+    date-time as its title."""
     if value is None:
         return "—"
-    return value.strftime("%Y-%m-%d %H:%M UTC")
+    if style not in TIME_STYLES:
+        raise ValueError(f"timeago style must be one of {TIME_STYLES}, not {style!r}")
+    utc = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return Markup('<time datetime="{}" data-time="{}">{}</time>').format(
+        utc.strftime("%Y-%m-%dT%H:%M:%SZ"), style, utc.strftime("%Y-%m-%d %H:%M UTC")
+    )
 
 
 def _prompt_text(prompt: Any) -> str:
