@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = '0011'
 down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
@@ -88,7 +87,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == 'postgresql':
-        for name in ('ix_item_prompt_words', 'ix_candidate_text_words', 'ix_item_prompt_trgm', 'ix_candidate_text_trgm'):
+        names = ('ix_item_prompt_words', 'ix_candidate_text_words', 'ix_item_prompt_trgm', 'ix_candidate_text_trgm')
+        for name in names:
             op.execute(f'DROP INDEX IF EXISTS {name}')
     else:
         for table, _, _ in FTS:
