@@ -23,7 +23,6 @@ arbitrates with processes that do not take turns (a ``sqlite3`` shell, an older 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import threading
@@ -32,6 +31,11 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from sqlalchemy.exc import OperationalError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: turns within each process only
+    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass(eq=False)
@@ -116,7 +120,7 @@ class WriteTurns:
             )
             raise OperationalError("BEGIN IMMEDIATE", {}, reason)
         try:
-            if self.lock_path is not None:
+            if self.lock_path is not None and fcntl is not None:
                 if self._file is None:
                     self._file = open(self.lock_path, "ab")  # noqa: SIM115 - kept open: closing drops the lock
                 fcntl.lockf(self._file, fcntl.LOCK_EX)  # the kernel wakes the waiter when it is released
@@ -129,7 +133,7 @@ class WriteTurns:
         if owner is None or self._local.holder is not owner or os.getpid() != self._pid:
             return
         try:
-            if self._file is not None:
+            if self._file is not None and fcntl is not None:
                 fcntl.lockf(self._file, fcntl.LOCK_UN)
         finally:
             self._local.release(owner)
@@ -137,7 +141,7 @@ class WriteTurns:
 
 def lock_path_for(database: str | None) -> str | None:
     """The turn file of a SQLite database file; None for an in-memory database (one process only)."""
-    if not database or database == ":memory:" or database.startswith("file:"):
+    if fcntl is None or not database or database == ":memory:" or database.startswith("file:"):
         return None
     return f"{database}-writer"
 
