@@ -28,6 +28,10 @@ class Superseded(Conflict):
     """A submission for a candidate round that is no longer the item's: refused before anything is written."""
 
 
+class StaleEdit(Conflict):
+    """An edit of a judgment's older version (it was changed elsewhere since): nothing is written."""
+
+
 def submit_digest(data: JudgmentIn) -> str:
     """The fingerprint of an answer as stored: verdicts, reason and flags (not the seconds on task, which a
     page that resends a kept draft measures anew)."""
@@ -227,7 +231,7 @@ def edit_judgment(
     )
     if bumped.rowcount == 0:  # type: ignore[attr-defined]
         session.refresh(judgment)
-        raise Conflict(
+        raise StaleEdit(
             f"This judgment was changed elsewhere (now version {judgment.version}, you edited version {version}); "
             "reload it to see the current answer"
         )

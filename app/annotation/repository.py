@@ -193,3 +193,26 @@ def items_by_id(session: Session, item_ids: list[int]) -> dict[int, Item]:
     if not item_ids:
         return {}
     return {item.id: item for item in session.scalars(select(Item).where(Item.id.in_(item_ids)))}
+
+
+def skipped_assignments(session: Session, *, project_id: int, annotator_id: int, limit: int) -> list[Assignment]:
+    """The annotator's skipped assignments in the project, last changed first."""
+    return list(
+        session.scalars(
+            select(Assignment)
+            .where(
+                Assignment.project_id == project_id,
+                Assignment.annotator_id == annotator_id,
+                Assignment.status == "skipped",
+            )
+            .order_by(Assignment.updated_at.desc(), Assignment.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def assignments_by_id(session: Session, assignment_ids: list[int]) -> dict[int, Assignment]:
+    """The assignments of these ids, in one query."""
+    if not assignment_ids:
+        return {}
+    return {a.id: a for a in session.scalars(select(Assignment).where(Assignment.id.in_(assignment_ids)))}

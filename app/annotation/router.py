@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.annotation import judgments, queue
+from app.annotation import judgments, queue, repository, skips
 from app.annotation.diff import near_duplicates
 from app.annotation.dimensions import LETTERS, shown_dimensions
 from app.annotation.progress import progress
-from app.annotation.schemas import EditForm, SkipForm, SubmitForm, letters_from_verdicts
+from app.annotation.schemas import EditForm, JudgmentIn, SkipForm, SubmitForm, letters_from_verdicts
+from app.annotation.summaries import summaries, verdict_summary
 from app.auth.deps import CurrentUser
 from app.i18n import gettext
 from app.kit.errors import Invalid
@@ -135,15 +136,33 @@ def skip(
 
 
 @router.get("/projects/{project}/judgments")
-def my_judgments(request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
-    """My recent judgments, each reopenable for editing."""
+def my_judgments(
+    request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser, saved: int | None = None
+) -> Response:
+    """My recent judgments (each reopenable for editing, with a one-line summary) and my skipped items (each
+    reopenable for judging). ``saved``: the judgment an edit just saved (its draft on the page is done with)."""
     recent = judgments.recent_judgments(session, project=project, annotator=user)
-    items = judgments.items_of(session, recent)
-    return render(
-        request,
-        "annotation/judgments.html",
-        {"request": request, "project": project, "judgments": recent, "items": items},
-    )
+    skipped = skips.skipped(session, project=project, annotator=user)
+    items = judgments.items_of(session, recent) | repository.items_by_id(session, [a.item_id for a in skipped])
+    context = {
+        "request": request,
+        "project": project,
+        "judgments": recent,
+        "summaries": summaries(session, recent, _dimensions(project)),
+        "skipped": skipped,
+        "items": items,
+        "saved": next((j for j in recent if j.id == saved), None),
+    }
+    return render(request, "annotation/judgments.html", context)
+
+
+@router.post("/projects/{project}/skipped/{assignment_id}/reopen")
+def reopen_skipped(
+    assignment_id: RowId, request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser
+) -> Response:
+    """Take a skipped item back: it becomes my lease and the annotation page shows it."""
+    skips.reopen_skipped(session, project=project, annotator=user, assignment_id=assignment_id)
+    return redirect(request, f"/projects/{project.slug}/annotate")
 
 
 def _edit_context(
@@ -179,13 +198,47 @@ def edit(
     session: SessionDep,
     user: CurrentUser,
 ) -> Response:
-    """Save an edit; a stale version is refused with 409 and the current answer is kept."""
+    """Save an edit. A stale version (changed elsewhere meanwhile) stores nothing: the edit comes back on the page
+    (409) beside the stored version, to be applied over it or discarded."""
     judgment = judgments.get_own_judgment(session, project=project, annotator=user, judgment_id=judgment_id)
     assignment = judgments.assignment_of(session, judgment)
     if form.version is None:
         raise Invalid("version is missing")
     data = form.judgment(project=project, display_order=assignment.display_order)
-    judgments.edit_judgment(
-        session, project=project, annotator=user, judgment_id=judgment_id, version=form.version, data=data
+    try:
+        judgments.edit_judgment(
+            session, project=project, annotator=user, judgment_id=judgment_id, version=form.version, data=data
+        )
+    except judgments.StaleEdit:
+        context = _conflict_context(request, session, project, user, judgment_id, form, data)
+        return render(request, "annotation/page.html", context, status_code=409)
+    return redirect(request, f"/projects/{project.slug}/judgments?saved={judgment_id}")
+
+
+def _conflict_context(
+    request: Request,
+    session: SessionDep,
+    project: Project,
+    user: User,
+    judgment_id: int,
+    form: EditForm,
+    data: JudgmentIn,
+) -> dict[str, Any]:
+    """The edit page with the user's edit as posted (its version now the stored one, so that sending it again
+    applies it over) and the stored version to show beside it."""
+    context = _edit_context(request, session, project, user, judgment_id)
+    stored, order, dims = context["values"], [c.id for c in context["task"].candidates], context["dimensions"]
+    verdicts = judgments.verdicts_of(session, [judgment_id])[judgment_id]
+    flags = {"all_bad": "1" if form.all_bad else "", "problematic": "1" if form.problematic else ""}
+    context.update(
+        values={**form.fields(), "reason": form.reason, **flags},
+        conflict={
+            "edited_version": form.version,
+            "stored_summary": verdict_summary(verdicts, order, dims),
+            "stored_reason": stored.get("reason", ""),
+            "stored_all_bad": bool(stored.get("all_bad")),
+            "stored_problematic": bool(stored.get("problematic")),
+            "mine_summary": verdict_summary(data.verdicts, order, dims),
+        },
     )
-    return redirect(request, f"/projects/{project.slug}/judgments")
+    return context
