@@ -12,12 +12,13 @@
   function hasOption(sel, value) { return Array.from(sel.options).some(function (o) { return o.value === value; }); }
   function say(text) { const s = document.getElementById("review-status"); if (s) s.textContent = text || ""; }
 
+  // focus: false leaves focus where it is; "quiet" focuses without scrolling (the case opens at its prompt).
   function setRow(i, focus) {
     const all = rows();
     if (!all.length) return;
     rowIndex = Math.max(0, Math.min(i, all.length - 1));
     all.forEach(function (r, j) { r.classList.toggle("active", j === rowIndex); });
-    if (focus !== false) all[rowIndex].focus();
+    if (focus !== false) all[rowIndex].focus({ preventScroll: focus === "quiet" });
   }
 
   function setValue(row, value) {
@@ -141,7 +142,7 @@
     if (!all.length) return;
     all.forEach(function (r) { r.classList.toggle("changed", !!r.dataset.majority && select(r).value !== r.dataset.majority); });
     const first = missing()[0];
-    setRow(first ? all.indexOf(first) : 0);
+    setRow(first ? all.indexOf(first) : 0, "quiet");
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);

@@ -153,3 +153,13 @@ def test_k3_keys_set_best_and_worst_and_enter_on_a_link_follows_the_link(
     page.wait_for_url(re.compile(r"/projects/three/adjudication$"))
     with db.session(write=False) as s:
         assert s.scalar(select(Adjudication.id)) is None
+
+
+def test_a_case_opens_at_its_prompt_on_a_phone_too(phone: Any, signed_in: Any, db: Database, shots: Any) -> None:
+    (first, _), dims = _split_items(db)
+    base = signed_in(phone, "boss")
+    phone.goto(f"{base}/projects/rev/adjudication/{first}")
+    assert phone.evaluate("window.scrollY") == 0  # the keyboard's row is ready, the prompt is on screen
+    assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert _form_values(phone, dims) == dict.fromkeys(dims, "A>B")
+    shots(phone, "review-case-phone")
