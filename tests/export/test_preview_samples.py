@@ -13,7 +13,9 @@ def test_the_preview_carries_a_handful_of_kept_pairs_as_text(db: Database) -> No
         a = make_user(s, "a")
         project = make_project(s, "p", members=[a])
         for i in range(7):
-            item = make_item(s, project, [{"role": "user", "content": f"chat prompt {i}"}], candidates=["x" * 1000, "y"])
+            item = make_item(
+                s, project, [{"role": "user", "content": f"chat prompt {i}"}], candidates=["x" * 1000, "y"]
+            )
             make_judgment(s, item, a, {"overall": ("preference", 1, 0)})
         found = service.preview(s, project=project, filters=ExportFilter(format="conversational"), key=b"k")
     assert found.kept == 7 and len(found.samples) == service.SAMPLES

@@ -16,6 +16,7 @@ from app.generation.schemas import GenerationSettings, JobIn
 from app.jobs import runner
 from app.kit.errors import Conflict
 from app.models import Job
+from tests.conftest import login
 from tests.factories import make_item, make_project, make_user
 
 
@@ -93,3 +94,19 @@ def test_the_api_refuses_a_start_unless_forced(client: TestClient, db: Database,
     assert forced.status_code == 201
     health = client.get("/api/v1/projects/down/generation/health", headers=headers).json()
     assert "is vLLM running?" in health[0]["problem"]
+
+
+def test_a_retrying_job_shows_its_failed_requests_and_the_reason(client: TestClient, db: Database) -> None:
+    port = closed_port()
+    with db.session() as s:
+        admin = make_user(s, "boss", role="admin")
+        project = make_project(s, "down", k=2, overlap=1, generation=_settings(port))
+        make_item(s, project, "p", candidates=[])
+        job = service.start_job(s, project=project, request=JobIn(selection="missing"), user_id=admin.id)
+        job.state = "running"
+        problem = f"No server answers at http://127.0.0.1:{port} — is vLLM running?"
+        job.result = {"retries": 3, "request_errors": 0, "failed_items": 0, "last_problem": problem}
+    login(client, "boss")
+    fragment = client.get("/projects/down/generation/jobs", headers={"HX-Request": "true"}).text
+    assert "3 failed requests" in fragment  # not a bare "Errors 0" while it retries
+    assert "Retrying:" in fragment and "is vLLM running?" in fragment
