@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from app.annotation import judgments, queue
+from app.annotation import judgments, queue, repository, skips
 from app.annotation.dimensions import LETTERS, localized
 from app.annotation.progress import Progress, progress
 from app.annotation.schemas import (
@@ -18,6 +18,7 @@ from app.annotation.schemas import (
     NextOut,
     ProgressOut,
     SkipIn,
+    SkippedOut,
     SubmitIn,
     VerdictIn,
 )
@@ -144,3 +145,32 @@ def skip(assignment_id: RowId, body: SkipIn, project: ProjectDep, session: Sessi
     """Skip a leased item (with an optional reason); it will not be offered to me again."""
     queue.skip_assignment(session, project=project, annotator=user, assignment_id=assignment_id, reason=body.reason)
     return Response(status_code=204)
+
+
+@router.get("/projects/{project}/skipped", response_model=list[SkippedOut])
+def my_skipped(project: ProjectDep, session: SessionDep, user: CurrentUser, limit: int = 50) -> list[SkippedOut]:
+    """The items I skipped in this project, last skipped first, with my reasons."""
+    skipped = skips.skipped(session, project=project, annotator=user, limit=max(1, min(limit, 500)))
+    items = repository.items_by_id(session, [a.item_id for a in skipped])
+    return [
+        SkippedOut(
+            assignment_id=a.id,
+            item_id=a.item_id,
+            external_id=items[a.item_id].external_id,
+            reason=a.skip_reason or "",
+            skipped_at=a.updated_at,
+        )
+        for a in skipped
+    ]
+
+
+@router.post(
+    "/projects/{project}/assignments/{assignment_id}/reopen", response_model=NextOut, responses=error_responses(409)
+)
+def reopen(assignment_id: RowId, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
+    """Re-open an item I skipped: it becomes my lease (same candidates, same order) while it still has room; a lease
+    I held on another item goes back to the pool and is offered to me next. 409 when it cannot be re-opened."""
+    assignment = skips.reopen_skipped(session, project=project, annotator=user, assignment_id=assignment_id)
+    counted = progress(session, project=project, annotator=user)
+    task = queue.task_for(session, assignment)
+    return json_out(NextOut(assignment=assignment_out(task, project, counted), progress=_progress_out(counted)))

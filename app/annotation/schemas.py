@@ -95,6 +95,16 @@ class AssignmentOut(BaseModel):
     progress: ProgressOut
 
 
+class SkippedOut(BaseModel):
+    """An item I skipped: re-opening it makes it my lease again while it has room."""
+
+    assignment_id: int
+    item_id: int
+    external_id: str | None
+    reason: str
+    skipped_at: datetime
+
+
 class NextOut(BaseModel):
     assignment: AssignmentOut | None
     progress: ProgressOut
