@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 from app.annotation import repository
 from app.annotation.queue import own_assignment
 from app.i18n import gettext
-from app.kit.errors import Conflict
+from app.kit.errors import Conflict, Forbidden
 from app.models import IS_GOLD, Assignment, Item, Project, User, utcnow
+from app.projects.service import is_paused
 
 
 def skipped(session: Session, *, project: Project, annotator: User, limit: int = 50) -> list[Assignment]:
@@ -31,6 +32,8 @@ def reopen_skipped(session: Session, *, project: Project, annotator: User, assig
     """Lease a skipped item to its annotator again (same candidates, same order) while it is the item's current
     round and still has room. An open lease of theirs on another item is given back and comes back next."""
     assignment = own_assignment(session, project=project, annotator=annotator, assignment_id=assignment_id)
+    if is_paused(session, project_id=project.id, user_id=annotator.id):
+        raise Forbidden("An admin has paused your work in this project; ask them to resume it")
     if assignment.status != "skipped":
         raise Conflict(gettext("This item is not skipped any more"))
     current = repository.open_lease(session, project_id=project.id, annotator_id=annotator.id)

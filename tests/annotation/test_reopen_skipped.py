@@ -11,8 +11,9 @@ from app.annotation.skips import reopen_skipped, skipped
 from app.auth.service import create_api_token
 from app.config import Settings
 from app.db import Database
-from app.kit.errors import Conflict, NotFound
+from app.kit.errors import Conflict, Forbidden, NotFound
 from app.models import Assignment, Item
+from app.projects.service import set_paused
 from tests.factories import make_item, make_items, make_project, make_user
 
 
@@ -83,3 +84,16 @@ def test_the_api_lists_skipped_items_and_reopens_one(client: TestClient, db: Dat
     assert client.get("/api/v1/projects/p/skipped", headers=h).json() == []
     twice = client.post(f"/api/v1/projects/p/assignments/{lease['assignment_id']}/reopen", headers=h)
     assert twice.status_code == 409 and twice.json()["detail"]
+
+
+def test_a_paused_annotator_cannot_reopen(db: Database) -> None:
+    with db.session() as s:
+        ann = make_user(s, "ann")
+        project = make_project(s, "p", overlap=2, members=[ann], gold_share=0)
+        make_items(s, project, 2)
+        task = assign_next_item(s, project=project, annotator=ann)
+        assert task is not None
+        skip_assignment(s, project=project, annotator=ann, assignment_id=task.assignment.id, reason="")
+        set_paused(s, project=project, user_id=ann.id, paused=True)
+        with pytest.raises(Forbidden):
+            reopen_skipped(s, project=project, annotator=ann, assignment_id=task.assignment.id)
