@@ -47,11 +47,13 @@ def _current_judgment(*conditions: Any) -> Any:
     return exists().where(Judgment.item_id == Item.id, Judgment.round == Item.round, *conditions)
 
 
-def _filtered(session: Session, project: Project, f: Filters) -> list[Any]:
+def _filtered(session: Session, project: Project, f: Filters, id_range: tuple[int, int] | None = None) -> list[Any]:
     dialect = session.get_bind().dialect.name
     where: list[Any] = [Item.project_id == project.id]
+    if id_range is not None:
+        where.append(Item.id.between(*id_range))
     if f.q and f.q.strip():
-        where.append(text_condition(dialect, project.id, f.q.strip(), f.match))
+        where.append(text_condition(dialect, project.id, f.q.strip(), f.match, id_range))
     if f.status:
         where.append(Item.status == f.status)
     if f.gold is not None:
@@ -95,9 +97,14 @@ def _cursor(after: str | None) -> tuple[float | None, int]:
         raise Invalid("after: not a cursor from this list") from exc
 
 
-def explore(session: Session, *, project: Project, filters: Filters, limit: int = 50) -> Page:
-    """One page of the project's items that match ``filters``, with the cursor of the next page."""
-    where = _filtered(session, project, filters)
+FIRST_WINDOW = 50_000  # item ids: a text search in id order reads the newest (oldest) ids first, then 8× more
+
+
+def _select(
+    session: Session, project: Project, filters: Filters, limit: int, id_range: tuple[int, int] | None = None
+) -> list[Any]:
+    """The rows (item, sort key) of one page, in order, within ``id_range`` if given."""
+    where = _filtered(session, project, filters, id_range)
     key_value, last_id = _cursor(filters.after)
     margin_col: Any = None
     if filters.sort == "margin" or filters.split or filters.margin_max is not None:
@@ -109,7 +116,7 @@ def explore(session: Session, *, project: Project, filters: Filters, limit: int 
         if filters.split:
             where += [Item.judgment_count >= 2, margin_col < DEFAULT_MARGIN]
     else:
-        query = select(Item)
+        query = select(Item, Item.judgment_count)
     sort = filters.sort
     if sort == "id":
         order: list[Any] = [Item.id]
@@ -129,7 +136,40 @@ def explore(session: Session, *, project: Project, filters: Filters, limit: int 
         if filters.after:
             v = NO_VOTES if key_value is None else key_value
             where.append(or_(margin_col > v, and_(margin_col == v, Item.id > last_id)))
-    result = session.execute(query.where(*where).order_by(*order).limit(limit + 1)).all()
+    return list(session.execute(query.where(*where).order_by(*order).limit(limit)).all())
+
+
+def _windowed(session: Session, project: Project, filters: Filters, limit: int) -> list[Any]:
+    """A text search in id order, a window of ids at a time: the text indexes give every match unordered, so
+    reading them all to keep the first 50 costs as much as the matches; within a window the planner combines the
+    text index with the id range (BitmapAnd) and reads only the matches inside it (docs/explorer.md)."""
+    low, high = session.execute(select(func.min(Item.id), func.max(Item.id)).where(Item.project_id == project.id)).one()
+    if low is None:
+        return []
+    _, last_id = _cursor(filters.after)
+    rows: list[Any] = []
+    size = FIRST_WINDOW
+    if filters.sort == "newest":
+        hi = min(high, last_id - 1) if last_id else high
+        while hi >= low and len(rows) < limit:
+            lo = max(low, hi - size + 1)
+            rows += _select(session, project, filters, limit - len(rows), (lo, hi))
+            hi, size = lo - 1, size * 8
+    else:
+        lo = max(low, last_id + 1)
+        while lo <= high and len(rows) < limit:
+            hi = min(high, lo + size - 1)
+            rows += _select(session, project, filters, limit - len(rows), (lo, hi))
+            lo, size = hi + 1, size * 8
+    return rows
+
+
+def explore(session: Session, *, project: Project, filters: Filters, limit: int = 50) -> Page:
+    """One page of the project's items that match ``filters``, with the cursor of the next page."""
+    if filters.q and filters.q.strip() and filters.sort in ("id", "newest"):
+        result = _windowed(session, project, filters, limit + 1)
+    else:
+        result = _select(session, project, filters, limit + 1)
     items = [r[0] for r in result]
     more = len(items) > limit
     items = items[:limit]
@@ -144,9 +184,9 @@ def explore(session: Session, *, project: Project, filters: Filters, limit: int 
     nxt = None
     if more and items:
         last = items[-1]
-        if sort in ("id", "newest"):
+        if filters.sort in ("id", "newest"):
             nxt = str(last.id)
-        elif sort == "judgments":
+        elif filters.sort == "judgments":
             nxt = f"{last.judgment_count}:{last.id}"
         else:
             nxt = f"{result[limit - 1][1]!r}:{last.id}"

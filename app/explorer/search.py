@@ -33,7 +33,7 @@ def fts_query(text: str, match: str) -> str:
     return " ".join(_fts_phrase(word) for word in text.split())
 
 
-def _postgres(project_id: int, text: str, match: str) -> Any:
+def _postgres(project_id: int, text: str, match: str, ids: tuple[int, int] | None) -> Any:
     if match == "words":
         query = func.plainto_tsquery(_SIMPLE, text)
         in_prompt = func.jsonb_to_tsvector(_SIMPLE, Item.prompt, _STRINGS).op("@@")(query)
@@ -43,12 +43,16 @@ def _postgres(project_id: int, text: str, match: str) -> Any:
         in_prompt = cast(Item.prompt, Text).ilike(pattern, escape="\\")
         in_answer = Candidate.text.ilike(pattern, escape="\\")
     return union(
-        select(Item.id).where(Item.project_id == project_id, in_prompt),
-        select(Candidate.item_id).where(in_answer),
+        select(Item.id).where(Item.project_id == project_id, in_prompt, *_within(Item.id, ids)),
+        select(Candidate.item_id).where(in_answer, *_within(Candidate.item_id, ids)),
     )
 
 
-def _sqlite(project_id: int, text: str, match: str) -> Any:
+def _within(column: Any, ids: tuple[int, int] | None) -> list[Any]:
+    return [] if ids is None else [column.between(*ids)]
+
+
+def _sqlite(project_id: int, text: str, match: str, ids: tuple[int, int] | None) -> Any:
     if match == "substring" and len(text) < 3:  # the trigram tables need three characters
         pattern = _like_pattern(text)
         strings = func.json_tree(Item.prompt).table_valued("type", "value", "key")
@@ -56,18 +60,24 @@ def _sqlite(project_id: int, text: str, match: str) -> Any:
             strings.c.type == "text", strings.c.key.is_not("role"), strings.c.value.like(pattern, escape="\\")
         )
         return union(
-            select(Item.id).where(Item.project_id == project_id, in_prompt),
-            select(Candidate.item_id).where(Candidate.text.like(pattern, escape="\\")),
+            select(Item.id).where(Item.project_id == project_id, in_prompt, *_within(Item.id, ids)),
+            select(Candidate.item_id).where(
+                Candidate.text.like(pattern, escape="\\"), *_within(Candidate.item_id, ids)
+            ),
         )
     suffix = "trigrams" if match == "substring" else "words"
     query = fts_query(text, match)
     prompt_index, answer_index = table(f"item_{suffix}", column("rowid")), table(f"candidate_{suffix}", column("rowid"))
-    prompts = select(prompt_index.c.rowid).where(literal_column(prompt_index.name).op("MATCH")(query))
+    prompts = select(prompt_index.c.rowid).where(
+        literal_column(prompt_index.name).op("MATCH")(query), *_within(prompt_index.c.rowid, ids)
+    )
     answers = select(answer_index.c.rowid).where(literal_column(answer_index.name).op("MATCH")(query))
-    return union(prompts, select(Candidate.item_id).where(Candidate.id.in_(answers)))
+    return union(prompts, select(Candidate.item_id).where(Candidate.id.in_(answers), *_within(Candidate.item_id, ids)))
 
 
-def text_condition(dialect: str, project_id: int, text: str, match: str) -> ColumnElement[bool]:
-    """``item.id IN (…)``: the items whose prompt or any answer holds ``text``."""
-    ids = (_postgres if dialect == "postgresql" else _sqlite)(project_id, text, match)
-    return Item.id.in_(ids)
+def text_condition(
+    dialect: str, project_id: int, text: str, match: str, ids: tuple[int, int] | None = None
+) -> ColumnElement[bool]:
+    """``item.id IN (…)``: the items whose prompt or any answer holds ``text`` (item ids within ``ids``)."""
+    found = (_postgres if dialect == "postgresql" else _sqlite)(project_id, text, match, ids)
+    return Item.id.in_(found)

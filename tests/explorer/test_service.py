@@ -191,3 +191,25 @@ def test_the_history_shows_every_judgment_skip_and_decision(db: Database, world:
         assert [(k.annotator, k.reason) for k in history(s, item=chat, candidates=chat_cands).skips] == [
             ("ann2", "I cannot read Chinese")
         ]
+
+
+@pytest.mark.parametrize("sort", ["id", "newest"])
+def test_a_text_search_in_id_order_reads_windows_of_ids(db: Database, sort: str, monkeypatch: Any) -> None:
+    from app.explorer import query
+
+    monkeypatch.setattr(query, "FIRST_WINDOW", 2)  # windows of 2, 16, 128 ids: pages cross them
+    with db.session() as s:
+        p = make_project(s, "windows", k=2)
+        made = [make_item(s, p, f"window prompt {i}" + (" heron" if i % 3 else "")) for i in range(40)]
+        s.commit()
+        expected = [i.id for i in made if i.prompt.endswith("heron")]
+        expected = expected if sort == "id" else expected[::-1]
+        walked: list[int] = []
+        after = None
+        for _ in range(40):
+            page = explore(s, project=p, filters=Filters(q="heron", sort=sort, after=after), limit=4)
+            walked += [r.id for r in page.items]
+            after = page.next
+            if after is None:
+                break
+        assert walked == expected
