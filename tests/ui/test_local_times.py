@@ -99,5 +99,5 @@ def test_the_server_text_is_utc_and_the_filter_escapes_nothing_it_did_not_make()
         '<time datetime="2026-01-15T20:30:00Z" data-time="relative">2026-01-15 20:30 UTC</time> '
         '<time datetime="2026-01-15T20:30:00Z" data-time="absolute">2026-01-15 20:30 UTC</time> —'
     )
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="timeago style"):
         env.from_string("{{ t|timeago('<b>') }}").render(t=STORED)
