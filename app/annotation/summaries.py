@@ -41,6 +41,5 @@ def summaries(session: Session, judgments: list[Judgment], dimensions: list[dict
     verdicts = verdicts_of(session, [j.id for j in judgments])
     assignments = repository.assignments_by_id(session, sorted({j.assignment_id for j in judgments}))
     return {
-        j.id: verdict_summary(verdicts[j.id], assignments[j.assignment_id].display_order, dimensions)
-        for j in judgments
+        j.id: verdict_summary(verdicts[j.id], assignments[j.assignment_id].display_order, dimensions) for j in judgments
     }
