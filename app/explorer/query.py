@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Float, Select, String, and_, case, cast, exists, func, or_, select
+from sqlalchemy import Float, Select, String, and_, case, cast, exists, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from app.adjudication.service import DEFAULT_MARGIN
@@ -166,6 +166,10 @@ def _windowed(session: Session, project: Project, filters: Filters, limit: int) 
 
 def explore(session: Session, *, project: Project, filters: Filters, limit: int = 50) -> Page:
     """One page of the project's items that match ``filters``, with the cursor of the next page."""
+    if session.get_bind().dialect.name == "postgresql":
+        # psycopg prepares a statement run 5 times, and PostgreSQL may then plan it once for any words: a generic
+        # plan cannot tell a rare word from a common one (two words: 170 ms instead of 30). Plan each search.
+        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     if filters.q and filters.q.strip() and filters.sort in ("id", "newest"):
         result = _windowed(session, project, filters, limit + 1)
     else:
