@@ -91,8 +91,16 @@ def queue(
             worst_on_safety, n = safety.most_common(1)[0]
             if worst_on_safety == overall_best[0][0][1] and n * 2 > len(judgments):
                 reasons.append(f"chosen overall but worse on {SAFETY_DIMENSION}")
+        if item.review_requested:
+            reasons.append("sent for review")
         if reasons:
             out.append(QueueEntry(item_id, item.external_id, item.prompt, len(judgments), round(m, 3), reasons))
+    # Sent for review from the explorer before two judgments (or any) arrived: in the queue all the same.
+    for item in session.scalars(
+        select(Item).where(Item.project_id == project.id, Item.review_requested.is_(True))
+    ):
+        if item.id not in by_item and (item.id, item.round) not in decided:
+            out.append(QueueEntry(item.id, item.external_id, item.prompt, 0, 1.0, ["sent for review"]))
     out.sort(key=lambda e: (e.margin, -e.judgments, e.item_id))
     return out[:limit]
 

@@ -139,3 +139,22 @@ def test_case_page_shows_every_judgment_safely_and_the_form_decides(
         assert decision is not None and decision.verdicts["refusal"]["kind"] == "na"
     queue_page = client.get("/projects/adj/adjudication", headers=world["h"])
     assert f'/adjudication/{split}"' not in queue_page.text and "split vote" not in queue_page.text
+
+
+def test_items_sent_for_review_from_the_explorer_join_the_queue(
+    client: TestClient, world: dict[str, Any], db: Database
+) -> None:
+    unanimous, split, _flagged, _unsafe = world["items"]
+    with db.session() as s:
+        unjudged = make_item(s, s.get(Project, world["project_id"]), "nobody judged this yet").id  # type: ignore[arg-type]
+    r = client.post(
+        "/api/v1/projects/adj/explorer/bulk",
+        json={"action": "adjudicate", "item_ids": [unanimous, unjudged]},
+        headers=world["h"],
+    )
+    assert r.status_code == 200, r.text
+    queue = client.get("/api/v1/projects/adj/adjudication", headers=world["h"]).json()
+    by_item = {e["item_id"]: e for e in queue}
+    assert "sent for review" in by_item[unanimous]["reasons"]  # unanimous, so only the request puts it here
+    assert by_item[unjudged]["reasons"] == ["sent for review"] and by_item[unjudged]["judgments"] == 0
+    assert "sent for review" not in by_item[split]["reasons"]

@@ -841,7 +841,11 @@ def test_users_page_and_errors_that_echo_input(world: World, admin: Browser) -> 
     attribute = PAYLOADS[_index('" autofocus onfocus="alert(71)')]
     problems += admin.visit("/projects/main/items/" + quote(attribute, safe=""), status=422)
     problems += admin.visit("/projects/" + quote(PAYLOADS[ADMIN_N], safe=""), status=404)
-    problems += admin.visit("/projects/main/items?" + urlencode({"status": attribute, "x": PAYLOADS[ADMIN_N]}))
+    problems += admin.visit(
+        "/projects/main/items?" + urlencode({"status": attribute, "x": PAYLOADS[ADMIN_N]}), status=422
+    )
+    # The explorer echoes its search text and filters in its form.
+    problems += admin.visit("/projects/main/items?" + urlencode({"q": attribute, "skip_reason": PAYLOADS[ADMIN_N]}))
     ok(problems)
 
 
