@@ -96,9 +96,7 @@ def queue(
         if reasons:
             out.append(QueueEntry(item_id, item.external_id, item.prompt, len(judgments), round(m, 3), reasons))
     # Sent for review from the explorer before two judgments (or any) arrived: in the queue all the same.
-    for item in session.scalars(
-        select(Item).where(Item.project_id == project.id, Item.review_requested.is_(True))
-    ):
+    for item in session.scalars(select(Item).where(Item.project_id == project.id, Item.review_requested.is_(True))):
         if item.id not in by_item and (item.id, item.round) not in decided:
             out.append(QueueEntry(item.id, item.external_id, item.prompt, 0, 1.0, ["sent for review"]))
     out.sort(key=lambda e: (e.margin, -e.judgments, e.item_id))
