@@ -4,6 +4,7 @@ from app.models.adjudication import Adjudication
 from app.models.annotation import OVERALL, AnnotatorTally, Assignment, Judgment, Verdict
 from app.models.base import Base, utcnow
 from app.models.export import AgreementCache, Snapshot, TrainingRun
+from app.models.import_batch import ImportBatch
 from app.models.item import IS_GOLD, Candidate, Item
 from app.models.job import Job
 from app.models.project import DEFAULT_DIMENSIONS, Project, ProjectMember
@@ -22,6 +23,7 @@ __all__ = [
     "AuthSession",
     "Base",
     "Candidate",
+    "ImportBatch",
     "Item",
     "Job",
     "Judgment",

@@ -59,6 +59,10 @@ class Item(Base):
     excluded_from_export: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     review_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The import that added it (None for items made otherwise, and once the batch is gone).
+    import_batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("import_batch.id", ondelete="SET NULL"), default=None
+    )
 
     @property
     def is_chat(self) -> bool:
@@ -98,6 +102,8 @@ class Candidate(Base):
 Index("ix_item_queue", Item.project_id, Item.status, Item.claims.desc(), Item.id)
 # The agreement fingerprint: items and their candidate rounds (index-only), gold items (few) directly.
 Index("ix_item_project_round", Item.project_id, Item.round)
+# The explorer's import batch filter.
+Index("ix_item_project_batch", Item.project_id, Item.import_batch_id)
 Index(
     "ix_item_project_gold",
     Item.project_id,
