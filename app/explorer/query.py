@@ -64,6 +64,8 @@ def _filtered(session: Session, project: Project, f: Filters, id_range: tuple[in
         where.append(Item.review_requested.is_(f.review))
     if f.round is not None:
         where.append(Item.round == f.round)
+    if f.batch is not None:
+        where.append(Item.import_batch_id == f.batch)
     if f.flag:
         flags = {
             "all_bad": Judgment.flag_all_bad.is_(True),

@@ -13,6 +13,7 @@ from app.auth.deps import AdminUser
 from app.explorer import bulk
 from app.explorer.query import explore
 from app.explorer.schemas import BULK_ACTIONS, BulkForm, Filters, Page
+from app.items.batches import batch_choices
 from app.kit.errors import Invalid
 from app.kit.forms import form_of
 from app.kit.htmx import redirect, render
@@ -58,6 +59,7 @@ def explorer_page(request: Request, project: AdminProjectDep, session: SessionDe
             "filters": filters,
             "problems": problems,
             "page": page,
+            "batches": batch_choices(session, project=project, chosen=filters.batch),
             "base_query": query_string(filters),
             "next_query": query_string(filters, after=page.next) if page.next else None,
             "done": done if done in BULK_ACTIONS else None,

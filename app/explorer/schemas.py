@@ -34,6 +34,9 @@ class Filters(BaseModel):
     annotator: str | None = Field(default=None, max_length=100, description="judged by this user (current round)")
     model: str | None = Field(default=None, max_length=200, description="a current candidate from this model")
     round: int | None = Field(default=None, ge=0, le=10_000, description="the item's current candidate round")
+    batch: int | None = Field(
+        default=None, ge=1, le=MAX_ROW_ID, description="added by this import batch (`GET .../import-batches`)"
+    )
     split: bool | None = Field(
         default=None, description="two or more judgments whose overall vote leads by less than the adjudication margin"
     )
@@ -74,6 +77,7 @@ class Row(BaseModel):
     excluded_from_export: bool
     review_requested: bool
     created_at: datetime
+    import_batch_id: int | None = None
     candidate_count: int = 0
     margin: float | None = Field(default=None, description="overall vote margin of the current round")
     models: list[str] = Field(default_factory=list)

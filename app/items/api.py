@@ -9,12 +9,14 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from app.auth.deps import AdminUser
 from app.explorer import api as explorer_api
 from app.explorer.query import explore
 from app.explorer.schemas import Filters
 from app.items import service
+from app.items.batches import MAX_LISTED, list_batches
 from app.items.importer import import_items
-from app.items.schemas import CandidateOut, ImportOut, ItemDetailOut, ItemOut
+from app.items.schemas import CandidateOut, ImportBatchOut, ImportOut, ItemDetailOut, ItemOut
 from app.kit.bodylimit import allow_upload, spool_body
 from app.kit.errors import Invalid
 from app.kit.forms import form_file
@@ -28,7 +30,7 @@ router.include_router(explorer_api.router)
 
 
 @router.post("/projects/{project}/import", response_model=ImportOut, status_code=201)
-async def import_file(request: Request, project: AdminProjectDep, session: SessionDep) -> ImportOut:
+async def import_file(request: Request, project: AdminProjectDep, session: SessionDep, admin: AdminUser) -> ImportOut:
     """Import items: a multipart ``file``, or the body itself as JSONL (``application/x-ndjson``) or CSV
     (``text/csv``). Every bad line is reported (422, ``detail.errors`` with line numbers) and nothing is written."""
     content_type = request.headers.get("content-type", "")
@@ -46,11 +48,24 @@ async def import_file(request: Request, project: AdminProjectDep, session: Sessi
         raise Invalid("Send a multipart 'file', or a JSONL (application/x-ndjson) or CSV (text/csv) body")
     try:
         result = await run_in_threadpool(
-            lambda: import_items(session, project=project, stream=stream, filename=filename)
+            lambda: import_items(session, project=project, stream=stream, filename=filename, created_by=admin)
         )
     finally:
         stream.close()
     return ImportOut(**asdict(result))
+
+
+@router.get("/projects/{project}/import-batches", response_model=list[ImportBatchOut])
+def import_batches(
+    project: AdminProjectDep,
+    session: SessionDep,
+    before: RowId | None = None,
+    limit: int = Query(default=100, ge=1, le=MAX_LISTED),
+) -> list[ImportBatchOut]:
+    """The project's imports, newest first, each with its file name and counts; page with ``before`` (the last
+    id you got). Filter the items of one with ``batch`` on ``GET /projects/{project}/items`` or the explorer."""
+    batches = list_batches(session, project=project, before=before, limit=limit)
+    return [ImportBatchOut.model_validate(b) for b in batches]
 
 
 @router.get("/projects/{project}/items", response_model=list[ItemOut])

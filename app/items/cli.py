@@ -47,7 +47,7 @@ def import_command(
         raise typer.Exit(1) from exc
     console.print(
         f"imported {result.created} items ({result.ready} ready, {result.pending} waiting for candidates) "
-        f"from {result.lines} lines; {result.duplicate_count} duplicates skipped"
+        f"from {result.lines} lines; {result.duplicate_count} duplicates skipped (import batch #{result.batch_id})"
     )
     shown = result.duplicates[:20]
     for dup in shown:

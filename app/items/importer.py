@@ -16,47 +16,36 @@ outside their columns (seed: 32-bit signed; token counts: 0 to 2^31 - 1).
 
 from __future__ import annotations
 
-import codecs
-import csv
 import hashlib
 import io
 import json
 import math
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from app.items.readers import CSV_CELL_CHARS as CSV_CELL_CHARS
+from app.items.readers import MAX_JSON_DEPTH, MAX_PROMPT_CHARS, CountingReader, LineError, csv_records, jsonl_records
 from app.kit.errors import Invalid
 from app.kit.schemas import MAX_ROW_ID, shown, text_problem
-from app.models import Candidate, Item, Project
+from app.models import Candidate, ImportBatch, Item, Project, User
+from app.models.import_batch import MAX_FILENAME
 
 BATCH = 1000
 MAX_ERRORS = 1000
-MAX_PROMPT_CHARS = 200_000
-# How deep ``meta`` and a candidate's ``params`` may nest (the object itself is level 1): real metadata is a
-# few levels; a bound keeps every reader of the row (the export, jsonb, SQLite's JSON functions) far from theirs.
-MAX_JSON_DEPTH = 16
 # Duplicates are all counted; only the first ones are listed (a file of duplicates would make a huge answer).
 MAX_DUPLICATES_LISTED = 100
 # Integer columns of a candidate (32 bits on PostgreSQL); generated seeds stay in this range as well.
 SEED_RANGE = (-MAX_ROW_ID - 1, MAX_ROW_ID)
 TOKENS_RANGE = (0, MAX_ROW_ID)
-# A CSV cell may hold a whole prompt, or a JSON list of up to four candidates (escaped), each as long as a prompt;
-# Python's csv module stops at 131,072 characters unless told otherwise (a process-wide setting, only raised).
-CSV_CELL_CHARS = 8 * MAX_PROMPT_CHARS
-csv.field_size_limit(max(csv.field_size_limit(), CSV_CELL_CHARS))
 ROLES = {"system", "user", "assistant"}
 CANDIDATE_FIELDS = {"text", "model", "params", "seed", "finish_reason", "prompt_tokens", "completion_tokens"}
-
-
-class LineError(Exception):
-    pass
 
 
 class ImportFailed(Invalid):
@@ -76,6 +65,7 @@ class ImportResult:
     pending: int = 0
     duplicates: list[dict[str, Any]] = field(default_factory=list)  # the first MAX_DUPLICATES_LISTED
     duplicate_count: int = 0
+    batch_id: int | None = None  # the import batch its items carry
 
     def duplicate(self, line: int, reason: str) -> None:
         self.duplicate_count += 1
@@ -234,94 +224,6 @@ def _record(obj: Any, k: int) -> dict[str, Any]:
     }
 
 
-class _Counting(io.RawIOBase):
-    """Counts bytes read, for the progress bar."""
-
-    def __init__(self, raw: IO[bytes], progress: Callable[[int], None] | None) -> None:
-        self.raw, self.progress, self.read_bytes = raw, progress, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.raw.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        self.read_bytes += n
-        if self.progress and n:
-            self.progress(self.read_bytes)
-        return n
-
-
-def _jsonl(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    for n, raw in enumerate(stream, start=1):
-        try:
-            line = decoder.decode(raw).lstrip("\ufeff") if n == 1 else decoder.decode(raw)
-        except UnicodeDecodeError:
-            decoder.reset()
-            yield n, LineError("not valid UTF-8")
-            continue
-        if not line.strip():
-            continue
-        yield n, _parse(line, "bad JSON")
-
-
-def _parse(text: str, what: str) -> Any:
-    """``text`` as JSON, or a LineError saying why not (also for what the parser cannot take)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        return LineError(f"{what}: {exc.msg} (column {exc.colno})")
-    except RecursionError:
-        return LineError(f"{what}: nested too deeply to read (at most {MAX_JSON_DEPTH} levels are allowed)")
-    except ValueError:  # Python's cap on the digits of an integer
-        return LineError(f"{what}: a number has too many digits")
-
-
-def _csv(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.DictReader(text)
-    try:
-        header = reader.fieldnames or []
-    except UnicodeDecodeError:
-        yield 1, LineError("not valid UTF-8")
-        return
-    if "prompt" not in header:
-        yield 1, LineError("the CSV header needs a 'prompt' column")
-        return
-    allowed = {"id", "prompt", "meta", "candidates"} | {f"candidate_{i}" for i in range(1, 5)}
-    unknown = [h for h in header if h not in allowed]
-    if unknown:
-        yield 1, LineError(f"unknown column(s): {', '.join(unknown)}")
-        return
-    while True:
-        first = reader.line_num + 1  # the row's first line (a quoted cell may span several)
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except (csv.Error, UnicodeDecodeError) as exc:
-            too_long = isinstance(exc, csv.Error) and "field limit" in str(exc)
-            yield (
-                first,
-                LineError(f"a cell is longer than {CSV_CELL_CHARS:,} characters" if too_long else f"bad CSV: {exc}"),
-            )
-            return
-        n = reader.line_num
-        obj: dict[str, Any] = {"prompt": row.get("prompt") or None}
-        if row.get("id"):
-            obj["id"] = row["id"]
-        for cell in ("meta", "candidates"):
-            if row.get(cell):
-                obj[cell] = _parse(row[cell], f"bad JSON in the '{cell}' cell")
-        if not row.get("candidates"):
-            cands = [row.get(f"candidate_{i}") for i in range(1, 5)]
-            obj["candidates"] = [c for c in cands if c]
-        bad = next((v for v in obj.values() if isinstance(v, LineError)), None)
-        yield n, bad or obj
-
-
 def _insert_ignoring_duplicates(session: Session) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return pg_insert(Item).on_conflict_do_nothing()
@@ -372,11 +274,27 @@ class _LineCheck:
         return line, record, h
 
 
+def stored_filename(filename: str) -> str:
+    """The uploaded name as stored: what a database column takes (no NUL, no lone surrogate), at most 255."""
+    cleaned = "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in filename)
+    return cleaned[:MAX_FILENAME]
+
+
+def _new_import_batch(session: Session, project: Project, filename: str, created_by: User | None) -> int:
+    batch = ImportBatch(
+        project_id=project.id, filename=stored_filename(filename), created_by_id=created_by.id if created_by else None
+    )
+    session.add(batch)
+    session.flush()
+    return batch.id
+
+
 def _store_batch(session: Session, *, project: Project, batch: list[Checked], result: ImportResult) -> None:
     """Insert a batch of items and their candidates, counting what was created and what was already there."""
     rows = [
         {
             "project_id": project.id,
+            "import_batch_id": result.batch_id,
             "external_id": record["external_id"],
             "prompt": record["prompt"],
             "prompt_hash": h,
@@ -419,10 +337,13 @@ def import_items(
     stream: IO[bytes],
     filename: str,
     progress: Callable[[int], None] | None = None,
+    created_by: User | None = None,
 ) -> ImportResult:
-    """Import a JSONL or CSV file into ``project``; raises ImportFailed (nothing written) on any bad line."""
-    counted = io.BufferedReader(_Counting(stream, progress), buffer_size=1 << 16)
-    records = _csv(counted) if _is_csv(filename) else _jsonl(counted)
+    """Import a JSONL or CSV file into ``project`` as one import batch (``result.batch_id``); raises ImportFailed
+    on any bad line. The batch row is written with the first items, in the same transaction, and counted at the
+    end: the caller's rollback of a failed import takes it away with them."""
+    counted = io.BufferedReader(CountingReader(stream, progress), buffer_size=1 << 16)
+    records = csv_records(counted) if _is_csv(filename) else jsonl_records(counted)
     result = ImportResult()
     check = _LineCheck(result)
     batch: list[Checked] = []
@@ -434,13 +355,17 @@ def import_items(
         batch.append(checked)
         if len(batch) >= BATCH:
             if not check.errors:  # once the import is sure to be refused, the rest is validated, not written
+                result.batch_id = result.batch_id or _new_import_batch(session, project, filename, created_by)
                 _store_batch(session, project=project, batch=batch, result=result)
             batch = []
-    if batch and not check.errors:
-        _store_batch(session, project=project, batch=batch, result=result)
     if check.errors:
         raise ImportFailed(check.errors, result.lines, check.more_errors)
     if result.lines == 0:
         raise Invalid("The file is empty")
+    result.batch_id = result.batch_id or _new_import_batch(session, project, filename, created_by)
+    if batch:
+        _store_batch(session, project=project, batch=batch, result=result)
+    counts = {"added": result.created, "duplicates": result.duplicate_count}
+    session.execute(update(ImportBatch).where(ImportBatch.id == result.batch_id).values(**counts))
     session.flush()
     return result

@@ -15,7 +15,7 @@ from app.kit.errors import Invalid
 from app.kit.forms import form_of
 from app.kit.htmx import redirect, render
 from app.kit.schemas import RowId
-from app.models import OVERALL, Project
+from app.models import OVERALL, ImportBatch, Project
 from app.projects.deps import AdminProjectDep
 from app.web.deps import SessionDep
 
@@ -84,6 +84,7 @@ def item_page(item_id: RowId, request: Request, project: AdminProjectDep, sessio
             "gold": gold,
             "gold_choices": gold_choices(project),
             "history": history(session, item=item, candidates=candidates),
+            "batch": session.get(ImportBatch, item.import_batch_id) if item.import_batch_id else None,
             "dimensions": [(OVERALL, "Overall"), *((d, labels.get(d, d)) for d in project.dimension_keys)],
         },
     )

@@ -39,6 +39,7 @@ class ItemOut(BaseModel):
     gold: dict[str, Any] | None = None
     candidate_count: int = 0
     created_at: datetime
+    import_batch_id: int | None = None
 
 
 class ItemDetailOut(ItemOut):
@@ -54,6 +55,19 @@ class ImportOut(BaseModel):
         description=f"The first {MAX_DUPLICATES_LISTED} duplicate lines skipped, each with its line and reason"
     )
     duplicate_count: int = Field(description="Every duplicate line skipped")
+    batch_id: int | None = Field(
+        default=None, description="The import batch the items carry (the explorer's `batch` filter)"
+    )
+
+
+class ImportBatchOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    filename: str = Field(description="The file's name as uploaded")
+    created_by_id: int | None
+    created_at: datetime
+    added: int = Field(description="Items added")
+    duplicates: int = Field(description="Lines skipped as duplicates")
 
 
 class GoldForm(FormModel):

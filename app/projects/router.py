@@ -279,7 +279,7 @@ def import_file(
     if upload is None or not upload.filename:
         raise Invalid("Choose a file to import")
     try:
-        result = import_items(session, project=project, stream=upload.file, filename=upload.filename)
+        result = import_items(session, project=project, stream=upload.file, filename=upload.filename, created_by=user)
     except ImportFailed as exc:
         session.rollback()  # nothing of a failed import stays
         return _project_page(request, session, project, user, import_error=exc.detail, status_code=422)

@@ -88,11 +88,11 @@ def test_the_import_reads_its_body_from_a_file_on_disk(
     seen: dict[str, Any] = {}
     real = importer.import_items
 
-    def spy(session: Any, *, project: Any, stream: IO[bytes], filename: str | None) -> Any:
+    def spy(session: Any, *, project: Any, stream: IO[bytes], filename: str | None, **more: Any) -> Any:
         rolled = getattr(stream, "_rolled", True)  # a SpooledTemporaryFile still in memory has _rolled False
         seen["on_disk"] = rolled
         seen["size"] = os.fstat(stream.fileno()).st_size if rolled else -1
-        return real(session, project=project, stream=stream, filename=filename)
+        return real(session, project=project, stream=stream, filename=filename, **more)
 
     monkeypatch.setattr("app.items.api.import_items", spy)
     body = _body(2 * MB, how)
