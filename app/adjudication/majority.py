@@ -48,11 +48,6 @@ def majority(judgments: Iterable[Mapping[str, VerdictIn]], dimensions: list[str]
     return {d: majority_verdict(j[d] for j in judgments if d in j) for d in dimensions}
 
 
-def letters_of(candidate_ids: list[int]) -> dict[int, str]:
-    """Candidate id → its letter by canonical position (A for position 0); ``candidate_ids`` in that order."""
-    return {cid: LETTERS[i] for i, cid in enumerate(candidate_ids)}
-
-
 def form_value(verdict: VerdictIn | Mapping[str, Any] | None, letters: Mapping[int, str]) -> str:
     """A verdict as the decision form posts it: "tie", "na", "A>B" (best > worst) or "" (none)."""
     if verdict is None:

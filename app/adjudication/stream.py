@@ -12,8 +12,8 @@ from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from app.adjudication import service
-from app.adjudication.majority import form_value, letters_of, majority, parse_form_value, reason_for
-from app.annotation.dimensions import dimension_keys
+from app.adjudication.majority import form_value, majority, parse_form_value, reason_for
+from app.annotation.dimensions import dimension_keys, letters_of
 from app.annotation.schemas import VerdictIn
 from app.models import OVERALL, Adjudication, Candidate, Item, Project, User
 

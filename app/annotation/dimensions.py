@@ -16,6 +16,12 @@ from app.models import OVERALL, Project
 LETTERS = "ABCD"
 
 
+def letters_of(candidate_ids: list[int]) -> dict[int, str]:
+    """Candidate id → the letter the page shows it under: A for the first of ``candidate_ids`` (a display order, or
+    canonical positions), B for the second…"""
+    return {cid: LETTERS[i] for i, cid in enumerate(candidate_ids)}
+
+
 def dimension_keys(project: Project) -> list[str]:
     """The dimensions a judgment of this project may answer, "overall" first."""
     return [OVERALL, *project.dimension_keys]

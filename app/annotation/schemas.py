@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.annotation.dimensions import LETTERS, dimension_keys, required_keys
+from app.annotation.dimensions import LETTERS, dimension_keys, letters_of, required_keys
 from app.kit.errors import Invalid
 from app.kit.forms import FormModel
 from app.kit.schemas import MAX_ROW_ID, RowId, Schema, StoredText
@@ -222,7 +222,7 @@ class SkipForm(FormModel):
 
 def letters_from_verdicts(verdicts: dict[str, VerdictIn], display_order: list[int]) -> dict[str, str]:
     """The inverse of ``JudgmentForm.verdicts``, to fill the form when a judgment is reopened."""
-    label = {cid: LETTERS[i] for i, cid in enumerate(display_order)}
+    label = letters_of(display_order)
     out: dict[str, str] = {}
     for dim, verdict in verdicts.items():
         if verdict.kind != "preference":

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.annotation import repository
-from app.annotation.dimensions import LETTERS
+from app.annotation.dimensions import letters_of
 from app.annotation.judgments import verdicts_of
 from app.annotation.schemas import VerdictIn
 from app.i18n import gettext
@@ -27,7 +27,7 @@ def _answer(verdict: VerdictIn, letter: dict[int, str], k: int) -> str:
 def verdict_summary(verdicts: dict[str, VerdictIn], display_order: list[int], dimensions: list[dict[str, Any]]) -> str:
     """The verdicts in the order of ``dimensions`` (rows with "key" and "label"): the letter chosen (k = 2), best ≻
     worst (k ≥ 3), tie or n.a.; a dimension left out (an optional one) is not named."""
-    letter = {cid: LETTERS[i] for i, cid in enumerate(display_order)}
+    letter = letters_of(display_order)
     parts = [
         f"{d['label']}: {_answer(verdicts[d['key']], letter, len(display_order))}"
         for d in dimensions
