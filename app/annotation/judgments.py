@@ -36,12 +36,19 @@ def submit_digest(data: JudgmentIn) -> str:
     """The fingerprint of an answer as stored: verdicts, reason and flags (not the seconds on task, which a
     page that resends a kept draft measures anew)."""
     answer = {
-        "verdicts": {dim: verdict.model_dump() for dim, verdict in sorted(data.verdicts.items())},
+        "verdicts": {dim: _digested(verdict) for dim, verdict in sorted(data.verdicts.items())},
         "reason": data.reason.strip(),
         "all_bad": data.all_bad,
         "problematic": data.problematic,
     }
     return hashlib.sha256(json.dumps(answer, sort_keys=True).encode()).hexdigest()
+
+
+def _digested(verdict: VerdictIn) -> dict[str, object]:
+    # The fields added with rankings and strength count only when given, so an answer without them keeps the
+    # fingerprint it had before they existed (a retry of it is still recognised).
+    later = ("strength", "ranking", "much")
+    return {key: value for key, value in verdict.model_dump().items() if value is not None or key not in later}
 
 
 def _replayed(judgment: Judgment, *, assignment: Assignment, digest: str) -> Judgment:
@@ -71,10 +78,31 @@ def _validate_verdicts(project: Project, candidates: list[Candidate], verdicts: 
         raise Invalid(f"Unknown dimensions: {', '.join(unknown)}")
     ids = {c.id for c in candidates}
     for dim, verdict in verdicts.items():
-        if verdict.kind == "preference" and not {verdict.chosen, verdict.rejected} <= ids:
-            raise Invalid(f"{dim}: candidates must belong to this item")
+        _validate_shape(project, ids, dim, verdict)
     if verdicts[OVERALL].kind == "na":
         raise Invalid("overall: choose a candidate or tie")
+
+
+def _validate_shape(project: Project, ids: set[int], dim: str, verdict: VerdictIn) -> None:
+    """The verdict is one this project asks for: best and worst, or a ranking of every candidate (rank mode,
+    k ≥ 3); a strength exactly when the project asks for one (k = 2)."""
+    ranks = project.ranking_mode == "rank" and len(ids) > 2
+    if verdict.kind == "preference":
+        if not {verdict.chosen, verdict.rejected} <= ids:
+            raise Invalid(f"{dim}: candidates must belong to this item")
+        if ranks:
+            raise Invalid(f"{dim}: this project ranks every candidate: send a ranking")
+        asks_strength = project.strength and len(ids) == 2
+        if asks_strength and verdict.strength is None:
+            raise Invalid(f"{dim}: say how much better (strength 1–3)")
+        if not asks_strength and verdict.strength is not None:
+            raise Invalid(f"{dim}: this project does not ask how much better")
+    elif verdict.kind == "ranking":
+        if not ranks:
+            raise Invalid(f"{dim}: this project does not rank candidates")
+        ranked = {cid for tier in verdict.ranking or [] for cid in tier}
+        if ranked != ids:
+            raise Invalid(f"{dim}: a ranking orders every candidate of this item, each once")
 
 
 def _verdict_rows(judgment_id: int, verdicts: dict[str, VerdictIn]) -> list[Verdict]:
@@ -85,6 +113,8 @@ def _verdict_rows(judgment_id: int, verdicts: dict[str, VerdictIn]) -> list[Verd
             kind=verdict.kind,
             chosen_candidate_id=verdict.chosen,
             rejected_candidate_id=verdict.rejected,
+            strength=verdict.strength,
+            ranking=verdict.stored_ranking(),
         )
         for dim, verdict in verdicts.items()
     ]
@@ -250,11 +280,7 @@ def verdicts_of(session: Session, judgment_ids: list[int]) -> dict[int, dict[str
     if not judgment_ids:
         return out
     for verdict in repository.verdict_rows_of(session, judgment_ids):
-        out[verdict.judgment_id][verdict.dimension] = VerdictIn(
-            kind=verdict.kind,
-            chosen=verdict.chosen_candidate_id,
-            rejected=verdict.rejected_candidate_id,
-        )
+        out[verdict.judgment_id][verdict.dimension] = stored_verdict(verdict)
     return out
 
 
@@ -266,3 +292,16 @@ def recent_judgments(session: Session, *, project: Project, annotator: User, lim
 def items_of(session: Session, judgments: list[Judgment]) -> dict[int, Item]:
     """The items of these judgments, by id (one query, for a list of them)."""
     return repository.items_by_id(session, sorted({judgment.item_id for judgment in judgments}))
+
+
+def stored_verdict(verdict: Verdict) -> VerdictIn:
+    """A verdict row as the API shows it."""
+    ranking = verdict.ranking or {}
+    return VerdictIn(
+        kind=verdict.kind,
+        chosen=verdict.chosen_candidate_id,
+        rejected=verdict.rejected_candidate_id,
+        strength=verdict.strength,
+        ranking=ranking.get("tiers"),
+        much=ranking.get("much") if verdict.kind == "ranking" else None,
+    )

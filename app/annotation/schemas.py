@@ -15,12 +15,18 @@ from app.models import Project
 
 
 class VerdictIn(BaseModel):
-    """One dimension: ``preference`` names the chosen (best) and rejected (worst) candidate ids."""
+    """One dimension, in canonical candidate ids: ``preference`` names the chosen (best) and rejected (worst)
+    candidate, with k = 2 optionally ``strength`` (1 slightly, 2 better, 3 much better); ``ranking`` orders every
+    candidate in tiers, best first (a tier of several is a tie), with ``much`` the gaps marked "much better" (0: the
+    gap after the first tier); ``tie`` and ``na`` take nothing else."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["preference", "tie", "na"]
+    kind: Literal["preference", "tie", "na", "ranking"]
     chosen: int | None = None
     rejected: int | None = None
+    strength: int | None = Field(default=None, ge=1, le=3)
+    ranking: list[list[int]] | None = Field(default=None, max_length=4)
+    much: list[int] | None = Field(default=None, max_length=3)
 
     @model_validator(mode="after")
     def _candidates_match_kind(self) -> VerdictIn:
@@ -31,7 +37,30 @@ class VerdictIn(BaseModel):
                 raise ValueError("'chosen' and 'rejected' must be different candidates")
         elif self.chosen is not None or self.rejected is not None:
             raise ValueError(f"a '{self.kind}' verdict takes no candidates")
+        if self.strength is not None and self.kind != "preference":
+            raise ValueError("only a preference takes a 'strength'")
+        if self.kind == "ranking":
+            self._check_ranking()
+        elif self.ranking is not None or self.much is not None:
+            raise ValueError("only a ranking takes 'ranking' and 'much'")
         return self
+
+    def _check_ranking(self) -> None:
+        tiers = self.ranking or []
+        ids = [cid for tier in tiers for cid in tier]
+        if len(tiers) < 1 or any(not tier for tier in tiers):
+            raise ValueError("a ranking is a list of tiers of candidate ids, none of them empty")
+        if len(set(ids)) != len(ids):
+            raise ValueError("a ranking names each candidate once")
+        much = self.much or []
+        if any(not 0 <= gap < len(tiers) - 1 for gap in much) or len(set(much)) != len(much):
+            raise ValueError("'much' lists gaps between tiers: 0 for the gap after the first tier, each once")
+
+    def stored_ranking(self) -> dict[str, Any] | None:
+        """The ranking as the verdict table keeps it (None for other kinds)."""
+        if self.kind != "ranking":
+            return None
+        return {"tiers": self.ranking, "much": sorted(self.much or [])}
 
 
 class JudgmentIn(BaseModel):

@@ -2,7 +2,13 @@
 
 A judgment's verdict on one dimension implies labelled pairs of canonical positions (i < j): FIRST (i ≻ j),
 SECOND (j ≻ i) or TIE. "implied" pairs: best ≻ each other and each other ≻ worst (k = 2: one pair);
-"best_worst": only best ≻ worst. A tie verdict says every pair is a tie; "n.a." says nothing.
+"best_worst": only best ≻ worst. A ranking (all k candidates in tiers) implies every pair: the better tier wins,
+the same tier is a tie ("best_worst": only the top tier against the bottom one). A tie verdict says every pair is
+a tie; "n.a." says nothing.
+
+A verdict here is ``(kind, chosen, rejected, ranked)`` in canonical positions; ``ranked`` is None except for a
+ranking: ``(tiers, much)`` — the tier of each position (0 best; ``tiers[p]`` for position p) and the gaps marked
+"much better" (gap g lies between tier g and tier g + 1).
 """
 
 from __future__ import annotations
@@ -10,38 +16,49 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from itertools import combinations
+from typing import Any
 
 FIRST, SECOND, TIE = 0, 1, 2
 
 Pair = tuple[int, int]
+Ranked = tuple[tuple[int, ...], tuple[int, ...]]  # tier of each canonical position, "much better" gaps
 
 __all__ = [
     "FIRST",
     "SECOND",
     "TIE",
     "Pair",
+    "Ranked",
     "Verdict",
     "Votes",
     "count",
     "implied_pairs",
     "loses_on",
     "pairs_of",
+    "ranked_of",
+    "strengths_of",
     "split_of",
     "winner",
 ]
 
 
 @lru_cache(maxsize=4096)
-def implied_pairs(kind: str, chosen: int | None, rejected: int | None, k: int) -> dict[Pair, int]:
+def implied_pairs(
+    kind: str, chosen: int | None, rejected: int | None, k: int, ranked: Ranked | None = None
+) -> dict[Pair, int]:
     """The labelled pairs (canonical positions i < j) that one verdict implies.
 
     A preference of best ≻ worst implies best ≻ every other and every other ≻ worst (k = 2: one pair);
-    a tie implies a tie on every pair; "n.a." implies nothing. Cached: callers must not change the result.
+    a ranking implies every pair (same tier: a tie); a tie implies a tie on every pair; "n.a." implies nothing.
+    Cached: callers must not change the result.
     """
     if kind == "na":
         return {}
     if kind == "tie":
         return dict.fromkeys(combinations(range(k), 2), TIE)
+    if kind == "ranking":
+        tiers = _tiers(ranked, k)
+        return {(i, j): _label(tiers[i], tiers[j]) for i, j in combinations(range(k), 2)}
     if chosen is None or rejected is None or chosen == rejected:
         raise ValueError("a preference needs two different candidates")
     pairs: dict[Pair, int] = {}
@@ -58,18 +75,77 @@ def implied_pairs(kind: str, chosen: int | None, rejected: int | None, k: int) -
     return pairs
 
 
+def _tiers(ranked: Ranked | None, k: int) -> tuple[int, ...]:
+    if ranked is None or len(ranked[0]) != k:
+        raise ValueError("a ranking needs the tier of every candidate")
+    return ranked[0]
+
+
+def _label(tier_i: int, tier_j: int) -> int:
+    return TIE if tier_i == tier_j else FIRST if tier_i < tier_j else SECOND
+
+
 @lru_cache(maxsize=4096)
-def pairs_of(kind: str, chosen: int | None, rejected: int | None, k: int, mode: str) -> dict[Pair, int]:
+def pairs_of(
+    kind: str, chosen: int | None, rejected: int | None, ranked: Ranked | None, k: int, mode: str
+) -> dict[Pair, int]:
     """The labelled pairs one verdict implies, in ``mode`` "implied" or "best_worst" (cached; do not change)."""
     if mode == "best_worst" and kind == "preference":
         if chosen is None or rejected is None or chosen == rejected:
             raise ValueError("a preference needs two different candidates")
         i, j = min(chosen, rejected), max(chosen, rejected)
         return {(i, j): FIRST if chosen == i else SECOND}
-    return implied_pairs(kind, chosen, rejected, k)
+    if mode == "best_worst" and kind == "ranking":
+        tiers = _tiers(ranked, k)
+        top, bottom = min(tiers), max(tiers)
+        if top == bottom:  # every candidate in one tier: a tie on every pair, as a tie verdict
+            return implied_pairs("tie", None, None, k)
+        return {
+            (i, j): _label(tiers[i], tiers[j])
+            for i, j in combinations(range(k), 2)
+            if {tiers[i], tiers[j]} == {top, bottom}
+        }
+    return implied_pairs(kind, chosen, rejected, k, ranked)
 
 
-Verdict = tuple[str, int | None, int | None]  # kind, chosen position, rejected position
+@lru_cache(maxsize=4096)
+def strengths_of(
+    kind: str, chosen: int | None, rejected: int | None, ranked: Ranked | None, k: int, strength: int | None
+) -> dict[Pair, int]:
+    """How much better the preferred candidate of each implied pair is, where the verdict says: 1 slightly,
+    2 better, 3 much better; 0 on a tied pair. A k = 2 preference gives its ``strength`` (when asked); a ranking
+    gives 3 to the pairs across a "much better" gap and 0 to the pairs it ties, and says nothing of the others;
+    a tie verdict gives 0 to every pair. Unsigned: the direction is the pair's label. Cached; do not change."""
+    if kind == "tie":
+        return dict.fromkeys(combinations(range(k), 2), 0)
+    if kind == "preference":
+        if strength is None:
+            return {}
+        return dict.fromkeys(implied_pairs(kind, chosen, rejected, k), strength)
+    if kind == "ranking":
+        tiers = _tiers(ranked, k)
+        much = ranked[1] if ranked is not None else ()
+        out: dict[Pair, int] = {}
+        for i, j in combinations(range(k), 2):
+            low, high = sorted((tiers[i], tiers[j]))
+            if low == high:
+                out[(i, j)] = 0
+            elif any(low <= gap < high for gap in much):
+                out[(i, j)] = 3
+        return out
+    return {}
+
+
+def ranked_of(ranking: dict[str, Any] | None, ids_to_pos: dict[int, int]) -> Ranked | None:
+    """A stored ranking (``{"tiers": [[candidate id, …], …], "much": [gap, …]}``) in canonical positions; None
+    without one."""
+    if not ranking:
+        return None
+    tier_of = {ids_to_pos[cid]: t for t, tier in enumerate(ranking["tiers"]) for cid in tier}
+    return tuple(tier_of[p] for p in range(len(tier_of))), tuple(sorted(ranking.get("much") or ()))
+
+
+Verdict = tuple[str, int | None, int | None, Ranked | None]  # kind, chosen and rejected position, ranking
 Votes = tuple[int, int, int]  # for i ≻ j, for j ≻ i, ties — on a pair (i, j), i < j
 
 

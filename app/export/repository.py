@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.db import driver_rows
 from app.export.pairs import Verdict as PairVerdict
+from app.export.pairs import ranked_of
 from app.models import Adjudication, AnnotatorTally, Candidate, Item, Judgment, Project, ProjectMember, User, Verdict
 
 CHUNK_ITEMS = 2000
@@ -209,13 +210,14 @@ def _add_verdicts(
         mine = Verdict.judgment_id == any_(func.array(judged_here.scalar_subquery()))  # ARRAY(SELECT ...)
     else:
         mine = Verdict.judgment_id.in_(judged_here)
-    for judgment_id, dim, kind, chosen, rejected in reader.rows(
+    for judgment_id, dim, kind, chosen, rejected, ranking in reader.rows(
         select(
             Verdict.judgment_id,
             Verdict.dimension,
             Verdict.kind,
             Verdict.chosen_candidate_id,
             Verdict.rejected_candidate_id,
+            Verdict.ranking,
         ).where(mine, Verdict.dimension.in_(dims))
     ):
         owner = by_id.get(judgment_id)
@@ -224,6 +226,7 @@ def _add_verdicts(
                 kind,
                 positions.get(chosen) if chosen is not None else None,
                 positions.get(rejected) if rejected is not None else None,
+                ranked_of(ranking, positions) if ranking is not None else None,
             )
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.export.fate import NO_VOTES, item_fate, pair_fate
 from app.export.filters import Rules
-from app.export.pairs import FIRST, SECOND, Pair, count, pairs_of, split_of
+from app.export.pairs import FIRST, SECOND, Pair, count, pairs_of, ranked_of, split_of
 from app.export.repository import (
     Decision,
     ExportCandidate,
@@ -174,7 +174,8 @@ def decided_pairs(
         return None
     chosen = ids_to_pos.get(verdict.get("chosen")) if verdict.get("chosen") is not None else None
     rejected = ids_to_pos.get(verdict.get("rejected")) if verdict.get("rejected") is not None else None
-    return pairs_of(verdict["kind"], chosen, rejected, k, mode)
+    ranked = ranked_of(verdict.get("ranking"), ids_to_pos) if verdict.get("ranking") else None
+    return pairs_of(verdict["kind"], chosen, rejected, ranked, k, mode)
 
 
 def prompt_of(prompt: str, fmt: str) -> Any:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -15,10 +16,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, JSONType, UTCDateTime, utcnow
+from app.models.base import Base, JSONType, NullableJSON, UTCDateTime, utcnow
 
 ASSIGNMENT_STATUSES = ("leased", "submitted", "skipped", "expired")
-VERDICT_KINDS = ("preference", "tie", "na")
+VERDICT_KINDS = ("preference", "tie", "na", "ranking")
+STRENGTHS = (1, 2, 3)  # slightly better, better, much better (HelpSteer2-Preference's scale without the sign)
 OVERALL = "overall"
 
 
@@ -102,14 +104,17 @@ class Judgment(Base):
 class Verdict(Base):
     """The choice on one dimension ("overall" or a project dimension) within a judgment.
 
-    kind "preference": chosen (best) ≻ rejected (worst); "tie" and "na" carry no candidates.
+    kind "preference": chosen (best) ≻ rejected (worst), and with k = 2 optionally how much better (``strength``
+    1–3: slightly, better, much better); "ranking" (k ≥ 3, a project in rank mode): every candidate ordered,
+    ties allowed, in ``ranking`` = ``{"tiers": [[id, …], …], "much": [gap, …]}`` — best tier first, and the gaps
+    (0: between the first and second tier) marked "much better"; "tie" and "na" carry no candidates.
     Candidate ids are canonical — display order never reaches this table.
     """
 
     __tablename__ = "verdict"
     __table_args__ = (
         UniqueConstraint("judgment_id", "dimension"),
-        CheckConstraint("kind IN ('preference', 'tie', 'na')", name="kind_valid"),
+        CheckConstraint("kind IN ('preference', 'tie', 'na', 'ranking')", name="kind_valid"),
         CheckConstraint("chosen_candidate_id <> rejected_candidate_id", name="chosen_not_rejected"),
         CheckConstraint(
             "(kind = 'preference') = (chosen_candidate_id IS NOT NULL AND rejected_candidate_id IS NOT NULL)",
@@ -118,6 +123,10 @@ class Verdict(Base):
         CheckConstraint(
             "kind = 'preference' OR (chosen_candidate_id IS NULL AND rejected_candidate_id IS NULL)",
             name="tie_na_without_candidates",
+        ),
+        CheckConstraint("(kind = 'ranking') = (ranking IS NOT NULL)", name="ranking_only_for_rankings"),
+        CheckConstraint(
+            "strength IS NULL OR (kind = 'preference' AND strength BETWEEN 1 AND 3)", name="strength_valid"
         ),
         # Deleting candidates (a project, a regenerated round) cascades here: without these, one scan per row.
         Index("ix_verdict_chosen_candidate_id", "chosen_candidate_id"),
@@ -134,3 +143,5 @@ class Verdict(Base):
     rejected_candidate_id: Mapped[int | None] = mapped_column(
         ForeignKey("candidate.id", ondelete="CASCADE"), default=None
     )
+    strength: Mapped[int | None] = mapped_column(Integer, default=None)  # 1–3 on a k = 2 preference, when asked
+    ranking: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, default=None)  # kind "ranking" only

@@ -27,6 +27,7 @@ class Project(Base):
         CheckConstraint("k BETWEEN 2 AND 4", name="k_range"),
         CheckConstraint("overlap >= 1", name="overlap_positive"),
         CheckConstraint("lease_minutes >= 1", name="lease_positive"),
+        CheckConstraint("ranking_mode IN ('best_worst', 'rank')", name="ranking_mode_valid"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -40,6 +41,12 @@ class Project(Base):
     lease_minutes: Mapped[int] = mapped_column(Integer, default=30)
     gold_share: Mapped[float] = mapped_column(Float, default=0.05)  # share of each annotator's queue
     gold_min_accuracy: Mapped[float] = mapped_column(Float, default=0.7)  # below it the page suggests a pause
+    # How a judgment orders k ≥ 3 candidates: "best_worst" (best and worst) or "rank" (all of them, ties allowed).
+    ranking_mode: Mapped[str] = mapped_column(String(16), default="best_worst")
+    # Whether a k = 2 preference says how much better (slightly / better / much better).
+    strength: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Cohen's κ of two annotators is shown from this many items judged by both.
+    cohen_min_items: Mapped[int] = mapped_column(Integer, default=20)
     generation: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
