@@ -134,6 +134,9 @@ def new_project_page(request: Request, admin: AdminUser) -> Response:
         "lease_minutes": 30,
         "gold_share": 5,
         "gold_min_accuracy": 70,
+        "ranking_mode": "best_worst",
+        "strength": "0",
+        "cohen_min_items": 20,
     }
     return _form_page(request, project=None, values=values)
 
@@ -144,7 +147,9 @@ def _project_data(form: ProjectForm) -> dict[str, Any]:
         "guidelines": form.guidelines,
         "dimensions": service.dimensions_from_rows(_posted_rows(form.fields())),
     }
-    for key in ("k", "overlap", "lease_minutes"):
+    for key in ("k", "overlap", "lease_minutes", "cohen_min_items"):
+        if key == "cohen_min_items" and not form.cohen_min_items.strip():
+            continue  # a form from before the setting existed keeps the project's
         try:
             data[key] = int(getattr(form, key))
         except ValueError as exc:
@@ -152,6 +157,10 @@ def _project_data(form: ProjectForm) -> dict[str, Any]:
     for key in ("gold_share", "gold_min_accuracy"):
         if getattr(form, key).strip():
             data[key] = _fraction(getattr(form, key), key)  # the form asks for percentages
+    if form.ranking_mode:
+        data["ranking_mode"] = form.ranking_mode
+    if form.strength in ("0", "1"):
+        data["strength"] = form.strength == "1"
     return data
 
 
@@ -210,6 +219,9 @@ def edit_page(request: Request, project: AdminProjectDep) -> Response:
         "lease_minutes": project.lease_minutes,
         "gold_share": _percent(project.gold_share),
         "gold_min_accuracy": _percent(project.gold_min_accuracy),
+        "ranking_mode": project.ranking_mode,
+        "strength": "1" if project.strength else "0",
+        "cohen_min_items": project.cohen_min_items,
     }
     return _form_page(request, project=project, values=values)
 

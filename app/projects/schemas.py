@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -16,6 +16,8 @@ from app.models import DEFAULT_DIMENSIONS
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 MAX_DIMENSIONS = 10
+# How a judgment orders k ≥ 3 candidates: best and worst, or every candidate (ties allowed). Ignored at k = 2.
+RankingMode = Literal["best_worst", "rank"]
 
 
 # The edit form shows names and labels in inputs (a browser drops their line breaks) and longer text in
@@ -107,6 +109,9 @@ class ProjectIn(BaseModel):
     lease_minutes: int = Field(default=30, ge=1, le=24 * 60)
     gold_share: float = Field(default=0.05, ge=0, le=1)
     gold_min_accuracy: float = Field(default=0.7, ge=0, le=1)
+    ranking_mode: RankingMode = "best_worst"
+    strength: bool = False
+    cohen_min_items: int = Field(default=20, ge=2, le=100_000)
 
     @field_validator("slug")
     @classmethod
@@ -131,6 +136,9 @@ class ProjectPatch(BaseModel):
     lease_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
     gold_share: float | None = Field(default=None, ge=0, le=1)
     gold_min_accuracy: float | None = Field(default=None, ge=0, le=1)
+    ranking_mode: RankingMode | None = None
+    strength: bool | None = None
+    cohen_min_items: int | None = Field(default=None, ge=2, le=100_000)
 
     @field_validator("dimensions")
     @classmethod
@@ -165,6 +173,9 @@ class ProjectOut(BaseModel):
     lease_minutes: int
     gold_share: float
     gold_min_accuracy: float
+    ranking_mode: RankingMode
+    strength: bool
+    cohen_min_items: int
     created_at: datetime
 
 
@@ -206,6 +217,9 @@ class ProjectForm(FormModel):
     lease_minutes: str = ""
     gold_share: str = ""  # percentages
     gold_min_accuracy: str = ""
+    ranking_mode: str = ""
+    strength: str = ""  # "1": ask how much better, "0": do not; anything else keeps the setting
+    cohen_min_items: str = ""
 
 
 class MemberForm(FormModel):

@@ -49,6 +49,9 @@ def create_project(session: Session, *, data: ProjectIn) -> Project:
         lease_minutes=data.lease_minutes,
         gold_share=data.gold_share,
         gold_min_accuracy=data.gold_min_accuracy,
+        ranking_mode=data.ranking_mode,
+        strength=data.strength,
+        cohen_min_items=data.cohen_min_items,
         generation={},
     )
     session.add(project)
@@ -79,6 +82,13 @@ def update_project(session: Session, *, project: Project, data: ProjectPatch) ->
         project.gold_share = data.gold_share
     if data.gold_min_accuracy is not None:
         project.gold_min_accuracy = data.gold_min_accuracy
+    # Judgments already stored keep the shape they were given (their pairs do not depend on these settings).
+    if data.ranking_mode is not None:
+        project.ranking_mode = data.ranking_mode
+    if data.strength is not None:
+        project.strength = data.strength
+    if data.cohen_min_items is not None:
+        project.cohen_min_items = data.cohen_min_items
     session.flush()
     return project
 
