@@ -3,6 +3,7 @@
 from app.models.adjudication import Adjudication
 from app.models.annotation import OVERALL, AnnotatorTally, Assignment, Judgment, Verdict
 from app.models.base import Base, utcnow
+from app.models.consensus import ConsensusFit
 from app.models.export import AgreementCache, Snapshot, TrainingRun
 from app.models.import_batch import ImportBatch
 from app.models.item import IS_GOLD, Candidate, Item
@@ -23,6 +24,7 @@ __all__ = [
     "AuthSession",
     "Base",
     "Candidate",
+    "ConsensusFit",
     "ImportBatch",
     "Item",
     "Job",
