@@ -29,7 +29,7 @@ from app.config import ROOT, get_settings
 from app.db import make_database
 from app.export.cli import export_command
 from app.generation.cli import generate_command, worker_command
-from app.items.cli import import_command
+from app.items.cli import import_command, import_judgments_command
 from app.jobs.runner import run_worker
 from app.kit.errors import AppError
 from app.projects.deps import project_by_slug
@@ -263,6 +263,7 @@ def _start_background_worker() -> None:
 
 # The commands each domain defines beside its code.
 cli.command("import")(import_command)
+cli.command("import-judgments")(import_judgments_command)
 cli.command("generate")(generate_command)
 cli.command("worker")(worker_command)
 cli.command("train")(train_command)

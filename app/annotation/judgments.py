@@ -187,6 +187,7 @@ def submit_judgment(
             "submit_key": submit_key,
             "submit_digest": digest,
             "version": 1,
+            "imported": False,
             "created_at": now,
             "updated_at": now,
         },

@@ -236,7 +236,7 @@ def authenticate(session: Session, *, username: str, password: str, ip: str, set
     if user is not None:
         _check_account_limit(session, user=user, ip=ip, settings=settings)
     ok = verify_password(password, user.password_hash if user else None)
-    if not ok or user is None or not user.is_active:
+    if not ok or user is None or not user.is_active or user.external:  # an imported annotator never logs in
         session.add(LoginFailure(username=username, ip=ip))
         session.flush()
         return None
@@ -287,7 +287,7 @@ def resolve_session(
     if row is None:
         return None
     auth_session, user = row
-    if not user.is_active or not session_is_live(auth_session, settings):
+    if not user.is_active or user.external or not session_is_live(auth_session, settings):
         return None
     now = utcnow()
     if now - auth_session.last_seen_at > _TOUCH_EVERY:

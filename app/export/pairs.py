@@ -14,6 +14,7 @@ ranking: ``(tiers, much)`` — the tier of each position (0 best; ``tiers[p]`` f
 from __future__ import annotations
 
 import hashlib
+import json
 from functools import lru_cache
 from itertools import combinations
 from typing import Any
@@ -136,11 +137,13 @@ def strengths_of(
     return {}
 
 
-def ranked_of(ranking: dict[str, Any] | None, ids_to_pos: dict[int, int]) -> Ranked | None:
+def ranked_of(ranking: dict[str, Any] | str | None, ids_to_pos: dict[int, int]) -> Ranked | None:
     """A stored ranking (``{"tiers": [[candidate id, …], …], "much": [gap, …]}``) in canonical positions; None
     without one."""
     if not ranking:
         return None
+    if isinstance(ranking, str):  # SQLite's driver gives the JSON text (PostgreSQL's decodes jsonb)
+        ranking = json.loads(ranking)
     tier_of = {ids_to_pos[cid]: t for t, tier in enumerate(ranking["tiers"]) for cid in tier}
     return tuple(tier_of[p] for p in range(len(tier_of))), tuple(sorted(ranking.get("much") or ()))
 

@@ -16,6 +16,7 @@ from app.explorer.schemas import Filters
 from app.items import service
 from app.items.batches import MAX_LISTED, list_batches
 from app.items.importer import import_items
+from app.items.judgments import import_judgments
 from app.items.schemas import CandidateOut, ImportBatchOut, ImportOut, ItemDetailOut, ItemOut
 from app.kit.bodylimit import allow_upload, spool_body
 from app.kit.errors import Invalid
@@ -53,6 +54,64 @@ async def import_file(request: Request, project: AdminProjectDep, session: Sessi
     finally:
         stream.close()
     return ImportOut(**asdict(result))
+
+
+class JudgmentImportOut(BaseModel):
+    lines: int
+    judgments: int = Field(description="judgments stored (a dry run: that would be stored)")
+    items: int
+    annotators_created: list[str] = Field(description="new external users (they cannot log in)")
+    annotators_matched: list[str] = Field(description="existing users the judgments were imported as")
+    skipped: list[dict[str, Any]] = Field(description="the first 100 lines skipped (skip_existing), with reasons")
+    skipped_count: int
+    already_imported: bool = Field(description="this very file was imported before: nothing was written")
+    dry_run: bool
+    sha256: str
+
+
+@router.post("/projects/{project}/judgments/import", response_model=JudgmentImportOut, status_code=201)
+async def import_judgments_file(
+    request: Request,
+    response: Response,
+    project: AdminProjectDep,
+    session: SessionDep,
+    dry_run: bool = False,
+    skip_existing: bool = False,
+    as_members: bool = False,
+) -> JudgmentImportOut:
+    """Import judgments from earlier annotation rounds (docs/import-judgments.md): a multipart ``file`` or a JSONL
+    body (``application/x-ndjson``). All or nothing: every bad line is reported (422, ``detail.errors`` with line
+    numbers). ``dry_run`` checks without writing; ``skip_existing`` skips lines whose annotator already judged the
+    item; ``as_members`` imports an annotator named like an existing user as that user. The same file again: 200,
+    ``already_imported``, nothing written."""
+    content_type = request.headers.get("content-type", "")
+    stream: IO[bytes]
+    allow_upload(request)  # an admin of the project (AdminProjectDep): the upload limit applies
+    if content_type.startswith("multipart/form-data"):
+        upload = await form_file(request)
+        if upload is None:
+            raise Invalid("The form has no 'file'")
+        stream = upload.file
+    elif content_type.startswith(("application/x-ndjson", "application/jsonl")):
+        stream = await spool_body(request)
+    else:
+        raise Invalid("Send a multipart 'file', or a JSONL (application/x-ndjson) body")
+    try:
+        result = await run_in_threadpool(
+            lambda: import_judgments(
+                session,
+                project=project,
+                stream=stream,
+                skip_existing=skip_existing,
+                as_members=as_members,
+                dry_run=dry_run,
+            )
+        )
+    finally:
+        stream.close()
+    if result.already_imported or dry_run:
+        response.status_code = 200
+    return JudgmentImportOut(**asdict(result))
 
 
 @router.get("/projects/{project}/import-batches", response_model=list[ImportBatchOut])

@@ -1,18 +1,23 @@
-"""HTML: one item with its candidates, its full history and its gold answer (the list is the explorer)."""
+"""HTML: one item with its candidates, its full history and its gold answer (the list is the explorer); the import
+of judgments made elsewhere."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from starlette.datastructures import UploadFile
 
 from app.explorer.history import history
 from app.explorer.router import router as explorer_router
 from app.items import service
+from app.items.importer import ImportFailed
+from app.items.judgments import import_judgments
 from app.items.schemas import GoldForm
+from app.kit.bodylimit import allow_upload
 from app.kit.errors import Invalid
-from app.kit.forms import form_of
+from app.kit.forms import form_file, form_of
 from app.kit.htmx import redirect, render
 from app.kit.schemas import RowId
 from app.models import OVERALL, ImportBatch, Project
@@ -108,3 +113,40 @@ def unmark_gold(item_id: RowId, request: Request, project: AdminProjectDep, sess
     """Make a gold item an ordinary one again."""
     service.set_gold(session, project=project, item_id=item_id, expected=None)
     return redirect(request, f"/projects/{project.slug}/items/{item_id}")
+
+
+IMPORT_OPTIONS = ("dry_run", "skip_existing", "as_members")
+
+
+@router.get("/projects/{project}/judgments/import")
+def import_judgments_page(request: Request, project: AdminProjectDep) -> Response:
+    """The form that imports judgments from earlier annotation rounds (JSONL)."""
+    return render(request, "items/import_judgments.html", {"request": request, "project": project, "options": {}})
+
+
+async def _judgments_upload(request: Request, project: AdminProjectDep) -> tuple[UploadFile | None, dict[str, bool]]:
+    """The uploaded file and the ticked options, read once the caller is known to be an admin of the project."""
+    allow_upload(request)
+    upload = await form_file(request)
+    form = await request.form()
+    return upload, {option: form.get(option) == "1" for option in IMPORT_OPTIONS}
+
+
+@router.post("/projects/{project}/judgments/import")
+def import_judgments_upload(
+    request: Request,
+    posted: Annotated[tuple[UploadFile | None, dict[str, bool]], Depends(_judgments_upload)],
+    project: AdminProjectDep,
+    session: SessionDep,
+) -> Response:
+    """Import a JSONL file of judgments; the result, or every bad line, shows on the same page."""
+    upload, options = posted
+    if upload is None:
+        raise Invalid("Choose a file to import")
+    context = {"request": request, "project": project, "options": options}
+    try:
+        result = import_judgments(session, project=project, stream=upload.file, **options)
+    except ImportFailed as exc:
+        session.rollback()  # nothing of a failed import stays
+        return render(request, "items/import_judgments.html", {**context, "error": exc.detail}, status_code=422)
+    return render(request, "items/import_judgments.html", {**context, "result": result})

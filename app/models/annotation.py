@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -97,6 +98,9 @@ class Judgment(Base):
     # None for judgments stored before it was kept.
     submit_digest: Mapped[str | None] = mapped_column(String(64), default=None)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Brought from an earlier annotation round (app/items/judgments.py): the order shown is unknown, and its
+    # assignment's display order is the canonical one, so position figures leave it out.
+    imported: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime, utcnow
@@ -21,6 +21,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default="annotator")
     language: Mapped[str | None] = mapped_column(String(8), default=None)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # An annotator of judgments imported from elsewhere (``prefstudio import-judgments``): never logs in.
+    external: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property
