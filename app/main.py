@@ -15,6 +15,7 @@ from app.annotation import router as annotation_router
 from app.auth import api as auth_api
 from app.auth import router as auth_router
 from app.config import ROOT, Settings, get_settings
+from app.consensus import api as consensus_api
 from app.db import make_database
 from app.export import api as export_api
 from app.export import router as export_router
@@ -54,6 +55,7 @@ API_ROUTERS = (
     annotation_api,
     generation_api,
     agreement_api,
+    consensus_api,
     adjudication_api,
     export_api,
     training_api,

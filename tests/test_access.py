@@ -65,6 +65,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("POST", "/api/v1/projects", "admin"),
     ("GET", "/projects/a/agreement", "admin"),
     ("GET", "/api/v1/projects/a/agreement", "admin"),
+    ("GET", "/api/v1/projects/a/consensus", "admin"),
     ("GET", "/projects/a/adjudication", "admin"),
     ("GET", "/projects/a/adjudication/{item}", "admin"),
     ("GET", "/api/v1/projects/a/adjudication", "admin"),

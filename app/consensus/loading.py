@@ -124,7 +124,7 @@ def load_labels(session: Session, *, project: Project) -> Labels:
     dimension, kind = np.divmod(rest, 4)
     at = _lookup(j_id, np.arange(len(j_id)), v_judgment)
     keep = (at >= 0) & (dimension < 63) & (kind != NA) & (kind != RANKING)
-    chosen, rejected = (_lookup(c_id, c_position, side[keep]) for side in np.divmod(ids[keep], 1 << 32))
+    chosen, rejected = (_lookup(c_id, c_position, side) for side in np.divmod(ids[keep], 1 << 32))
     tiers = np.zeros((int(keep.sum()), k), dtype=np.int64)
     verdict_at, verdict_dim, verdict_kind = at[keep], dimension[keep], kind[keep]
     if rankings_query is not None and results[-1]:

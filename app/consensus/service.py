@@ -15,16 +15,17 @@ from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.consensus import stats
 from app.consensus.loading import Labels, load_labels, pair_index
+from app.consensus.schemas import AnnotatorReliability, ConsensusOut, DimensionFit
 from app.db import serial_plan
 from app.kit.cache import Cache
-from app.models import IS_GOLD, OVERALL, AnnotatorTally, ConsensusFit, Item, Judgment, Project, utcnow
+from app.models import IS_GOLD, OVERALL, AnnotatorTally, ConsensusFit, Item, Judgment, Project, User, utcnow
 
 # Bump when the fit changes meaning: every stored fit becomes stale.
 MODEL_VERSION = 1
@@ -164,6 +165,15 @@ def store(session: Session, *, project_id: int, dimension: str, fit: Posteriors)
         session.expire(row)
 
 
+def store_all(session: Session, *, project_id: int, fits: dict[str, Posteriors]) -> None:
+    """Store a project's fits and drop those of dimensions it no longer has."""
+    for dimension, fit in fits.items():
+        store(session, project_id=project_id, dimension=dimension, fit=fit)
+    session.execute(
+        delete(ConsensusFit).where(ConsensusFit.project_id == project_id, ConsensusFit.dimension.not_in(list(fits)))
+    )
+
+
 def stored_sources(session: Session, *, project: Project) -> dict[str, str]:
     """Dimension → the fingerprint its stored fit saw."""
     query = select(ConsensusFit.dimension, ConsensusFit.source).where(ConsensusFit.project_id == project.id)
@@ -183,8 +193,7 @@ def refresh(session: Session, *, project: Project, force: bool = False) -> dict[
     if not force and not is_stale(session, project=project, source=source):
         return None
     fits = fit_project(session, project=project, source=source)
-    for dimension, fit in fits.items():
-        store(session, project_id=project.id, dimension=dimension, fit=fit)
+    store_all(session, project_id=project.id, fits=fits)
     return fits
 
 
@@ -226,8 +235,7 @@ def posteriors(session: Session, *, project: Project, dimension: str, fit: bool 
     if stored is not None and stored.source == source:
         return stored
     fits = fit_project(session, project=project, source=source)
-    for name, one in fits.items():
-        store(session, project_id=project.id, dimension=name, fit=one)
+    store_all(session, project_id=project.id, fits=fits)
     return fits[dimension]
 
 
@@ -235,3 +243,53 @@ def annotator_reliability(session: Session, *, project: Project) -> dict[int, fl
     """Reliability on "overall" per annotator from the cached fit, None when not fitted (never fits)."""
     found = _stored(session, project=project, dimension=OVERALL)
     return None if found is None else dict(found.reliability)
+
+
+MODEL = "Dawid–Skene (crowd-kit) on pair labels; one confusion matrix per annotator and display orientation"
+
+
+def summary(session: Session, *, project: Project, live: bool = False) -> ConsensusOut | None:
+    """Per dimension, the fit's figures and each annotator's reliability; None when nothing is stored (and not
+    ``live``: then every dimension is fitted now, and nothing is stored)."""
+    source = fingerprint(session, project=project)
+    if live:
+        fits: dict[str, Posteriors | None] = dict(fit_project(session, project=project, source=source))
+    else:
+        fits = {d: _stored(session, project=project, dimension=d) for d in _dimensions(project)}
+        if all(fit is None for fit in fits.values()):
+            return None
+    ids = {a for fit in fits.values() if fit is not None for a in fit.reliability}
+    names = dict(session.execute(select(User.id, User.username).where(User.id.in_(ids))).tuples().all())
+    dimensions = []
+    for dimension, fit in fits.items():
+        if fit is None:
+            continue
+        annotators = [
+            AnnotatorReliability(
+                annotator_id=a,
+                annotator=names.get(a, str(a)),
+                reliability=round(r, 4),
+                labels=fit.labels.get(a, 0),
+                flagged=stats.flagged(r, fit.labels.get(a, 0)),
+            )
+            for a, r in sorted(fit.reliability.items(), key=lambda entry: (entry[1], entry[0]))
+        ]
+        dimensions.append(
+            DimensionFit(
+                dimension=dimension,
+                fitted_at=fit.fitted_at,
+                source=fit.source,
+                stale=fit.source != source,
+                fit_ms=round(fit.fit_ms, 1),
+                pairs=len(fit.keys),
+                labels=int(sum(fit.labels.values())),
+                annotators=annotators,
+            )
+        )
+    return ConsensusOut(
+        project=project.slug,
+        model=MODEL,
+        flag_below=stats.FLAG_BELOW,
+        min_labels=stats.MIN_LABELS,
+        dimensions=dimensions,
+    )

@@ -68,10 +68,12 @@ def run_worker(
 ) -> None:
     """Run jobs until SIGTERM/SIGINT (or ``stop``); with ``once``, return when no job is waiting.
 
-    Between jobs, at most every ``agreement_every_s`` seconds, stale agreement figures are recomputed."""
+    Between jobs, at most every ``agreement_every_s`` seconds, stale agreement figures and consensus fits are
+    recomputed."""
     # Local: the agreement figures bring numpy and the statistics libraries, which only a running worker needs
     # (every `prefstudio` command imports this module).
     from app.agreement.tasks import refresh_stale_figures
+    from app.consensus.tasks import refresh_stale_fits
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -83,6 +85,7 @@ def run_worker(
     while not stop.is_set():
         if time.monotonic() - refreshed_at >= agreement_every_s:
             refresh_stale_figures(db)
+            refresh_stale_fits(db)
             refreshed_at = time.monotonic()
         ran = run_one(db, worker_id=worker_id)
         if ran is None:
