@@ -142,10 +142,10 @@ def ranked_of(ranking: dict[str, Any] | str | None, ids_to_pos: dict[int, int]) 
     without one."""
     if not ranking:
         return None
-    if isinstance(ranking, str):  # SQLite's driver gives the JSON text (PostgreSQL's decodes jsonb)
-        ranking = json.loads(ranking)
-    tier_of = {ids_to_pos[cid]: t for t, tier in enumerate(ranking["tiers"]) for cid in tier}
-    return tuple(tier_of[p] for p in range(len(tier_of))), tuple(sorted(ranking.get("much") or ()))
+    # SQLite's driver gives the JSON text (PostgreSQL's decodes jsonb).
+    stored: dict[str, Any] = json.loads(ranking) if isinstance(ranking, str) else ranking
+    tier_of = {ids_to_pos[cid]: t for t, tier in enumerate(stored["tiers"]) for cid in tier}
+    return tuple(tier_of[p] for p in range(len(tier_of))), tuple(sorted(stored.get("much") or ()))
 
 
 Verdict = tuple[str, int | None, int | None, Ranked | None]  # kind, chosen and rejected position, ranking
