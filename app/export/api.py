@@ -19,6 +19,7 @@ from app.export.deps import ExportAccessDep, project_for_export
 from app.export.filters import resolve
 from app.export.schemas import (
     ExportFilter,
+    PartsWanted,
     PreviewOut,
     SnapshotCard,
     SnapshotCreate,
@@ -112,6 +113,7 @@ def create_snapshot(
         name=body.name,
         key=pseudonyms.pseudonym_key(settings.data_dir),
         created_by_id=user.id,
+        parts=PartsWanted(ties=body.ties, per_dimension=body.per_dimension),
     )
     return _snapshot_out(snapshot, project.slug)
 
@@ -136,6 +138,31 @@ def snapshot_file(
         media_type=JSONL,
         filename=f"snapshot-{snapshot.id}.jsonl",
         headers={"X-Snapshot-SHA256": snapshot.sha256 or "", "X-Snapshot-Id": str(snapshot.id)},
+    )
+
+
+@router.get(
+    "/snapshots/{snapshot_id}/parts/{name}.jsonl",
+    response_class=FileResponse,
+    responses={200: {"content": {JSONL: {}}, "description": "a file of the snapshot"}, **error_responses(409)},
+)
+def snapshot_part_file(
+    snapshot_id: str,
+    name: str,
+    access: ExportAccessDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    project: str | None = Query(None, description="with 'latest' and an admin login: the project"),
+) -> FileResponse:
+    """A file of a ready snapshot beside the main one (its ties, or another dimension), as listed in its
+    ``parts``; its sha256 is in ``X-Snapshot-SHA256``."""
+    snapshot = snapshots.snapshot_for_reader(session, reference=snapshot_id, access=access, project=project)
+    path, part = snapshots.part_path(snapshot, name, settings)
+    return FileResponse(
+        path,
+        media_type=JSONL,
+        filename=f"snapshot-{snapshot.id}-{part['name']}.jsonl",
+        headers={"X-Snapshot-SHA256": part.get("sha256") or "", "X-Snapshot-Id": str(snapshot.id)},
     )
 
 

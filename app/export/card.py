@@ -29,6 +29,7 @@ def data_card(
     sha: str,
     rows: int,
     size: int,
+    parts: list[dict[str, Any]] | None = None,
 ) -> str:
     """The snapshot's data card (markdown): what is in it, where it came from, how far to trust it."""
     filters = rules.filters
@@ -40,6 +41,7 @@ def data_card(
         f"- File: {size:,} bytes, sha256 `{sha}`",
         f"- Split: {drops['_split_train']:,} train, {drops['_split_test']:,} test (test share {filters.test_share})",
         f"- Adjudicated pairs: {drops['_adjudicated']:,}",
+        *_smoothing_line(drops, filters.label),
         "",
         "## Filter",
         "",
@@ -50,11 +52,39 @@ def data_card(
         lines.append(f"| {key} | `{orjson.dumps(value).decode()}` |")
     lines += ["", "## What the filter dropped", "", "| reason | pairs |", "| --- | --- |"]
     lines += [f"| {reason} | {drops[reason]:,} |" for reason in DROP_REASONS]
+    lines += _parts_section(parts or [])
     lines += _verdicts_section(session, project)
     lines += _agreement_section(session, project)
     lines += _pool_section(session, project, rules)
     lines += _models_section(session, project)
     return "\n".join(lines)
+
+
+def label_smoothing(drops: Counter[str]) -> float | None:
+    """The mean disagreement of the exported pairs (1 − meta.agreement, or 1 − meta.confidence with label=model):
+    a hint for cDPO's ``label_smoothing``; None when no pair had the figure."""
+    n = drops["_disagreement_n"]
+    return round(drops["_disagreement_e6"] / n / 1_000_000, 4) if n else None
+
+
+def _smoothing_line(drops: Counter[str], label: str) -> list[str]:
+    value = label_smoothing(drops)
+    if value is None:
+        return []
+    source = "1 − meta.confidence" if label == "model" else "1 − meta.agreement"
+    return [f"- Label smoothing hint (cDPO): {value} (mean of {source} over the exported pairs)"]
+
+
+def _parts_section(parts: list[dict[str, Any]]) -> list[str]:
+    if not parts:
+        return []
+    lines = ["", "## Files beside the main one", "", "| part | kind | dimension | pairs | bytes | sha256 |"]
+    lines.append("| --- | --- | --- | --- | --- | --- |")
+    for p in parts:
+        lines.append(
+            f"| {p['name']} | {p['kind']} | {p['dimension']} | {p['rows']:,} | {p['bytes']:,} | `{p['sha256']}` |"
+        )
+    return lines
 
 
 def _verdicts_section(session: Session, project: Project) -> list[str]:

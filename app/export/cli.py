@@ -17,7 +17,7 @@ from app.config import Settings, get_settings
 from app.db import Database, make_database
 from app.export import pseudonyms, snapshots, stream
 from app.export.filters import resolve
-from app.export.schemas import DROP_REASONS, ExportFilter
+from app.export.schemas import DROP_REASONS, ExportFilter, PartsWanted
 from app.kit.errors import AppError
 from app.projects.deps import project_by_slug
 
@@ -31,6 +31,10 @@ def export_command(
     dimension: Annotated[str, typer.Option(help="overall or a dimension key")] = "overall",
     pairs: Annotated[str, typer.Option(help="implied or best_worst")] = "implied",
     min_judgments: Annotated[int, typer.Option(help="judgments an item needs")] = 1,
+    min_votes: Annotated[int, typer.Option(help="votes a pair needs (ties included)")] = 1,
+    label: Annotated[str, typer.Option(help="majority, or model (the consensus model's direction)")] = "majority",
+    min_confidence: Annotated[float | None, typer.Option(help="the model's posterior of the direction")] = None,
+    min_strength: Annotated[float | None, typer.Option(help="mean signed strength of the votes (−3…3)")] = None,
     min_share: Annotated[float, typer.Option(help="winning direction's share of the votes")] = 0.0,
     min_margin: Annotated[int, typer.Option(help="votes for minus votes against")] = 1,
     drop_ties: Annotated[bool, typer.Option(help="drop pairs mostly called a tie")] = True,
@@ -45,6 +49,8 @@ def export_command(
     preview: Annotated[bool, typer.Option(help="only count what each rule keeps")] = False,
     snapshot: Annotated[bool, typer.Option(help="freeze as a snapshot (listed in the app)")] = False,
     name: Annotated[str, typer.Option(help="snapshot name")] = "",
+    ties: Annotated[bool, typer.Option(help="with --snapshot: also a file of the pairs called a tie")] = False,
+    per_dimension: Annotated[bool, typer.Option(help="with --snapshot: also a file for each other dimension")] = False,
 ) -> None:
     """Export preference pairs as TRL-ready JSONL (to --out, or as a snapshot with --snapshot)."""
     filters = _filters(
@@ -52,6 +58,10 @@ def export_command(
         dimension=dimension,
         pairs=pairs,
         min_judgments=min_judgments,
+        min_votes=min_votes,
+        label=label,
+        min_confidence=min_confidence,
+        min_strength=min_strength,
         min_share=min_share,
         min_margin=min_margin,
         drop_ties=drop_ties,
@@ -72,7 +82,8 @@ def export_command(
     try:
         key = pseudonyms.pseudonym_key(settings.data_dir)
         if snapshot:
-            _snapshot(db, settings, slug=project, filters=filters, name=name, key=key)
+            parts = PartsWanted(ties=ties, per_dimension=per_dimension)
+            _snapshot(db, settings, slug=project, filters=filters, name=name, key=key, parts=parts)
         else:
             _export(db, settings, slug=project, filters=filters, key=key, out=out)
     except AppError as exc:
@@ -91,12 +102,14 @@ def _filters(**fields: Any) -> ExportFilter:
         raise typer.Exit(2) from exc
 
 
-def _snapshot(db: Database, settings: Settings, *, slug: str, filters: ExportFilter, name: str, key: bytes) -> None:
+def _snapshot(
+    db: Database, settings: Settings, *, slug: str, filters: ExportFilter, name: str, key: bytes, parts: PartsWanted
+) -> None:
     """Record a snapshot and write it here and now (no worker), or mark it failed."""
     with db.session() as session:
         found = project_by_slug(session, slug)
         recorded = snapshots.create_snapshot(
-            session, project=found, filters=filters, name=name, key=key, created_by_id=None, enqueue=False
+            session, project=found, filters=filters, name=name, key=key, created_by_id=None, enqueue=False, parts=parts
         )
         snapshot_id = recorded.id
     with console.status("writing the snapshot"):

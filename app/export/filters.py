@@ -7,12 +7,16 @@ gold accuracy) leave out whoever falls below them, worked out once per export by
 
 from __future__ import annotations
 
+import importlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
 from app.export import pseudonyms
+from app.export.fate import Posterior
+from app.export.pairs import Pair
 from app.export.repository import project_annotators
 from app.export.schemas import ExportFilter
 from app.kit.errors import Invalid
@@ -30,6 +34,14 @@ class Rules:
     excluded: set[int]  # by the filter's list or its thresholds
     named: set[int] = field(default_factory=set)  # those the filter's list names
     slug: str = ""
+    # The consensus model's posterior of a pair of an item (label=model or min_confidence; else None).
+    posterior: Callable[[int, Pair], Posterior | None] | None = None
+    ties: bool = False  # make the rows of the pairs whose consensus is a tie instead (a snapshot's ties file)
+
+    @property
+    def with_strength(self) -> bool:
+        """Whether rows carry strength (the project asks for strength, or for rankings that mark "much better")."""
+        return bool(self.project.strength) or self.project.ranking_mode == "rank"
 
     _pseudonyms: dict[int, str] = field(default_factory=dict)
 
@@ -74,6 +86,8 @@ def resolve(
         excluded=set(excluded or ()),
         slug=project.slug,
     )
+    if filters.label == "model" or filters.min_confidence is not None:
+        rules.posterior = model_posteriors(session, project=project, dimension=filters.dimension)
     if excluded is not None:
         return rules
     annotators: dict[int, str] = {}
@@ -86,6 +100,17 @@ def resolve(
         ids = {name: user_id for user_id, name in annotators.items()}
         rules.excluded |= _below_thresholds(session, project=project, filters=filters, ids=ids)
     return rules
+
+
+def model_posteriors(session: Session, *, project: Project, dimension: str) -> Callable[[int, Pair], Posterior | None]:
+    """The consensus model's posterior of each pair on ``dimension`` (fitted now if there is no current fit)."""
+    # Local: the model brings numpy and crowd-kit, which the export processes need only for label=model.
+    consensus = importlib.import_module("app.consensus.service")
+    fit = consensus.posteriors(session, project=project, dimension=dimension)
+    if fit is None:
+        raise Invalid("The consensus model has no fit for this project yet")
+    of: Callable[[int, Pair], Posterior | None] = fit.of
+    return of
 
 
 def names_of(session: Session, *, project: Project, key: bytes, of: list[str]) -> list[str]:

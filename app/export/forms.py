@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
+from app.export.schemas import PartsWanted
 from app.kit.forms import FormModel
 
 
@@ -15,6 +16,8 @@ class SnapshotForm(FormModel):
     model_config = ConfigDict(extra="allow")
 
     name: str = ""
+    ties: str = ""
+    per_dimension: str = ""
     veto: list[str] = Field(default_factory=list)
     exclude_annotators: list[str] = Field(default_factory=list)
 
@@ -24,6 +27,11 @@ class SnapshotForm(FormModel):
         items += [("veto", value) for value in self.veto]
         items += [("exclude_annotators", value) for value in self.exclude_annotators]
         return items
+
+    def parts_wanted(self) -> PartsWanted:
+        """The files the snapshot writes beside the main one (ticked boxes)."""
+        ticked = ("1", "on", "true")
+        return PartsWanted(ties=self.ties in ticked, per_dimension=self.per_dimension in ticked)
 
 
 class TokenForm(FormModel):

@@ -42,6 +42,7 @@ class ExportJudgment:
     reason: str
     problematic: bool
     verdicts: dict[str, PairVerdict] = field(default_factory=dict)  # by dimension, in canonical positions
+    strengths: dict[str, int] = field(default_factory=dict)  # by dimension: a k = 2 preference's 1–3, when given
 
 
 @dataclass(slots=True)
@@ -210,7 +211,7 @@ def _add_verdicts(
         mine = Verdict.judgment_id == any_(func.array(judged_here.scalar_subquery()))  # ARRAY(SELECT ...)
     else:
         mine = Verdict.judgment_id.in_(judged_here)
-    for judgment_id, dim, kind, chosen, rejected, ranking in reader.rows(
+    for judgment_id, dim, kind, chosen, rejected, ranking, strength in reader.rows(
         select(
             Verdict.judgment_id,
             Verdict.dimension,
@@ -218,6 +219,7 @@ def _add_verdicts(
             Verdict.chosen_candidate_id,
             Verdict.rejected_candidate_id,
             Verdict.ranking,
+            Verdict.strength,
         ).where(mine, Verdict.dimension.in_(dims))
     ):
         owner = by_id.get(judgment_id)
@@ -228,6 +230,8 @@ def _add_verdicts(
                 positions.get(rejected) if rejected is not None else None,
                 ranked_of(ranking, positions) if ranking is not None else None,
             )
+            if strength is not None:
+                owner.strengths[dim] = strength
 
 
 def _decisions(reader: _Reader, lo: int, hi: int, rounds: dict[int, int]) -> dict[int, Decision]:

@@ -114,7 +114,15 @@ def create_snapshot(
 ) -> Response:
     filters = filter_from(form.filter_items())
     key = pseudonyms.pseudonym_key(settings.data_dir)
-    snapshots.create_snapshot(session, project=project, filters=filters, name=form.name, key=key, created_by_id=user.id)
+    snapshots.create_snapshot(
+        session,
+        project=project,
+        filters=filters,
+        name=form.name,
+        key=key,
+        created_by_id=user.id,
+        parts=form.parts_wanted(),
+    )
     return redirect(request, f"/projects/{project.slug}/export?{_query(filters)}#snapshots")
 
 

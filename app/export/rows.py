@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
-from app.export.fate import NO_VOTES, item_fate, pair_fate
+from app.export.fate import NO_VOTES, Posterior, is_tie, item_fate, pair_fate
 from app.export.filters import Rules
-from app.export.pairs import FIRST, SECOND, Pair, count, pairs_of, ranked_of, split_of
+from app.export.pairs import FIRST, SECOND, TIE, Pair, Votes, count, pairs_of, ranked_of, split_of, strengths_of
 from app.export.repository import (
     Decision,
     ExportCandidate,
@@ -140,29 +140,112 @@ def _item_rows(
         veto: count(tuple(v for j in judged if (v := j.verdicts.get(veto)) is not None), k, mode)
         for veto in filters.veto
     }
-    by_position = {c.position: c for c in candidates}
-    texts = {c.position: c.stripped for c in candidates}
-    context: ItemContext | None = None
+    facts = _PairFacts(
+        item_id, rules, votes, decided, veto_votes, {c.position: c.stripped for c in candidates}, judged, verdicts
+    )
+    made = _tie_rows if rules.ties else _kept_rows
     kept = 0
-    for pair in pairs:
-        first, second, ties = pair_votes = votes.get(pair) or NO_VOTES
-        reason, chosen_first = pair_fate(filters, pair, pair_votes, decided=decided, veto_votes=veto_votes, texts=texts)
-        if reason is not None:
-            tallies[reason] += 1
-            continue
-        i, j = pair
-        chosen, rejected = (by_position[i], by_position[j]) if chosen_first else (by_position[j], by_position[i])
-        if context is None:
-            context = ItemContext.of(item, rules, judged, verdicts, split=split, decision=decision)
+    by_position = {c.position: c for c in candidates}
+    for pair, direction, chosen_pos, rejected_pos in made(facts, pairs, tallies):
+        if facts.context is None:
+            facts.context = ItemContext.of(item, rules, judged, verdicts, split=split, decision=decision)
         kept += 1
-        if chosen_first:
-            yield maker(context, pair, FIRST, chosen, rejected, first, second, ties)
-        else:
-            yield maker(context, pair, SECOND, chosen, rejected, second, first, ties)
+        row = maker(facts, pair, direction, by_position[chosen_pos], by_position[rejected_pos])
+        # For the data card's label smoothing hint: the mean disagreement of the exported pairs.
+        certainty = row["meta"].get("confidence") if filters.label == "model" else row["meta"]["agreement"]
+        if certainty is not None:
+            tallies["_disagreement_e6"] += round((1 - certainty) * 1_000_000)
+            tallies["_disagreement_n"] += 1
+        yield row
     tallies["_kept"] += kept
     tallies[f"_split_{split}"] += kept
     if decision is not None:
         tallies["_adjudicated"] += kept
+
+
+@dataclass(slots=True)
+class _PairFacts:
+    """What the rules and the rows of one item's pairs look at: votes, decisions, texts, posteriors, strengths."""
+
+    item_id: int
+    rules: Rules
+    votes: dict[Pair, Votes]
+    decided: dict[str, dict[Pair, int] | None]
+    veto_votes: dict[str, dict[Pair, Votes]]
+    texts: dict[int, str]
+    judged: list[ExportJudgment]
+    verdicts: list[tuple[int, Any]]
+    context: ItemContext | None = None
+    _strengths: list[tuple[dict[Pair, int], dict[Pair, int]]] | None = None
+
+    def posterior(self, pair: Pair) -> Posterior | None:
+        of = self.rules.posterior
+        return of(self.item_id, pair) if of is not None else None
+
+    def signed_strengths(self, pair: Pair, direction: int) -> list[int]:
+        """The strengths of the votes on ``pair`` that carry one, signed: + for the ``direction`` (TIE: for
+        the first candidate), − against it, 0 for a tie; in the order the judgments were made."""
+        if self._strengths is None:
+            self._strengths = _strengths_of(self.rules, self.judged)
+        towards = FIRST if direction == TIE else direction
+        out: list[int] = []
+        for labels, strengths in self._strengths:
+            label, strength = labels.get(pair), strengths.get(pair)
+            if label is not None and strength is not None:
+                out.append(0 if label == TIE else strength if label == towards else -strength)
+        return out
+
+
+def _strengths_of(rules: Rules, judged: list[ExportJudgment]) -> list[tuple[dict[Pair, int], dict[Pair, int]]]:
+    """Per judgment with a verdict on the dimension: its labelled pairs and the strength of each."""
+    k, mode, dim = rules.project.k, rules.filters.pairs, rules.filters.dimension
+    out = []
+    for judgment in judged:
+        verdict = judgment.verdicts.get(dim)
+        if verdict is not None:
+            strengths = strengths_of(*verdict, k, judgment.strengths.get(dim))
+            if strengths:
+                out.append((pairs_of(*verdict, k, mode), strengths))
+    return out
+
+
+def _mean(values: list[int]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def _kept_rows(facts: _PairFacts, pairs: list[Pair], tallies: Counter[str]) -> Iterator[tuple[Pair, int, int, int]]:
+    """(pair, direction, chosen position, rejected position) of each pair the filter keeps."""
+    rules = facts.rules
+    by_strength = rules.filters.min_strength is not None
+    for pair in pairs:
+        strength = _mean(facts.signed_strengths(pair, FIRST)) if by_strength else None
+        reason, chosen_first = pair_fate(
+            rules.filters,
+            pair,
+            facts.votes.get(pair) or NO_VOTES,
+            decided=facts.decided,
+            veto_votes=facts.veto_votes,
+            texts=facts.texts,
+            posterior=facts.posterior(pair),
+            strength=strength,
+        )
+        if reason is not None:
+            tallies[reason] += 1
+            continue
+        i, j = pair
+        yield (pair, FIRST, i, j) if chosen_first else (pair, SECOND, j, i)
+
+
+def _tie_rows(facts: _PairFacts, pairs: list[Pair], tallies: Counter[str]) -> Iterator[tuple[Pair, int, int, int]]:
+    """(pair, TIE, i, j) of each pair whose consensus is a tie (identical answers left out)."""
+    for pair in pairs:
+        votes = facts.votes.get(pair) or NO_VOTES
+        tie = is_tie(facts.rules.filters, votes, decided=facts.decided, pair=pair, posterior=facts.posterior(pair))
+        i, j = pair
+        if not tie or facts.texts[i] == facts.texts[j]:
+            tallies["_not_tie"] += 1
+            continue
+        yield pair, TIE, i, j
 
 
 def decided_pairs(
@@ -201,6 +284,7 @@ class ItemContext:
     decision: Decision | None
     reasons: dict[int, str]  # annotator → reason (the non-empty ones)
     labelled: list[tuple[int, dict[Pair, int]]]  # annotator → the labelled pairs of their verdict
+    judges: int = 0  # annotators with a verdict on the dimension, whether or not it says anything of a pair
     joined: dict[tuple[int, ...], str] = field(default_factory=dict)  # voters → their reasons, joined
 
     @classmethod
@@ -226,6 +310,7 @@ class ItemContext:
             decision=decision,
             reasons={j.annotator: r for j in judged if (r := j.reason.strip())},
             labelled=[(a, pairs_of(*v, k, mode)) for a, v in verdicts],
+            judges=len(verdicts),
         )
 
     def reason_of(self, pair: Pair, direction: int) -> str:
@@ -249,53 +334,67 @@ class _RowMaker:
         self.slug = rules.slug
         self.dimension = rules.filters.dimension
         self.chat = rules.filters.format == "conversational"
-        self._agreement: dict[tuple[int, int], float | None] = {}
+        self.with_strength = rules.with_strength
+        self.with_confidence = rules.posterior is not None
+        self._share: dict[tuple[int, int], float | None] = {}
+
+    def share(self, part: int, whole: int) -> float | None:
+        value = self._share.get((part, whole), 0.0)
+        if value == 0.0:
+            value = self._share[(part, whole)] = round(part / whole, 4) if whole else None
+        return value
 
     def __call__(
-        self,
-        item: ItemContext,
-        pair: Pair,
-        direction: int,
-        chosen: ExportCandidate,
-        rejected: ExportCandidate,
-        for_chosen: int,
-        against: int,
-        ties: int,
+        self, facts: _PairFacts, pair: Pair, direction: int, chosen: ExportCandidate, rejected: ExportCandidate
     ) -> dict[str, Any]:
-        total = for_chosen + against + ties
-        agreement = self._agreement.get((for_chosen, total), 0.0)
-        if agreement == 0.0:
-            agreement = self._agreement[(for_chosen, total)] = round(for_chosen / total, 4) if total else None
+        item = facts.context
+        assert item is not None
+        first, second, ties = facts.votes.get(pair) or NO_VOTES
+        for_chosen, against = (second, first) if direction == SECOND else (first, second)
+        agreeing = ties if direction == TIE else for_chosen
         answer_chosen: Any = chosen.text
         answer_rejected: Any = rejected.text
         if self.chat:
             answer_chosen = [{"role": "assistant", "content": chosen.text}]
             answer_rejected = [{"role": "assistant", "content": rejected.text}]
+        meta = {
+            "project": self.slug,
+            "item_id": item.item_id,
+            "external_id": item.external_id,
+            "dimension": self.dimension,
+            "chosen_candidate_id": chosen.id,
+            "rejected_candidate_id": rejected.id,
+            "chosen_position": chosen.position,
+            "rejected_position": rejected.position,
+            "chosen_model": chosen.model,
+            "rejected_model": rejected.model,
+            "chosen_params": chosen.params,
+            "rejected_params": rejected.params,
+            "chosen_seed": chosen.seed,
+            "rejected_seed": rejected.seed,
+            "votes": {"chosen": for_chosen, "rejected": against, "tie": ties},
+            "margin": for_chosen - against,
+            "agreement": self.share(agreeing, for_chosen + against + ties),
+            "item_agreement": self.share(agreeing, item.judges),
+            "adjudicated": item.decision is not None,
+            "annotators": item.annotators,
+            "split": item.split,
+        }
+        if self.with_strength:
+            strengths = facts.signed_strengths(pair, direction)
+            mean = _mean(strengths)
+            meta["strength"] = strengths
+            meta["mean_strength"] = mean
+            meta["strength_margin"] = round(mean / 3, 4) if mean is not None else None
+        if self.with_confidence:
+            posterior = facts.posterior(pair)
+            meta["confidence"] = None if posterior is None else round(posterior[min(direction, 2)], 4)
+        if direction == TIE:
+            meta["tie"] = True
         return {
             "prompt": item.prompt,
             "chosen": answer_chosen,
             "rejected": answer_rejected,
             "reason": item.reason_of(pair, direction),
-            "meta": {
-                "project": self.slug,
-                "item_id": item.item_id,
-                "external_id": item.external_id,
-                "dimension": self.dimension,
-                "chosen_candidate_id": chosen.id,
-                "rejected_candidate_id": rejected.id,
-                "chosen_position": chosen.position,
-                "rejected_position": rejected.position,
-                "chosen_model": chosen.model,
-                "rejected_model": rejected.model,
-                "chosen_params": chosen.params,
-                "rejected_params": rejected.params,
-                "chosen_seed": chosen.seed,
-                "rejected_seed": rejected.seed,
-                "votes": {"chosen": for_chosen, "rejected": against, "tie": ties},
-                "margin": for_chosen - against,
-                "agreement": agreement,
-                "adjudicated": item.decision is not None,
-                "annotators": item.annotators,
-                "split": item.split,
-            },
+            "meta": meta,
         }

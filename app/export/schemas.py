@@ -12,10 +12,13 @@ DROP_REASONS = (
     "min_judgments",
     "problematic",
     "split",
+    "min_votes",
     "no_majority",
     "tie",
     "margin",
     "share",
+    "min_confidence",
+    "min_strength",
     "veto",
     "identical",
 )
@@ -34,6 +37,20 @@ class ExportFilter(BaseModel):
         "implied", description="implied: best ≻ each other and each other ≻ worst; best_worst: best ≻ worst only"
     )
     min_judgments: int = Field(1, ge=1, le=100, description="judgments an item needs (after exclusions)")
+    min_votes: int = Field(
+        1, ge=1, le=100, description="votes the pair itself needs (ties included; an adjudicated pair needs none)"
+    )
+    label: Literal["majority", "model"] = Field(
+        "majority",
+        description="majority: the direction with more votes; model: the consensus model's more probable direction "
+        "(annotator reliability and display position taken into account)",
+    )
+    min_confidence: float | None = Field(
+        None, ge=0.0, le=1.0, description="the model's posterior of the exported direction must reach this"
+    )
+    min_strength: float | None = Field(
+        None, ge=-3.0, le=3.0, description="mean signed strength (−3…3) of the votes that carry one must reach this"
+    )
     min_share: float = Field(0.0, ge=0.0, le=1.0, description="winning direction's share of the votes, ties included")
     min_margin: int = Field(1, ge=1, le=100, description="votes for the winning direction minus votes against")
     drop_ties: bool = Field(True, description="drop pairs that as many or more annotators called a tie")
@@ -78,11 +95,29 @@ class PreviewOut(BaseModel):
     excluded_annotators: list[str]  # pseudonyms, whoever asks
 
 
-class SnapshotCreate(BaseModel):
+class PartsWanted(BaseModel):
+    """The files a snapshot writes beside the main one."""
+
     model_config = ConfigDict(extra="forbid")
 
+    ties: bool = Field(False, description="also a file of the pairs whose consensus is a tie (meta.tie = true)")
+    per_dimension: bool = Field(False, description="also one file for each other dimension, with the same filter")
+
+
+class SnapshotCreate(PartsWanted):
     name: str = Field("", max_length=200)
     filters: ExportFilter = Field(default_factory=ExportFilter)
+
+
+class SnapshotPart(BaseModel):
+    """A file of a snapshot beside the main one: ``GET /api/v1/snapshots/{id}/parts/{name}.jsonl``."""
+
+    name: str
+    kind: Literal["ties", "dimension"]
+    dimension: str
+    rows: int = 0
+    bytes: int = 0
+    sha256: str | None = None
 
 
 class SnapshotOut(Schema):
@@ -98,6 +133,7 @@ class SnapshotOut(Schema):
     created_at: datetime
     finished_at: datetime | None
     error: str | None
+    parts: list[SnapshotPart] = Field(default_factory=list)
 
 
 class SnapshotCard(SnapshotOut):

@@ -27,12 +27,12 @@ from app.export.card import data_card
 from app.export.deps import ExportAccess, project_for_export
 from app.export.filters import Rules, resolve
 from app.export.rows import jsonl_lines
-from app.export.schemas import ExportFilter
+from app.export.schemas import ExportFilter, PartsWanted, SnapshotPart
 from app.jobs import service as jobs
 from app.kit import activity
 from app.kit.errors import Conflict, Invalid, NotFound
 from app.kit.schemas import MAX_ROW_ID
-from app.models import Project, Snapshot, utcnow
+from app.models import OVERALL, Project, Snapshot, utcnow
 
 ABANDONED_AFTER_S = 600  # a live writer touches its temporary file continuously
 
@@ -46,9 +46,11 @@ def create_snapshot(
     key: bytes,
     created_by_id: int | None,
     enqueue: bool = True,
+    parts: PartsWanted | None = None,
 ) -> Snapshot:
     """Record a snapshot to be written by the worker (state "pending"); the filter is checked now (an admin's:
-    annotators may be named by username) and stored naming annotators by pseudonym only."""
+    annotators may be named by username) and stored naming annotators by pseudonym only; ``parts``: the files
+    to write beside the main one."""
     rules = resolve(session, project=project, filters=filters, key=key, by_admin=True)  # fails here, not later
     snapshot = Snapshot(
         project_id=project.id,
@@ -57,6 +59,7 @@ def create_snapshot(
         format=filters.format,
         filters=rules.public_filter().model_dump(mode="json"),
         state="pending",
+        parts=declared_parts(project, filters, parts or PartsWanted()),
     )
     session.add(snapshot)
     session.flush()
@@ -72,6 +75,30 @@ def create_snapshot(
     snapshot.job_id = job.id
     session.flush()
     return snapshot
+
+
+def declared_parts(project: Project, filters: ExportFilter, wanted: PartsWanted) -> list[dict[str, Any]]:
+    """The parts a snapshot will have, before it is written: a ties file of its dimension, and a file for each
+    other dimension of the project."""
+    parts: list[dict[str, Any]] = []
+    if wanted.ties:
+        parts.append(SnapshotPart(name="ties", kind="ties", dimension=filters.dimension).model_dump())
+    if wanted.per_dimension:
+        for dim in [OVERALL, *project.dimension_keys]:
+            if dim != filters.dimension:
+                parts.append(SnapshotPart(name=f"dimension-{dim}", kind="dimension", dimension=dim).model_dump())
+    return parts
+
+
+def part_rules(rules: Rules, session: Session, part: dict[str, Any]) -> Rules:
+    """The rules of one part of a snapshot: the snapshot's, on the part's dimension, or for its ties."""
+    filters = rules.filters
+    if part["kind"] == "dimension":
+        filters = filters.model_copy(update={"dimension": part["dimension"]})
+    made = resolve(session, project=rules.project, filters=filters, key=rules.key, excluded=rules.excluded)
+    made.named = rules.named
+    made.ties = part["kind"] == "ties"
+    return made
 
 
 def list_snapshots(session: Session, *, project: Project, limit: int = 100) -> list[Snapshot]:
@@ -151,6 +178,18 @@ def snapshot_path(snapshot: Snapshot, settings: Settings) -> Path:
     return path
 
 
+def part_path(snapshot: Snapshot, name: str, settings: Settings) -> tuple[Path, dict[str, Any]]:
+    """The file of a ready snapshot's part, and the part; NotFound for a part it does not have."""
+    snapshot_path(snapshot, settings)  # the snapshot's state, as for its main file
+    part = next((p for p in snapshot.parts or [] if p.get("name") == name and p.get("file_name")), None)
+    if part is None:
+        raise NotFound("This snapshot has no such part")
+    path = Path(settings.data_dir) / part["file_name"]
+    if not path.is_file() or path.stat().st_size != part["bytes"]:
+        raise NotFound("The part's file is missing or damaged on the server")
+    return path, part
+
+
 def write_snapshot(
     db: Database, *, snapshot_id: int, settings: Settings, beat: Callable[[], None] | None = None
 ) -> str:
@@ -176,8 +215,31 @@ def write_snapshot(
         drops: Counter[str] = Counter()
         pace = activity.pacer(data_dir, settings.export_yield_ms / 1000)
         final, sha, rows, size = _write_file(session, data_dir, snapshot_id, rules, drops, pace, beat)
+        parts: list[dict[str, Any]] = []
+        for declared in snapshot.parts or []:
+            written = _write_file(
+                session,
+                data_dir,
+                snapshot_id,
+                part_rules(rules, session, declared),
+                Counter(),
+                pace,
+                beat,
+                label=declared["name"],
+            )
+            parts.append(
+                declared | {"file_name": written[0].name, "sha256": written[1], "rows": written[2], "bytes": written[3]}
+            )
         card = data_card(
-            session, project=project, snapshot=snapshot, rules=rules, drops=drops, sha=sha, rows=rows, size=size
+            session,
+            project=project,
+            snapshot=snapshot,
+            rules=rules,
+            drops=drops,
+            sha=sha,
+            rows=rows,
+            size=size,
+            parts=parts,
         )
     with db.session() as session:
         marked = session.execute(
@@ -190,6 +252,7 @@ def write_snapshot(
                 sha256=sha,
                 file_name=final.name,
                 card=card,
+                parts=parts,
                 filters=rules.public_filter().model_dump(mode="json"),
                 finished_at=utcnow(),
             )
@@ -200,6 +263,8 @@ def write_snapshot(
         current = session.execute(select(Snapshot.state, Snapshot.file_name).where(Snapshot.id == snapshot_id)).one()
     if current.file_name != final.name:
         final.unlink(missing_ok=True)
+        for part in parts:
+            (data_dir / part["file_name"]).unlink(missing_ok=True)
     return str(current.state)
 
 
@@ -211,8 +276,11 @@ def _write_file(
     drops: Counter[str],
     pace: Callable[[], Any] | None,
     beat: Callable[[], None] | None,
+    *,
+    label: str = "",
 ) -> tuple[Path, str, int, int]:
-    """The snapshot's JSONL written into place, read-only, and durable: its path, sha256, rows and bytes."""
+    """The snapshot's JSONL (or its part ``label``'s) written into place, read-only, and durable: its path,
+    sha256, rows and bytes."""
     digest = hashlib.sha256()
     rows = size = 0
     tmp = data_dir / f".snapshot-{snapshot_id}-{uuid.uuid4().hex}.tmp"
@@ -228,7 +296,7 @@ def _write_file(
             f.flush()
             os.fsync(f.fileno())
         sha = digest.hexdigest()
-        final = data_dir / f"snapshot-{snapshot_id}-{sha[:16]}.jsonl"
+        final = data_dir / f"snapshot-{snapshot_id}-{label + '-' if label else ''}{sha[:16]}.jsonl"
         os.replace(tmp, final)
         os.chmod(final, 0o444)
         _fsync_dir(data_dir)

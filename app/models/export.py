@@ -35,6 +35,9 @@ class Snapshot(Base):
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     file_name: Mapped[str | None] = mapped_column(String(255), default=None)
     card: Mapped[str] = mapped_column(Text, default="")  # the data card, markdown
+    # Files beside the main one: [{name, kind ("ties" | "dimension"), dimension, rows, bytes, sha256, file_name}];
+    # declared when the snapshot is recorded (rows 0, no file), filled in when it is written.
+    parts: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -65,6 +65,7 @@ CASES: dict[str, dict[str, Any]] = {
     "test_split": {"split": "test", "test_share": 0.3},
     "excluded": {"exclude_annotators": ["ann_b", "705"]},
     "kappa": {"min_annotator_kappa": 0.2},
+    "min_votes": {"min_votes": 2},
     "gold_accuracy": {"min_gold_accuracy": 0.6},
 }
 CLI_OPTIONS = {
@@ -287,7 +288,10 @@ def test_the_golden_files_are_not_trivial() -> None:
             dropped |= {reason for reason, n in preview["dropped"].items() if n}
             assert preview["kept"] == len((GOLDEN / f"{slug}-{case}.jsonl").read_bytes().splitlines())
     assert rows > 100
-    assert dropped == set(json.loads((GOLDEN / "golden-two-defaults.preview.json").read_text())["dropped"])
+    # The fixed projects have no strengths and no consensus fit: tests/export/test_strength.py and
+    # test_model_label.py drop pairs by those two rules.
+    needs_more = {"min_confidence", "min_strength"}
+    assert dropped == set(json.loads((GOLDEN / "golden-two-defaults.preview.json").read_text())["dropped"]) - needs_more
 
 
 @pytest.mark.parametrize("case", SNAPSHOT_CASES)
