@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from app.items.readers import LineError
 from app.kit.schemas import text_problem
@@ -25,11 +25,14 @@ MAX_REASON = 10_000
 MAX_SECONDS = 86_400
 
 
+Kind = Literal["preference", "tie", "na", "ranking"]
+
+
 @dataclass(frozen=True)
 class PositionVerdict:
     """One dimension's verdict with candidates as canonical positions (0-based)."""
 
-    kind: str  # preference | tie | na | ranking
+    kind: Kind
     chosen: int | None = None
     rejected: int | None = None
     strength: int | None = None
@@ -105,7 +108,7 @@ def _preference(dim: str, value: dict[str, Any], k: int) -> PositionVerdict:
 
 
 def _verdict(dim: str, value: Any, k: int) -> PositionVerdict:
-    if value in ("tie", "na"):
+    if value == "tie" or value == "na":
         return PositionVerdict(value)
     if not isinstance(value, dict):
         raise LineError(f'{dim}: a verdict is "tie", "na", {{"chosen", "rejected"}} or {{"ranking"}}')

@@ -145,7 +145,14 @@ def import_judgments_upload(
         raise Invalid("Choose a file to import")
     context = {"request": request, "project": project, "options": options}
     try:
-        result = import_judgments(session, project=project, stream=upload.file, **options)
+        result = import_judgments(
+            session,
+            project=project,
+            stream=upload.file,
+            dry_run=options["dry_run"],
+            skip_existing=options["skip_existing"],
+            as_members=options["as_members"],
+        )
     except ImportFailed as exc:
         session.rollback()  # nothing of a failed import stays
         return render(request, "items/import_judgments.html", {**context, "error": exc.detail}, status_code=422)
