@@ -1,8 +1,9 @@
 """The majority's verdict per dimension, which a case opens with, and the letters the decision form speaks.
 
 Per dimension the verdict most judgments gave wins: first the best candidate (or "tie" / "n.a."), then, for a
-preference, the worst candidate among the votes that named one. Equal counts at the top (1-1 with two
-annotators, 1-1-1 with three) are no majority: that dimension opens blank and the page says so.
+preference, the worst candidate among the votes that named one; a ranking votes with its best and worst. Equal
+counts at the top (1-1 with two annotators, 1-1-1 with three) are no majority: that dimension opens blank and the
+page says so.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from app.annotation.dimensions import LETTERS
+from app.annotation.ranking import top_and_bottom
 from app.annotation.schemas import VerdictIn
 from app.i18n import gettext
 from app.kit.errors import Invalid
@@ -26,17 +28,30 @@ def _unique_top(counts: Counter[Any]) -> Any | None:
     return ranked[0][0]
 
 
+def _best(verdict: VerdictIn) -> int | str | None:
+    if verdict.kind == "ranking":
+        if len(verdict.ranking or []) == 1:
+            return "tie"  # every candidate in one tier
+        return top_and_bottom(verdict.ranking)[0]  # None: several share the top, no vote for a best
+    return verdict.chosen if verdict.kind == "preference" else verdict.kind
+
+
+def _worst(verdict: VerdictIn) -> int | None:
+    if verdict.kind == "ranking":
+        return top_and_bottom(verdict.ranking)[1]
+    return verdict.rejected if verdict.kind == "preference" else None
+
+
 def majority_verdict(votes: Iterable[VerdictIn]) -> VerdictIn | None:
-    """The majority of one dimension's verdicts, or None when the votes tie at the top (or there are none)."""
+    """The majority of one dimension's verdicts, or None when the votes tie at the top (or there are none). A
+    ranking votes with its best and worst candidate (a tier of several names none); a strength is not kept."""
     votes = list(votes)
-    best = _unique_top(Counter(v.chosen if v.kind == "preference" else v.kind for v in votes))
+    best = _unique_top(Counter(b for b in map(_best, votes) if b is not None))
     if best is None:
         return None
     if isinstance(best, str):
         return VerdictIn.model_validate({"kind": best})
-    worst = _unique_top(
-        Counter(v.rejected for v in votes if v.kind == "preference" and v.rejected is not None and v.rejected != best)
-    )
+    worst = _unique_top(Counter(w for w in map(_worst, votes) if w is not None and w != best))
     if worst is None:
         return None
     return VerdictIn(kind="preference", chosen=best, rejected=worst)

@@ -14,6 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.annotation.dimensions import dimension_keys
+from app.annotation.judgments import stored_verdict
+from app.annotation.ranking import top_and_bottom
 from app.annotation.schemas import VerdictIn
 from app.kit.errors import Invalid, NotFound
 from app.models import OVERALL, Adjudication, Candidate, Item, Judgment, Project, User, Verdict
@@ -32,9 +34,25 @@ class QueueEntry:
     reasons: list[str] = field(default_factory=list)
 
 
+def _vote(v: Verdict) -> tuple[str, int | None]:
+    if v.kind == "preference":
+        return "best", v.chosen_candidate_id
+    tiers = (v.ranking or {}).get("tiers") if v.kind == "ranking" else None
+    if tiers and len(tiers) == 1:
+        return "tie", None
+    best = top_and_bottom(tiers)[0] if tiers else None
+    return ("best", best) if best is not None else (v.kind, None)
+
+
 def _votes(verdicts: list[Verdict]) -> Counter[tuple[str, int | None]]:
-    """Overall votes: ("best", candidate id) per preference, ("tie", None) per tie."""
-    return Counter(("best", v.chosen_candidate_id) if v.kind == "preference" else (v.kind, None) for v in verdicts)
+    """Overall votes: ("best", candidate id) per preference or ranking with one best, ("tie", None) per tie."""
+    return Counter(_vote(v) for v in verdicts)
+
+
+def _worst_of(v: Verdict) -> int | None:
+    if v.kind == "ranking":
+        return top_and_bottom((v.ranking or {}).get("tiers"))[1]
+    return v.rejected_candidate_id if v.kind == "preference" else None
 
 
 def margin(verdicts: list[Verdict]) -> float:
@@ -84,7 +102,7 @@ def queue(
             reasons.append(f"split vote (margin {m:.2f})")
         # A judgment that prefers X overall while the majority finds X worse on the safety dimension.
         safety = Counter(
-            v.rejected_candidate_id for _, v in entry["verdicts"].get(SAFETY_DIMENSION, []) if v.kind == "preference"
+            w for w in (_worst_of(v) for _, v in entry["verdicts"].get(SAFETY_DIMENSION, [])) if w is not None
         )
         overall_best = _votes(overall).most_common(1)
         if safety and overall_best and overall_best[0][0][0] == "best":
@@ -138,9 +156,7 @@ def case(
     )
     verdicts: dict[int, dict[str, VerdictIn]] = defaultdict(dict)
     for v in session.scalars(select(Verdict).where(Verdict.judgment_id.in_([j.id for j, _ in judgments]))):
-        verdicts[v.judgment_id][v.dimension] = VerdictIn.model_validate(
-            {"kind": v.kind, "chosen": v.chosen_candidate_id, "rejected": v.rejected_candidate_id}
-        )
+        verdicts[v.judgment_id][v.dimension] = stored_verdict(v)
     cases = [
         CaseJudgment(name, verdicts[j.id], j.reason, j.flag_all_bad, j.flag_problematic, j.seconds, j.created_at)
         for j, name in judgments

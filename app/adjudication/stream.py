@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, aliased
 from app.adjudication import service
 from app.adjudication.majority import form_value, majority, parse_form_value, reason_for
 from app.annotation.dimensions import dimension_keys, letters_of
+from app.annotation.ranking import verdict_text
 from app.annotation.schemas import VerdictIn
 from app.models import OVERALL, Adjudication, Candidate, Item, Project, User
 
@@ -37,6 +38,7 @@ class CaseView:
     no_majority: list[str] = field(default_factory=list)
     optional: set[str] = field(default_factory=set)
     decided_by: str | None = None
+    shown: list[dict[str, str]] = field(default_factory=list)  # each judgment's verdicts as the page words them
 
 
 def case_view(session: Session, *, project: Project, item_id: int) -> CaseView:
@@ -62,7 +64,22 @@ def case_view(session: Session, *, project: Project, item_id: int) -> CaseView:
         no_majority=[d for d, v in by_majority.items() if not v and d not in optional],
         optional=optional,
         decided_by=who.username if who is not None else None,
+        shown=[{d: _shown(v, letters) for d, v in j.verdicts.items()} for j in judgments],
     )
+
+
+def _shown(verdict: VerdictIn, letters: dict[int, str]) -> str:
+    """A judgment's verdict in the case's letters: "A ≻ B", "A ≫ B" (a strength), "C ≫ A = B > D", or its kind."""
+    text = verdict_text(
+        verdict.kind,
+        verdict.chosen,
+        verdict.rejected,
+        letters,
+        strength=verdict.strength,
+        ranking=verdict.ranking,
+        much=verdict.much,
+    )
+    return text or verdict.kind
 
 
 def next_case(session: Session, *, project: Project, after: int | None = None) -> int | None:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.annotation.dimensions import LETTERS, dimension_keys, letters_of, required_keys
+from app.annotation.ranking import order_text, parse_order, ranking_letters
 from app.kit.errors import Invalid
 from app.kit.forms import FormModel
 from app.kit.schemas import MAX_ROW_ID, RowId, Schema, StoredText
@@ -158,7 +159,9 @@ class JudgmentOut(BaseModel):
 
 class JudgmentForm(FormModel):
     """The annotation page's judgment: under each dimension's key a letter (A, B, ... in this annotator's display
-    order), ``tie`` or ``na``; with k ≥ 3 candidates ``rank`` (or nothing) and ``<key>__best``, ``<key>__worst``.
+    order), ``tie`` or ``na``; with k ≥ 3 candidates ``rank`` (or nothing) and ``<key>__best``, ``<key>__worst``,
+    or in a ranking project the typed order ``<key>__rank`` ("C>>A=BD", see ``app.annotation.ranking``); with
+    k = 2 in a project that asks how much better, ``<key>__strength`` (1 slightly, 2 better, 3 much better).
 
     Missing fields read as the page's empty ones: no reason, boxes unchecked, no time measured."""
 
@@ -205,28 +208,55 @@ class JudgmentForm(FormModel):
         required = set(required_keys(project))
         for dim in dimension_keys(project):
             value = (posted.get(dim) or "").strip()
-            if dim not in required and not (value or posted.get(f"{dim}__best") or posted.get(f"{dim}__worst")):
+            given = value or any((posted.get(f"{dim}__{part}") or "").strip() for part in ("best", "worst", "rank"))
+            if dim not in required and not given:
                 continue
-            try:
-                if value in ("tie", "na"):
-                    verdicts[dim] = VerdictIn.model_validate({"kind": value})
-                elif len(display_order) == 2 and value in letters:
-                    other = next(c for letter, c in letters.items() if letter != value)
-                    verdicts[dim] = VerdictIn(kind="preference", chosen=letters[value], rejected=other)
-                elif len(display_order) > 2 and value in ("", "rank"):
-                    best, worst = posted.get(f"{dim}__best", ""), posted.get(f"{dim}__worst", "")
-                    if best not in letters or worst not in letters:
-                        raise Invalid(
-                            f"{dim}: pick both the best and the worst answer"
-                            if best or worst
-                            else f"{dim}: no answer given"
-                        )
-                    verdicts[dim] = VerdictIn(kind="preference", chosen=letters[best], rejected=letters[worst])
-                else:
-                    raise Invalid(f"{dim}: no answer given")
-            except ValueError as exc:  # pydantic's check: best and worst must differ
-                raise Invalid(f"{dim}: the best and the worst answer must be different") from exc
+            verdicts[dim] = _posted_verdict(project, dim, value, posted, letters)
         return verdicts
+
+
+def _posted_verdict(
+    project: Project, dim: str, value: str, posted: dict[str, str], letters: dict[str, int]
+) -> VerdictIn:
+    """One dimension's posted answer as a canonical verdict (``letters``: display letter → candidate id)."""
+    k = len(letters)
+    try:
+        if value in ("tie", "na"):
+            return VerdictIn.model_validate({"kind": value})
+        if k == 2 and value in letters:
+            other = next(c for letter, c in letters.items() if letter != value)
+            strength = _posted_strength(dim, posted) if project.strength else None
+            return VerdictIn(kind="preference", chosen=letters[value], rejected=other, strength=strength)
+        if k > 2 and value in ("", "rank") and project.ranking_mode == "rank":
+            return _posted_ranking(dim, posted.get(f"{dim}__rank") or "", letters)
+        if k > 2 and value in ("", "rank"):
+            best, worst = posted.get(f"{dim}__best", ""), posted.get(f"{dim}__worst", "")
+            if best not in letters or worst not in letters:
+                raise Invalid(
+                    f"{dim}: pick both the best and the worst answer" if best or worst else f"{dim}: no answer given"
+                )
+            return VerdictIn(kind="preference", chosen=letters[best], rejected=letters[worst])
+        raise Invalid(f"{dim}: no answer given")
+    except ValueError as exc:  # pydantic's check: best and worst must differ
+        raise Invalid(f"{dim}: the best and the worst answer must be different") from exc
+
+
+def _posted_strength(dim: str, posted: dict[str, str]) -> int:
+    strength = (posted.get(f"{dim}__strength") or "").strip()
+    if strength not in ("1", "2", "3"):
+        raise Invalid(f"{dim}: say how much better (slightly, better or much better)")
+    return int(strength)
+
+
+def _posted_ranking(dim: str, typed: str, letters: dict[str, int]) -> VerdictIn:
+    if not typed.strip():
+        raise Invalid(f"{dim}: no answer given")
+    try:
+        tiers, much = parse_order(typed, "".join(letters))
+    except ValueError as exc:
+        raise Invalid(f"{dim}: {exc}") from exc
+    ranking = [sorted(letters[letter] for letter in tier) for tier in tiers]
+    return VerdictIn(kind="ranking", ranking=ranking, much=much)
 
 
 class SubmitForm(JudgmentForm):
@@ -254,10 +284,15 @@ def letters_from_verdicts(verdicts: dict[str, VerdictIn], display_order: list[in
     label = letters_of(display_order)
     out: dict[str, str] = {}
     for dim, verdict in verdicts.items():
-        if verdict.kind != "preference":
+        if verdict.kind == "ranking":
+            out[dim] = "rank"
+            out[f"{dim}__rank"] = order_text(ranking_letters(verdict.ranking or [], label), verdict.much or [])
+        elif verdict.kind != "preference":
             out[dim] = verdict.kind
         elif len(display_order) == 2:
             out[dim] = label.get(verdict.chosen or -1, "")
+            if verdict.strength is not None:
+                out[f"{dim}__strength"] = str(verdict.strength)
         else:
             out[dim] = "rank"
             out[f"{dim}__best"] = label.get(verdict.chosen or -1, "")

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
+from app.annotation.ranking import verdict_text
 from app.models import Adjudication, Assignment, Candidate, Item, Judgment, User, Verdict
 
 
@@ -19,7 +20,7 @@ class JudgmentRecord:
     id: int
     annotator: str
     round: int
-    votes: dict[str, str]  # by dimension: "1 ≻ 2", "tie", "n/a" (canonical candidate numbers)
+    votes: dict[str, str]  # by dimension: "1 ≻ 2", "1 ≫ 2", "3 > 1 = 2", "tie", "n/a" (canonical candidate numbers)
     reason: str
     all_bad: bool
     problematic: bool
@@ -52,10 +53,22 @@ class History:
     decisions: list[DecisionRecord] = field(default_factory=list)
 
 
-def vote_text(kind: str | None, chosen: int | None, rejected: int | None, numbers: dict[int, int]) -> str:
-    """A verdict as the page shows it: "1 ≻ 2" (canonical candidate numbers), "tie" or "n/a"."""
-    if kind == "preference" and chosen is not None and rejected is not None:
-        return f"{numbers.get(chosen, '?')} ≻ {numbers.get(rejected, '?')}"
+def vote_text(
+    kind: str | None,
+    chosen: int | None,
+    rejected: int | None,
+    numbers: dict[int, int],
+    *,
+    strength: int | None = None,
+    ranking: dict[str, Any] | None = None,
+) -> str:
+    """A verdict as the page shows it, in canonical candidate numbers: "1 ≻ 2", "1 ≫ 2" (much better; ≳ slightly),
+    a ranking "3 ≫ 1 = 2 > 4", "tie" or "n/a"."""
+    names = {cid: str(n) for cid, n in numbers.items()}
+    tiers, much = (ranking or {}).get("tiers"), (ranking or {}).get("much")
+    shown = verdict_text(kind, chosen, rejected, names, strength=strength, ranking=tiers, much=much)
+    if shown is not None:
+        return shown
     return "tie" if kind == "tie" else "n/a"
 
 
@@ -72,7 +85,9 @@ def history(session: Session, *, item: Item, candidates: list[Candidate]) -> His
     votes: dict[int, dict[str, str]] = defaultdict(dict)
     records = list(judgments)
     for v in session.scalars(select(Verdict).where(Verdict.judgment_id.in_([j.id for j, _ in records]))):
-        votes[v.judgment_id][v.dimension] = vote_text(v.kind, v.chosen_candidate_id, v.rejected_candidate_id, numbers)
+        votes[v.judgment_id][v.dimension] = vote_text(
+            v.kind, v.chosen_candidate_id, v.rejected_candidate_id, numbers, strength=v.strength, ranking=v.ranking
+        )
     for j, name in records:
         out.judgments.append(
             JudgmentRecord(
@@ -106,6 +121,14 @@ def history(session: Session, *, item: Item, candidates: list[Candidate]) -> His
         shown: dict[str, str] = {}
         for dim, verdict in (d.verdicts or {}).items():
             given: dict[str, Any] = verdict if isinstance(verdict, dict) else {}
-            shown[dim] = vote_text(given.get("kind"), given.get("chosen"), given.get("rejected"), numbers)
+            ranked = {"tiers": given.get("ranking"), "much": given.get("much")} if given.get("ranking") else None
+            shown[dim] = vote_text(
+                given.get("kind"),
+                given.get("chosen"),
+                given.get("rejected"),
+                numbers,
+                strength=given.get("strength"),
+                ranking=ranked,
+            )
         out.decisions.append(DecisionRecord(name or "—", d.round, shown, d.reason, d.created_at))
     return out

@@ -15,6 +15,9 @@
   function form() { return document.getElementById("judge-form"); }
   function rows() { const f = form(); return f ? Array.from(f.querySelectorAll(".dim-row")) : []; }
   function k() { const p = panel(); return p ? parseInt(p.dataset.k || "0", 10) : 0; }
+  // A ranking project (k ≥ 3) types the whole order per row; a strength project (k = 2) asks how much better.
+  function ranks() { const p = panel(); return !!(p && p.dataset.ranks === "1" && window.PrefRanking); }
+  function strong() { const p = panel(); return !!(p && p.dataset.strength === "1"); }
   function draftKey() { const p = panel(); return p && p.dataset.assignment ? "prefstudio:draft:" + p.dataset.mode + ":" + p.dataset.assignment : null; }
 
   function typing(el) {
@@ -57,7 +60,8 @@
   function answered(row) {
     const dim = row.dataset.dim;
     const v = value(row, dim);
-    if (v) return true;
+    if (v) return !(strong() && LETTERS.indexOf(v) >= 0) || !!value(row, dim + "__strength");
+    if (ranks()) return window.PrefRanking.complete(row);
     return k() > 2 && value(row, dim + "__best") && value(row, dim + "__worst");
   }
 
@@ -67,9 +71,10 @@
     const dim = row.dataset.dim;
     if (k() === 2) {
       check(row, dim, letter);
-      setRow(rowIndex + 1);
+      if (!strong() || value(row, dim + "__strength")) setRow(rowIndex + 1);  // else: 1–3 says how much
       return;
     }
+    if (ranks()) { rankKey(row, letter); return; }
     clear(row, dim);  // no longer tie / n.a.
     const best = value(row, dim + "__best");
     const worst = value(row, dim + "__worst");
@@ -89,18 +94,35 @@
     if (check(row, dim, kind)) {
       clear(row, dim + "__best");
       clear(row, dim + "__worst");
+      clear(row, dim + "__strength");
+      if (ranks() && !window.PrefRanking.empty(row)) window.PrefRanking.set(row, "");
       setRow(rowIndex + 1);
     }
+  }
+
+  // A letter or a sign typed on a ranking row: it joins the order (no longer tie / n.a.); a complete order moves on.
+  function rankKey(row, key) {
+    clear(row, row.dataset.dim);
+    window.PrefRanking.type(row, key);
+    if (key !== "Backspace" && window.PrefRanking.complete(row)) setRow(rowIndex + 1);
+  }
+
+  // 1–3 after A or B on a strength row: slightly, better, much better.
+  function strength(n) {
+    const row = rows()[rowIndex];
+    if (!row || !value(row, row.dataset.dim) || LETTERS.indexOf(value(row, row.dataset.dim)) < 0) return;
+    if (check(row, row.dataset.dim + "__strength", String(n))) setRow(rowIndex + 1);
   }
 
   function sameAsOverall(row) {
     const overall = rows()[0];
     if (!overall || row === overall || !answered(overall)) return false;
-    ["", "__best", "__worst"].forEach(function (suffix) {
+    ["", "__best", "__worst", "__strength"].forEach(function (suffix) {
       const v = value(overall, "overall" + suffix);
       if (v) check(row, row.dataset.dim + suffix, v);
       else clear(row, row.dataset.dim + suffix);
     });
+    if (ranks()) window.PrefRanking.set(row, window.PrefRanking.value(overall));
     return true;
   }
 
@@ -223,6 +245,7 @@
     lastInput = document.hidden ? 0 : shownAt;
     rowIndex = 0;
     restoreDraft();
+    if (window.PrefRanking) window.PrefRanking.refreshAll();
     const start = firstUnanswered();
     if (rows().length) { setRow(start >= 0 ? start : 0, true); showTop(); }
     // The diff key is offered only with a diff to show.
@@ -306,13 +329,26 @@
       if (g && !g.hidden) g.hidden = true;
       return;
     }
+    if (ev.key === "Enter" && active && active.classList.contains("rank-input")) {
+      // The order is typed: Enter leaves its box for the next row (it does not submit half a judgment).
+      ev.preventDefault();
+      const row = active.closest(".dim-row");
+      active.blur();
+      setRow(rows().indexOf(row) + 1);
+      return;
+    }
     if (typing(active)) return;  // letters are text there; Enter submits the skip form from its box
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (ev.key === "Enter" && ownsEnter(active)) return;
     const key = ev.key;
     const upper = key.length === 1 ? key.toUpperCase() : key;
     let handled = true;
-    if (LETTERS.indexOf(upper) >= 0) pick(upper);
+    const row = rows()[rowIndex];
+    const ranking = ranks() && row && row.dataset.dim;
+    if (ranking && (key === ">" || key === "Backspace" || (key === "=" && !window.PrefRanking.empty(row)))) {
+      rankKey(row, key);  // "=" on an empty order still copies the overall answer (below)
+    } else if (strong() && /^[1-3]$/.test(key)) strength(parseInt(key, 10));
+    else if (LETTERS.indexOf(upper) >= 0) pick(upper);
     else if (/^[1-4]$/.test(key)) pick(LETTERS[parseInt(key, 10) - 1]);
     else if (upper === "T") mark("tie");
     else if (upper === "N") mark("na");

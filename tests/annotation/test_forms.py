@@ -137,3 +137,115 @@ def test_reopening_a_judgment_fills_the_form_with_what_was_posted(
 ) -> None:
     verdicts = _verdicts(fields, order, *dimensions)
     assert letters_from_verdicts(verdicts, order) == fields
+
+
+# --- rankings (k ≥ 3, ranking_mode "rank") and strength (k = 2) -------------------------------------------------
+
+
+def _ranking_project(*dimensions: str) -> Project:
+    project = _project(*dimensions)
+    project.ranking_mode, project.strength = "rank", False
+    return project
+
+
+def _strength_project(*dimensions: str) -> Project:
+    project = _project(*dimensions)
+    project.ranking_mode, project.strength = "best_worst", True
+    return project
+
+
+def _read(project: Project, fields: dict[str, str], order: list[int]) -> dict[str, VerdictIn]:
+    return JudgmentForm.model_validate(fields).verdicts(project=project, display_order=order)
+
+
+@pytest.mark.parametrize(
+    ("typed", "ranking", "much"),
+    [  # FOUR: A = 40, B = 10, C = 30, D = 20
+        ("CABD", [[30], [40], [10], [20]], []),
+        ("CA=BD", [[30], [10, 40], [20]], []),
+        ("C>>AB=D", [[30], [40], [10, 20]], [0]),
+        ("c > a = b >> d", [[30], [10, 40], [20]], [1]),
+        ("C≫A=B=D", [[30], [10, 20, 40]], [0]),
+        ("A=B=C=D", [[10, 20, 30, 40]], []),
+        ("D>>C>>B>>A", [[20], [30], [10], [40]], [0, 1, 2]),
+    ],
+)
+def test_a_typed_order_is_a_canonical_ranking(typed: str, ranking: list[list[int]], much: list[int]) -> None:
+    verdict = _read(_ranking_project(), {"overall__rank": typed}, FOUR)["overall"]
+    assert (verdict.kind, verdict.ranking, verdict.much) == ("ranking", ranking, much)
+    assert (verdict.chosen, verdict.rejected, verdict.strength) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("", "overall: no answer given"),
+        ("CAB", "overall: missing: D"),
+        ("CABB", "overall: B is named twice"),
+        ("CABE", "overall: “E” is not a candidate letter (use A, B, C, D)"),
+        ("=CABD", "overall: “=” must stand between two letters"),
+        ("CABD>>", "overall: “>>” must stand between two letters"),
+        ("C=>ABD", "overall: “>” must stand between two letters"),
+        ("C>>>ABD", "overall: “>” must stand between two letters"),
+    ],
+)
+def test_a_typed_order_that_is_not_a_ranking_is_named(typed: str, message: str) -> None:
+    with pytest.raises(Invalid) as raised:
+        _read(_ranking_project(), {"overall__rank": typed}, FOUR)
+    assert raised.value.detail == message
+
+
+def test_a_ranking_row_may_still_be_tie_or_na_and_best_worst_projects_ignore_typed_orders() -> None:
+    fields = {"overall": "tie", "overall__rank": "CABD", "style": "na", "safety__rank": "BADC"}
+    verdicts = _read(_ranking_project("style", "safety"), fields, FOUR)
+    assert [v.kind for v in verdicts.values()] == ["tie", "na", "ranking"]
+    with pytest.raises(Invalid, match="overall: no answer given"):
+        _read(_project(), {"overall__rank": "CABD"}, FOUR)  # best_worst: the best and worst fields count
+    three = _read(_ranking_project(), {"overall__rank": "B=CA"}, [7, 8, 9])["overall"]
+    assert (three.ranking, three.much) == ([[8, 9], [7]], [])
+
+
+def test_an_optional_dimension_with_a_typed_order_is_answered() -> None:
+    project = _ranking_project("style")
+    project.dimensions = [{"key": "style", "label": "style", "required": False}]
+    assert list(_read(project, {"overall__rank": "ABCD", "style__rank": ""}, FOUR)) == ["overall"]
+    assert _read(project, {"overall__rank": "ABCD", "style__rank": "DCBA"}, FOUR)["style"].kind == "ranking"
+
+
+@pytest.mark.parametrize(
+    ("fields", "chosen", "strength"),
+    [
+        ({"overall": "A", "overall__strength": "3"}, 11, 3),
+        ({"overall": "B", "overall__strength": "1"}, 22, 1),
+        ({"overall": "A", "overall__strength": " 2 "}, 11, 2),
+    ],
+)
+def test_a_strength_project_reads_how_much_better(fields: dict[str, str], chosen: int, strength: int) -> None:
+    verdict = _read(_strength_project(), fields, PAIR)["overall"]
+    assert (verdict.kind, verdict.chosen, verdict.strength) == ("preference", chosen, strength)
+
+
+@pytest.mark.parametrize("strength", ["", "0", "4", "much"])
+def test_a_strength_project_needs_one_of_three_strengths(strength: str) -> None:
+    with pytest.raises(Invalid, match="overall: say how much better"):
+        _read(_strength_project(), {"overall": "A", "overall__strength": strength}, PAIR)
+
+
+def test_ties_need_no_strength_and_other_projects_ignore_it() -> None:
+    assert _read(_strength_project(), {"overall": "tie"}, PAIR)["overall"].strength is None
+    assert _read(_project(), {"overall": "A", "overall__strength": "3"}, PAIR)["overall"].strength is None
+
+
+@pytest.mark.parametrize(
+    ("project", "fields", "order"),
+    [
+        (_ranking_project("style"), {"overall": "rank", "overall__rank": "C>>A=B>D", "style": "tie"}, FOUR),
+        (_ranking_project(), {"overall": "rank", "overall__rank": "A=B=C"}, [3, 1, 2]),
+        (_strength_project("style"), {"overall": "B", "overall__strength": "3", "style": "na"}, PAIR),
+        (_strength_project(), {"overall": "A", "overall__strength": "1"}, PAIR),
+    ],
+)
+def test_reopening_a_ranking_or_strength_fills_the_form_with_what_was_posted(
+    project: Project, fields: dict[str, str], order: list[int]
+) -> None:
+    assert letters_from_verdicts(_read(project, fields, order), order) == fields
