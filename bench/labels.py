@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import random
 import sys
 import tempfile
 import time
@@ -144,6 +145,7 @@ def _verdict(kind: str, beta: float, shown: list[Candidate], u: list[float], mod
 def simulate(db: Database, *, seed: int, k: int, mode: str, items: int, annotators: int) -> World:
     """Make the project and let the annotators work through the queue until every item has r = 3 judgments."""
     rng = np.random.default_rng(seed)
+    random.seed(seed)  # the queue shuffles each display order with the random module
     slug = f"sim-{seed}-k{k}-{mode.replace('_', '')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     with db.session() as s:
         users, kind, accuracy = _people(s, slug, annotators, rng)
