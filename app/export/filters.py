@@ -7,7 +7,6 @@ gold accuracy) leave out whoever falls below them, worked out once per export by
 
 from __future__ import annotations
 
-import importlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,14 +102,18 @@ def resolve(
 
 
 def model_posteriors(session: Session, *, project: Project, dimension: str) -> Callable[[int, Pair], Posterior | None]:
-    """The consensus model's posterior of each pair on ``dimension`` (fitted now if there is no current fit)."""
-    # Local: the model brings numpy and crowd-kit, which the export processes need only for label=model.
-    consensus = importlib.import_module("app.consensus.service")
-    fit = consensus.posteriors(session, project=project, dimension=dimension)
+    """The consensus model's posterior of each pair on ``dimension``: the stored fit if it saw the judgments there
+    are now, else a fit made here and not stored (an export only reads, on its own consistent view of the data)."""
+    # Local: the model brings numpy and crowd-kit, which the export processes need only for these filters.
+    from app.consensus import service as consensus
+
+    fit = consensus.posteriors(session, project=project, dimension=dimension, fit=False)
+    source = consensus.fingerprint(session, project=project)
+    if fit is None or fit.source != source:
+        fit = consensus.fit_project(session, project=project, source=source).get(dimension)
     if fit is None:
-        raise Invalid("The consensus model has no fit for this project yet")
-    of: Callable[[int, Pair], Posterior | None] = fit.of
-    return of
+        raise Invalid(f"The consensus model has no fit on {dimension!r} for this project")
+    return fit.of
 
 
 def names_of(session: Session, *, project: Project, key: bytes, of: list[str]) -> list[str]:
