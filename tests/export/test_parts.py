@@ -77,6 +77,9 @@ def test_parts_are_refused_to_other_tokens_and_unknown_names(
     assert client.get(url).status_code == 401
     assert client.get(url, headers=bearer(tokens["other"])).status_code == 403  # as its main file
     assert client.get(url, headers=bearer(tokens["revoked"])).status_code == 401
+    main = f"/api/v1/snapshots/{meta['id']}.jsonl"
+    annotator = bearer(tokens["annotator_api"])
+    assert client.get(url, headers=annotator).status_code == client.get(main, headers=annotator).status_code == 403
     assert client.get(url, headers=bearer(tokens["export"])).status_code == 200
     for name in ("dimension-harmless", "..%2Fsnapshot", "nope"):
         r = client.get(f"/api/v1/snapshots/{meta['id']}/parts/{name}.jsonl", headers=bearer(tokens["export"]))
