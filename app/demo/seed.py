@@ -43,6 +43,12 @@ new answers) and **problematic prompt** if the prompt itself is broken. 选择�
 ### Keyboard / 键盘
 `A` `B` (`C` `D`) or `1`–`4` choose · `T` tie · `N` n.a. · `=` copy overall to the rest · `R` reason ·
 `X` all bad · `P` problematic · `Enter` submit · `S` skip · `G` guidelines · `?` help
+
+Pairs project: after `A` or `B`, `1` slightly · `2` better · `3` much better. 两个回答时，按 `A`/`B` 后再按 `1` 稍好 ·
+`2` 更好 · `3` 好得多。
+
+Four answers: type the whole order, best first — `CA=BD` (C > A = B > D), `>>` for much better; on a phone drag the
+chips. 四个回答时，从好到差输入完整顺序，例如 `CA=BD`，`>>` 表示好得多；手机上可拖动标签排序。
 """
 
 
@@ -71,6 +77,8 @@ PROJECTS = {
     3: ("demo-k3", "Demo · three answers (k = 3)"),
     4: ("demo-k4", "Demo · four answers (k = 4)"),
 }
+# Each judgment shape once: the pairs ask how much better, three answers best and worst, four a full ranking.
+SETTINGS: dict[int, dict[str, object]] = {2: {"strength": True}, 3: {}, 4: {"ranking_mode": "rank"}}
 
 
 def seed_demo(db: Database) -> DemoInfo:
@@ -87,7 +95,10 @@ def seed_demo(db: Database) -> DemoInfo:
             if s.scalar(select(Project.id).where(Project.slug == slug)) is not None:
                 continue
             project = projects.create_project(
-                s, data=ProjectIn(name=name, slug=slug, guidelines=GUIDELINES, k=k, overlap=3)
+                s,
+                data=ProjectIn.model_validate(
+                    {"name": name, "slug": slug, "guidelines": GUIDELINES, "k": k, "overlap": 3, **SETTINGS[k]}
+                ),
             )
             for login in LOGINS:
                 projects.add_member(s, project=project, username=login.username)
