@@ -93,9 +93,19 @@ def _ranking_rows(session: Session, query: Select[Any]) -> list[Any]:
 
 
 def _lookup(keys: NDArray[np.int64], values: NDArray[np.int64], wanted: NDArray[np.int64]) -> NDArray[np.int64]:
-    """``values`` at the place of each ``wanted`` key in ``keys`` (sorted, unique), -1 where absent."""
+    """``values`` at the place of each ``wanted`` key in ``keys`` (sorted, unique, positive), -1 where absent.
+
+    A dense table indexed by key when the keys span a modest range (one gather: ids of one project mostly do),
+    else a binary search."""
     if not len(keys):
         return np.full(len(wanted), -1, dtype=np.int64)
+    low, high = int(keys[0]), int(keys[-1])
+    if high - low <= max(8 * len(keys), 1 << 20):
+        table = np.full(high - low + 2, -1, dtype=np.int64)  # the last slot: every key outside the range
+        table[keys - low] = values
+        at = wanted - low
+        at[(at < 0) | (at > high - low)] = high - low + 1
+        return table[at]
     found = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
     return np.where(keys[found] == wanted, values[found], -1)
 
@@ -125,16 +135,17 @@ def load_labels(session: Session, *, project: Project) -> Labels:
     at = _lookup(j_id, np.arange(len(j_id)), v_judgment)
     keep = (at >= 0) & (dimension < 63) & (kind != NA) & (kind != RANKING)
     chosen, rejected = (_lookup(c_id, c_position, side) for side in np.divmod(ids[keep], 1 << 32))
-    tiers = np.zeros((int(keep.sum()), k), dtype=np.int64)
     verdict_at, verdict_dim, verdict_kind = at[keep], dimension[keep], kind[keep]
+    tiers = None
     if rankings_query is not None and results[-1]:
         extra = _rankings(results[-1], project, j_id, c_id, c_position)
+        n = len(verdict_at)
         verdict_at = np.concatenate([verdict_at, extra[0]])
         verdict_dim = np.concatenate([verdict_dim, extra[1]])
         verdict_kind = np.concatenate([verdict_kind, np.full(len(extra[0]), RANKING)])
         chosen = np.concatenate([chosen, np.full(len(extra[0]), -1)])
         rejected = np.concatenate([rejected, np.full(len(extra[0]), -1)])
-        tiers = np.concatenate([tiers, extra[2]])
+        tiers = np.concatenate([np.zeros((n, k), dtype=np.int64), extra[2]])
     return _implied(
         k,
         verdict_kind,
@@ -142,9 +153,10 @@ def load_labels(session: Session, *, project: Project) -> Labels:
         rejected,
         tiers,
         dimension=verdict_dim,
-        item=j_item[verdict_at],
-        annotator=j_annotator[verdict_at],
-        shown_at=shown_at[verdict_at],
+        judgment=verdict_at,
+        item=j_item,
+        annotator=j_annotator,
+        shown_at=shown_at,
     )
 
 
@@ -175,28 +187,42 @@ def _implied(
     kind: NDArray[np.int64],
     chosen: NDArray[np.int64],
     rejected: NDArray[np.int64],
-    tiers: NDArray[np.int64],
-    **per_verdict: NDArray[np.int64],
+    tiers: NDArray[np.int64] | None,
+    *,
+    dimension: NDArray[np.int64],
+    judgment: NDArray[np.int64],
+    item: NDArray[np.int64],
+    annotator: NDArray[np.int64],
+    shown_at: NDArray[np.int64],
 ) -> Labels:
-    """The pairs each verdict implies (as ``pairs_of(..., "implied")``), for all verdicts at once."""
-    out: dict[str, list[NDArray[Any]]] = {name: [] for name in (*Labels.__dataclass_fields__,)}
+    """The pairs each verdict implies (as ``pairs_of(..., "implied")``), for all verdicts at once.
+
+    Per verdict: ``kind``, ``chosen`` / ``rejected`` (canonical positions, -1 for none), ``tiers`` (a ranking's
+    tier of each position; None when there are no rankings), ``dimension`` and ``judgment`` (a row of ``item``,
+    ``annotator`` and ``shown_at``: where each canonical position was shown, per judgment)."""
+    parts: dict[str, list[NDArray[Any]]] = {name: [] for name in Labels.__dataclass_fields__}
+    preference, tie = kind == PREFERENCE, kind == TIE_KIND
     for p, (i, j) in enumerate(pair_index(k)):
         label = np.full(len(kind), -1, dtype=np.int64)
-        pref = kind == PREFERENCE
         # best ≻ every other; every other ≻ worst
-        label[pref & (chosen == i)] = FIRST
-        label[pref & (chosen == j)] = SECOND
-        label[pref & (chosen != i) & (chosen != j) & (rejected == j)] = FIRST
-        label[pref & (chosen != i) & (chosen != j) & (rejected == i)] = SECOND
-        label[kind == TIE_KIND] = TIE
-        ranked = kind == RANKING
-        ti, tj = tiers[:, i], tiers[:, j]
-        label[ranked] = np.where(ti < tj, FIRST, np.where(ti > tj, SECOND, TIE))[ranked]
-        has = label >= 0
-        out["label"].append(label[has])
-        out["pair"].append(np.full(int(has.sum()), p, dtype=np.int64))
-        shown = per_verdict["shown_at"][has]
-        out["shown_first"].append(shown[:, i] < shown[:, j])
-        for name in ("dimension", "item", "annotator"):
-            out[name].append(per_verdict[name][has])
-    return Labels(**{name: np.concatenate(parts) for name, parts in out.items()})
+        middle = preference & (chosen != i) & (chosen != j)
+        label[middle & (rejected == j)] = FIRST
+        label[middle & (rejected == i)] = SECOND
+        label[preference & (chosen == i)] = FIRST
+        label[preference & (chosen == j)] = SECOND
+        label[tie] = TIE
+        if tiers is not None:
+            ranked = kind == RANKING
+            ti, tj = tiers[ranked, i], tiers[ranked, j]
+            label[ranked] = np.where(ti < tj, FIRST, np.where(ti > tj, SECOND, TIE))
+        has = np.flatnonzero(label >= 0)
+        rows = judgment[has]
+        parts["label"].append(label[has])
+        parts["pair"].append(np.full(len(has), p, dtype=np.int64))
+        parts["shown_first"].append((shown_at[:, i] < shown_at[:, j])[rows])
+        parts["dimension"].append(dimension[has])
+        parts["item"].append(item[rows])
+        parts["annotator"].append(annotator[rows])
+    if k == 2:
+        return Labels(**{name: values[0] for name, values in parts.items()})
+    return Labels(**{name: np.concatenate(values) for name, values in parts.items()})

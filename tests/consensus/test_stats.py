@@ -7,7 +7,7 @@ from itertools import combinations, permutations
 import numpy as np
 import pytest
 
-from app.consensus import stats
+from app.consensus import pool, stats
 from app.consensus.loading import NA, PREFERENCE, RANKING, TIE_KIND, _implied, pair_index
 from app.export.pairs import FIRST, SECOND, TIE, pairs_of
 
@@ -97,8 +97,11 @@ def test_loading_implies_the_pairs_export_does(k: int) -> None:
     n = len(verdicts)
     # Shown in reverse canonical order: the first candidate of every pair was shown after the second.
     shown_at = np.tile(np.arange(k)[::-1], (n, 1))
-    per_verdict = {"dimension": np.zeros(n, np.int64), "item": np.arange(n), "annotator": np.ones(n, np.int64)}
-    labels = _implied(k, kind, chosen, rejected, tiers, shown_at=shown_at, **per_verdict)
+    per_judgment = {"item": np.arange(n), "annotator": np.ones(n, np.int64), "shown_at": shown_at}
+    labels = _implied(
+        k, kind, chosen, rejected, tiers if k > 2 else None, dimension=np.zeros(n, np.int64), judgment=np.arange(n),
+        **per_judgment,
+    )  # fmt: skip
     rows = zip(labels.item, labels.pair, labels.label, strict=True)
     got = {(int(v), pair_index(k)[p]): int(lab) for v, p, lab in rows}
     expected = {}
@@ -109,3 +112,18 @@ def test_loading_implies_the_pairs_export_does(k: int) -> None:
     assert got == expected
     assert not labels.shown_first.any()
     assert set(pair_index(k)) == set(combinations(range(k), 2))
+
+
+def test_fits_in_processes_equal_fits_in_turn() -> None:
+    rng = np.random.default_rng(3)
+    jobs = []
+    for _ in range(3):
+        task = np.repeat(np.arange(50), 3)
+        worker = rng.integers(0, 8, len(task))
+        label = rng.integers(0, 2, len(task))
+        jobs.append((task, worker, label, 50))
+    in_turn = pool.fit_all(jobs, parallel=False)
+    at_once = pool.fit_all(jobs, parallel=True)
+    for a, b in zip(in_turn, at_once, strict=True):
+        assert np.array_equal(a.posterior, b.posterior)
+        assert np.array_equal(a.reliability, b.reliability) and np.array_equal(a.annotators, b.annotators)
