@@ -52,9 +52,15 @@ def _queries(session: Session, project: Project) -> tuple[list[Select[Any]], Sel
     """Judgments (with the display order), candidates, verdicts (two halves of the project's judgment id range,
     read at the same time; other projects' rows in it are dropped in numpy) and, for k ≥ 3, the rankings."""
     dims = [OVERALL, *project.dimension_keys]
-    shown = [_big(func.coalesce(Assignment.display_order[n].as_integer(), 0)) for n in range(project.k)]
+    # The first k - 1 candidates shown (the last is the one left); judgment and item ids packed with the first
+    # two of them (fewer values to move is what counts): ids < 2^31, annotator ids < 2^24.
+    shown = [_big(func.coalesce(Assignment.display_order[n].as_integer(), 0)) for n in range(project.k - 1)]
     judgments = (
-        select(_big(Judgment.id), _big(Judgment.item_id), _big(Judgment.annotator_id), *shown)
+        select(
+            _big(Judgment.id) * (1 << 32) + shown[0],
+            _big(Judgment.item_id) * (1 << 24) + Judgment.annotator_id,
+            *shown[1:],
+        )
         .join(Item, (Item.id == Judgment.item_id) & (Item.round == Judgment.round))
         .join(Assignment, Assignment.id == Judgment.assignment_id)
         .where(Judgment.project_id == project.id, Item.is_gold.is_(False))
@@ -121,12 +127,13 @@ def load_labels(session: Session, *, project: Project) -> Labels:
     parts = results[2:4]
     k = project.k
     order = np.argsort(judgment_columns[0])
-    j_id, j_item, j_annotator = (c[order] for c in judgment_columns[:3])
+    j_id, first_shown = np.divmod(judgment_columns[0][order], 1 << 32)
+    j_item, j_annotator = np.divmod(judgment_columns[1][order], 1 << 24)
     c_id, c_position = np.divmod(np.sort(id_position), 4)
-    # Where each canonical position was shown (0 = first) in each judgment.
-    shown_at = np.full((len(j_id), k), k, dtype=np.int64)
-    for slot, column in enumerate(judgment_columns[3:]):
-        position = _lookup(c_id, c_position, column[order])
+    # Where each canonical position was shown (0 = first) in each judgment; the one not named was shown last.
+    shown_at = np.full((len(j_id), k), k - 1, dtype=np.int64)
+    for slot, column in enumerate([first_shown, *(c[order] for c in judgment_columns[2:])]):
+        position = _lookup(c_id, c_position, column)
         known = position >= 0
         shown_at[np.flatnonzero(known), position[known]] = slot
     code, ids = (np.concatenate([part[n] for part in parts]) for n in range(2))
