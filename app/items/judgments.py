@@ -19,12 +19,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import JSON, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.annotation.judgments import _validate_verdicts
 from app.annotation.schemas import VerdictIn
 from app.annotation.tallies import recount_tallies
+from app.db import is_postgres
 from app.items.importer import MAX_DUPLICATES_LISTED, MAX_ERRORS, ImportFailed
 from app.items.judgment_lines import JudgmentLine, PositionVerdict, judgment_line
 from app.items.readers import CountingReader, LineError, jsonl_records
@@ -326,11 +327,30 @@ def _add_annotators(session: Session, project: Project, plan: _Plan) -> None:
         session.execute(insert(ProjectMember), rows)
 
 
+def _insert_many(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows in bulk: SQLite's executemany runs in C; on PostgreSQL COPY (psycopg's executemany sends a
+    statement per row, and multi-row VALUES were no faster)."""
+    if not rows:
+        return
+    if not is_postgres(session):
+        session.connection().execute(insert(table), rows)
+        return
+    import psycopg  # the PostgreSQL driver: only when it is the one in use
+    from psycopg.types.json import Jsonb
+
+    columns = list(rows[0])
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    raw = cast("psycopg.Connection[Any]", session.connection().connection.dbapi_connection)
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({", ".join(columns)}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([Jsonb(row[c]) if c in json_columns and row[c] is not None else row[c] for c in columns])
+
+
 def _insert_assignments(session: Session, fresh: Sequence[_Checked], rows: list[dict[str, Any]]) -> dict[int, int]:
     """Insert the new assignments; line → assignment id."""
     if not rows:
         return {}
-    session.connection().execute(insert(ASSIGNMENT), rows)
+    _insert_many(session, ASSIGNMENT, rows)
     found = session.execute(
         select(Assignment.item_id, Assignment.round, Assignment.annotator_id, Assignment.id).where(
             Assignment.item_id.in_({r["item_id"] for r in rows}),
@@ -388,7 +408,7 @@ def _store_chunk(session: Session, project: Project, plan: _Plan, chunk: Sequenc
         for c in chunk
     ]
     # The ids read back by key: RETURNING in the rows' order costs a statement per row on SQLite.
-    session.connection().execute(insert(JUDGMENT), judgment_rows)
+    _insert_many(session, JUDGMENT, judgment_rows)
     keys = [submit_key_of(project.id, sha256, c.line) for c in chunk]
     by_key = dict(
         session.execute(select(Judgment.submit_key, Judgment.id).where(Judgment.submit_key.in_(keys))).tuples().all()
@@ -407,7 +427,7 @@ def _store_chunk(session: Session, project: Project, plan: _Plan, chunk: Sequenc
         for c, judgment_id in zip(chunk, judgment_ids, strict=True)
         for dim, v in c.verdicts.items()
     ]
-    session.connection().execute(insert(VERDICT), verdict_rows)
+    _insert_many(session, VERDICT, verdict_rows)
 
 
 def _count_items(session: Session, checked: list[_Checked]) -> None:
