@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from app.agreement.service import compute
 from app.annotation.judgments import submit_judgment
-from app.annotation.queue import assign_next_item
+from app.annotation.queue import assign_next_item, skip_assignment
 from app.auth.service import authenticate, set_password
 from app.cli import cli
 from app.config import Settings, get_settings
@@ -385,3 +385,32 @@ def test_the_command_imports_and_dry_runs(
         assert bad.exit_code == 1 and "line 1" in bad.output and "no item with id 'q9'" in bad.output
     finally:
         get_settings.cache_clear()
+
+
+def test_a_lease_is_refused_and_a_skipped_item_becomes_the_judged_assignment(db: Database) -> None:
+    project_id = _project(db, items=1)
+    with db.session() as s:
+        project = s.get(Project, project_id)
+        assert project is not None
+        bea = make_user(s, "bea")
+        s.add(ProjectMember(project_id=project_id, user_id=bea.id))
+        task = assign_next_item(s, project=project, annotator=bea)
+        assert task is not None
+        assignment_id = task.assignment.id
+    body = _jsonl({"item": "q0", "annotator": "bea", "verdicts": {"overall": _pref(1, 0), "helpful": "tie"}})
+    with pytest.raises(ImportFailed) as failed:
+        _import(db, project_id, body, as_members=True)
+    assert failed.value.errors == [{"line": 1, "message": "'bea' is judging item 'q0' (its current candidates)"}]
+    with db.session() as s:
+        project = s.get(Project, project_id)
+        annotator = s.get(User, bea.id)
+        assert project is not None and annotator is not None
+        skip_assignment(s, project=project, annotator=annotator, assignment_id=assignment_id, reason="later")
+    assert _import(db, project_id, body, as_members=True).judgments == 1
+    with db.session(write=False) as s:
+        (assignment,) = s.scalars(select(Assignment)).all()
+        judgment = s.scalar(select(Judgment))
+        item = s.scalar(select(Item))
+        assert assignment.id == assignment_id and assignment.status == "submitted" and assignment.skip_reason is None
+        assert judgment is not None and judgment.assignment_id == assignment_id
+        assert item is not None and (item.claims, item.judgment_count) == (1, 1)
