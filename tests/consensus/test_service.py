@@ -136,3 +136,17 @@ def test_api_lists_reliabilities_per_dimension(client: TestClient, db: Database,
         assert project is not None
         reliability = service.annotator_reliability(s, project=project)
         assert reliability is not None and reliability[by_name["a"]["annotator_id"]] > 0.9
+
+
+def test_a_project_without_judgments_fits_to_nothing(db: Database) -> None:
+    with db.session() as s:
+        project = make_project(s, "empty", k=4, ranking_mode="rank")
+        make_items(s, project, 2)
+        project_id = project.id
+    with db.session() as s:
+        project = s.get(Project, project_id)
+        assert project is not None
+        fit = service.posteriors(s, project=project, dimension="helpful")
+        assert fit is not None and fit.reliability == {} and len(fit.keys) == 0
+        assert fit.of(1, (0, 1)) is None
+        assert service.posteriors(s, project=project, dimension="no-such-dimension") is None

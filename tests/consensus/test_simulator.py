@@ -30,3 +30,14 @@ def test_at_k2_reliabilities_separate_the_planted_annotators(db: Database) -> No
     assert result.flagged["first"] == (1, 1)
     assert result.flagged["spammer"][0] >= 1
     assert result.model_coverage == result.majority_coverage == 1.0  # odd r, no ties: both label every pair
+
+
+@pytest.mark.timeout(300)
+def test_rankings_are_read_and_weighed(db: Database) -> None:
+    # k = 4 in rank mode: every verdict a ranking (stored JSON), every pair labelled by every annotator.
+    world = simulate(db, seed=3, k=4, mode="rank", items=40, annotators=8)
+    result = score(db, world)
+    assert result.model_coverage == 1.0 and result.majority_coverage > 0.95
+    assert result.model > result.majority
+    assert result.auc >= 0.9
+    assert result.flagged["first"] == (1, 1)
