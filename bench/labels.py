@@ -215,6 +215,7 @@ class Score:
     planted: float  # a reference: a vote weighted by each annotator's planted accuracy (log-odds)
     auc: float  # reliability vs planted-good
     flagged: dict[str, tuple[int, int]]  # kind → (flagged, of how many)
+    reliability: dict[str, tuple[float, float]]  # kind → (lowest, highest) reliability
     fit_ms: float
 
 
@@ -242,8 +243,10 @@ def score(db: Database, world: World) -> Score:
     ids = sorted(fit.reliability)
     good = [world.kind[a] == "good" for a in ids]
     flagged: dict[str, tuple[int, int]] = {}
+    spread: dict[str, tuple[float, float]] = {}
     for kind in ("spammer", "first", "good"):
         members = [a for a in ids if world.kind[a] == kind]
+        spread[kind] = (min(fit.reliability[a] for a in members), max(fit.reliability[a] for a in members))
         hits = sum(stats.flagged(fit.reliability[a], fit.labels.get(a, 0)) for a in members)
         flagged[kind] = (hits, len(members))
     return Score(
@@ -256,6 +259,7 @@ def score(db: Database, world: World) -> Score:
         planted=planted,
         auc=float(roc_auc_score(good, [fit.reliability[a] for a in ids])),
         flagged=flagged,
+        reliability=spread,
         fit_ms=fit.fit_ms,
     )
 
@@ -314,6 +318,10 @@ def compare(db: Database, *, seeds: int, items: int, annotators: int) -> None:
             f"{'met' if gain >= 5 else 'not met'}; planted-weights vote {100 * np.mean([s.planted - s.majority for s in scores]):+.1f}); AUC min {min(s.auc for s in scores):.3f}; flagged spammers "
             f"{spam[0]}/{spam[1]}, always-first {first[0]}/{first[1]}, accurate {good[0]}/{good[1]}"
         )
+        for kind in ("spammer", "first", "good"):
+            low = min(s.reliability[kind][0] for s in scores)
+            high = max(s.reliability[kind][1] for s in scores)
+            print(f"    reliability of {kind}: {low:.2f}–{high:.2f}")
 
 
 SPEED_ANNOTATORS = 30
