@@ -9,6 +9,7 @@ whenever the truth happens to sit on the left.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +61,10 @@ def dawid_skene(task: NDArray[np.int64], worker: NDArray[np.int64], label: NDArr
     if not len(task):
         return Fit(posterior, np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64))
     frame = pd.DataFrame({"task": task, "worker": worker, "label": label})
-    model = DawidSkene(n_iter=MAX_ITERATIONS, tol=TOLERANCE).fit(frame)
+    with warnings.catch_warnings():
+        # crowd-kit 1.4 calls pandas with keywords pandas 3 deprecates (``copy=``, ``inplace=``): noise, not news.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = DawidSkene(n_iter=MAX_ITERATIONS, tol=TOLERANCE).fit(frame)
     probas = model.probas_
     assert probas is not None
     seen = probas.index.to_numpy(dtype=np.int64)
