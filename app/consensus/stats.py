@@ -25,8 +25,8 @@ LABELS = (FIRST, SECOND, TIE)
 TOLERANCE = 1e-5
 MAX_ITERATIONS = 100
 # An annotator is flagged below this reliability, once it rests on enough labels. Chance is 0.5 on a strict pair;
-# on the simulator (docs/consensus.md) spammers sat at 0.41–0.61, the always-first clicker at 0.48–0.54 and
-# accurate annotators (75–90 %) at 0.71–0.99.
+# on the simulator (docs/consensus.md) spammers sat at 0.33–0.63, the always-first clicker at 0.32–0.56 and
+# accurate annotators (75–90 %) at 0.67–0.99.
 FLAG_BELOW = 0.65
 MIN_LABELS = 20
 
