@@ -182,7 +182,10 @@ def _packed_queries(session: Session, project: Project) -> list[Select[Any]]:
     verdict would cost more than the rest together; candidate ids become canonical positions by lookup."""
     dims = [OVERALL, *project.dimension_keys][:62]
     # Judgments of the current candidate round of ordinary (not gold) items.
-    first_shown = func.coalesce(Assignment.display_order[0].as_integer(), 0)
+    # An imported judgment's order shown is unknown (its assignment holds the canonical one): 0, no order.
+    first_shown = case(
+        (Judgment.imported.is_(True), 0), else_=func.coalesce(Assignment.display_order[0].as_integer(), 0)
+    )
     # Time on task: the active seconds where the page measured them, else the wall-clock seconds (older rows).
     on_task = func.coalesce(Judgment.active_seconds, Judgment.seconds)
     milliseconds = func.coalesce(_big(func.round(on_task * 1000)) + 1, 0)  # 0: not recorded
