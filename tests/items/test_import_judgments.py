@@ -414,3 +414,16 @@ def test_a_lease_is_refused_and_a_skipped_item_becomes_the_judged_assignment(db:
         assert assignment.id == assignment_id and assignment.status == "submitted" and assignment.skip_reason is None
         assert judgment is not None and judgment.assignment_id == assignment_id
         assert item is not None and (item.claims, item.judgment_count) == (1, 1)
+
+
+def test_position_figures_leave_imported_judgments_out(db: Database) -> None:
+    # Always candidate 0, stored in canonical order: read as shown, that would be "always the left one".
+    project_id = _project(db, "pos", items=25)
+    verdicts = {"overall": _pref(0, 1), "helpful": "tie"}
+    _import(db, project_id, _jsonl(*({"item": f"q{i}", "annotator": "ann", "verdicts": verdicts} for i in range(25))))
+    with db.session(write=False) as s:
+        project = s.get(Project, project_id)
+        assert project is not None
+        (ann,) = compute(s, project=project, resamples=0).annotators
+    assert ann.judgments == 25
+    assert (ann.left_judgments, ann.left_choice_rate, ann.position_bias) == (0, None, False)
