@@ -8,6 +8,7 @@ Needs the ``[train]`` extra. Without it the test is skipped, except in CI (CI=tr
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from app.auth.service import create_api_token
 from app.config import Settings
@@ -27,7 +29,7 @@ from app.db import Database
 from app.export import snapshots
 from app.export.pseudonyms import pseudonym_key
 from app.export.schemas import ExportFilter
-from app.models import Snapshot, TrainingRun, User
+from app.models import Candidate, Snapshot, TrainingRun, User, Verdict
 from tests.factories import make_item, make_judgment, make_project, make_user
 from tests.support.vllm import free_port
 
@@ -101,6 +103,88 @@ def annotated_snapshot(db: Database, settings: Settings) -> tuple[int, str, User
     return snapshot_id, token, admin
 
 
+def train_on(served: str, token: str, model: Path, output: Path, cwd: Path, *, steps: int, log_name: str) -> None:
+    """`prefstudio train` on the latest snapshot of the token's project, in a subprocess; its log is kept."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFSTUDIO_")}  # the trainer needs no app config
+    env |= {"PREFSTUDIO_TOKEN": token, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "0"}
+    command = [
+        str(Path(sys.executable).with_name("prefstudio")),
+        "train",
+        "--url", served,
+        "--snapshot", "latest",
+        "--model", str(model),
+        "--output", str(output),
+        "--max-steps", str(steps),
+        "--logging-steps", "1",
+        "--per-device-batch", "2",
+        "--grad-accum", "1",
+        "--learning-rate", "1e-3",  # large enough for the weights to move visibly in three steps
+        "--warmup-steps", "0",
+        "--max-length", "256",
+    ]  # fmt: skip
+    started = time.monotonic()
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+    seconds = time.monotonic() - started
+    log = f"exit {done.returncode} after {seconds:.1f} s\nstdout:\n{done.stdout[-3000:]}\n"
+    log += f"stderr:\n{done.stderr[-6000:]}\n"
+    (Path(__file__).resolve().parents[2] / "test-artifacts" / log_name).write_text(log)
+    assert done.returncode == 0, log
+    assert "done; model saved to" in done.stderr
+
+
+def ranked_snapshot(db: Database, settings: Settings) -> tuple[int, str]:
+    """A rank-mode project at k = 3: three annotators rank every candidate, two mark a "much better" gap; its
+    snapshot (standard format) carries strength meta."""
+    with db.session() as s:
+        annotators = [make_user(s, f"ranker{i}") for i in range(3)]
+        admin = make_user(s, "rankchief", role="admin")
+        project = make_project(s, "ranked", k=3, overlap=3, members=annotators, ranking_mode="rank")
+        for n, prompt in enumerate(PROMPTS[:4]):
+            item = make_item(s, project, prompt, candidates=["A clear answer.", f"def add(a, b): {n}", "?"])
+            ids = [
+                c.id
+                for c in sorted(
+                    s.scalars(select(Candidate).where(Candidate.item_id == item.id)), key=lambda c: c.position
+                )
+            ]
+            for number, user in enumerate(annotators):
+                judgment = make_judgment(s, item, user, {"overall": ("preference", 0, 2)})
+                verdict = s.scalars(select(Verdict).where(Verdict.judgment_id == judgment.id)).one()
+                verdict.kind, verdict.chosen_candidate_id, verdict.rejected_candidate_id = "ranking", None, None
+                verdict.ranking = {"tiers": [[ids[0]], [ids[1]], [ids[2]]], "much": [1] if number < 2 else []}
+        snapshot = snapshots.create_snapshot(
+            s,
+            project=project,
+            filters=ExportFilter(),
+            name="ranked",
+            key=pseudonym_key(settings.data_dir),
+            created_by_id=admin.id,
+        )
+        snapshot_id = snapshot.id
+        _, token = create_api_token(s, user=admin, scope="export", settings=settings, project_id=project.id)
+    assert snapshots.write_snapshot(db, snapshot_id=snapshot_id, settings=settings) == "ready"
+    return snapshot_id, token
+
+
+def test_train_on_a_ranked_snapshot_with_strength_meta(
+    tiny_model: Path, served: str, db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """DPOTrainer loads the rows' strength and agreement meta (lists and nullable floats) unchanged."""
+    snapshot_id, token = ranked_snapshot(db, settings)
+    with db.session(write=False) as s:
+        written = s.get(Snapshot, snapshot_id)
+        assert written is not None and written.file_name and written.row_count == 12  # 3 pairs × 4 items
+        rows = [json.loads(line) for line in (settings.data_dir / written.file_name).read_text().splitlines()]
+    strengths = {(r["meta"]["chosen_position"], r["meta"]["rejected_position"]): r["meta"]["strength"] for r in rows}
+    assert strengths == {(0, 1): [], (0, 2): [3, 3], (1, 2): [3, 3]}
+    assert {r["meta"]["item_agreement"] for r in rows} == {1.0}
+    train_on(served, token, tiny_model, tmp_path / "ranked-model", tmp_path, steps=2, log_name="train-ranked.log")
+    with db.session(write=False) as s:
+        run = s.scalars(select(TrainingRun).where(TrainingRun.snapshot_id == snapshot_id)).one()
+        assert run.state == "done", run.error
+        assert [e["step"] for e in run.metrics if "loss" in e] == [1, 2]
+
+
 def test_train_on_a_snapshot_reports_to_the_app(
     tiny_model: Path,
     served: str,
@@ -112,31 +196,7 @@ def test_train_on_a_snapshot_reports_to_the_app(
 ) -> None:
     snapshot_id, token, admin = annotated_snapshot(db, settings)
     output = tmp_path / "dpo-model"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFSTUDIO_")}  # the trainer needs no app config
-    env |= {"PREFSTUDIO_TOKEN": token, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "0"}
-    command = [
-        str(Path(sys.executable).with_name("prefstudio")),
-        "train",
-        "--url", served,
-        "--snapshot", "latest",
-        "--model", str(tiny_model),
-        "--output", str(output),
-        "--max-steps", "3",
-        "--logging-steps", "1",
-        "--per-device-batch", "2",
-        "--grad-accum", "1",
-        "--learning-rate", "1e-3",  # large enough for the weights to move visibly in three steps
-        "--warmup-steps", "0",
-        "--max-length", "256",
-    ]  # fmt: skip
-    started = time.monotonic()
-    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    seconds = time.monotonic() - started
-    log = f"exit {done.returncode} after {seconds:.1f} s\nstdout:\n{done.stdout[-3000:]}\n"
-    log += f"stderr:\n{done.stderr[-6000:]}\n"
-    (Path(__file__).resolve().parents[2] / "test-artifacts" / "train-e2e.log").write_text(log)
-    assert done.returncode == 0, log
-    assert "done; model saved to" in done.stderr
+    train_on(served, token, tiny_model, output, tmp_path, steps=3, log_name="train-e2e.log")
 
     with db.session(write=False) as s:
         (run,) = s.query(TrainingRun).all()
