@@ -20,8 +20,9 @@ PREF = "preference"
 @pytest.fixture
 def contrarians(db: Database, settings: Settings) -> dict[str, Any]:
     """k = 2; careful annotators c1–c3 vote for the truth, contrary ones x1, x2 against it, on 24 items (truth
-    alternating A, B). On item "target" (truth A) only c1, x1 and x2 vote: the majority says B. Item "lone": one
-    careful vote (A), which the model believes less surely than five votes."""
+    alternating A, B); each careful one errs once (items 1, 5, 9: there the majority is wrong). On item "target"
+    (truth A) only c1, x1 and x2 vote: the majority says B. Item "doubt": c1 and c3 say A, c2 B — which the model
+    believes less surely than the items where all five voted."""
     with db.session() as s:
         careful = [make_user(s, f"careful{n}") for n in (1, 2, 3)]
         contrary = [make_user(s, f"contrary{n}") for n in (1, 2)]
@@ -31,16 +32,17 @@ def contrarians(db: Database, settings: Settings) -> dict[str, Any]:
             item = make_item(s, project, f"prompt {number}", candidates=[f"A{number}", f"B{number}"])
             truth = (PREF, 0, 1) if number % 2 == 0 else (PREF, 1, 0)
             wrong = (PREF, truth[2], truth[1])
-            for user in careful:
-                make_judgment(s, item, user, {"overall": truth})
+            for n, user in enumerate(careful):
+                make_judgment(s, item, user, {"overall": wrong if number == 4 * n + 1 else truth})
             for user in contrary:
                 make_judgment(s, item, user, {"overall": wrong})
         target = make_item(s, project, "the target", candidates=["right", "wrong"], external_id="target")
         make_judgment(s, target, careful[0], {"overall": (PREF, 0, 1)})
         for user in contrary:
             make_judgment(s, target, user, {"overall": (PREF, 1, 0)})
-        lone = make_item(s, project, "one vote", candidates=["lone A", "lone B"], external_id="lone")
-        make_judgment(s, lone, careful[1], {"overall": (PREF, 0, 1)})
+        doubt = make_item(s, project, "careful ones differ", candidates=["doubt A", "doubt B"], external_id="doubt")
+        for user, verdict in zip(careful, [(PREF, 0, 1), (PREF, 1, 0), (PREF, 0, 1)], strict=True):
+            make_judgment(s, doubt, user, {"overall": verdict})
         return {"token": create_api_token(s, user=admin, scope="api", settings=settings)[1]}
 
 
@@ -62,9 +64,9 @@ def test_the_model_overrules_a_majority_of_unreliable_votes(client: TestClient, 
     assert target["meta"]["confidence"] > 0.9
     assert target["meta"]["margin"] == -1
     assert len(model) == 26  # every item, each the careful annotators' way
-    assert model["lone"]["chosen"] == "lone A"
+    assert model["doubt"]["chosen"] == "doubt A"
     for key, row in model.items():
-        if key not in ("target", "lone"):
+        if key not in ("target", "doubt"):
             assert row["chosen"].startswith("A") == (int(row["prompt"].split()[-1]) % 2 == 0)
 
 
@@ -72,8 +74,8 @@ def test_min_confidence_drops_pairs_the_model_doubts(client: TestClient, contrar
     token = contrarians["token"]
     everything = _rows(client, token, label="model")
     confidences = sorted(row["meta"]["confidence"] for row in everything.values())
-    assert everything["lone"]["meta"]["confidence"] < confidences[-1]
-    threshold = (everything["lone"]["meta"]["confidence"] + confidences[-1]) / 2
+    assert everything["doubt"]["meta"]["confidence"] < confidences[-1]
+    threshold = (everything["doubt"]["meta"]["confidence"] + confidences[-1]) / 2
     kept = _rows(client, token, label="model", min_confidence=threshold)
     assert len(kept) == sum(c >= threshold for c in confidences) < len(everything)
     preview = client.get(
@@ -82,9 +84,11 @@ def test_min_confidence_drops_pairs_the_model_doubts(client: TestClient, contrar
         headers={"Authorization": f"Bearer {token}"},
     ).json()
     assert preview["dropped"]["min_confidence"] == len(everything) - len(kept)
-    # With the majority's label, min_confidence asks the model about the majority's direction: the target
-    # (majority "wrong") is the one it doubts most.
+    # With the majority's label, min_confidence asks the model about the majority's direction: it keeps the
+    # items where the two agree, and drops the target and the three items where a careful one erred.
+    majority = _rows(client, token)
     by_majority = _rows(client, token, min_confidence=0.5)
-    assert "target" not in by_majority, sorted(by_majority)
-    assert len(by_majority) == 25, sorted(by_majority)
+    agreeing = {key for key, row in majority.items() if everything[key]["chosen"] == row["chosen"]}
+    assert set(by_majority) == agreeing and len(agreeing) == len(majority) - 4, sorted(by_majority)
+    assert "target" not in by_majority
     assert all("confidence" in row["meta"] for row in by_majority.values())
