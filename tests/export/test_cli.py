@@ -60,3 +60,24 @@ def test_snapshot_from_the_command_line(env: None, world: dict[str, Any], db: Da
         body = (Path(settings.data_dir) / (snap.file_name or "")).read_bytes()
     assert hashlib.sha256(body).hexdigest() == snap.sha256 and snap.sha256 in result.output
     assert json.loads(body.splitlines()[0])["prompt"][0]["role"] == "user"
+
+
+def test_snapshot_with_parts_and_the_model_label(
+    env: None, world: dict[str, Any], db: Database, settings: Settings
+) -> None:
+    """--ties and --per-dimension write the parts; with --label model the card's smoothing hint says so."""
+    arguments = ["export", "exp", "--snapshot", "--name", "parts", "--ties", "--per-dimension", "--label", "model"]
+    result = runner.invoke(cli, arguments)
+    assert result.exit_code == 0, result.output
+    with db.session(write=False) as s:
+        snapshot = s.scalars(select(Snapshot).where(Snapshot.name == "parts")).one()
+        assert snapshot.state == "ready"
+        parts = {p["name"]: p for p in snapshot.parts}
+        card = snapshot.card
+    assert set(parts) == {"ties", *(f"dimension-{d}" for d in ("helpful", "harmless", "honest", "polite", "refusal"))}
+    for part in parts.values():
+        body = (Path(settings.data_dir) / part["file_name"]).read_bytes()
+        assert hashlib.sha256(body).hexdigest() == part["sha256"] and len(body.splitlines()) == part["rows"]
+    assert "mean of 1 − meta.confidence" in card and "| min_votes |" in card
+    bad = runner.invoke(cli, ["export", "exp", "--out", "x.jsonl", "--label", "nobody"])
+    assert bad.exit_code == 2
