@@ -30,9 +30,12 @@ def agreement(
         default=service.RESAMPLES, ge=0, le=2000, description="bootstrap resamples for the 95% intervals (live only)"
     ),
 ) -> CachedAgreementOut | AgreementOut:
-    """Fleiss' κ, Krippendorff's α and percent agreement per dimension (with 95% bootstrap intervals),
-    Cohen's κ per annotator pair, per-annotator figures and judgments over time — the figures the dashboard
-    shows, from the cache the worker keeps (``computed_at``, ``stale``); ``live=true`` computes them now.
+    """Krippendorff's α (the headline), Fleiss' κ with its coverage and percent agreement per dimension (with 95%
+    bootstrap intervals), item-level figures for k ≥ 3 (best–worst agreement; Kendall's W and τ-b for rankings),
+    the strength α, Cohen's κ per annotator pair (from the project's minimum of shared items, with an interval),
+    per-annotator figures with the position-bias test, conflicts between dimensions and judgments over time —
+    the figures the dashboard shows, from the cache the worker keeps (``computed_at``, ``stale``); ``live=true``
+    computes them now.
     503 while a large project's figures have never been computed."""
     if live:
         return service.compute(session, project=project, resamples=bootstrap)

@@ -29,7 +29,7 @@ from app.models import IS_GOLD, AgreementCache, AnnotatorTally, Item, Judgment, 
 # (tens of milliseconds); bigger ones wait for the worker.
 INLINE_JUDGMENTS = 2000
 # Bump when the figures change meaning or shape: every cache becomes stale.
-FIGURES_VERSION = 2
+FIGURES_VERSION = 3
 FINGERPRINT_TTL = 5.0  # seconds a large project's fingerprint serves the page views of a process
 
 
@@ -74,7 +74,14 @@ def fingerprint(session: Session, *, project: Project) -> Fingerprint:
         [n, str(last_change), items, int(rounds or 0)],
         [[i, g] for i, g in gold],
         [list(m) for m in members],
-        [project.slug, project.k, project.overlap, project.dimension_keys, project.gold_min_accuracy],
+        [
+            project.slug,
+            project.k,
+            project.overlap,
+            project.dimension_keys,
+            project.gold_min_accuracy,
+            project.cohen_min_items,
+        ],
     ]
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:40]
     return Fingerprint(source=f"v{FIGURES_VERSION} judgments={n} {digest}", judgments=int(n))

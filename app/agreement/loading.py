@@ -21,11 +21,12 @@ from sqlalchemy.orm import Session
 
 from app.agreement.schemas import TimeBucket
 from app.db import driver_statement, export_snapshot, import_snapshot
+from app.export.pairs import ranked_of
 from app.models import OVERALL, Assignment, Candidate, Item, Judgment, Project, Verdict
 
 T = TypeVar("T")
 
-PREFERENCE, TIE, NA = 0, 1, 2  # verdict kinds as loaded
+PREFERENCE, TIE, NA, RANKING = 0, 1, 2, 3  # verdict kinds as loaded
 TIMELINE_DAYS = 90
 
 
@@ -36,9 +37,14 @@ class Ratings:
     item: NDArray[np.int64]
     annotator: NDArray[np.int64]
     dimension: NDArray[np.int64]  # index into [overall, *dimensions]; -1 for a dimension no longer configured
-    kind: NDArray[np.int64]  # PREFERENCE, TIE, NA
+    kind: NDArray[np.int64]  # PREFERENCE, TIE, NA, RANKING
     chosen: NDArray[np.int64]  # canonical positions; -1 without a preference
     rejected: NDArray[np.int64]
+    strength: NDArray[np.int64]  # 1–3 on a k = 2 preference that says how much better, else 0
+    # Rankings (read only when there are any): the tier of each canonical position (0 best) per verdict, -1 on
+    # other kinds; and the "much better" gaps as a bit mask (bit g: the gap between tier g and g + 1).
+    tiers: NDArray[np.int64] | None = None
+    much: NDArray[np.int64] | None = None
 
 
 @dataclass
@@ -200,9 +206,10 @@ def _packed_queries(session: Session, project: Project) -> list[Select[Any]]:
         .where(Judgment.project_id == project.id, Item.is_gold.is_(False))
     )
     verdict_columns = (
-        _big(Verdict.judgment_id) * 256
+        _big(Verdict.judgment_id) * 1024
+        + func.coalesce(Verdict.strength, 0) * 256
         + case({d: i + 1 for i, d in enumerate(dims)}, value=Verdict.dimension, else_=0) * 4
-        + case({"preference": PREFERENCE, "tie": TIE}, value=Verdict.kind, else_=NA),
+        + case({"preference": PREFERENCE, "tie": TIE, "ranking": RANKING}, value=Verdict.kind, else_=NA),
         _big(func.coalesce(Verdict.chosen_candidate_id, 0)) * (1 << 32)
         + func.coalesce(Verdict.rejected_candidate_id, 0),
     )
@@ -230,7 +237,7 @@ def load(session: Session, *, project: Project, timeline: bool = False) -> Loade
     j_id, j_first = np.divmod(id_first[order], 1 << 32)
     j_item, j_annotator = np.divmod(item_annotator[order], 1 << 24)
     j_ms, j_bad = np.divmod(ms_bad[order], 2)
-    v_judgment, code = np.divmod(judgment_code, 256)
+    v_judgment, code = np.divmod(judgment_code, 1024)
     v_chosen, v_rejected = np.divmod(candidates, 1 << 32)
     at = _lookup(j_id, np.arange(len(j_id)), v_judgment)
     keep = at >= 0  # verdicts of judgments that count (current round, not gold)
@@ -240,6 +247,7 @@ def load(session: Session, *, project: Project, timeline: bool = False) -> Loade
     def position(ids: NDArray[np.int64]) -> NDArray[np.int64]:
         return _lookup(c_id, c_position, ids)
 
+    strength, code = np.divmod(code, 256)
     dimension, kind = np.divmod(code, 4)
     dimension -= 1  # -1: a dimension the project no longer has
     ratings = Ratings(
@@ -249,12 +257,22 @@ def load(session: Session, *, project: Project, timeline: bool = False) -> Loade
         kind=kind,
         chosen=position(v_chosen),
         rejected=position(v_rejected),
+        strength=strength,
     )
     overall = dimension == 0  # a judgment's figures come with its overall verdict
     rows = at[overall]
     left = np.where(
         (kind[overall] == PREFERENCE) & (j_first[rows] > 0), (v_chosen[overall] == j_first[rows]).astype(np.int64), -1
     )
+    if (kind == RANKING).any():  # a second read, only for a project that has rankings: k = 2 never pays it
+        first_shown = position(j_first[rows])
+        _add_rankings(session, project, ratings, j_id[at], position)
+        assert ratings.tiers is not None
+        top = ratings.tiers[overall]
+        alone = (top == 0).sum(axis=1) == 1  # one best candidate: did the annotator put the first shown there?
+        shown_first_tier = np.take_along_axis(top, np.clip(first_shown, 0, None)[:, None], axis=1)[:, 0]
+        ranked_left = np.where(alone & (first_shown >= 0), (shown_first_tier == 0).astype(np.int64), -1)
+        left = np.where(kind[overall] == RANKING, ranked_left, left)
     judgments = Judgments(
         annotator=j_annotator[rows],
         seconds=np.where(j_ms[rows] > 0, (j_ms[rows] - 1) / 1000, np.nan),
@@ -263,6 +281,39 @@ def load(session: Session, *, project: Project, timeline: bool = False) -> Loade
         left=left,
     )
     return Loaded(ratings, judgments, results[-1] if timeline else None)
+
+
+def _add_rankings(
+    session: Session,
+    project: Project,
+    ratings: Ratings,
+    v_judgment: NDArray[np.int64],
+    position: Callable[[NDArray[np.int64]], NDArray[np.int64]],
+) -> None:
+    """Read the project's stored rankings into ``ratings.tiers`` and ``ratings.much``, in canonical positions
+    (``app.export.pairs.ranked_of``, as the export reads them)."""
+    dims = [OVERALL, *project.dimension_keys]
+    ranked_rows = np.flatnonzero(ratings.kind == RANKING)
+    row_of = {
+        (int(v_judgment[r]), dims[ratings.dimension[r]]): int(r) for r in ranked_rows if ratings.dimension[r] >= 0
+    }
+    tiers = np.full((len(ratings.kind), project.k), -1, dtype=np.int64)
+    much = np.zeros(len(ratings.kind), dtype=np.int64)
+    query = select(Verdict.judgment_id, Verdict.dimension, Verdict.ranking).where(
+        Verdict.kind == "ranking",
+        Verdict.judgment_id.in_(select(Judgment.id).where(Judgment.project_id == project.id)),
+    )
+    for judgment_id, dimension, stored in session.execute(query):
+        row = row_of.get((judgment_id, dimension))
+        if row is None:  # an old round, a gold item or a dimension no longer configured
+            continue
+        ids = np.array(sorted({cid for tier in stored["tiers"] for cid in tier}), dtype=np.int64)
+        ranked = ranked_of(stored, dict(zip(ids.tolist(), position(ids).tolist(), strict=True)))
+        if ranked is None or len(ranked[0]) != project.k:
+            continue
+        tiers[row] = ranked[0]
+        much[row] = sum(1 << gap for gap in ranked[1])
+    ratings.tiers, ratings.much = tiers, much
 
 
 def judgments_over_time(session: Session, *, project: Project) -> tuple[str, list[TimeBucket]]:

@@ -17,19 +17,39 @@ class DimensionFigures(BaseModel):
     units: int  # preference pairs with at least two ratings
     fleiss_kappa: float | None
     fleiss_units: int  # pairs rated by exactly r annotators (the ones Fleiss' κ uses)
+    fleiss_coverage: float | None = None  # fleiss_units / units: the share of α's pairs that κ covers
     fleiss_ci: IntervalOut | None
-    alpha: float | None
+    alpha: float | None  # the headline: every pair with two or more ratings
     alpha_ci: IntervalOut | None
     percent_agreement: float | None
-    meaning: str
+    meaning: str  # Landis–Koch band of α
     labels: dict[str, int]  # first / second / tie counts
+    # k ≥ 3, whole items: share of annotator pairs giving the same best and worst (a ranking: the same order)
+    item_agreement: float | None = None
+    item_units: int = 0
+    kendall_w: float | None = None  # rankings: mean Kendall's W over items ranked by two or more
+    kendall_w_items: int = 0
+    kendall_tau: float | None = None  # rankings: mean τ-b of annotator pairs over their shared items
+    kendall_tau_pairs: int = 0
+    strength_alpha: float | None = None  # interval α over signed strength −3…3 (tie 0), where verdicts give one
+    strength_units: int = 0
 
 
 class PairKappa(BaseModel):
     a: str
     b: str
-    kappa: float | None
-    shared_units: int
+    kappa: float | None  # None below the project's minimum of shared items (no κ claimed)
+    shared_units: int  # overall pairs both rated
+    shared_items: int = 0
+    enough: bool = True  # shared_items ≥ the project's cohen_min_items
+    kappa_ci: IntervalOut | None = None  # bootstrap over the shared items
+
+
+class ConflictOut(BaseModel):
+    first: str  # dimension
+    second: str
+    pairs: int  # pairs with a majority winner on both
+    conflicts: int  # of them, pairs whose winner on one dimension loses on the other
 
 
 class AnnotatorFigures(BaseModel):
@@ -41,6 +61,9 @@ class AnnotatorFigures(BaseModel):
     tie_rate: float
     all_bad_rate: float
     left_choice_rate: float | None  # share of overall preferences for the left-most candidate shown
+    left_judgments: int = 0  # overall choices with a known display order (the binomial test's n)
+    position_p: float | None = None  # binomial test of left_choice_rate against chance 1/k
+    position_bias: bool = False  # p < 0.01 after 20 or more such choices
     outlier: bool
     gold_judgments: int = 0
     gold_accuracy: float | None = None  # share of gold answers (per dimension, "either" skipped) matched
@@ -55,10 +78,13 @@ class TimeBucket(BaseModel):
 
 class AgreementOut(BaseModel):
     project: str
+    k: int = 2
     overlap: int
+    cohen_min_items: int = 20
     dimensions: list[DimensionFigures]
     pairs: list[PairKappa]
     annotators: list[AnnotatorFigures]
+    conflicts: list[ConflictOut] = Field(default_factory=list)  # every two dimensions (overall first)
     note: str
     resamples: int = 0  # bootstrap resamples behind the intervals
     timeline_unit: str = "day"  # "hour" while the judgments span two days or less

@@ -15,19 +15,27 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 from threadpoolctl import threadpool_limits
 
-from app.agreement import stats
-from app.agreement.loading import PREFERENCE, TIE, Judgments, Ratings, load
-from app.agreement.schemas import AgreementOut, AnnotatorFigures, DimensionFigures, IntervalOut, PairKappa
+from app.agreement import itemlevel, stats, units
+from app.agreement.loading import TIE, Judgments, Ratings, load
+from app.agreement.schemas import (
+    AgreementOut,
+    AnnotatorFigures,
+    ConflictOut,
+    DimensionFigures,
+    IntervalOut,
+    PairKappa,
+)
+from app.agreement.units import Units
 from app.models import IS_GOLD, OVERALL, Candidate, Item, Judgment, Project, ProjectMember, User, Verdict
 
-MIN_SHARED_FOR_COHEN = 10
 OUTLIER_GAP = 0.2
 RESAMPLES = 200  # bootstrap resamples behind the cached intervals
 LABEL_NAMES = {stats.FIRST: "first", stats.SECOND: "second", stats.TIE: "tie"}
 NOTE = (
-    "Unit: a preference pair (two candidates of one item) on one dimension. n.a. is missing, not a category. "
-    "Fleiss' κ uses only pairs rated by exactly r annotators; Krippendorff's α uses every pair with two or more "
-    "ratings. 95% intervals resample items (bootstrap)."
+    "Unit: a preference pair (two candidates of one item) on one dimension; n.a. is missing, not a category. "
+    "Krippendorff's α (the headline) and percent agreement use every pair with two or more ratings; Fleiss' κ "
+    "only the pairs rated by exactly r annotators (its coverage); Cohen's κ the overall pairs two annotators "
+    "share; item-level figures (k ≥ 3) whole items. 95% intervals resample items (bootstrap)."
 )
 
 
@@ -37,42 +45,6 @@ def _finite(value: float | None) -> float | None:
 
 def _interval(interval: stats.Interval | None) -> IntervalOut | None:
     return None if interval is None else IntervalOut(low=_finite(interval.low), high=_finite(interval.high))
-
-
-def _pair_labels(ratings: Ratings, i: int, j: int) -> NDArray[np.int64]:
-    """The label each verdict implies on the pair (i, j), i < j, or -1 (as ``stats.implied_pairs``)."""
-    c, w = ratings.chosen, ratings.rejected
-    label = np.select(
-        [c == i, c == j, w == i, w == j],
-        [stats.FIRST, stats.SECOND, stats.SECOND, stats.FIRST],
-        default=-1,
-    )
-    label = np.where(ratings.kind == PREFERENCE, label, -1)
-    return np.where(ratings.kind == TIE, stats.TIE, label)
-
-
-def _matrices(
-    ratings: Ratings, *, k: int, dimensions: int, columns: NDArray[np.int64]
-) -> list[tuple[NDArray[np.float64], NDArray[np.int64]]]:
-    """Per dimension: the raters × units matrix (NaN missing) over units with two or more ratings, and the
-    item of each unit (the bootstrap's group)."""
-    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
-    labels = np.stack([_pair_labels(ratings, i, j) for i, j in pairs])  # pairs × verdicts
-    raters = int(columns.max()) + 1 if len(columns) else 0
-    out = []
-    for dim in range(dimensions):
-        mine = ratings.dimension == dim
-        p_idx, v_idx = np.nonzero(labels[:, mine] >= 0)
-        verdicts = np.flatnonzero(mine)[v_idx]
-        unit = ratings.item[verdicts] * len(pairs) + p_idx
-        keys, inverse, sizes = np.unique(unit, return_inverse=True, return_counts=True)
-        keep = sizes >= 2
-        new_index = np.cumsum(keep) - 1
-        rows = keep[inverse]
-        data = np.full((raters, int(keep.sum())), np.nan)
-        data[columns[verdicts[rows]], new_index[inverse[rows]]] = labels[p_idx[rows], verdicts[rows]]
-        out.append((data, keys[keep] // len(pairs)))
-    return out
 
 
 def compute(session: Session, *, project: Project, resamples: int = RESAMPLES, seed: int = 0) -> AgreementOut:
@@ -90,69 +62,109 @@ def _compute(session: Session, *, project: Project, resamples: int, seed: int) -
     annotators = [int(a) for a in np.unique(ratings.annotator)]
     column_of = np.searchsorted(np.array(annotators, dtype=np.int64), ratings.annotator)
     dims = [OVERALL, *project.dimension_keys]
-    matrices = _matrices(ratings, k=project.k, dimensions=len(dims), columns=column_of)
-
-    figures = []
-    for dim, (data, groups) in zip(dims, matrices, strict=True):
-        units = data.shape[1]
-        # κ and α from the units × categories counts: the same values as statsmodels' and krippendorff's (to
-        # 1e-12, tests/agreement/test_stats.py) in a fraction of the time (bench/agreement.py prints both).
-        counts = stats.category_counts(data)
-        fleiss_of, alpha_of = stats.fleiss_statistic(counts, project.overlap), stats.alpha_statistic(counts)
-        used = int((counts.sum(axis=1) == project.overlap).sum()) if project.overlap >= 2 else 0
-        ones = np.ones(units)
-        kappa = fleiss_of(ones) if used else float("nan")
-        alpha = alpha_of(ones) if units else float("nan")
-        fleiss_ci = alpha_ci = None
-        if units and resamples > 0 and len(np.unique(groups)) >= 2:
-            wanted = [alpha_of]
-            if used:
-                wanted.append(fleiss_of)
-            intervals = stats.bootstrap_weighted(wanted, groups=groups, resamples=resamples, seed=seed)
-            alpha_ci = intervals[0]
-            fleiss_ci = intervals[1] if used else None
-        totals = counts.sum(axis=0)
-        figures.append(
-            DimensionFigures(
-                dimension=dim,
-                units=units,
-                fleiss_kappa=_finite(kappa),
-                fleiss_units=used,
-                fleiss_ci=_interval(fleiss_ci),
-                alpha=_finite(alpha),
-                alpha_ci=_interval(alpha_ci),
-                percent_agreement=_finite(stats.percent_agreement(data)) if units else None,
-                meaning=stats.landis_koch(kappa if not math.isnan(kappa) else alpha),
-                labels={LABEL_NAMES[c]: int(totals[c]) if units else 0 for c in stats.CATEGORIES},
-            )
-        )
-
-    overall = matrices[0][0]
-    pairs = []
-    for x, a in enumerate(annotators):
-        for y in range(x + 1, len(annotators)):
-            kappa, shared = stats.cohen(overall[x], overall[y])
-            if shared >= MIN_SHARED_FOR_COHEN:
-                b = annotators[y]
-                pairs.append(
-                    PairKappa(a=names.get(a, str(a)), b=names.get(b, str(b)), kappa=_finite(kappa), shared_units=shared)
-                )
-
-    people = _annotator_figures(judgments, overall, annotators, names)
+    per_dimension = units.matrices(ratings, k=project.k, dimensions=len(dims), columns=column_of)
+    figures = [
+        _dimension_figures(ratings, project=project, dimension=d, name=name, units=u, resamples=resamples, seed=seed)
+        for d, (name, u) in enumerate(zip(dims, per_dimension, strict=True))
+    ]
+    overall = per_dimension[0]
+    pairs = _cohen_pairs(overall, annotators, names, minimum=project.cohen_min_items, resamples=resamples, seed=seed)
+    people = _annotator_figures(judgments, overall.data, annotators, names, k=project.k)
     _add_members_and_gold(session, project=project, people=people, annotators=annotators, names=names)
     assert loaded.timeline is not None
     unit, timeline = loaded.timeline
     return AgreementOut(
         project=project.slug,
+        k=project.k,
         overlap=project.overlap,
+        cohen_min_items=project.cohen_min_items,
         dimensions=figures,
         pairs=pairs,
         annotators=people,
+        conflicts=[ConflictOut(**vars(c)) for c in itemlevel.conflicts(dims, per_dimension)],
         note=NOTE,
         resamples=resamples,
         timeline_unit=unit,
         timeline=timeline,
     )
+
+
+def _dimension_figures(
+    ratings: Ratings, *, project: Project, dimension: int, name: str, units: Units, resamples: int, seed: int
+) -> DimensionFigures:
+    """α (headline), Fleiss' κ and its coverage, percent agreement, intervals; item-level figures for k ≥ 3 and
+    the strength α where verdicts say how much better."""
+    data, groups = units.data, units.groups
+    count = data.shape[1]
+    # κ and α from the units × categories counts: the same values as statsmodels' and krippendorff's (to
+    # 1e-12, tests/agreement/test_stats.py) in a fraction of the time (bench/agreement.py prints both).
+    counts = stats.category_counts(data)
+    fleiss_of, alpha_of = stats.fleiss_statistic(counts, project.overlap), stats.alpha_statistic(counts)
+    used = int((counts.sum(axis=1) == project.overlap).sum()) if project.overlap >= 2 else 0
+    ones = np.ones(count)
+    kappa = fleiss_of(ones) if used else float("nan")
+    alpha = alpha_of(ones) if count else float("nan")
+    fleiss_ci = alpha_ci = None
+    if count and resamples > 0 and len(np.unique(groups)) >= 2:
+        wanted = [alpha_of, fleiss_of] if used else [alpha_of]
+        intervals = stats.bootstrap_weighted(wanted, groups=groups, resamples=resamples, seed=seed)
+        alpha_ci = intervals[0]
+        fleiss_ci = intervals[1] if used else None
+    totals = counts.sum(axis=0)
+    coverage = stats.coverage(used, count)
+    out = DimensionFigures(
+        dimension=name,
+        units=count,
+        fleiss_kappa=_finite(kappa),
+        fleiss_units=used,
+        fleiss_coverage=_finite(coverage) if coverage is not None else None,
+        fleiss_ci=_interval(fleiss_ci),
+        alpha=_finite(alpha),
+        alpha_ci=_interval(alpha_ci),
+        percent_agreement=_finite(stats.percent_agreement(data)) if count else None,
+        meaning=stats.landis_koch(alpha),
+        labels={LABEL_NAMES[c]: int(totals[c]) if count else 0 for c in stats.CATEGORIES},
+    )
+    if project.k >= 3:
+        level = itemlevel.item_level(ratings, k=project.k, dimension=dimension)
+        out.item_agreement, out.item_units = level.exact, level.exact_items
+        out.kendall_w, out.kendall_w_items = level.kendall_w, level.w_items
+        out.kendall_tau, out.kendall_tau_pairs = level.kendall_tau, level.tau_pairs
+    out.strength_alpha, out.strength_units = itemlevel.strength_alpha(units)
+    return out
+
+
+def _cohen_pairs(
+    overall: Units, annotators: list[int], names: dict[int, str], *, minimum: int, resamples: int, seed: int
+) -> list[PairKappa]:
+    """Cohen's κ (overall pairs) of every two annotators who share an item, with a bootstrap interval over
+    their shared items; below ``minimum`` shared items the pair is listed without a κ."""
+    data, groups = overall.data, overall.groups
+    rated = ~np.isnan(data)
+    out = []
+    for x, a in enumerate(annotators):
+        for y in range(x + 1, len(annotators)):
+            both = rated[x] & rated[y]
+            shared_items = len(np.unique(groups[both]))
+            if not shared_items:
+                continue
+            b = annotators[y]
+            pair = PairKappa(
+                a=names.get(a, str(a)),
+                b=names.get(b, str(b)),
+                kappa=None,
+                shared_units=int(both.sum()),
+                shared_items=shared_items,
+                enough=shared_items >= minimum,
+            )
+            if pair.enough:
+                kappa_of = stats.cohen_statistic(data[x, both].astype(np.int64), data[y, both].astype(np.int64))
+                pair.kappa = _finite(kappa_of(np.ones(int(both.sum()))))
+                if resamples > 0:
+                    (ci,) = stats.bootstrap_weighted([kappa_of], groups=groups[both], resamples=resamples, seed=seed)
+                    pair.kappa_ci = _interval(ci)
+            out.append(pair)
+    return out
 
 
 def _add_members_and_gold(
@@ -235,7 +247,7 @@ def gold_accuracy(session: Session, *, project: Project) -> dict[int, tuple[int,
 
 
 def _annotator_figures(
-    judgments: Judgments, overall: NDArray[np.float64], annotators: list[int], names: dict[int, str]
+    judgments: Judgments, overall: NDArray[np.float64], annotators: list[int], names: dict[int, str], *, k: int
 ) -> list[AnnotatorFigures]:
     counts = stats.category_counts(overall)  # units × categories
     agreements: dict[int, float | None] = {}
@@ -261,6 +273,7 @@ def _annotator_figures(
         left = judgments.left[mine]
         left = left[left >= 0]
         value = agreements[a]
+        p_left, biased = stats.position_bias(int(left.sum()), len(left), k)
         out.append(
             AnnotatorFigures(
                 annotator=names.get(a, str(a)),
@@ -270,8 +283,12 @@ def _annotator_figures(
                 tie_rate=round(float((judgments.overall[mine] == TIE).sum()) / n, 4) if n else 0.0,
                 all_bad_rate=round(float(judgments.all_bad[mine].sum()) / n, 4) if n else 0.0,
                 left_choice_rate=round(float(left.mean()), 4) if len(left) else None,
-                # Flagged: agrees with the others' majority clearly less often than the typical annotator.
-                outlier=value is not None and len(known) >= 3 and value < typical - OUTLIER_GAP,
+                left_judgments=len(left),
+                position_p=float(f"{p_left:.3g}") if p_left is not None else None,
+                position_bias=biased,
+                # Flagged: agrees with the others' majority clearly less often than the typical annotator, or
+                # chooses the candidate shown first far from chance (1/k).
+                outlier=biased or (value is not None and len(known) >= 3 and value < typical - OUTLIER_GAP),
             )
         )
     return out

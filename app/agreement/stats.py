@@ -271,3 +271,120 @@ def landis_koch(kappa: float) -> str:
         if kappa <= upper:
             return label
     return "almost perfect"
+
+
+# --- added with rankings and strength: coverage, Cohen's κ with its interval, item-level figures -----------------
+
+
+def coverage(used: int, units: int) -> float | None:
+    """The share of the units α uses (two or more ratings) that Fleiss' κ uses too (exactly r ratings)."""
+    return used / units if units else None
+
+
+def cohen_statistic(x: NDArray[np.int64], y: NDArray[np.int64]) -> Weighted:
+    """Cohen's κ of two raters' labels on the same units, as a function of the unit weights (the textbook
+    formula over the weighted confusion table; with all weights 1 it is scikit-learn's ``cohen_kappa_score``)."""
+    size = len(CATEGORIES)
+    cell = x * size + y  # each unit's cell of the confusion table
+
+    def kappa(weights: NDArray[np.float64]) -> float:
+        # A weighted bincount: 15 times faster than a product with a one-hot matrix (200 resamples of 100k units).
+        table = np.bincount(cell, weights=weights, minlength=size * size).reshape(size, size)
+        total = float(table.sum())
+        if total == 0:
+            return float("nan")
+        observed = float(np.trace(table)) / total
+        expected = float(table.sum(axis=1) @ table.sum(axis=0)) / (total * total)
+        return float("nan") if expected >= 1 else (observed - expected) / (1 - expected)
+
+    return kappa
+
+
+POSITION_BIAS_P = 0.01  # flagged below this p …
+POSITION_BIAS_MIN = 20  # … once there are this many choices with a known display order
+
+
+def position_bias(first_chosen: int, judgments: int, k: int) -> tuple[float | None, bool]:
+    """Two-sided binomial test of choosing the candidate shown first ``first_chosen`` times in ``judgments``
+    against chance 1/k (not 1/2: at k = 4 a quarter of choices land first by chance); returns (p, flagged):
+    flagged when p < ``POSITION_BIAS_P`` after ``POSITION_BIAS_MIN`` or more choices."""
+    if judgments == 0:
+        return None, False
+    from scipy.stats import binomtest
+
+    p = float(binomtest(first_chosen, judgments, 1 / k).pvalue)
+    return p, judgments >= POSITION_BIAS_MIN and p < POSITION_BIAS_P
+
+
+def exact_agreement(unit: NDArray[np.int64], category: NDArray[np.int64]) -> tuple[float, int]:
+    """Share of rater pairs within a unit who gave exactly the same answer, over units with two or more answers;
+    returns (share, units used). Units and categories are arbitrary integer codes, one entry per rating."""
+    if not len(unit):
+        return float("nan"), 0
+    _, per_unit = np.unique(unit, return_counts=True)
+    _, per_answer = np.unique(np.stack([unit, category]), axis=1, return_counts=True)
+    pairs = int((per_unit * (per_unit - 1) // 2).sum())
+    agreeing = int((per_answer * (per_answer - 1) // 2).sum())
+    return (agreeing / pairs if pairs else float("nan")), int((per_unit >= 2).sum())
+
+
+def kendall_w(ranks: NDArray[np.float64]) -> float:
+    """Kendall's coefficient of concordance W of m raters (rows) ranking the same n objects (columns), ties as
+    mid-ranks, with the tie correction (Kendall & Babington Smith; Siegel & Castellan, Nonparametric Statistics,
+    2nd ed., eq. 9.16):
+
+        W = 12 S / (m² (n³ − n) − m Σ_j T_j),  S = Σ_i (R_i − R̄)²,  T_j = Σ_g (t_g³ − t_g)
+
+    R_i the rank sum of object i, t_g the size of each group of ties of rater j. NaN when every rater ties all."""
+    m, n = ranks.shape
+    if m < 2 or n < 2:
+        return float("nan")
+    sums = ranks.sum(axis=0)
+    s = float(((sums - sums.mean()) ** 2).sum())
+    ties = 0.0
+    for row in ranks:
+        _, sizes = np.unique(row, return_counts=True)
+        ties += float((sizes**3 - sizes).sum())
+    denominator = m * m * (n**3 - n) - m * ties
+    return 12 * s / denominator if denominator > 0 else float("nan")
+
+
+def mid_ranks(signs: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Mid-ranks (1 best) of k objects from the signs of every pair (i, j), i < j, in ``combinations`` order:
+    +1 i better, −1 j better, 0 tied; one row per ranking. An object's rank is 1 + the objects better than it
+    + half the objects tied with it."""
+    rows, k = signs.shape[0], _objects(signs.shape[1])
+    beaten_by = np.zeros((rows, k))
+    for column, (i, j) in enumerate(_pairs(k)):
+        s = signs[:, column]
+        beaten_by[:, j] += (s > 0) + 0.5 * (s == 0)
+        beaten_by[:, i] += (s < 0) + 0.5 * (s == 0)
+    return 1 + beaten_by
+
+
+def tau_b(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Kendall's τ-b of two rankings of the same objects, row by row, from the signs of every pair (as
+    ``mid_ranks``): Σ a·b / √(untied pairs of a × untied pairs of b) — equal to ``scipy.stats.kendalltau``
+    (variant "b") on the ranks; NaN where either ranking ties everything."""
+    concordance = (a * b).sum(axis=1).astype(float)
+    untied = (a != 0).sum(axis=1) * (b != 0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(untied > 0, concordance / np.sqrt(untied), np.nan)
+
+
+def _pairs(k: int) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(k) for j in range(i + 1, k)]
+
+
+def _objects(pairs: int) -> int:
+    return {1: 2, 3: 3, 6: 4, 10: 5}[pairs]
+
+
+def interval_alpha(data: NDArray[np.float64]) -> float:
+    """Krippendorff's α with the interval metric (signed strength −3…3, a tie 0), which handles missing ratings."""
+    usable = data[:, (~np.isnan(data)).sum(axis=0) >= 2]
+    if usable.shape[1] == 0 or len(np.unique(usable[~np.isnan(usable)])) < 2:
+        return float("nan")
+    import krippendorff
+
+    return float(krippendorff.alpha(reliability_data=usable, level_of_measurement="interval"))

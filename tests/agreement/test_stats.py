@@ -184,3 +184,122 @@ def test_weighted_statistics_without_data_are_nan() -> None:
     assert np.isnan(stats.alpha_weighted(empty, np.ones(0)))
     one_label = np.array([[3, 0, 0], [2, 0, 0]])
     assert np.isnan(stats.alpha_weighted(one_label, np.ones(2)))
+
+
+# --- rankings, strength, position bias, coverage -----------------------------------------------------------------
+
+
+def test_kendall_w_worked_example_with_ties() -> None:
+    """Three raters rank four objects, the second with a tie (mid-ranks 2.5, 2.5). By hand: rank sums
+    R = (4, 5.5, 8.5, 12), mean 7.5, S = 3.5² + 2² + 1² + 4.5² = 37.5; m²(n³ − n) = 9 · 60 = 540; the tie gives
+    T = 2³ − 2 = 6, m·ΣT = 18; W = 12 · 37.5 / (540 − 18) = 450 / 522 = 0.862069 (0.833333 uncorrected)."""
+    ranks = np.array([[1, 2, 3, 4], [1, 2.5, 2.5, 4], [2, 1, 3, 4]], dtype=float)
+    assert stats.kendall_w(ranks) == pytest.approx(450 / 522, abs=1e-12)
+    assert stats.kendall_w(ranks) != pytest.approx(450 / 540, abs=1e-3)  # the correction is applied
+
+
+def test_kendall_w_bounds() -> None:
+    same = np.array([[1, 2, 3], [1, 2, 3], [1, 2, 3]], dtype=float)
+    assert stats.kendall_w(same) == pytest.approx(1.0)
+    # Two raters in opposite orders: the rank sums are all equal, W = 0.
+    assert stats.kendall_w(np.array([[1, 2, 3], [3, 2, 1]], dtype=float)) == pytest.approx(0.0)
+    # Identical rankings with the same ties are still perfect concordance.
+    assert stats.kendall_w(np.array([[1.5, 1.5, 3], [1.5, 1.5, 3]])) == pytest.approx(1.0)
+    assert np.isnan(stats.kendall_w(np.array([[2, 2, 2], [2, 2, 2]], dtype=float)))  # all tied: undefined
+
+
+def _signs(ranks: list[float]) -> list[int]:
+    # +1 when object i ranks better (lower) than j, in combinations order.
+    k = len(ranks)
+    return [int(np.sign(ranks[j] - ranks[i])) for i in range(k) for j in range(i + 1, k)]
+
+
+def test_mid_ranks_from_pair_signs() -> None:
+    signs = np.array([_signs([1, 2.5, 2.5, 4]), _signs([3, 1, 2, 4])])
+    assert stats.mid_ranks(signs).tolist() == [[1, 2.5, 2.5, 4], [3, 1, 2, 4]]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_tau_b_equals_scipy(seed: int) -> None:
+    from scipy.stats import kendalltau
+
+    rng = np.random.default_rng(seed)
+    for k in (3, 4):
+        a_ranks = rng.integers(0, 3, (40, k)).astype(float)  # ties are common with three tiers
+        b_ranks = rng.integers(0, 3, (40, k)).astype(float)
+        a = np.array([_signs(list(r)) for r in a_ranks])
+        b = np.array([_signs(list(r)) for r in b_ranks])
+        ours = stats.tau_b(a, b)
+        for row in range(40):
+            expected = kendalltau(a_ranks[row], b_ranks[row], variant="b").statistic
+            if np.isnan(expected):
+                assert np.isnan(ours[row])
+            else:
+                assert ours[row] == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("first", "n", "k", "flagged"),
+    [
+        (20, 40, 2, False),  # half the time first at k = 2: chance
+        (20, 40, 4, True),  # the same half at k = 4, where chance is a quarter: biased
+        (10, 40, 4, False),  # a quarter at k = 4: chance
+        (40, 40, 2, True),  # always the left one
+        (19, 19, 2, False),  # always left, but fewer than 20 choices: not yet
+        (0, 40, 2, True),  # never the left one is a bias too
+    ],
+)
+def test_position_bias_against_one_over_k(first: int, n: int, k: int, flagged: bool) -> None:
+    from scipy.stats import binomtest
+
+    p, flag = stats.position_bias(first, n, k)
+    assert p == pytest.approx(binomtest(first, n, 1 / k).pvalue)
+    assert flag is flagged
+
+
+def test_position_bias_p_values_by_hand() -> None:
+    # Always left in 20 choices at k = 2: two-sided p = 2 · 0.5²⁰; at k = 4 the one-sided tail 0.25²⁰ is all.
+    assert stats.position_bias(20, 20, 2)[0] == pytest.approx(2 * 0.5**20)
+    assert stats.position_bias(20, 20, 4)[0] == pytest.approx(0.25**20)
+    assert stats.position_bias(0, 0, 2) == (None, False)
+
+
+def test_fleiss_coverage_is_the_share_of_alpha_units_with_all_r() -> None:
+    # Four units rated by 3, 3, 2 and 1 raters: α uses the first three, Fleiss' κ (r = 3) the first two.
+    nan = np.nan
+    data = np.array([[0, 1, 0, 2], [0, 1, 0, nan], [0, 1, nan, nan]], dtype=float)
+    _, used = stats.fleiss(data, 3)
+    units = int(((~np.isnan(data)).sum(axis=0) >= 2).sum())
+    assert (used, units) == (2, 3)
+    assert stats.coverage(used, units) == pytest.approx(2 / 3)
+    assert stats.coverage(0, 0) is None
+
+
+def test_cohen_statistic_matches_sklearn_and_weights_repeat_units() -> None:
+    from sklearn.metrics import cohen_kappa_score
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, 200)
+    y = np.where(rng.random(200) < 0.7, x, rng.integers(0, 3, 200))
+    kappa = stats.cohen_statistic(x, y)
+    assert kappa(np.ones(200)) == pytest.approx(cohen_kappa_score(x, y, labels=[0, 1, 2]), abs=1e-12)
+    weights = rng.integers(0, 3, 200)
+    repeated = cohen_kappa_score(np.repeat(x, weights), np.repeat(y, weights), labels=[0, 1, 2])
+    assert kappa(weights.astype(float)) == pytest.approx(repeated, abs=1e-12)
+
+
+def test_exact_agreement_counts_rater_pairs_within_units() -> None:
+    # Unit 1: answers a, a, b → 1 agreeing pair of 3; unit 2: c, c → 1 of 1; unit 3: one answer, left out.
+    unit = np.array([1, 1, 1, 2, 2, 3])
+    answer = np.array([5, 5, 6, 7, 7, 5])
+    share, used = stats.exact_agreement(unit, answer)
+    assert (share, used) == (pytest.approx(2 / 4), 2)
+
+
+def test_interval_alpha_matches_krippendorff() -> None:
+    import krippendorff
+
+    data = np.array([[3, 2, -1, 0, np.nan], [2, 2, -2, 0, 1], [3, np.nan, -1, 1, 1]], dtype=float)
+    expected = krippendorff.alpha(reliability_data=data[:, :5], level_of_measurement="interval")
+    assert stats.interval_alpha(data) == pytest.approx(expected)
+    assert np.isnan(stats.interval_alpha(np.array([[1, 1], [1, 1]], dtype=float)))  # one value: undefined
