@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from markupsafe import Markup
 
 from app.agreement.cache import CacheVersion, current_version
-from app.agreement.schemas import CachedAgreementOut
+from app.agreement.schemas import AnnotatorFigures, CachedAgreementOut
 from app.i18n import current_language
 from app.kit.cache import Cache
 from app.kit.htmx import render
@@ -45,7 +45,13 @@ SORTS = {
 }
 
 
-SECTION_NAMES = ("dimensions", "timeline", "heatmap")
+def _sorted(annotators: list[AnnotatorFigures], sort: str, reliability: dict[int, float]) -> list[AnnotatorFigures]:
+    if sort == "reliability":
+        return sorted(annotators, key=lambda a: reliability.get(a.user_id or -1, 2.0))
+    return sorted(annotators, key=SORTS.get(sort, SORTS["annotator"]))
+
+
+SECTION_NAMES = ("dimensions", "timeline", "heatmap", "conflicts")
 # The rendered HTML of the heavy parts of the page that are the same for every admin (50 annotators: a 50 × 50
 # grid, ~130 ms of rendering that holds the worker's GIL). Keyed by (version of the cache row, language); 32
 # entries, least recently used out, no TTL. An entry never goes stale: none of the sections shows a project
@@ -64,6 +70,8 @@ def _sections(figures: CachedAgreementOut, version: CacheVersion | None) -> dict
         "figures": figures,
         "names": sorted({p.a for p in figures.pairs} | {p.b for p in figures.pairs}),
         "grid": {(p.a, p.b): p for p in figures.pairs} | {(p.b, p.a): p for p in figures.pairs},
+        "cells": {(c.first, c.second): c for c in figures.conflicts}
+        | {(c.second, c.first): c for c in figures.conflicts},
         "band": _band,
     }
     sections = {
@@ -84,8 +92,14 @@ def dashboard(request: Request, project: AdminProjectDep, session: SessionDep) -
     sort = request.query_params.get("sort", "annotator")
     context: dict[str, Any] = {"request": request, "project": project, "figures": figures, "sort": sort}
     if figures is not None:
+        # Read on each view, not cached with the figures: the consensus fit has a life of its own (a stored row).
+        # Imported here: the consensus module brings crowd-kit and pandas, which creating the app must not load.
+        from app.consensus.service import annotator_reliability
+
+        reliability = annotator_reliability(session, project=project) or {}
         context |= {
             "sections": _sections(figures, shown.version),
-            "annotators": sorted(figures.annotators, key=SORTS.get(sort, SORTS["annotator"])),
+            "annotators": _sorted(figures.annotators, sort, reliability),
+            "reliability": reliability,
         }
     return render(request, "agreement/dashboard.html", context, fragment="agreement/_figures.html")

@@ -150,7 +150,7 @@ def test_page_and_json_read_the_cache(client: TestClient, db: Database, world: d
 
 def _cells(page: str) -> dict[str, list[str]]:
     """Per dimension row of the page's first table: the text of its cells."""
-    table = page.split('<table class="agreement">', 1)[1].split("</table>", 1)[0]
+    table = page.split('<table class="agreement" id="agreement-dimensions">', 1)[1].split("</table>", 1)[0]
     rows = {}
     for row in re.findall(r"<tr>(.*?)</tr>", table, flags=re.S):
         head = re.search(r'<th scope="row">([^<]+)</th>', row)
@@ -172,12 +172,14 @@ def test_json_equals_the_page(client: TestClient, db: Database, world: dict[str,
     rows = _cells(page)
     assert list(rows) == [d["dimension"] for d in data["dimensions"]]
     for d in data["dimensions"]:
-        pairs, kappa, interval, alpha, agree, _, labels = rows[d["dimension"]]
-        assert pairs.split()[0] == str(d["units"])
+        # α first (the headline), then Fleiss' κ and its coverage (k = 2: no item-level columns).
+        pairs, alpha, interval, meaning, kappa, coverage, agree, labels = rows[d["dimension"]]
+        assert pairs.split()[0] == str(d["units"]) and meaning == d["meaning"]
         assert kappa == _fmt(d["fleiss_kappa"]) and alpha == _fmt(d["alpha"])
+        assert coverage.startswith(f"on {d['fleiss_coverage'] * 100:.0f}% of pairs") if d["units"] else coverage == "—"
         assert agree == ("—" if d["percent_agreement"] is None else f"{d['percent_agreement'] * 100:.0f}%")
-        if d["fleiss_ci"]:
-            assert interval == f"{_fmt(d['fleiss_ci']['low'], 2)}–{_fmt(d['fleiss_ci']['high'], 2)}"
+        if d["alpha_ci"]:
+            assert interval == f"{_fmt(d['alpha_ci']['low'], 2)}–{_fmt(d['alpha_ci']['high'], 2)}"
         assert labels.endswith(f"{d['labels']['first']} / {d['labels']['second']} / {d['labels']['tie']}")
     for p in data["pairs"]:
         assert f">{_fmt(p['kappa'], 2)}<" in page

@@ -60,7 +60,7 @@ def test_the_second_view_serves_the_cached_sections(
     refresh_stale_figures(db)
     login_as(world["admin"])
     first = client.get(URL)
-    assert first.status_code == 200 and '<table class="heatmap">' in first.text
+    assert first.status_code == 200 and '<table class="heatmap" id="agreement-cohen">' in first.text
     version = _version(db, world["project_id"])
     assert (
         RENDERED_SECTIONS.keys() == [(version, "en")] and RENDERED_SECTIONS.misses == 1 and RENDERED_SECTIONS.hits == 0
@@ -73,10 +73,10 @@ def test_the_second_view_serves_the_cached_sections(
 
     # What the page shows is the cache's: doctor the entry and the page follows.
     sections = RENDERED_SECTIONS.get((version, "en"))
-    assert sections is not None and set(sections) == {"dimensions", "timeline", "heatmap"}
+    assert sections is not None and set(sections) == {"dimensions", "timeline", "heatmap", "conflicts"}
     RENDERED_SECTIONS.put((version, "en"), {**sections, "heatmap": Markup("<p>from the cache</p>")})
     third = client.get(URL)
-    assert "<p>from the cache</p>" in third.text and '<table class="heatmap">' not in third.text
+    assert "<p>from the cache</p>" in third.text and '<table class="heatmap" id="agreement-cohen">' not in third.text
 
 
 def test_cached_and_uncached_renders_are_identical(
@@ -163,7 +163,7 @@ def test_figures_computed_on_the_spot_are_not_cached(
 ) -> None:
     login_as(world["admin"])
     page = client.get(URL).text
-    assert _cache(db, world["project_id"]) is None and '<table class="heatmap">' in page
+    assert _cache(db, world["project_id"]) is None and '<table class="heatmap" id="agreement-cohen">' in page
     assert RENDERED_SECTIONS.keys() == [] and cache.PARSED_FIGURES.keys() == []
     client.get(URL)
     assert RENDERED_SECTIONS.keys() == [] and RENDERED_SECTIONS.hits == RENDERED_SECTIONS.misses == 0
