@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from alembic import command  # noqa: E402
 
-from app.agreement import cache, loading, service, stats  # noqa: E402
+from app.agreement import cache, loading, service, stats, units  # noqa: E402
 from app.auth.service import create_api_token  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import Database, make_database  # noqa: E402
@@ -194,7 +194,7 @@ def library_versus_counts(ratings: loading.Ratings) -> tuple[float, float, float
     counts as the app computes them: (library seconds, counts seconds, largest difference)."""
     annotators = np.unique(ratings.annotator)
     columns = np.searchsorted(annotators, ratings.annotator)
-    matrices = [data for data, _ in service._matrices(ratings, k=2, dimensions=len(DIMS), columns=columns)]
+    matrices = [u.data for u in units.matrices(ratings, k=2, dimensions=len(DIMS), columns=columns)]
     t0 = time.perf_counter()
     library = [(stats.fleiss(data, RATERS)[0], stats.alpha(data)) for data in matrices]
     t1 = time.perf_counter()
@@ -267,8 +267,11 @@ def main() -> None:
             and d.percent_agreement is not None
             else f"  {d.dimension:9s} pairs {d.units}"
         )
-    for p in figures.pairs:
-        print(f"  Cohen κ {p.a}–{p.b}: {p.kappa:.3f} over {p.shared_units} pairs")
+    for p in booted.pairs:
+        ci = f" [{p.kappa_ci.low:.3f}, {p.kappa_ci.high:.3f}]" if p.kappa_ci and p.kappa_ci.low is not None else ""
+        print(f"  Cohen κ {p.a}–{p.b}: {p.kappa:.3f}{ci} over {p.shared_items} items ({p.shared_units} pairs)")
+    for a in figures.annotators:
+        print(f"  {a.annotator}: first shown chosen {a.left_choice_rate}, binomial p {a.position_p}")
     print(f"all figures, no bootstrap, load included (best of 3): {plain_s:.2f} s (target < 2 s)")
     print(f"  of which loading (packed-integer queries at once, into numpy arrays): {load_s:.2f} s")
     print(
