@@ -169,7 +169,7 @@ def test_annotators_below_kappa_or_gold_accuracy_are_left_out(db: Database, sett
     with db.session() as s:
         good1, good2, contrarian = (make_user(s, n) for n in ("good1", "good2", "contrarian"))
         project = make_project(s, "thresholds", k=2, members=[good1, good2, contrarian])
-        for n in range(12):
+        for n in range(24):  # κ needs 20 shared items (project.cohen_min_items)
             item = make_item(s, project, f"q{n}")
             truth = n % 2
             for user in (good1, good2):
@@ -186,6 +186,6 @@ def test_annotators_below_kappa_or_gold_accuracy_are_left_out(db: Database, sett
     assert all(r["meta"]["votes"] == {"chosen": 2, "rejected": 1, "tie": 0} for r in everyone)
     for filters in ({"min_annotator_kappa": 0.0}, {"min_gold_accuracy": 0.5}):
         rows, _ = run(db, settings, world, **filters)
-        assert len(rows) == 12
+        assert len(rows) == 24
         assert all(r["meta"]["votes"] == {"chosen": 2, "rejected": 0, "tie": 0} for r in rows), filters
         assert all(len(r["meta"]["annotators"]) == 2 for r in rows)
