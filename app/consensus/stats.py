@@ -13,8 +13,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-from crowdkit.aggregation import DawidSkene
 from numpy.typing import NDArray
 
 from app.export.pairs import FIRST, SECOND, TIE
@@ -60,6 +58,11 @@ def dawid_skene(task: NDArray[np.int64], worker: NDArray[np.int64], label: NDArr
     posterior = np.zeros((n_tasks, len(LABELS)))
     if not len(task):
         return Fit(posterior, np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64))
+    # Local: pandas and crowd-kit (with the SciPy they bring) are loaded only where a fit runs — the worker and
+    # the export processes that fit — never by the web server, which reads stored fits.
+    import pandas as pd
+    from crowdkit.aggregation import DawidSkene
+
     frame = pd.DataFrame({"task": task, "worker": worker, "label": label})
     with warnings.catch_warnings():
         # crowd-kit 1.4 calls pandas with keywords pandas 3 deprecates (``copy=``, ``inplace=``): noise, not news.
