@@ -2,24 +2,31 @@
 majority vote, on simulated annotation with a known truth, run through the real service layer.
 
 Each run makes a project (k = 2, or k = 4 in best_worst or rank mode, overlap r = 3), items whose candidates
-have a Bradley–Terry utility each (standard normal), and annotators with planted behaviour: 20 % spammers
-(uniformly random answers), one who always picks what is shown first (k = 4: best = shown first, worst = shown
-last; a ranking = the display order) and the rest accurate to 75–90 % on a pair. An accurate annotator ranks the
-candidates by utility × sharpness + Gumbel noise — a Plackett–Luce draw, so each pair comes out right with the
-Bradley–Terry probability σ(sharpness · |Δu|), the sharpness chosen so that this averages to their accuracy.
+have a Bradley–Terry utility each (standard normal), and annotators with planted behaviour: 20 % spammers, one
+who always picks what is shown first (k = 4: best = shown first, worst = shown last; a ranking = the display
+order) and the rest accurate to 75–90 % on a pair. An accurate annotator ranks the candidates by utility ×
+sharpness + Gumbel noise — a Plackett–Luce draw, so each pair comes out right with the Bradley–Terry probability
+σ(sharpness · |Δu|), the sharpness chosen so that this averages to their accuracy.
+A spammer (``--spammers``) is a random clicker on the real page ("any", the default): "tie" on a third of the
+items (at k = 2 the page offers A, B and T), otherwise a random best and worst (k = 2: A or B, with a random
+strength where the project asks for one), in rank mode a random order whose links are each ">", "=" or ">>";
+or ("preference") a random order with no tie ever (a random best and worst, a random ranking).
 Annotators take items from the queue (``assign_next_item``: the app shuffles the display order) in random turns
 and submit with ``submit_judgment``. Then the model is fitted (``app.consensus.service.refresh``) and both
 labels are scored against the truth:
 
 - accuracy over every pair with a true strict preference (an unlabelled pair counts as wrong), coverage
-  (share of pairs labelled) and accuracy on the labelled pairs — for the model and for the majority (the export's
-  rule: ``app.export.pairs.count`` + ``winner``, implied pairs);
+  (share of pairs labelled) and accuracy on the labelled pairs — for ``label=model`` and for the majority, each by
+  the export's own rule (``app.export.fate.pair_fate`` with the default ``ExportFilter``, implied pairs: a level
+  vote or as many ties as winning votes leaves the pair unlabelled; the model: none when a tie is the most
+  probable);
 - reliability vs planted-good: AUC (``sklearn.metrics.roc_auc_score``), and which annotators are flagged.
 
 ``--size N`` (or ``--full``: 1M) also times the fit on N judgments × 6 dimensions (k = 2, bulk-inserted rows, not
 through the services), loading included.
 
-    python bench/labels.py                                   # 5 seeds, small, SQLite under /tmp (about a minute)
+    python bench/labels.py                                   # 5 seeds, small, SQLite under /tmp (a minute or two)
+    python bench/labels.py --items 300 --spammers any        # docs/consensus.md (and --spammers preference)
     PREFSTUDIO_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/bench python bench/labels.py --full
 """
 
@@ -55,7 +62,9 @@ from app.config import Settings  # noqa: E402
 from app.consensus import pool, service, stats  # noqa: E402
 from app.consensus.loading import load_labels  # noqa: E402
 from app.db import Database, make_database  # noqa: E402
-from app.export.pairs import FIRST, SECOND, Verdict, count, winner  # noqa: E402
+from app.export.fate import NO_VOTES, item_fate, pair_fate  # noqa: E402
+from app.export.pairs import FIRST, SECOND, Pair, Verdict, Votes, count, ranked_of  # noqa: E402
+from app.export.schemas import ExportFilter  # noqa: E402
 from app.kit.security import hash_password  # noqa: E402
 from app.models import DEFAULT_DIMENSIONS, OVERALL, Assignment, Candidate, Item, Judgment, Project, ProjectMember, User  # noqa: E402
 from app.models import Verdict as VerdictRow  # noqa: E402
@@ -71,6 +80,10 @@ from bench.common import (  # noqa: E402
 )
 
 CONFIGS = [(2, "best_worst"), (4, "best_worst"), (4, "rank")]
+SPAMMERS = ("any", "preference")
+SPAM_TIE = 1 / 3  # how often a random clicker ("any") presses "tie": as at k = 2, one answer of the page's three
+MAJORITY = ExportFilter()  # the export's default rule: label=majority, implied pairs, drop_ties, min_margin 1
+MODEL = ExportFilter(label="model")  # the same with label=model
 
 
 @dataclass
@@ -107,9 +120,11 @@ def _people(session: Any, slug: str, n: int, rng: np.random.Generator) -> tuple[
     return users, kind, accuracy
 
 
-def _project(session: Any, slug: str, k: int, mode: str, items: int, rng: np.random.Generator) -> tuple[Project, Any]:
+def _project(
+    session: Any, slug: str, k: int, mode: str, items: int, rng: np.random.Generator, strength: bool
+) -> tuple[Project, Any]:
     project = Project(
-        slug=slug, name=slug, k=k, overlap=3, dimensions=[], gold_share=0.0, ranking_mode=mode
+        slug=slug, name=slug, k=k, overlap=3, dimensions=[], gold_share=0.0, ranking_mode=mode, strength=strength
     )  # fmt: skip
     session.add(project)
     session.flush()
@@ -130,26 +145,78 @@ def _project(session: Any, slug: str, k: int, mode: str, items: int, rng: np.ran
     return project, utility
 
 
-def _verdict(kind: str, beta: float, shown: list[Candidate], u: list[float], mode: str, rng: Any) -> VerdictIn:
+@dataclass(frozen=True)
+class Page:
+    """What the annotation page asks for: a ranking (rank mode, k ≥ 3), a strength (k = 2, when the project asks),
+    and how a spammer clicks ("any" or "preference")."""
+
+    ranks: bool
+    strength: bool
+    spammers: str
+
+
+def _verdict(kind: str, beta: float, shown: list[Candidate], u: list[float], page: Page, rng: Any) -> VerdictIn:
     """One annotator's answer on the item shown in this order."""
+    if kind == "spammer" and page.spammers == "any":
+        return _random_click(shown, page, rng)
+    gap = 0.0
     if kind == "first":
         ranked = [c.id for c in shown]
-    else:
+    else:  # a spammer ("preference") has sharpness 0: a uniformly random order
         score = [beta * u[c.position] + g for c, g in zip(shown, rng.gumbel(size=len(shown)), strict=True)]
         ranked = [c.id for _, c in sorted(zip(score, shown, strict=True), key=lambda pair: -pair[0])]
-    if mode == "rank":
+        gap = abs(score[0] - score[-1])
+    if page.ranks:
         return VerdictIn(kind="ranking", ranking=[[cid] for cid in ranked])
-    return VerdictIn(kind="preference", chosen=ranked[0], rejected=ranked[-1])
+    how = None
+    if page.strength:  # the clicker always says "better"; the others by how far apart the answers seemed
+        how = 2 if kind == "first" else int(rng.integers(1, 4)) if kind == "spammer" else 1 + (gap > 1) + (gap > 3)
+    return VerdictIn(kind="preference", chosen=ranked[0], rejected=ranked[-1], strength=how)
 
 
-def simulate(db: Database, *, seed: int, k: int, mode: str, items: int, annotators: int) -> World:
-    """Make the project and let the annotators work through the queue until every item has r = 3 judgments."""
+def _random_click(shown: list[Candidate], page: Page, rng: Any) -> VerdictIn:
+    """Any answer the page offers, at random: "tie" (a third of the time), else a random best and worst (with a
+    random strength where asked), or in rank mode a random order whose links are each ">", "=" or ">>"."""
+    if rng.random() < SPAM_TIE:
+        return VerdictIn(kind="tie")
+    order = [shown[int(i)].id for i in rng.permutation(len(shown))]
+    if not page.ranks:
+        how = int(rng.integers(1, 4)) if page.strength else None
+        return VerdictIn(kind="preference", chosen=order[0], rejected=order[-1], strength=how)
+    tiers, much = [[order[0]]], []
+    for cid, link in zip(order[1:], rng.integers(0, 3, len(order) - 1), strict=True):
+        if link == 1:  # "="
+            tiers[-1].append(cid)
+            continue
+        if link == 2:  # ">>"
+            much.append(len(tiers) - 1)
+        tiers.append([cid])
+    return VerdictIn(kind="ranking", ranking=tiers, much=much or None)
+
+
+def simulate(
+    db: Database,
+    *,
+    seed: int,
+    k: int,
+    mode: str,
+    items: int,
+    annotators: int,
+    spammers: str = "any",
+    strength: bool = False,
+) -> World:
+    """Make the project and let the annotators work through the queue until every item has r = 3 judgments.
+    ``spammers``: "any" (a random clicker: any answer the page offers, ties included) or "preference" (random
+    among the preference answers only); ``strength``: the project asks how much better (k = 2)."""
+    if spammers not in SPAMMERS:
+        raise ValueError(f"spammers must be one of {SPAMMERS}")
     rng = np.random.default_rng(seed)
     random.seed(seed)  # the queue shuffles each display order with the random module
     slug = f"sim-{seed}-k{k}-{mode.replace('_', '')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     with db.session() as s:
         users, kind, accuracy = _people(s, slug, annotators, rng)
-        project, utility = _project(s, slug, k, mode, items, rng)
+        project, utility = _project(s, slug, k, mode, items, rng, strength)
+        page = Page(ranks=mode == "rank" and k > 2, strength=strength and k == 2, spammers=spammers)
         s.add_all([ProjectMember(project_id=project.id, user_id=u.id) for u in users])
         s.flush()
         beta = {uid: sharpness_for(a) if kind[uid] == "good" else 0.0 for uid, a in accuracy.items()}
@@ -161,7 +228,7 @@ def simulate(db: Database, *, seed: int, k: int, mode: str, items: int, annotato
                 if task is None:
                     active = [u for u in active if u.id != user.id]
                     break
-                answer = _verdict(kind[user.id], beta[user.id], task.candidates, utility[task.item.id], mode, rng)
+                answer = _verdict(kind[user.id], beta[user.id], task.candidates, utility[task.item.id], page, rng)
                 data = JudgmentIn(verdicts={OVERALL: answer}, seconds=5.0)
                 key = f"{slug}-{task.assignment.id}"
                 submit_judgment(
@@ -171,8 +238,8 @@ def simulate(db: Database, *, seed: int, k: int, mode: str, items: int, annotato
     return World(project_id, k, kind, accuracy, utility)
 
 
-def majority_labels(db: Database, world: World) -> dict[tuple[int, tuple[int, int]], int]:
-    """(item, pair) → FIRST / SECOND by the export's rule (implied pairs, more votes wins), for decided pairs."""
+def item_votes(db: Database, world: World) -> dict[int, tuple[int, dict[Pair, Votes]]]:
+    """Item → (judgments, votes on each pair) on "overall", counted as the export counts them (implied pairs)."""
     with db.session(write=False) as s:
         positions = dict(
             s.execute(
@@ -188,20 +255,39 @@ def majority_labels(db: Database, world: World) -> dict[tuple[int, tuple[int, in
         ).all()  # fmt: skip
     by_item: dict[int, list[Verdict]] = defaultdict(list)
     for item_id, kind, chosen, rejected, ranking in rows:
-        ranked = None
-        if ranking:
-            tier = {positions[c]: t for t, members in enumerate(ranking["tiers"]) for c in members}
-            ranked = (tuple(tier[p] for p in range(world.k)), ())
         c = positions[chosen] if chosen else None
         r = positions[rejected] if rejected else None
-        by_item[item_id].append((kind, c, r, ranked))
-    out = {}
-    for item_id, verdicts in by_item.items():
-        for pair, votes in count(tuple(verdicts), world.k, "implied").items():
-            won = winner(votes)
-            if won is not None:
-                out[(item_id, pair)] = won
-    return out
+        by_item[item_id].append((kind, c, r, ranked_of(ranking, positions)))
+    return {item_id: (len(v), count(tuple(v), world.k, MAJORITY.pairs)) for item_id, v in by_item.items()}
+
+
+def exported(
+    filters: ExportFilter, k: int, judgments: int, votes: dict[Pair, Votes], posterior: Any
+) -> tuple[dict[Pair, int], dict[str, int]]:
+    """The direction (FIRST / SECOND) of each pair of one item an export with ``filters`` keeps, by the export's
+    own rules (``item_fate``, ``pair_fate``: only pairs with votes, as the export), and why the others go."""
+    texts = {p: f"answer {p}" for p in range(k)}
+    dropped: dict[str, int] = defaultdict(int)
+    why = item_fate(filters, judgments=judgments, adjudicated=False, problematic=False, split="all")
+    if why is not None:
+        dropped[why] += len(votes)
+        return {}, dropped
+    kept = {}
+    for pair in sorted(votes):
+        reason, chosen_first = pair_fate(
+            filters,
+            pair,
+            votes.get(pair) or NO_VOTES,
+            decided={},
+            veto_votes={},
+            texts=texts,
+            posterior=posterior(pair),
+        )
+        if reason is None:
+            kept[pair] = FIRST if chosen_first else SECOND
+        else:
+            dropped[reason] += 1
+    return kept, dropped
 
 
 @dataclass
@@ -213,6 +299,7 @@ class Score:
     model_labelled: float  # accuracy on the pairs each method labels
     majority_labelled: float
     planted: float  # a reference: a vote weighted by each annotator's planted accuracy (log-odds)
+    majority_dropped: dict[str, float]  # why the majority leaves pairs unlabelled: reason → share of all pairs
     auc: float  # reliability vs planted-good
     flagged: dict[str, tuple[int, int]]  # kind → (flagged, of how many)
     reliability: dict[str, tuple[float, float]]  # kind → (lowest, highest) reliability
@@ -227,17 +314,22 @@ def score(db: Database, world: World) -> Score:
         fits = service.refresh(s, project=project, force=True)
         assert fits is not None
         fit = fits[OVERALL]
-    majority = majority_labels(db, world)
+    votes = item_votes(db, world)
     pairs = [(i, j) for i in range(world.k) for j in range(i + 1, world.k)]
-    right_model = right_majority = labelled_model = 0
+    right_model = right_majority = labelled_model = labelled_majority = 0
+    dropped: dict[str, int] = defaultdict(int)
     for item_id, u in world.utility.items():
+        judgments, on_item = votes.get(item_id, (0, {}))
+        model, _ = exported(MODEL, world.k, judgments, on_item, lambda pair, i=item_id: fit.of(i, pair))
+        majority, why = exported(MAJORITY, world.k, judgments, on_item, lambda pair: None)
+        for reason, n in why.items():
+            dropped[reason] += n
+        labelled_model += len(model)
+        labelled_majority += len(majority)
         for pair in pairs:
             truth = FIRST if u[pair[0]] > u[pair[1]] else SECOND
-            p = fit.of(item_id, pair)
-            if p is not None and max(p[0], p[1]) > p[2] and p[0] != p[1]:
-                labelled_model += 1
-                right_model += int((FIRST if p[0] > p[1] else SECOND) == truth)
-            right_majority += int(majority.get((item_id, pair)) == truth)
+            right_model += int(model.get(pair) == truth)
+            right_majority += int(majority.get(pair) == truth)
     total = len(world.utility) * len(pairs)
     planted = _weighted_by_planted(db, world, pairs) / total
     ids = sorted(fit.reliability)
@@ -253,10 +345,11 @@ def score(db: Database, world: World) -> Score:
         model=right_model / total,
         majority=right_majority / total,
         model_coverage=labelled_model / total,
-        majority_coverage=len(majority) / total,
+        majority_coverage=labelled_majority / total,
         model_labelled=right_model / max(labelled_model, 1),
-        majority_labelled=right_majority / max(len(majority), 1),
+        majority_labelled=right_majority / max(labelled_majority, 1),
         planted=planted,
+        majority_dropped={reason: n / total for reason, n in sorted(dropped.items())},
         auc=float(roc_auc_score(good, [fit.reliability[a] for a in ids])),
         flagged=flagged,
         reliability=spread,
@@ -291,14 +384,17 @@ def open_database(url: str | None) -> Database:
     return make_database(settings)
 
 
-def compare(db: Database, *, seeds: int, items: int, annotators: int) -> None:
+def compare(db: Database, *, seeds: int, items: int, annotators: int, spammers: str, strength: bool) -> None:
     print(
-        f"{items} items, {annotators} annotators, r = 3, {seeds} seeds; accuracy over all pairs (coverage, on labelled)"
+        f"{items} items, {annotators} annotators, r = 3, {seeds} seeds, spammers: {spammers}"
+        f"{', strength asked' if strength else ''}; accuracy over all pairs (coverage, on labelled)"
     )
     for k, mode in CONFIGS:
         scores = []
         for seed in range(seeds):
-            world = simulate(db, seed=seed, k=k, mode=mode, items=items, annotators=annotators)
+            world = simulate(
+                db, seed=seed, k=k, mode=mode, items=items, annotators=annotators, spammers=spammers, strength=strength
+            )
             scores.append(score(db, world))
             sc = scores[-1]
             flags = ", ".join(f"{kind} {a}/{b}" for kind, (a, b) in sc.flagged.items())
@@ -308,6 +404,8 @@ def compare(db: Database, *, seeds: int, items: int, annotators: int) -> None:
                 f"{sc.majority_labelled:.3f})  planted-weights vote {sc.planted:.3f}  AUC {sc.auc:.3f}  "
                 f"flagged: {flags}  fit {sc.fit_ms:.0f} ms"
             )
+        reasons = sorted({r for s in scores for r in s.majority_dropped})
+        unlabelled = ", ".join(f"{r} {np.mean([s.majority_dropped.get(r, 0.0) for s in scores]):.3f}" for r in reasons)
         gain = 100 * np.mean([s.model - s.majority for s in scores])
         spam = sum(s.flagged["spammer"][0] for s in scores), sum(s.flagged["spammer"][1] for s in scores)
         first = sum(s.flagged["first"][0] for s in scores), len(scores)
@@ -318,6 +416,7 @@ def compare(db: Database, *, seeds: int, items: int, annotators: int) -> None:
             f"{'met' if gain >= 5 else 'not met'}; planted-weights vote {100 * np.mean([s.planted - s.majority for s in scores]):+.1f}); AUC min {min(s.auc for s in scores):.3f}; flagged spammers "
             f"{spam[0]}/{spam[1]}, always-first {first[0]}/{first[1]}, accurate {good[0]}/{good[1]}"
         )
+        print(f"    majority leaves unlabelled (share of all pairs): {unlabelled or 'none'}")
         for kind in ("spammer", "first", "good"):
             low = min(s.reliability[kind][0] for s in scores)
             high = max(s.reliability[kind][1] for s in scores)
@@ -426,6 +525,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--items", type=int, default=150)
     parser.add_argument("--annotators", type=int, default=10)
+    parser.add_argument(
+        "--spammers",
+        choices=SPAMMERS,
+        default="any",
+        help="any: a random clicker (any answer the page offers, ties included); preference: random, never a tie",
+    )
+    parser.add_argument("--strength", action="store_true", help="the k = 2 project asks how much better")
     parser.add_argument("--size", type=int, default=0, help="also time the fit on this many judgments × 6 dims")
     parser.add_argument("--full", action="store_true", help="--size 1000000")
     parser.add_argument("--skip-compare", action="store_true")
@@ -433,7 +539,14 @@ def main() -> None:
     db = open_database(os.environ.get("PREFSTUDIO_DATABASE_URL"))
     try:
         if not args.skip_compare:
-            compare(db, seeds=args.seeds, items=args.items, annotators=args.annotators)
+            compare(
+                db,
+                seeds=args.seeds,
+                items=args.items,
+                annotators=args.annotators,
+                spammers=args.spammers,
+                strength=args.strength,
+            )
         size = 1_000_000 if args.full else args.size
         if size:
             time_fit(db, judgments=size)
