@@ -29,7 +29,8 @@ def consensus(
     """Dawid–Skene on the pair labels, per dimension: each annotator's reliability (their chance of reporting the
     true preference, with one confusion matrix per display orientation), when it was fitted (``fitted_at``,
     ``stale``), on which judgments (``source``) and how long it took (``fit_ms``, loading included). From the
-    fits the worker keeps; ``live=true`` fits now. 503 while the project has never been fitted."""
+    fits the worker keeps; ``live=true`` fits now (so does a small project never fitted; nothing is stored).
+    503 while a large project has never been fitted."""
     out = service.summary(session, project=project, live=live)
     if out is None:
         raise NotFittedYet(NOT_FITTED)

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from app.agreement.cache import INLINE_JUDGMENTS
 from app.consensus import pool, stats
 from app.consensus.loading import Labels, load_labels, pair_index
 from app.consensus.schemas import AnnotatorReliability, ConsensusOut, DimensionFit
@@ -78,6 +79,15 @@ def fingerprint(session: Session, *, project: Project) -> str:
     parts = [MODEL_VERSION, [n, str(last_change), items, int(rounds or 0)], gold, [project.k, project.dimension_keys]]
     digest = hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:40]
     return f"v{MODEL_VERSION} judgments={n} {digest}"
+
+
+def _judged(session: Session, *, project: Project) -> int:
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(AnnotatorTally.judged), 0)).where(AnnotatorTally.project_id == project.id)
+        )
+        or 0
+    )
 
 
 def _dimensions(project: Project) -> list[str]:
@@ -273,15 +283,19 @@ MODEL = "Dawid–Skene (crowd-kit) on pair labels; one confusion matrix per anno
 
 
 def summary(session: Session, *, project: Project, live: bool = False) -> ConsensusOut | None:
-    """Per dimension, the fit's figures and each annotator's reliability; None when nothing is stored (and not
-    ``live``: then every dimension is fitted now, and nothing is stored)."""
+    """Per dimension, the fit's figures and each annotator's reliability; with ``live``, or when nothing is stored
+    for a project of at most ``INLINE_JUDGMENTS`` judgments, every dimension is fitted now and nothing is stored;
+    None when nothing is stored for a bigger one."""
     source = fingerprint(session, project=project)
-    if live:
-        fits: dict[str, Posteriors | None] = dict(fit_project(session, project=project, source=source))
-    else:
+    fits: dict[str, Posteriors | None] = {}
+    if not live:
         fits = {d: _stored(session, project=project, dimension=d) for d in _dimensions(project)}
         if all(fit is None for fit in fits.values()):
-            return None
+            if _judged(session, project=project) > INLINE_JUDGMENTS:
+                return None
+            live = True  # a small project never fitted: fitted now (tens of milliseconds), as agreement does
+    if live:
+        fits = dict(fit_project(session, project=project, source=source))
     ids = {a for fit in fits.values() if fit is not None for a in fit.reliability}
     names = dict(session.execute(select(User.id, User.username).where(User.id.in_(ids))).tuples().all())
     dimensions = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -107,12 +108,18 @@ def test_gold_items_and_old_rounds_are_left_out(db: Database) -> None:
         assert set(fit.items.tolist()) == expected
 
 
-def test_api_lists_reliabilities_per_dimension(client: TestClient, db: Database, settings: Settings) -> None:
+def test_api_lists_reliabilities_per_dimension(
+    client: TestClient, db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project_id = _world(db)
     with db.session() as s:
         admin = make_user(s, "root", role="admin")
         token = create_api_token(s, user=admin, scope="api", settings=settings)[1]
     h = {"Authorization": f"Bearer {token}"}
+    # Never fitted, and small: fitted on the spot (a GET stores nothing); a bigger project waits for the worker.
+    inline = client.get("/api/v1/projects/cons/consensus", headers=h)
+    assert inline.status_code == 200 and [d["dimension"] for d in inline.json()["dimensions"]] == ["overall"]
+    monkeypatch.setattr(service, "INLINE_JUDGMENTS", 0)
     r = client.get("/api/v1/projects/cons/consensus", headers=h)
     assert r.status_code == 503 and "worker" in r.json()["detail"]
     live = client.get("/api/v1/projects/cons/consensus?live=true", headers=h).json()

@@ -80,6 +80,7 @@ def world(db: Database, settings: Settings) -> dict[str, Any]:
             "job_id": job.id,
             "token_id": token.id,
             "user_id": victim.id,
+            "name": "ties",  # a snapshot part's name (this snapshot has none: a 404, which changes nothing either)
         }
     snapshot_id = write_snapshot(db, settings, project_id=project_id, rows=ROWS)
     with db.session() as s:
