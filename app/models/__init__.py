@@ -8,6 +8,7 @@ from app.models.export import AgreementCache, Snapshot, TrainingRun
 from app.models.import_batch import ImportBatch
 from app.models.item import IS_GOLD, Candidate, Item
 from app.models.job import Job
+from app.models.judge import Suggestion
 from app.models.project import DEFAULT_DIMENSIONS, Project, ProjectMember
 from app.models.token import ApiToken
 from app.models.user import AuthSession, LoginFailure, User
@@ -33,6 +34,7 @@ __all__ = [
     "Project",
     "ProjectMember",
     "Snapshot",
+    "Suggestion",
     "TrainingRun",
     "User",
     "Verdict",

@@ -101,6 +101,9 @@ class Judgment(Base):
     # Brought from an earlier annotation round (app/items/judgments.py): the order shown is unknown, and its
     # assignment's display order is the canonical one, so position figures leave it out.
     imported: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Whether the judge's suggestion was on the page before this judgment was submitted (suggestions "shown");
+    # False when it was not (hidden, or "after"); None for judgments stored before this was recorded or imported.
+    suggestion_shown: Mapped[bool | None] = mapped_column(Boolean, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

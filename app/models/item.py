@@ -55,6 +55,12 @@ class Item(Base):
     round: Mapped[int] = mapped_column(Integer, default=0)  # current candidate round
     claims: Mapped[int] = mapped_column(Integer, default=0)
     judgment_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Adaptive overlap: the judgments this item wants now (r_min ≤ target ≤ r_max), raised when they disagree;
+    # None: the project's r_min (``overlap_min``, or ``overlap`` when overlap is not adaptive).
+    target: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The judge's confidence on this item's current round (the mean over its dimensions, "unsure" counting 0);
+    # None until a judge has answered. The "uncertain first" queue order reads it.
+    judge_confidence: Mapped[float | None] = mapped_column(Float, default=None)
     # Left out of every export (the data explorer's bulk action), and sent to adjudication by an admin.
     excluded_from_export: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     review_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -28,6 +28,11 @@ class Project(Base):
         CheckConstraint("overlap >= 1", name="overlap_positive"),
         CheckConstraint("lease_minutes >= 1", name="lease_positive"),
         CheckConstraint("ranking_mode IN ('best_worst', 'rank')", name="ranking_mode_valid"),
+        CheckConstraint("suggestions IN ('hidden', 'shown', 'after')", name="suggestions_valid"),
+        CheckConstraint("queue_order IN ('fullest_first', 'uncertain_first')", name="queue_order_valid"),
+        CheckConstraint(
+            "overlap_min IS NULL OR (overlap_min >= 1 AND overlap_min <= overlap)", name="overlap_min_valid"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -48,6 +53,17 @@ class Project(Base):
     # Cohen's κ of two annotators is shown from this many items judged by both.
     cohen_min_items: Mapped[int] = mapped_column(Integer, default=20)
     generation: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # The judge models and their rubric (app/judge/schemas.py JudgeSettings), stored like ``generation``.
+    judge: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Whether annotators see the judge's suggestion: "hidden", "shown" (pre-selected, overridable) or "after"
+    # (once they have submitted, as feedback).
+    suggestions: Mapped[str] = mapped_column(String(8), default="hidden")
+    # Which item the queue hands out next: the fullest first, or those the judge is least sure of first.
+    queue_order: Mapped[str] = mapped_column(String(16), default="fullest_first")
+    # Adaptive overlap: an item gets ``overlap_min`` judgments, and more, up to ``overlap`` (r_max), while they
+    # disagree (a vote margin below ``adaptive_margin``, or against a confident judge). None: every item gets r.
+    overlap_min: Mapped[int | None] = mapped_column(Integer, default=None)
+    adaptive_margin: Mapped[float] = mapped_column(Float, default=0.5)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -137,6 +137,10 @@ def new_project_page(request: Request, admin: AdminUser) -> Response:
         "ranking_mode": "best_worst",
         "strength": "0",
         "cohen_min_items": 20,
+        "suggestions": "hidden",
+        "queue_order": "fullest_first",
+        "overlap_min": "",
+        "adaptive_margin": 50,
     }
     return _form_page(request, project=None, values=values)
 
@@ -161,6 +165,15 @@ def _project_data(form: ProjectForm) -> dict[str, Any]:
         data["ranking_mode"] = form.ranking_mode
     if form.strength in ("0", "1"):
         data["strength"] = form.strength == "1"
+    for key in ("suggestions", "queue_order"):
+        if getattr(form, key):
+            data[key] = getattr(form, key)
+    try:
+        data["overlap_min"] = int(form.overlap_min) if form.overlap_min.strip() else 0  # blank or 0: off
+    except ValueError as exc:
+        raise Invalid("overlap_min must be a whole number") from exc
+    if form.adaptive_margin.strip():
+        data["adaptive_margin"] = _fraction(form.adaptive_margin, "adaptive_margin")
     return data
 
 
@@ -222,6 +235,10 @@ def edit_page(request: Request, project: AdminProjectDep) -> Response:
         "ranking_mode": project.ranking_mode,
         "strength": "1" if project.strength else "0",
         "cohen_min_items": project.cohen_min_items,
+        "suggestions": project.suggestions,
+        "queue_order": project.queue_order,
+        "overlap_min": project.overlap_min or "",
+        "adaptive_margin": _percent(project.adaptive_margin),
     }
     return _form_page(request, project=project, values=values)
 

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.i18n import CATALOG_LOCALES
 from app.kit.forms import FormModel
@@ -18,6 +18,8 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 MAX_DIMENSIONS = 10
 # How a judgment orders k ≥ 3 candidates: best and worst, or every candidate (ties allowed). Ignored at k = 2.
 RankingMode = Literal["best_worst", "rank"]
+SuggestionMode = Literal["hidden", "shown", "after"]
+QueueOrder = Literal["fullest_first", "uncertain_first"]
 
 
 # The edit form shows names and labels in inputs (a browser drops their line breaks) and longer text in
@@ -112,6 +114,24 @@ class ProjectIn(BaseModel):
     ranking_mode: RankingMode = "best_worst"
     strength: bool = False
     cohen_min_items: int = Field(default=20, ge=2, le=100_000)
+    suggestions: SuggestionMode = "hidden"
+    queue_order: QueueOrder = "fullest_first"
+    overlap_min: int | None = Field(
+        default=None,
+        ge=0,
+        le=50,
+        description="adaptive overlap: judgments every item gets (r_min), overlap being r_max; None or 0: off",
+    )
+    adaptive_margin: float = Field(
+        default=0.5, ge=0, le=1, description="an item is reopened while its vote margin (share) is below this"
+    )
+
+    @model_validator(mode="after")
+    def _overlap_range(self) -> ProjectIn:
+        self.overlap_min = self.overlap_min or None
+        if self.overlap_min is not None and self.overlap_min > self.overlap:
+            raise ValueError("the least overlap (r_min) cannot be above the overlap (r_max)")
+        return self
 
     @field_validator("slug")
     @classmethod
@@ -139,6 +159,10 @@ class ProjectPatch(BaseModel):
     ranking_mode: RankingMode | None = None
     strength: bool | None = None
     cohen_min_items: int | None = Field(default=None, ge=2, le=100_000)
+    suggestions: SuggestionMode | None = None
+    queue_order: QueueOrder | None = None
+    overlap_min: int | None = Field(default=None, ge=0, le=50, description="0 turns adaptive overlap off")
+    adaptive_margin: float | None = Field(default=None, ge=0, le=1)
 
     @field_validator("dimensions")
     @classmethod
@@ -176,6 +200,10 @@ class ProjectOut(BaseModel):
     ranking_mode: RankingMode
     strength: bool
     cohen_min_items: int
+    suggestions: SuggestionMode
+    queue_order: QueueOrder
+    overlap_min: int | None
+    adaptive_margin: float
     created_at: datetime
 
 
@@ -220,6 +248,10 @@ class ProjectForm(FormModel):
     ranking_mode: str = ""
     strength: str = ""  # "1": ask how much better, "0": do not; anything else keeps the setting
     cohen_min_items: str = ""
+    suggestions: str = ""
+    queue_order: str = ""
+    overlap_min: str = ""  # blank or 0: every item gets the overlap
+    adaptive_margin: str = ""  # a percentage
 
 
 class MemberForm(FormModel):

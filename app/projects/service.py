@@ -52,6 +52,10 @@ def create_project(session: Session, *, data: ProjectIn) -> Project:
         ranking_mode=data.ranking_mode,
         strength=data.strength,
         cohen_min_items=data.cohen_min_items,
+        suggestions=data.suggestions,
+        queue_order=data.queue_order,
+        overlap_min=data.overlap_min,
+        adaptive_margin=data.adaptive_margin,
         generation={},
     )
     session.add(project)
@@ -89,6 +93,16 @@ def update_project(session: Session, *, project: Project, data: ProjectPatch) ->
         project.strength = data.strength
     if data.cohen_min_items is not None:
         project.cohen_min_items = data.cohen_min_items
+    if data.suggestions is not None:
+        project.suggestions = data.suggestions
+    if data.queue_order is not None:
+        project.queue_order = data.queue_order
+    if data.adaptive_margin is not None:
+        project.adaptive_margin = data.adaptive_margin
+    if data.overlap_min is not None:
+        project.overlap_min = data.overlap_min or None
+    if project.overlap_min is not None and project.overlap_min > project.overlap:
+        raise Invalid("The least overlap (r_min) cannot be above the overlap (r_max)")
     session.flush()
     return project
 
