@@ -8,7 +8,7 @@ import json
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from app.annotation import repository
+from app.annotation import overlap, repository
 from app.annotation.dimensions import dimension_keys, required_keys
 from app.annotation.queue import own_assignment, task_for
 from app.annotation.schemas import JudgmentIn, VerdictIn
@@ -126,7 +126,7 @@ def _retake_lapsed_lease(session: Session, *, project: Project, assignment: Assi
     # item on.
     taken = session.execute(
         update(Item)
-        .where(Item.id == assignment.item_id, Item.round == assignment.round, Item.claims < project.overlap)
+        .where(Item.id == assignment.item_id, Item.round == assignment.round, overlap.has_room(project))
         .values(claims=Item.claims + 1)
     )
     if taken.rowcount == 0:  # type: ignore[attr-defined]
@@ -200,29 +200,39 @@ def submit_judgment(
         if winner.submit_key == submit_key:
             _replayed(winner, assignment=assignment, digest=digest)
         return winner, False
-    _count_submitted(session, judgment=judgment, assignment=assignment, verdicts=data.verdicts)
+    _count_submitted(session, project=project, judgment=judgment, assignment=assignment, verdicts=data.verdicts)
     return judgment, True
 
 
 def _count_submitted(
-    session: Session, *, judgment: Judgment, assignment: Assignment, verdicts: dict[str, VerdictIn]
+    session: Session, *, project: Project, judgment: Judgment, assignment: Assignment, verdicts: dict[str, VerdictIn]
 ) -> None:
     """Store a new judgment's verdicts and count it: its lease is submitted, its item and its annotator's tally
-    have one judgment more."""
+    have one judgment more; an item whose judgments reach its target disagreeing is reopened for one more."""
     session.add_all(_verdict_rows(judgment.id, verdicts))
     assignment.status = "submitted"
-    gold = session.scalar(  # RETURNING: the item as it is once its row is ours (see shift_gold_tallies)
+    counted = session.execute(  # RETURNING: the item as it is once its row is ours (see shift_gold_tallies)
         update(Item)
         .where(Item.id == assignment.item_id, Item.round == assignment.round)
         .values(judgment_count=Item.judgment_count + 1)
-        .returning(Item.is_gold)
-    )
-    if gold is None:
+        .returning(Item.is_gold, Item.judgment_count, Item.target)
+    ).first()
+    if counted is None:
         # Cannot happen while regeneration expires the round's leases first (it waits for this lease's lock);
         # a plain Conflict, not Superseded: the insert above must be rolled back with the request.
         raise Conflict(REGENERATED)
+    gold, judgments, target = counted
     count_judgment(session, project_id=judgment.project_id, annotator_id=judgment.annotator_id, gold=bool(gold))
     session.flush()
+    if not gold:  # the item's row is locked by the update above until the request commits
+        overlap.reopen_if_disputed(
+            session,
+            project=project,
+            item_id=judgment.item_id,
+            round_=judgment.round,
+            judgments=judgments,
+            target=target,
+        )
 
 
 def get_own_judgment(session: Session, *, project: Project, annotator: User, judgment_id: int) -> Judgment:
@@ -271,6 +281,7 @@ def edit_judgment(
     session.flush()
     session.add_all(_verdict_rows(judgment.id, data.verdicts))
     session.flush()
+    overlap.reopen_after_edit(session, project=project, item_id=judgment.item_id, round_=judgment.round)
     session.refresh(judgment)
     return judgment
 

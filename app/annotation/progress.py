@@ -18,6 +18,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, Engine, Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.annotation.overlap import complete_clause, target_clause
 from app.annotation.tallies import judged_count
 from app.db import Database, serial_plan
 from app.kit.cache import Cache
@@ -43,8 +44,9 @@ class Progress:
 
 class ProjectCounts(NamedTuple):
     items: int  # ready items
-    finished: int  # ready items with r judgments
+    finished: int  # ready items with the judgments they want (r, or their target with adaptive overlap)
     members: int  # members who share the work (``_annotating_members``)
+    wanted: int = 0  # the judgments the ready items want in all
 
 
 class KeptCounts(NamedTuple):
@@ -70,14 +72,21 @@ def counts_ttl(items: int) -> float:
     return min(_COUNTS_TTL_MAX, max(_COUNTS_TTL, items / _COUNTS_TTL_ITEMS))
 
 
-def _count_project(conn: Connection, project_id: int, overlap: int) -> ProjectCounts:
+# A project's overlap r and r_min (None: every item wants r), which say when an item is finished.
+Overlap = tuple[int, int | None]
+
+
+def _count_project(conn: Connection, project_id: int, wants: Overlap) -> ProjectCounts:
     with serial_plan(conn):  # a scan of the project's items, every few seconds per process
         totals = conn.execute(
-            select(func.count(), func.count().filter(Item.judgment_count >= overlap)).where(
-                Item.project_id == project_id, Item.status == "ready"
-            )
+            select(
+                func.count(),
+                func.count().filter(complete_clause(*wants)),
+                func.coalesce(func.sum(target_clause(*wants)), 0),
+            ).where(Item.project_id == project_id, Item.status == "ready")
         ).one()
-    return ProjectCounts(int(totals[0]), int(totals[1]), int(conn.scalar(_annotating_members(project_id)) or 0))
+    members = int(conn.scalar(_annotating_members(project_id)) or 0)
+    return ProjectCounts(int(totals[0]), int(totals[1]), members, int(totals[2]))
 
 
 def _annotating_members(project_id: int) -> Select[tuple[int]]:
@@ -109,18 +118,20 @@ def warm_counts(db: Database, *, projects: int = 20) -> int:
     that the first next-item of each does not count hundreds of thousands of items); returns how many."""
     with db.read_engine.connect() as conn:
         rows = conn.execute(
-            select(Project.id, Project.overlap, Project.created_at).order_by(Project.id.desc()).limit(projects)
+            select(Project.id, Project.overlap, Project.overlap_min, Project.created_at)
+            .order_by(Project.id.desc())
+            .limit(projects)
         ).all()
         url = str(db.write_engine.url)
-        for project_id, overlap, created_at in rows:
-            _keep((url, project_id, created_at), _count_project(conn, project_id, overlap))
+        for project_id, overlap, overlap_min, created_at in rows:
+            _keep((url, project_id, created_at), _count_project(conn, project_id, (overlap, overlap_min)))
     return len(rows)
 
 
-def _recount(engine: Engine, key: CountsKey, project_id: int, overlap: int) -> None:
+def _recount(engine: Engine, key: CountsKey, project_id: int, wants: Overlap) -> None:
     try:
         with engine.connect() as conn:
-            _keep(key, _count_project(conn, project_id, overlap))
+            _keep(key, _count_project(conn, project_id, wants))
     except Exception:  # the lapsed counts stay; the next request that finds them lapsed tries again
         log.exception("recounting project %s", project_id)
     finally:
@@ -129,7 +140,7 @@ def _recount(engine: Engine, key: CountsKey, project_id: int, overlap: int) -> N
 
 
 def project_counts(session: Session, project: Project) -> ProjectCounts:
-    """(ready items, items with r judgments, members): counted at most every few seconds per project,
+    """(ready items, finished items, members, judgments wanted): counted at most every few seconds per project,
     so that pulling the next item stays cheap in a project of 100k items.
 
     Only the first request of a process counts; later, lapsed counts are served while a background thread
@@ -143,9 +154,9 @@ def project_counts(session: Session, project: Project) -> ProjectCounts:
             if kept.fresh_until <= time.monotonic() and key not in _recounting:
                 _recounting.add(key)
                 engine = session.info.get("read_engine") or session.get_bind().engine
-                _recount_pool.submit(_recount, engine, key, project.id, project.overlap)
+                _recount_pool.submit(_recount, engine, key, project.id, (project.overlap, project.overlap_min))
         return kept.counts
-    counts = _count_project(session.connection(), project.id, project.overlap)
+    counts = _count_project(session.connection(), project.id, (project.overlap, project.overlap_min))
     _keep(key, counts)
     return counts
 
@@ -153,8 +164,9 @@ def project_counts(session: Session, project: Project) -> ProjectCounts:
 def progress(session: Session, *, project: Project, annotator: User) -> Progress:
     """My judged count, my fair share of the project's work, and the project's finished items."""
     judged = judged_count(session, project=project, annotator=annotator)
-    items_total, items_done, members = project_counts(session, project)
-    share = math.ceil(items_total * project.overlap / max(members, project.overlap, 1))
+    items_total, items_done, members, wanted = project_counts(session, project)
+    # Each annotator judges an item at most once: with fewer members than an item wants, everybody judges all.
+    share = math.ceil(wanted / max(members, 1))
     return Progress(
         judged_by_me=judged,
         my_target=min(items_total, share),

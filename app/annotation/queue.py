@@ -1,9 +1,11 @@
 """The assignment queue: which item an annotator gets next, their lease on it, lapsed leases, skipping.
 
-Invariant: ``item.claims`` = live leases + submitted judgments of the item, never above the project's
-overlap r. It is only changed by single ``UPDATE ... SET claims = claims ± 1`` statements, and a claim
-first locks the item row (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so annotators never wait on each other;
-SQLite: the whole write transaction is ``BEGIN IMMEDIATE``, so claims are serialised).
+Invariant: ``item.claims`` = live leases + submitted judgments of the item, never above its effective target,
+which is never above the project's overlap r (``app.annotation.overlap``: every item wants r, or with adaptive
+overlap between r_min and r, raised while its judgments disagree). It is only changed by single
+``UPDATE ... SET claims = claims ± 1`` statements, and a claim first locks the item row (PostgreSQL:
+``FOR UPDATE SKIP LOCKED``, so annotators never wait on each other; SQLite: the whole write transaction is
+``BEGIN IMMEDIATE``, so claims are serialised).
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Exists, Row, Select, exists, select, update
+from sqlalchemy import ColumnElement, Exists, Row, Select, exists, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.annotation import repository
+from app.annotation import overlap, repository
 from app.annotation.dimensions import LETTERS
 from app.annotation.tallies import tally
 from app.db import for_update, is_postgres
@@ -143,7 +145,7 @@ def _next_item(session: Session, *, project: Project, annotator: User, held: Hel
     item = None
     if lapsed_items:
         item = repository.lapsed_item_with_room(
-            session, project=project, annotator_id=annotator.id, item_ids=lapsed_items
+            session, room=overlap.has_room(project), annotator_id=annotator.id, item_ids=lapsed_items
         )
     gold_due = item is None and project.gold_share > 0 and _gold_due(session, project=project, annotator=annotator)
     if gold_due:
@@ -184,33 +186,77 @@ def _lease(session: Session, *, item: Item, annotator: User, held: HeldLeases, n
 
 
 def _claim_open_item(session: Session, *, project: Project, mine: Exists) -> Item | None:
-    """The open item to lease next (locked on PostgreSQL), fullest first: the first of the fullest items in
-    progress (a window of them) that is not the annotator's, else the first fresh one, else — only when none is
-    left of either, near a project's end — any open item not theirs. Each query is built only when reached."""
-    postgres = is_postgres(session)  # SQLite: one writer at a time, what was read is what is claimed
+    """The open item to lease next (locked on PostgreSQL): the first of the fullest items in progress (a window of
+    them) that is not the annotator's, else the first fresh one (by id, or the judge's least sure first), else —
+    only when none is left of either, near a project's end — any open item not theirs. Each query is built only
+    when reached."""
     ready = (Item.project_id == project.id, Item.status == "ready", Item.is_gold.is_(False))
     fullest = (Item.claims.desc(), Item.id)
-    has_room = Item.claims < project.overlap
+    room = overlap.has_room(project)
+    item = None
+    if overlap.is_adaptive(project):
+        # Reopened items (claims ≥ r_min) are the fullest in progress; their own partial index finds them without
+        # walking the complete items that share their claim counts.
+        reopened = (Item.target.is_not(None), Item.claims < Item.target, Item.claims < project.overlap)
+        item = _first_in_window(session, project=project, mine=mine, where=(*ready, *reopened), room=room)
+    if item is None:
+        # Claims in (0, r_min): a range of the queue index, complete items (claims = their target ≥ r_min) outside it
+        started = (Item.claims > 0, Item.claims < overlap.r_min(project))
+        item = _first_in_window(session, project=project, mine=mine, where=(*ready, *started), room=room)
+    if item is None:
+        item = _first_fresh(session, project=project, mine=mine, ready=ready)
+    if item is None:
+        anything = select(Item).where(*ready, room, ~mine).order_by(*fullest).limit(1)
+        item = _lock_open_item(session, anything) if is_postgres(session) else session.scalar(anything)
+    return item
 
-    def first(query: Select[tuple[Item]]) -> Item | None:
-        return session.scalar(for_update(session, query, skip_locked=True, of=Item))
 
-    window = select(Item.id).where(*ready, Item.claims > 0, has_room).order_by(*fullest).limit(IN_PROGRESS_WINDOW)
+def _first(session: Session, query: Select[tuple[Item]]) -> Item | None:
+    """The first item of ``query`` that no other transaction holds (locked on PostgreSQL)."""
+    return session.scalar(for_update(session, query, skip_locked=True, of=Item))
+
+
+def _first_in_window(
+    session: Session,
+    *,
+    project: Project,
+    mine: Exists,
+    where: tuple[ColumnElement[bool], ...],
+    room: ColumnElement[bool],
+) -> Item | None:
+    """Of the fullest ``IN_PROGRESS_WINDOW`` items matching ``where``, the first that is not the annotator's."""
+    fullest = (Item.claims.desc(), Item.id)
+    window = select(Item.id).where(*where).order_by(*fullest).limit(IN_PROGRESS_WINDOW)
     in_window = select(Item).where(Item.id.in_(window), ~mine)
-    if postgres:
+    if is_postgres(session):
         # PostgreSQL checks a row it has just locked against the conditions of the query itself once more (another
         # claim may have filled it since the statement began), not against those of the window's subquery: they
-        # are repeated outside it, or an item could be claimed past r. (On SQLite they would lead its planner to
-        # scan the queue index instead of looking the window's ids up.)
-        in_window = in_window.where(*ready, has_room)
-    item = first(in_window.order_by(*fullest).limit(1))
-    if item is None:
-        # claims = 0 alone (no "< r" beside it): SQLite then walks the queue index in id order and stops early
-        item = first(select(Item).where(*ready, Item.claims == 0, ~mine).order_by(Item.id).limit(1))
-    if item is None:
-        anything = select(Item).where(*ready, has_room, ~mine).order_by(*fullest).limit(1)
-        item = _lock_open_item(session, anything) if postgres else session.scalar(anything)
-    return item
+        # are repeated outside it, or an item could be claimed past its target. (On SQLite they would lead its
+        # planner to scan the queue index instead of looking the window's ids up.)
+        in_window = in_window.where(*where, room)
+    return _first(session, in_window.order_by(*fullest).limit(1))
+
+
+def _first_fresh(
+    session: Session, *, project: Project, mine: Exists, ready: tuple[ColumnElement[bool], ...]
+) -> Item | None:
+    """The first item nobody has claimed: oldest first, or with "uncertain first" the items the judge is least sure
+    of (lowest confidence), then those it has not judged yet, then those it is confident about (JUDGE_CONFIDENT)."""
+    # claims = 0 alone (no "< r" beside it): SQLite then walks the queue index in id order and stops early
+    fresh = select(Item).where(*ready, Item.claims == 0, ~mine)
+    if project.queue_order != "uncertain_first":
+        return _first(session, fresh.order_by(Item.id).limit(1))
+    confidence = Item.judge_confidence
+    bands = (
+        (confidence < overlap.JUDGE_CONFIDENT, (confidence, Item.id)),
+        (confidence.is_(None), (Item.id,)),
+        (confidence >= overlap.JUDGE_CONFIDENT, (confidence, Item.id)),
+    )
+    for band, order in bands:  # each band a range of ix_item_uncertain, read in its order
+        item = _first(session, fresh.where(band).order_by(*order).limit(1))
+        if item is not None:
+            return item
+    return None
 
 
 def _lock_open_item(session: Session, query: Select[tuple[Item]]) -> Item | None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from app.annotation import repository
+from app.annotation import overlap, repository
 from app.annotation.queue import own_assignment
 from app.i18n import gettext
 from app.kit.errors import Conflict, Forbidden
@@ -43,7 +43,7 @@ def reopen_skipped(session: Session, *, project: Project, annotator: User, assig
             Item.id == assignment.item_id,
             Item.round == assignment.round,
             Item.status == "ready",
-            IS_GOLD | (Item.claims < project.overlap),
+            IS_GOLD | overlap.has_room(project),
         )
         .values(claims=Item.claims + 1)
     )

@@ -106,6 +106,19 @@ class Candidate(Base):
 
 # The queue scan: ready items of a project, fullest first, oldest first within a fill level.
 Index("ix_item_queue", Item.project_id, Item.status, Item.claims.desc(), Item.id)
+# "Uncertain first": fresh items (claims = 0) by the judge's confidence, in bands (unsure, not judged, confident).
+Index("ix_item_uncertain", Item.project_id, Item.status, Item.claims, Item.judge_confidence, Item.id)
+# Adaptive overlap: items reopened for more judgments and still open, fullest first. Complete items share their
+# claim counts (r_min ≤ claims < r), so the queue index alone would walk past every one of them.
+Index(
+    "ix_item_reopened",
+    Item.project_id,
+    Item.status,
+    Item.claims.desc(),
+    Item.id,
+    postgresql_where=text("target IS NOT NULL AND claims < target"),
+    sqlite_where=text("target IS NOT NULL AND claims < target"),
+)
 # The agreement fingerprint: items and their candidate rounds (index-only), gold items (few) directly.
 Index("ix_item_project_round", Item.project_id, Item.round)
 # The explorer's import batch filter.

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.annotation.overlap import is_complete
 from app.i18n import gettext
 from app.kit.errors import Conflict, Invalid, NotFound
 from app.models import Candidate, Item, Judgment, Project, ProjectMember, User
@@ -149,7 +150,7 @@ def counts(session: Session, *, project: Project) -> Counts:
         select(
             func.count(),
             func.count().filter(Item.status == "ready"),
-            func.count().filter(Item.judgment_count >= project.overlap),
+            func.count().filter(is_complete(project)),  # fully judged: the judgments it wants, not reopened
         ).where(Item.project_id == project.id)
     ).one()
     judgments = session.scalar(select(func.count()).select_from(Judgment).where(Judgment.project_id == project.id))
