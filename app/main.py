@@ -23,6 +23,7 @@ from app.generation import api as generation_api
 from app.generation import router as generation_router
 from app.i18n import router as i18n_router
 from app.items import api as items_api
+from app.judge import api as judge_api
 from app.items import router as items_router
 from app.kit.markdown import parse_origins, set_image_origins
 from app.kit.schemas import API_ERROR_RESPONSES
@@ -54,6 +55,7 @@ API_ROUTERS = (
     items_api,
     annotation_api,
     generation_api,
+    judge_api,
     agreement_api,
     consensus_api,
     adjudication_api,

@@ -18,6 +18,7 @@ from app.db import Database
 from app.export.tasks import run_snapshot_job
 from app.generation.tasks import run_generation_job
 from app.jobs import service as jobs
+from app.judge.tasks import run_judge_job
 
 log = logging.getLogger("prefstudio.worker")
 
@@ -31,7 +32,10 @@ def _registry() -> dict[str, Runner]:
     async def snapshot(db: Database, job_id: int, worker_id: str) -> str:
         return await asyncio.to_thread(run_snapshot_job, db, job_id, worker_id=worker_id)
 
-    return {"generate": generate, "snapshot": snapshot}
+    async def judge(db: Database, job_id: int, worker_id: str) -> str:
+        return await run_judge_job(db, job_id, worker_id=worker_id)
+
+    return {"generate": generate, "snapshot": snapshot, "judge": judge}
 
 
 def new_worker_id() -> str:
