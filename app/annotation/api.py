@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from app.annotation import judgments, queue, repository, skips
+from app.annotation import judgments, queue, repository, skips, suggestions
 from app.annotation.dimensions import LETTERS, localized
 from app.annotation.progress import Progress, progress
 from app.annotation.schemas import (
@@ -43,7 +43,10 @@ def _dimension_out(dimension: dict[str, Any]) -> DimensionOut:
     )
 
 
-def assignment_out(task: queue.Task, project: Project, counted: Progress) -> AssignmentOut:
+def assignment_out(
+    task: queue.Task, project: Project, counted: Progress, shown: dict[str, suggestions.Suggested] | None = None
+) -> AssignmentOut:
+    """``shown``: the judge's suggestions, when the project shows them before the answer."""
     return AssignmentOut(
         assignment_id=task.assignment.id,
         item_id=task.item.id,
@@ -56,7 +59,13 @@ def assignment_out(task: queue.Task, project: Project, counted: Progress) -> Ass
         dimensions=[DimensionOut(key="overall", label="Overall")] + [_dimension_out(d) for d in project.dimensions],
         lease_expires_at=task.assignment.lease_expires_at,
         progress=_progress_out(counted),
+        suggestions=suggestions.suggestions_out(shown or {}) if project.suggestions == suggestions.SHOWN else None,
     )
+
+
+def _leased_out(session: SessionDep, task: queue.Task, project: Project, counted: Progress) -> AssignmentOut:
+    shown = suggestions.shown_before_submit(session, project=project, assignment=task.assignment)
+    return assignment_out(task, project, counted, shown)
 
 
 def judgment_out(session: SessionDep, judgment: Judgment, verdicts: dict[str, VerdictIn] | None = None) -> JudgmentOut:
@@ -75,6 +84,7 @@ def judgment_out(session: SessionDep, judgment: Judgment, verdicts: dict[str, Ve
         version=judgment.version,
         created_at=judgment.created_at,
         updated_at=judgment.updated_at,
+        suggestion_shown=judgment.suggestion_shown,
     )
 
 
@@ -85,7 +95,18 @@ def next_item(project: ProjectDep, session: SessionDep, user: CurrentUser) -> Re
     counted = progress(session, project=project, annotator=user)
     if task is None:
         return json_out(NextOut(assignment=None, progress=_progress_out(counted), detail="Nothing left to judge"))
-    return json_out(NextOut(assignment=assignment_out(task, project, counted), progress=_progress_out(counted)))
+    return json_out(NextOut(assignment=_leased_out(session, task, project, counted), progress=_progress_out(counted)))
+
+
+def _submitted_out(
+    session: SessionDep, project: Project, judgment: Judgment, verdicts: dict[str, VerdictIn] | None = None
+) -> JudgmentOut:
+    """The stored judgment, with the judge's suggestions when the project shows them after the answer."""
+    out = judgment_out(session, judgment, verdicts)
+    if project.suggestions == suggestions.AFTER:
+        found = suggestions.suggestions_for(session, project=project, item_id=judgment.item_id, round_=judgment.round)
+        out.suggestions = suggestions.suggestions_out(found)
+    return out
 
 
 @router.post(
@@ -102,7 +123,8 @@ def next_item(project: ProjectDep, session: SessionDep, user: CurrentUser) -> Re
 )
 def submit(body: SubmitIn, project: ProjectDep, session: SessionDep, user: CurrentUser) -> Response:
     """Submit a judgment for a lease; a retry (same ``submit_key`` and answer, or same lease) returns the stored
-    judgment (200). 409: the key was used for another lease or answer, or the item was regenerated meanwhile."""
+    judgment (200). 409: the key was used for another lease or answer, or the item was regenerated meanwhile.
+    When the project shows suggestions after the answer, ``suggestions`` holds the judge's per dimension."""
     judgment, created = judgments.submit_judgment(
         session,
         project=project,
@@ -112,8 +134,10 @@ def submit(body: SubmitIn, project: ProjectDep, session: SessionDep, user: Curre
         data=body,
     )
     if not created:
-        return json_out(judgment_out(session, judgment))
-    return json_out(judgment_out(session, judgment, body.verdicts), status_code=201)  # as stored: not read back
+        return json_out(_submitted_out(session, project, judgment))
+    return json_out(
+        _submitted_out(session, project, judgment, body.verdicts), status_code=201
+    )  # as stored: not read back
 
 
 @router.get("/projects/{project}/judgments", response_model=list[JudgmentOut])
@@ -173,4 +197,4 @@ def reopen(assignment_id: RowId, project: ProjectDep, session: SessionDep, user:
     assignment = skips.reopen_skipped(session, project=project, annotator=user, assignment_id=assignment_id)
     counted = progress(session, project=project, annotator=user)
     task = queue.task_for(session, assignment)
-    return json_out(NextOut(assignment=assignment_out(task, project, counted), progress=_progress_out(counted)))
+    return json_out(NextOut(assignment=_leased_out(session, task, project, counted), progress=_progress_out(counted)))

@@ -12,6 +12,7 @@ from app.annotation import overlap, repository
 from app.annotation.dimensions import dimension_keys, required_keys
 from app.annotation.queue import own_assignment, task_for
 from app.annotation.schemas import JudgmentIn, VerdictIn
+from app.annotation.suggestions import suggestion_was_shown
 from app.annotation.tallies import count_judgment
 from app.kit.errors import Conflict, Invalid, NotFound
 from app.models import OVERALL, Assignment, Candidate, Item, Judgment, Project, User, Verdict, utcnow
@@ -188,6 +189,7 @@ def submit_judgment(
             "submit_digest": digest,
             "version": 1,
             "imported": False,
+            "suggestion_shown": suggestion_was_shown(session, project=project, assignment=assignment),
             "created_at": now,
             "updated_at": now,
         },

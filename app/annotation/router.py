@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from app.annotation import judgments, queue, repository, skips
+from app.annotation import judgments, queue, repository, skips, suggestions
 from app.annotation.diff import near_duplicates
 from app.annotation.dimensions import LETTERS, shown_dimensions
 from app.annotation.progress import progress
@@ -16,11 +16,11 @@ from app.annotation.schemas import EditForm, JudgmentIn, SkipForm, SubmitForm, l
 from app.annotation.summaries import summaries, verdict_summary
 from app.auth.deps import CurrentUser
 from app.i18n import gettext
-from app.kit.errors import Invalid
+from app.kit.errors import Invalid, NotFound
 from app.kit.forms import form_of
 from app.kit.htmx import is_htmx, redirect, render
-from app.kit.schemas import RowId
-from app.models import Project, User
+from app.kit.schemas import MAX_ROW_ID, RowId
+from app.models import Judgment, Project, User
 from app.projects.deps import ProjectDep
 from app.web.deps import SessionDep
 
@@ -32,6 +32,28 @@ def _dimensions(project: Project) -> list[dict[str, Any]]:
     return shown_dimensions(project, overall_label=gettext("Overall"), overall_question=question)
 
 
+def _suggested_context(session: SessionDep, project: Project, task: queue.Task | None) -> dict[str, Any]:
+    """In mode "shown", a new lease's suggestions per row and its form with every suggested choice pre-selected."""
+    if task is None or project.suggestions != suggestions.SHOWN:
+        return {}
+    found = suggestions.shown_before_submit(session, project=project, assignment=task.assignment)
+    ranks = project.ranking_mode == "rank" and len(task.candidates) > 2
+    rows = suggestions.page_suggestions(found, display_order=[c.id for c in task.candidates], ranks=ranks)
+    return {"suggested": rows, "values": suggestions.prefilled_values(rows)}
+
+
+def _feedback(session: SessionDep, project: Project, judgment: Judgment) -> list[dict[str, Any]]:
+    """In mode "after", the judge's suggestions beside the answer just stored (no rows in any other mode)."""
+    if project.suggestions != suggestions.AFTER:
+        return []
+    found = suggestions.suggestions_for(session, project=project, item_id=judgment.item_id, round_=judgment.round)
+    if not found:
+        return []
+    verdicts = judgments.verdicts_of(session, [judgment.id])[judgment.id]
+    order = judgments.assignment_of(session, judgment).display_order
+    return suggestions.feedback_rows(found, verdicts, display_order=order, dimensions=_dimensions(project))
+
+
 def _panel_context(
     request: Request,
     session: SessionDep,
@@ -40,6 +62,7 @@ def _panel_context(
     task: queue.Task | None,
     **extra: Any,
 ) -> dict[str, Any]:
+    fresh = _suggested_context(session, project, task) if extra.get("mode", "new") == "new" else {}
     return {
         "request": request,
         "project": project,
@@ -52,6 +75,9 @@ def _panel_context(
         "values": {},
         "mode": "new",
         "notice": None,
+        "suggested": {},
+        "feedback": [],
+        **fresh,
         **extra,
     }
 
@@ -63,14 +89,34 @@ def _panel(
     return render(request, "annotation/page.html", context, fragment="annotation/_panel.html")
 
 
+def _own_feedback(session: SessionDep, project: Project, user: User, judgment_id: int | None) -> list[dict[str, Any]]:
+    """The feedback on one of my judgments (a plain form's submit lands here with its id); none for another's."""
+    if judgment_id is None or project.suggestions != suggestions.AFTER:
+        return []
+    try:
+        judgment = judgments.get_own_judgment(session, project=project, annotator=user, judgment_id=judgment_id)
+    except NotFound:
+        return []
+    return _feedback(session, project, judgment)
+
+
 @router.get("/projects/{project}/annotate")
 def annotate_page(
-    request: Request, project: ProjectDep, session: SessionDep, user: CurrentUser, regenerated: bool = False
+    request: Request,
+    project: ProjectDep,
+    session: SessionDep,
+    user: CurrentUser,
+    regenerated: bool = False,
+    judged: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
 ) -> Response:
-    """The annotation page: the open lease, or a placeholder that asks for the next item."""
+    """The annotation page: the open lease, or a placeholder that asks for the next item; ``judged``: the
+    judgment just submitted, to show the judge's suggestions beside it (mode "after")."""
     task = queue.current_task(session, project=project, annotator=user)
     notice = gettext(judgments.REGENERATED) if regenerated else None
-    context = _panel_context(request, session, project, user, task, claim=task is None, notice=notice)
+    feedback = _own_feedback(session, project, user, judged)
+    context = _panel_context(
+        request, session, project, user, task, claim=task is None, notice=notice, feedback=feedback
+    )
     return render(request, "annotation/page.html", context)
 
 
@@ -96,7 +142,7 @@ def submit(
     shown = queue.display_order_of(session, project=project, annotator=user, assignment_id=assignment_id)
     data = form.judgment(project=project, display_order=shown)
     try:
-        judgments.submit_judgment(
+        judgment, _ = judgments.submit_judgment(
             session,
             project=project,
             annotator=user,
@@ -111,9 +157,11 @@ def submit(
         task = queue.assign_next_item(session, project=project, annotator=user)
         return _panel(request, session, project, user, task, notice=gettext(judgments.REGENERATED))
     if not is_htmx(request):
-        return redirect(request, f"/projects/{project.slug}/annotate")
+        judged = f"?judged={judgment.id}" if project.suggestions == suggestions.AFTER else ""
+        return redirect(request, f"/projects/{project.slug}/annotate{judged}")
+    feedback = _feedback(session, project, judgment)
     task = queue.assign_next_item(session, project=project, annotator=user)
-    return _panel(request, session, project, user, task, saved=True)
+    return _panel(request, session, project, user, task, saved=True, feedback=feedback)
 
 
 @router.post("/projects/{project}/annotate/{assignment_id}/skip")

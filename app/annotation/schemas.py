@@ -114,6 +114,19 @@ class ProgressOut(BaseModel):
     items_total: int
 
 
+class SuggestionOut(BaseModel):
+    """The judge's suggestion on one dimension, in canonical candidate ids: a preference (chosen ≻ rejected), a
+    tie, or a ranking (``ranking``: tiers of ids, best first); ``confidence`` 0–1 where the judge's server gave
+    it. The rationale is model output: render it as untrusted text."""
+
+    kind: Literal["preference", "tie", "ranking"]
+    chosen: int | None = None
+    rejected: int | None = None
+    ranking: list[list[int]] | None = None
+    confidence: float | None = None
+    rationale: str = ""
+
+
 class AssignmentOut(BaseModel):
     assignment_id: int
     item_id: int
@@ -123,6 +136,9 @@ class AssignmentOut(BaseModel):
     dimensions: list[DimensionOut]
     lease_expires_at: datetime
     progress: ProgressOut
+    # The judge's suggestion per dimension when the project shows suggestions before the answer ("shown"; a
+    # judgment of this lease then counts as made with the suggestion in view), else null.
+    suggestions: dict[str, SuggestionOut] | None = None
 
 
 class SkippedOut(BaseModel):
@@ -155,6 +171,11 @@ class JudgmentOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    # Whether a judge's suggestion was in view before it was submitted (null: imported, or stored before this
+    # was recorded).
+    suggestion_shown: bool | None = None
+    # Only in the answer to a submit, when the project shows suggestions after the answer ("after").
+    suggestions: dict[str, SuggestionOut] | None = None
 
 
 class JudgmentForm(FormModel):

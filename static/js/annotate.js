@@ -101,8 +101,10 @@
   }
 
   // A letter or a sign typed on a ranking row: it joins the order (no longer tie / n.a.); a complete order moves on.
+  // On an order the judge suggested (untouched so far), a letter starts the annotator's own order afresh.
   function rankKey(row, key) {
     clear(row, row.dataset.dim);
+    if (row.dataset.prefilled === "1" && LETTERS.indexOf(key) >= 0) { delete row.dataset.prefilled; window.PrefRanking.set(row, ""); }
     window.PrefRanking.type(row, key);
     if (key !== "Backspace" && window.PrefRanking.complete(row)) setRow(rowIndex + 1);
   }
@@ -260,7 +262,11 @@
         const note = document.getElementById("missing-note");
         if (note && !note.hidden) sayMissing(missingRows());
       });
-      f.addEventListener("input", function () { saveDraft(false); });
+      f.addEventListener("input", function (ev) {
+        const row = ev.target.closest && ev.target.closest(".dim-row");
+        if (row && row.dataset.prefilled === "1") delete row.dataset.prefilled;  // the order was edited: it is theirs
+        saveDraft(false);
+      });
     }
   }
 
@@ -301,6 +307,7 @@
     if (!t) return;
     if (t.dataset.action === "toggle-guidelines") toggleHidden("guidelines");
     if (t.dataset.action === "toggle-help") toggleHidden("help");
+    if (t.dataset.action === "dismiss-feedback") { toggleHidden("suggestion-feedback"); setRow(rowIndex, true); }
     if (t.dataset.action === "same-as-overall") {
       const row = t.closest(".dim-row");
       if (row && !sameAsOverall(row)) { const o = rows()[0]; if (o) { sayMissing([o]); setRow(0); } }
@@ -324,6 +331,8 @@
     if (ev.key === "Escape") {
       const help = document.getElementById("help");
       if (help && !help.hidden) { help.hidden = true; return; }
+      const feedback = document.getElementById("suggestion-feedback");
+      if (feedback && !feedback.hidden && !typing(active)) { feedback.hidden = true; return; }
       if (typing(active)) { active.blur(); setRow(rowIndex); return; }
       const g = document.getElementById("guidelines");
       if (g && !g.hidden) g.hidden = true;
