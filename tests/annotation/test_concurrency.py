@@ -1,4 +1,5 @@
-"""Many annotators at once: no item over r, none lost, one judgment per double-submit."""
+"""Many annotators at once: no item over r (or over its target, with adaptive overlap), none lost, one judgment
+per double-submit."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from sqlalchemy import func, select
 
 from app.annotation.judgments import submit_judgment
@@ -112,3 +114,64 @@ def test_parallel_double_submit_creates_one_judgment(db: Database) -> None:
     with db.session(write=False) as s:
         assert s.scalar(select(func.count()).select_from(Judgment)) == 1
         assert s.scalar(select(Item.judgment_count)) == 1
+
+
+ADAPTIVE_ANNOTATORS = 50
+ADAPTIVE_ITEMS = 60
+
+
+def _annotate_split(db: Database, project_id: int, user_id: int, errors: list[BaseException]) -> int:
+    """Like ``_annotate_until_done``, with annotators of odd ids preferring the last candidate: votes split."""
+    done = 0
+    try:
+        while True:
+            with db.session() as s:
+                project, user = s.get(Project, project_id), s.get(User, user_id)
+                assert project is not None and user is not None
+                task = assign_next_item(s, project=project, annotator=user)
+                if task is None:
+                    return done
+                if user_id % 2:
+                    task.candidates.reverse()
+                lease_id, data = task.assignment.id, prefer_first(task, project)
+            with db.session() as s:
+                project, user = s.get(Project, project_id), s.get(User, user_id)
+                assert project is not None and user is not None
+                _, created = submit_judgment(
+                    s, project=project, annotator=user, assignment_id=lease_id, submit_key=f"a{lease_id}", data=data
+                )
+                done += int(created)
+    except BaseException as exc:  # surfaced by the test below
+        errors.append(exc)
+        raise
+
+
+def test_fifty_annotators_with_adaptive_overlap_keep_every_item_within_its_target(db: Database) -> None:
+    if db.write_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises write transactions: 50 threads only queue (the test above covers it)")
+    with db.session() as s:
+        users = [make_user(s, f"ad{i}") for i in range(ADAPTIVE_ANNOTATORS)]
+        project = make_project(
+            s, "crowd-adaptive", k=2, overlap=5, overlap_min=2, queue_order="uncertain_first", members=users
+        )
+        for n, item in enumerate(make_items(s, project, ADAPTIVE_ITEMS)):
+            item.judge_confidence = (n % 10) / 10 if n % 3 else None
+        project_id, user_ids = project.id, [u.id for u in users]
+
+    errors: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=ADAPTIVE_ANNOTATORS) as pool:
+        counts = list(pool.map(lambda uid: _annotate_split(db, project_id, uid, errors), user_ids))
+
+    assert errors == []
+    with db.session(write=False) as s:
+        items = s.execute(select(Item.id, Item.judgment_count, Item.claims, Item.target)).all()
+        per_item = Counter(s.scalars(select(Judgment.item_id)))
+        assert sum(counts) == sum(per_item.values())
+        for item_id, judged, claims, target in items:
+            wanted = target or 2
+            assert per_item[item_id] == judged == claims, f"item {item_id}: counts disagree"
+            assert 2 <= judged <= 5 and judged == wanted, f"item {item_id}: {judged} judgments, target {target}"
+        assert any(target for _, _, _, target in items), "split votes reopened no item"
+        pairs = s.execute(select(Judgment.item_id, Judgment.annotator_id)).all()
+        assert len(pairs) == len(set(pairs))
+        assert s.scalar(select(func.count()).select_from(Assignment).where(Assignment.status == "leased")) == 0
