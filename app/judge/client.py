@@ -46,7 +46,8 @@ def request_body(settings: JudgeSettings, judge: JudgeServer, text: str, k: int)
     """The path and body of one comparison: temperature 0, the answer constrained to the allowed ones."""
     allowed = rubric.allowed_answers(k)
     if settings.rationale:  # the answer on the first line, then a short rationale
-        pattern = "(" + "|".join(allowed) + ")\n[^\n]{1," + str(RATIONALE_CHARS) + "}"
+        # The newline is written as an escape: the grammar compiler refuses a raw one in a character class.
+        pattern = "(" + "|".join(allowed) + ")\\n[^\\n]{1," + str(RATIONALE_CHARS) + "}"
         constraint: dict[str, Any] = {"regex": pattern}
         max_tokens = RATIONALE_CHARS // 2 + 8
     else:
