@@ -42,13 +42,14 @@ def data_card(
         f"- Split: {drops['_split_train']:,} train, {drops['_split_test']:,} test (test share {filters.test_share})",
         f"- Adjudicated pairs: {drops['_adjudicated']:,}",
         *_smoothing_line(drops, filters.label),
+        *_judge_lines(rules, drops),
         "",
         "## Filter",
         "",
         "| rule | value |",
         "| --- | --- |",
     ]
-    for key, value in rules.public_filter().model_dump(mode="json").items():
+    for key, value in rules.public_dump().items():
         lines.append(f"| {key} | `{orjson.dumps(value).decode()}` |")
     lines += ["", "## What the filter dropped", "", "| reason | pairs |", "| --- | --- |"]
     lines += [f"| {reason} | {drops[reason]:,} |" for reason in DROP_REASONS]
@@ -58,6 +59,21 @@ def data_card(
     lines += _pool_section(session, project, rules)
     lines += _models_section(session, project)
     return "\n".join(lines)
+
+
+def _judge_lines(rules: Rules, drops: Counter[str]) -> list[str]:
+    """With judge labels (source judge or both): how many rows the judge labelled, and the thresholds."""
+    filters = rules.filters
+    if filters.source == "human":
+        return []
+    kappa = "undefined" if rules.judge_kappa is None else f"{rules.judge_kappa:.3f}"
+    return [
+        f"- Label source: {filters.source}; {drops['_judge_rows']:,} rows labelled by the judge "
+        f'(meta.label_source = "judge"), {drops["_kept"] - drops["_judge_rows"]:,} by people',
+        f"- Judge thresholds: κ with people on `{filters.dimension}` {kappa} (needed ≥ {filters.min_judge_kappa}), "
+        f"suggestion confidence ≥ {filters.min_judge_confidence}; left out: {drops['_judge_unsure']:,} unsure, "
+        f"{drops['_judge_kappa']:,} below the κ threshold, {drops['_judge_confidence']:,} below the confidence",
+    ]
 
 
 def label_smoothing(drops: Counter[str]) -> float | None:

@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.export import pseudonyms
 from app.export.fate import Posterior
+from app.export.judged import dimension_kappa
 from app.export.pairs import Pair
 from app.export.repository import project_annotators
-from app.export.schemas import ExportFilter
+from app.export.schemas import JUDGE_FIELDS, ExportFilter
 from app.kit.errors import Invalid
 from app.models import OVERALL, Project
 
@@ -36,6 +38,7 @@ class Rules:
     # The consensus model's posterior of a pair of an item (label=model or min_confidence; else None).
     posterior: Callable[[int, Pair], Posterior | None] | None = None
     ties: bool = False  # make the rows of the pairs whose consensus is a tie instead (a snapshot's ties file)
+    judge_kappa: float | None = None  # source ≠ human: the primary judge's κ with people on the dimension
 
     @property
     def with_strength(self) -> bool:
@@ -59,6 +62,11 @@ class Rules:
         """The filter as it may be shown to export-token holders: annotators named by pseudonym only."""
         named = sorted(self.pseudonym(u) for u in self.named)
         return self.filters.model_copy(update={"exclude_annotators": named})
+
+    def public_dump(self) -> dict[str, Any]:
+        """``public_filter`` as JSON values; a human-only filter without the judge's fields (as before them)."""
+        exclude = JUDGE_FIELDS if self.filters.source == "human" else None
+        return self.public_filter().model_dump(mode="json", exclude=exclude)
 
 
 def resolve(
@@ -87,6 +95,8 @@ def resolve(
     )
     if filters.label == "model" or filters.min_confidence is not None:
         rules.posterior = model_posteriors(session, project=project, dimension=filters.dimension)
+    if filters.source != "human":
+        rules.judge_kappa = dimension_kappa(session, project=project, dimension=filters.dimension)
     if excluded is not None:
         return rules
     annotators: dict[int, str] = {}

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.export.fate import NO_VOTES, Posterior, is_tie, item_fate, pair_fate
 from app.export.filters import Rules
+from app.export.judged import JudgeLabel, judge_labels, judge_meta
 from app.export.pairs import FIRST, SECOND, TIE, Pair, Votes, count, pairs_of, ranked_of, split_of, strengths_of
 from app.export.repository import (
     Decision,
@@ -89,6 +90,8 @@ def _pair_rows_by_chunk(
     """``pair_rows``, with None after each chunk's rows; ``ranges``: the chunks' id ranges (see ``read_chunks``)."""
     drops = drops if drops is not None else Counter()
     maker = _RowMaker(rules)
+    if rules.filters.source != "human":  # read before the chunks' reader thread takes the session
+        maker.judged = judge_labels(session, project=rules.project, filters=rules.filters, kappa=rules.judge_kappa)
     chunks = read_chunks(session, project=rules.project, dims=rules.dims, ranges=ranges, pace=pace)
     for chunk in prefetched(session, chunks):
         tallies: Counter[str] = Counter()
@@ -104,7 +107,80 @@ def _pair_rows_by_chunk(
 def _item_rows(
     chunk: ItemChunk, item: ItemRow, rules: Rules, maker: _RowMaker, tallies: Counter[str]
 ) -> Iterator[dict[str, Any]]:
-    """The rows of one item's kept pairs; ``tallies`` counts what was looked at and what each rule dropped."""
+    """The rows of one item's kept pairs by the filter's ``source``: people's (human), the judge's (judge), or
+    people's where their votes keep the pair and the judge's on the item's other pairs (both)."""
+    source = rules.filters.source
+    if source == "human":
+        yield from _human_rows(chunk, item, rules, maker, tallies)
+        return
+    covered: set[tuple[int, int]] = set()
+    if source == "both":
+        for row in _human_rows(chunk, item, rules, maker, tallies):
+            meta = row["meta"]
+            meta["label_source"] = "human"
+            meta["judge"] = None  # every row of a file has the same keys (Arrow refuses mixed ones)
+            covered.add(_pair_key(meta))
+            yield row
+    yield from _judge_rows(chunk, item, rules, maker, tallies, covered)
+
+
+def _pair_key(meta: dict[str, Any]) -> tuple[int, int]:
+    a, b = meta["chosen_position"], meta["rejected_position"]
+    return (a, b) if a < b else (b, a)
+
+
+def _judge_rows(
+    chunk: ItemChunk,
+    item: ItemRow,
+    rules: Rules,
+    maker: _RowMaker,
+    tallies: Counter[str],
+    covered: set[tuple[int, int]],
+) -> Iterator[dict[str, Any]]:
+    """The judge-labelled rows of one item, for the pairs not in ``covered`` (those people's votes exported).
+    The item's split and "problematic prompt" flags apply; people's vote thresholds and vetoes do not."""
+    item_id = item[0]
+    label = maker.judged.get(item_id)
+    candidates = chunk.candidates.get(item_id)
+    if label is None or candidates is None or len(candidates) < 2:
+        return
+    if label.dropped is not None:
+        tallies[label.dropped] += 1
+        return
+    filters = rules.filters
+    split = split_of(rules.slug, item_id, filters.test_share)
+    judged = chunk.judgments.get(item_id, [])
+    if (filters.drop_problematic and any(j.problematic for j in judged)) or filters.split not in ("all", split):
+        return
+    by_position = {c.position: c for c in candidates}
+    labels = label.labels({c.id: c.position for c in candidates}, rules.project.k, filters.pairs)
+    texts = {c.position: c.stripped for c in candidates}
+    facts = _PairFacts(item_id, rules, {}, {}, {}, texts, [], [])
+    facts.context = ItemContext.of(item, rules, [], [], split=split, decision=None)
+    facts.context.judge_reason = label.rationale.strip()
+    meta = judge_meta(label, rules.judge_kappa)
+    kept = 0
+    for pair in sorted(labels):
+        direction = labels[pair]
+        i, j = pair
+        if pair in covered or texts[i] == texts[j] or (direction == TIE) != rules.ties:
+            continue
+        chosen, rejected = (j, i) if direction == SECOND else (i, j)
+        row = maker(facts, pair, direction, by_position[chosen], by_position[rejected])
+        row["meta"]["label_source"] = "judge"
+        row["meta"]["judge"] = meta
+        kept += 1
+        yield row
+    tallies["_kept"] += kept
+    tallies["_judge_rows"] += kept
+    tallies[f"_split_{split}"] += kept
+
+
+def _human_rows(
+    chunk: ItemChunk, item: ItemRow, rules: Rules, maker: _RowMaker, tallies: Counter[str]
+) -> Iterator[dict[str, Any]]:
+    """The rows of one item's pairs people's votes keep; ``tallies`` counts what was looked at and what each
+    rule dropped."""
     filters, k, mode, dim = rules.filters, rules.project.k, rules.filters.pairs, rules.filters.dimension
     item_id = item[0]
     candidates = chunk.candidates.get(item_id)
@@ -285,6 +361,7 @@ class ItemContext:
     reasons: dict[int, str]  # annotator → reason (the non-empty ones)
     labelled: list[tuple[int, dict[Pair, int]]]  # annotator → the labelled pairs of their verdict
     judges: int = 0  # annotators with a verdict on the dimension, whether or not it says anything of a pair
+    judge_reason: str = ""  # a judge-labelled row's reason: the judge's rationale
     joined: dict[tuple[int, ...], str] = field(default_factory=dict)  # voters → their reasons, joined
 
     @classmethod
@@ -315,6 +392,8 @@ class ItemContext:
 
     def reason_of(self, pair: Pair, direction: int) -> str:
         """The decision's reason, or the reasons of those who voted for the exported direction, joined."""
+        if self.judge_reason:
+            return self.judge_reason
         if self.decision is not None and self.decision[1].strip():
             return self.decision[1].strip()
         if not self.reasons:
@@ -337,6 +416,7 @@ class _RowMaker:
         self.with_strength = rules.with_strength
         self.with_confidence = rules.posterior is not None
         self._share: dict[tuple[int, int], float | None] = {}
+        self.judged: dict[int, JudgeLabel] = {}  # source ≠ human: the judge's label of each item
 
     def share(self, part: int, whole: int) -> float | None:
         value = self._share.get((part, whole), 0.0)

@@ -66,6 +66,17 @@ class ExportFilter(BaseModel):
     min_gold_accuracy: float | None = Field(
         None, ge=0.0, le=1.0, description="ignore annotators whose gold accuracy is lower"
     )
+    source: Literal["human", "judge", "both"] = Field(
+        "human",
+        description="human: people's votes; judge: the primary judge's suggestions; both: people's label where "
+        "their votes keep the pair, else the judge's",
+    )
+    min_judge_confidence: float = Field(
+        0.0, ge=0.0, le=1.0, description="judge labels: the suggestion's confidence must reach this (none: only 0)"
+    )
+    min_judge_kappa: float = Field(
+        0.6, ge=-1.0, le=1.0, description="judge labels only on a dimension where judge-vs-human κ reaches this"
+    )
     adjudicated: bool = Field(True, description="adjudication decisions override the votes")
     drop_problematic: bool = Field(True, description="drop items flagged 'problematic prompt'")
     split: Literal["all", "train", "test"] = Field("all", description="deterministic split by a hash of the item id")
@@ -80,6 +91,9 @@ class ExportFilter(BaseModel):
         if isinstance(value, list):
             return [part.strip() for v in value for part in str(v).split(",") if part.strip()]
         return value
+
+
+JUDGE_FIELDS = {"source", "min_judge_confidence", "min_judge_kappa"}  # left out of a human-only filter's card
 
 
 class PreviewOut(BaseModel):

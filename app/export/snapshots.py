@@ -57,7 +57,7 @@ def create_snapshot(
         created_by_id=created_by_id,
         name=name.strip(),
         format=filters.format,
-        filters=rules.public_filter().model_dump(mode="json"),
+        filters=rules.public_dump(),
         state="pending",
         parts=declared_parts(project, filters, parts or PartsWanted()),
     )
@@ -253,7 +253,7 @@ def write_snapshot(
                 file_name=final.name,
                 card=card,
                 parts=parts,
-                filters=rules.public_filter().model_dump(mode="json"),
+                filters=rules.public_dump(),
                 finished_at=utcnow(),
             )
         )
