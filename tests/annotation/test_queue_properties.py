@@ -1,15 +1,16 @@
-"""The assignment queue as a state machine: random sequences of claim, submit, retry, key reuse, skip, expire,
-sweep, edit and regeneration (an admin giving an item new candidates: a new round) by several annotators, with
-the queue's invariants checked in the database after every step.
+"""The assignment queue as a state machine: random sequences of claim, submit, retry, key reuse, skip, expire, sweep,
+edit and regeneration (an admin giving an item new candidates: a new round) by several annotators, with the queue's
+invariants checked in the database after every step.
 
-Invariants, for each item's current round: at most r judgments and at most r claims, and its claims are exactly
-its live leases plus its judgments, as its judgment count is its judgments; no lease open on an old round. An
-annotator holds at most one lease and judges an item's round at most once; a leased assignment has no judgment
-and every judgment's assignment is "submitted"; a submitted judgment is never lost, and it holds the last
-accepted edit; each annotator's tally counts their judgments. Each rule also checks its own outcome (a stale
-edit is refused, a true retry returns the same judgment and any other use of its key is refused, a submit for a
-regenerated round is refused, claim finds work while there is some for this annotator, ...).
-"""
+Projects with and without adaptive overlap (r_min..r_max, items reopened while their votes disagree; the rules'
+choices agree and disagree) and in both queue orders. Invariants, for each item's current round: at most r
+judgments and claims ≤ its effective target ≤ r_max, a complete item has at least r_min judgments, and its claims
+are exactly its live leases plus its judgments, as its judgment count is its judgments; no lease open on an old
+round. An annotator holds at most one lease and judges an item's round at most once; a leased assignment has no
+judgment and every judgment's assignment is "submitted"; a submitted judgment is never lost, and it holds the last
+accepted edit; each annotator's tally counts their judgments. Each rule also checks its own outcome (a stale edit
+is refused, a true retry returns the same judgment and any other use of its key is refused, a submit for a
+regenerated round is refused, claim finds work while there is some for this annotator, ...)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from sqlalchemy import func, select, update
 
 from app.annotation.dimensions import dimension_keys
 from app.annotation.judgments import Superseded, edit_judgment, submit_judgment
+from app.annotation.overlap import effective_target, has_room
 from app.annotation.queue import assign_next_item, expire_leases, skip_assignment
 from app.annotation.schemas import JudgmentIn, VerdictIn
 from app.db import Database
@@ -77,6 +79,7 @@ class Queue(RuleBasedStateMachine):
         self.db = db
         self.project_id = 0
         self.overlap = 0
+        self.overlap_min: int | None = None
         self.annotators: list[int] = []
         # What the service accepted, to compare with the database:
         # judgment id -> (annotator, item, overall verdict (kind, chosen candidate), version)
@@ -87,14 +90,32 @@ class Queue(RuleBasedStateMachine):
         self.skipped: set[int] = set()  # assignments skipped: never offered again
 
     # Few items for the annotators: leases lapse into items that others have filled meanwhile.
-    @initialize(overlap=st.integers(1, 3), items=st.integers(1, 3), annotators=st.integers(2, 4))
-    def setup(self, overlap: int, items: int, annotators: int) -> None:
+    @initialize(
+        overlap=st.integers(1, 3),
+        items=st.integers(1, 3),
+        annotators=st.integers(2, 4),
+        overlap_min=st.one_of(st.none(), st.integers(1, 3)),
+        margin=st.sampled_from([0.0, 0.5, 1.0]),
+    )
+    def setup(self, overlap: int, items: int, annotators: int, overlap_min: int | None, margin: float) -> None:
+        """A project with or without adaptive overlap (r_min..r, reopened below ``margin``)."""
         n = next(_machines)
+        overlap_min = min(overlap_min, overlap) if overlap_min is not None else None
         with self.db.session() as s:
             users = [make_user(s, f"q{n}-ann{i}") for i in range(annotators)]
-            project = make_project(s, f"queue-{n}", k=2, overlap=overlap, members=users)
+            project = make_project(
+                s,
+                f"queue-{n}",
+                k=2,
+                overlap=overlap,
+                members=users,
+                overlap_min=overlap_min,
+                adaptive_margin=margin,
+                queue_order="uncertain_first" if n % 2 else "fullest_first",
+            )
             self.items = [item.id for item in make_items(s, project, items)]
             self.project_id, self.overlap, self.annotators = project.id, overlap, [u.id for u in users]
+            self.overlap_min = overlap_min
 
     def _ctx(self, s: Any, who: int) -> tuple[Project, User]:
         project, user = s.get(Project, self.project_id), s.get(User, self.annotators[who % len(self.annotators)])
@@ -102,14 +123,16 @@ class Queue(RuleBasedStateMachine):
         return project, user
 
     def _status(self, assignment_id: int) -> tuple[str, int, bool]:
-        """An assignment's status, its item's claims and whether its round was regenerated since, as they are
-        before a rule acts."""
+        """An assignment's status, its item's claims below its effective target (negative: room) and whether its
+        round was regenerated since, as they are before a rule acts."""
         with self.db.session(write=False) as s:
             assignment = s.get(Assignment, assignment_id)
             assert assignment is not None
             item = s.get(Item, assignment.item_id)
-            assert item is not None
-            return assignment.status, item.claims, assignment.round != item.round
+            project = s.get(Project, self.project_id)
+            assert item is not None and project is not None
+            wanted = effective_target(project, item.target)
+            return assignment.status, item.claims - wanted, assignment.round != item.round
 
     # --- rules ---------------------------------------------------------------------------------------------
 
@@ -131,7 +154,7 @@ class Queue(RuleBasedStateMachine):
                     .exists()
                 )
                 open_items = s.scalars(
-                    select(Item.id).where(Item.project_id == project.id, Item.claims < project.overlap, ~had)
+                    select(Item.id).where(Item.project_id == project.id, has_room(project), ~had)
                 ).all()
                 assert not open_items, f"claim found nothing, yet items {open_items} have room for this annotator"
                 return multiple()
@@ -173,7 +196,7 @@ class Queue(RuleBasedStateMachine):
         except Conflict:
             assert status_before in ("skipped", "expired"), f"a {status_before} assignment's submission was refused"
             if status_before == "expired":
-                assert claims_before >= self.overlap, "a lapsed lease was refused although the item had room"
+                assert claims_before >= 0, "a lapsed lease was refused although the item had room"
             return multiple()
         assert not (superseded and created), "a judgment was stored for a regenerated round"
         assert status_before != "skipped", "a skipped item was judged"
@@ -324,8 +347,12 @@ class Queue(RuleBasedStateMachine):
         r = self.overlap
         with self.db.session(write=False) as s:
             items = s.execute(
-                select(Item.id, Item.round, Item.claims, Item.judgment_count).where(Item.project_id == self.project_id)
+                select(Item.id, Item.round, Item.claims, Item.judgment_count, Item.target).where(
+                    Item.project_id == self.project_id
+                )
             ).all()
+            project = s.get(Project, self.project_id)
+            assert project is not None
             assignments = s.execute(
                 select(
                     Assignment.id, Assignment.item_id, Assignment.round, Assignment.annotator_id, Assignment.status
@@ -357,7 +384,14 @@ class Queue(RuleBasedStateMachine):
                 )
             }
         status = {a.id: a.status for a in assignments}
-        for item_id, round_, claims, judgment_count in items:
+        low = min(self.overlap_min or r, r)
+        for item_id, round_, claims, judgment_count, target in items:
+            wanted = effective_target(project, target)
+            assert low <= wanted <= r, f"item {item_id} wants {wanted}, outside r_min {low} .. r_max {r}"
+            assert target is None or target <= r, f"item {item_id}: target {target} over r_max {r}"
+            assert claims <= wanted, f"item {item_id} has {claims} claims, its target is {wanted}"
+            if judgment_count >= wanted:  # complete: never fewer than r_min
+                assert judgment_count >= low, f"item {item_id} is complete with {judgment_count} < r_min judgments"
             live = sum(1 for a in assignments if (a.item_id, a.round, a.status) == (item_id, round_, "leased"))
             judged = sum(1 for j in judgments if (j.item_id, j.round) == (item_id, round_))
             stale = [a.id for a in assignments if a.item_id == item_id and a.round != round_ and a.status == "leased"]
