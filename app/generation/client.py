@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from app.generation.bound import Bound
 from app.generation.diagnosis import explain_exception, explain_status
 from app.generation.egress import AddressRefused
 from app.generation.schemas import GenerationSettings
@@ -87,8 +88,13 @@ class Pool:
         self.settings = settings
         self.client = client
         self.urls = settings.servers()
-        self.limits = {u: asyncio.Semaphore(settings.concurrency) for u in self.urls}
+        self.limits = {u: Bound(settings.concurrency) for u in self.urls}
         self.stats = Stats(in_flight=dict.fromkeys(self.urls, 0))
+
+    def set_bound(self, per_server: int) -> None:
+        """Requests in flight allowed per server from now on (the job's adaptive bound)."""
+        for limit in self.limits.values():
+            limit.set_limit(per_server)
 
     def _pick(self, preferred: str | None) -> str:
         if preferred:
@@ -96,9 +102,18 @@ class Pool:
         return min(self.urls, key=lambda u: self.stats.in_flight[u])
 
     async def request(
-        self, *, prompt: Any, model: str, n: int, seed: int, temperature: float, base_url: str | None = None
+        self,
+        *,
+        prompt: Any,
+        model: str,
+        n: int,
+        seed: int,
+        temperature: float,
+        base_url: str | None = None,
+        extra_body: dict[str, Any] | None = None,
     ) -> list[Sample]:
-        """One request (n samples), retried on connection errors, timeouts, 408/429/5xx."""
+        """One request (n samples), retried on connection errors, timeouts, 408/429/5xx. ``extra_body`` is merged
+        into the request's JSON last (``logprobs``, ``structured_outputs``, ...)."""
         s = self.settings
         url = self._pick(base_url)
         params: dict[str, Any] = {"temperature": temperature, "top_p": s.top_p, "max_tokens": s.max_tokens}
@@ -113,6 +128,8 @@ class Pool:
             path, body["messages"] = "/v1/chat/completions", _messages(prompt)
         else:
             path, body["prompt"] = "/v1/completions", render_completion_prompt(prompt)
+        if extra_body:
+            body.update(extra_body)
         key = s.key_for(url)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         attempt = 0

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from app.config import get_settings
 from app.db import Database
 from app.generation import service
+from app.generation.bound import Bound, InFlightController
 from app.generation.client import GenerationError, Pool, Sample, candidates_for, derive_seed
 from app.generation.egress import guarded_async_client
 from app.generation.schemas import GenerationSettings
@@ -93,9 +94,7 @@ class _Progress:
         }
 
 
-def _finished_callback(
-    tasks: set[asyncio.Task[None]], limit: asyncio.Semaphore
-) -> Callable[[asyncio.Task[None]], None]:
+def _finished_callback(tasks: set[asyncio.Task[None]], limit: Bound) -> Callable[[asyncio.Task[None]], None]:
     def done(task: asyncio.Task[None]) -> None:
         tasks.discard(task)
         limit.release()
@@ -129,6 +128,29 @@ class _GenerationRun:
         self.flush_lock = asyncio.Lock()
         self.stop_committer = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
+        servers = max(len(self.pool.urls), 1)
+        self.servers = servers
+        self.controller = InFlightController.for_concurrency(settings.concurrency)
+        self.limit = Bound(settings.concurrency * servers)
+        self.completed = 0  # items finished in this run, stored or failed (the controller's rate)
+        self.window = (time.monotonic(), 0, False)  # start, completed then, bound full at some point since
+
+    def adapt(self) -> None:
+        """Once per controller window: raise the in-flight bound while completions per second grow."""
+        started, completed_then, saturated = self.window
+        now = time.monotonic()
+        if now - started < self.controller.window_s:
+            return
+        bound = self.controller.update((self.completed - completed_then) / (now - started), saturated=saturated)
+        if bound * self.servers != self.limit.limit:
+            log.info("job %s: %d requests in flight per server", self.job.id, bound)
+            self.limit.set_limit(bound * self.servers)
+            self.pool.set_bound(bound)
+        self.window = (now, self.completed, False)
+
+    def note_full(self) -> None:
+        if not self.window[2] and self.limit.used >= self.limit.limit:
+            self.window = (self.window[0], self.window[1], True)
 
     def _commit(self, batch: list[tuple[int, int, bool, list[Sample]]]) -> str:
         progress = self.progress
@@ -162,6 +184,7 @@ class _GenerationRun:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_committer.wait(), COMMIT_EVERY_S)
             await self.flush()
+            self.adapt()
 
     async def generate_item(self, item_id: int, prompt: Any, from_round: int, regenerate: bool) -> None:
         progress, settings = self.progress, self.settings
@@ -170,6 +193,7 @@ class _GenerationRun:
                 self.pool, prompt=prompt, k=self.k, seed=derive_seed(settings.seed, item_id * 7919)
             )
         except GenerationError as exc:
+            self.completed += 1
             progress.failed_items += 1
             progress.consecutive_failures += 1
             log.warning("item %s failed: %s", item_id, exc)
@@ -180,13 +204,15 @@ class _GenerationRun:
                 )
             return
         progress.consecutive_failures = 0
+        self.completed += 1
         self.finished.append((item_id, from_round, regenerate, samples))
 
     async def generate_all(self) -> None:
-        """Start a task per item still to do, at most ``concurrency`` per model server at once; return when they
-        are done, or at the first fatal error or a stop from outside."""
-        limit = asyncio.Semaphore(self.settings.concurrency * max(len(self.pool.urls), 1))
+        """Start a task per item still to do, at most the in-flight bound per model server at once (``concurrency``
+        at first, raised by ``adapt``); return when they are done, or at the first fatal error or a stop."""
+        limit = self.limit
         async for item_id, prompt, from_round, regenerate in _todo(self.db, self.job):
+            self.note_full()
             await limit.acquire()
             if self.fatal or self.state != "running":
                 limit.release()

@@ -1,0 +1,77 @@
+"""The adaptive in-flight bound: the controller's decisions and the resizable semaphore (no timing)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.generation.bound import Bound, InFlightController
+
+
+def test_raises_while_the_rate_grows_then_settles() -> None:
+    c = InFlightController(start=64, cap=256, step=32)
+    assert c.update(50.0, saturated=True) == 96
+    assert c.update(80.0, saturated=True) == 128
+    assert c.update(81.0, saturated=True) == 128  # under 5 % better: a miss
+    assert not c.settled
+    assert c.update(100.0, saturated=True) == 160  # a gain resets the misses
+    assert c.update(100.0, saturated=True) == 160
+    assert c.update(99.0, saturated=True) == 160
+    assert c.settled
+    assert c.update(1000.0, saturated=True) == 160  # settled: stays
+
+
+def test_windows_with_idle_slots_do_not_count() -> None:
+    c = InFlightController(start=8, cap=64, step=4)
+    assert c.update(10.0, saturated=False) == 8
+    assert c.best_rate == 0.0 and c.misses == 0
+    assert c.update(10.0, saturated=True) == 12
+
+
+def test_never_above_the_cap_nor_below_the_start() -> None:
+    c = InFlightController.for_concurrency(64)
+    assert (c.start, c.cap, c.step) == (64, 256, 32)
+    bounds = [c.update(float(10 * 2**i), saturated=True) for i in range(10)]
+    assert max(bounds) == 256 and min(bounds) >= 64
+    assert c.settled
+    assert InFlightController.for_concurrency(1).step == 1
+    assert InFlightController.for_concurrency(1000).cap == 1024
+
+
+def test_bound_wakes_waiters_when_raised_and_on_release() -> None:
+    async def scenario() -> list[str]:
+        bound = Bound(1)
+        order: list[str] = []
+        await bound.acquire()
+
+        async def take(name: str) -> None:
+            await bound.acquire()
+            order.append(name)
+
+        first, second = asyncio.create_task(take("a")), asyncio.create_task(take("b"))
+        await asyncio.sleep(0)
+        assert order == [] and bound.used == 1
+        bound.set_limit(2)
+        await asyncio.sleep(0)
+        assert order == ["a"] and bound.used == 2
+        bound.release()
+        await asyncio.gather(first, second)
+        assert bound.used == 2
+        return order
+
+    assert asyncio.run(scenario()) == ["a", "b"]
+
+
+def test_a_cancelled_waiter_passes_its_turn_on() -> None:
+    async def scenario() -> int:
+        bound = Bound(1)
+        await bound.acquire()
+        waiting = asyncio.create_task(bound.acquire())
+        behind = asyncio.create_task(bound.acquire())
+        await asyncio.sleep(0)
+        bound.release()  # wakes ``waiting``...
+        waiting.cancel()  # ...which is cancelled before it runs: ``behind`` gets the slot
+        await asyncio.gather(waiting, return_exceptions=True)
+        await asyncio.wait_for(behind, 1)
+        return bound.used
+
+    assert asyncio.run(scenario()) == 1
