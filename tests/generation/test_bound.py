@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 from app.generation.bound import Bound, InFlightController
+from app.generation.client import Pool, Sample
+from app.generation.schemas import GenerationSettings
+from tests.support.fake_openai import FakeOpenAI
 
 
 def test_raises_while_the_rate_grows_then_settles() -> None:
@@ -75,3 +80,21 @@ def test_a_cancelled_waiter_passes_its_turn_on() -> None:
         return bound.used
 
     assert asyncio.run(scenario()) == 1
+
+
+def test_extra_body_reaches_the_server_and_set_bound_applies(fake: FakeOpenAI) -> None:
+    settings = GenerationSettings(base_urls=[fake.base_url], model="fake", concurrency=4)
+
+    async def scenario() -> list[Sample]:
+        async with httpx.AsyncClient() as http:
+            pool = Pool(settings, http)
+            pool.set_bound(9)
+            assert {b.limit for b in pool.limits.values()} == {9}
+            return await pool.request(
+                prompt="hi", model="fake", n=1, seed=3, temperature=0.5, extra_body={"logprobs": True, "top_k": 5}
+            )
+
+    samples = asyncio.run(scenario())
+    assert len(samples) == 1
+    sent = fake.requests[-1]
+    assert sent["logprobs"] is True and sent["top_k"] == 5 and sent["seed"] == 3
