@@ -31,6 +31,7 @@ from app.export.cli import export_command
 from app.generation.cli import generate_command, worker_command
 from app.items.cli import import_command, import_judgments_command
 from app.jobs.runner import run_worker
+from app.judge.cli import judge_command
 from app.kit.errors import AppError
 from app.projects.deps import project_by_slug
 from app.training.cli import train_command
@@ -265,6 +266,7 @@ def _start_background_worker() -> None:
 cli.command("import")(import_command)
 cli.command("import-judgments")(import_judgments_command)
 cli.command("generate")(generate_command)
+cli.command("judge")(judge_command)
 cli.command("worker")(worker_command)
 cli.command("train")(train_command)
 cli.command("export")(export_command)
