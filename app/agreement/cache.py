@@ -23,13 +23,24 @@ from app.agreement.schemas import AgreementOut, CachedAgreementOut
 from app.agreement.service import RESAMPLES, compute
 from app.db import serial_plan
 from app.kit.cache import Cache
-from app.models import IS_GOLD, AgreementCache, AnnotatorTally, Item, Judgment, Project, ProjectMember, User, utcnow
+from app.models import (
+    IS_GOLD,
+    AgreementCache,
+    AnnotatorTally,
+    Item,
+    Judgment,
+    Project,
+    ProjectMember,
+    Suggestion,
+    User,
+    utcnow,
+)
 
 # Projects with at most this many judgments are computed on the spot when the cache is missing or stale
 # (tens of milliseconds); bigger ones wait for the worker.
 INLINE_JUDGMENTS = 2000
 # Bump when the figures change meaning or shape: every cache becomes stale.
-FIGURES_VERSION = 3
+FIGURES_VERSION = 4  # 4: the judge section and judge rows
 FINGERPRINT_TTL = 5.0  # seconds a large project's fingerprint serves the page views of a process
 
 
@@ -43,8 +54,9 @@ class Fingerprint:
 
 def fingerprint(session: Session, *, project: Project) -> Fingerprint:
     """Judgments (count, newest change: a submit or an edit), items (count, sum of candidate rounds: a
-    regeneration raises it), gold answers, members (paused, names, roles) and the project's settings — what
-    ``compute`` reads. Adjudication decisions are not in it: they change exports, not agreement."""
+    regeneration raises it), gold answers, the judges' suggestions (count, newest id), members (paused, names,
+    roles) and the project's settings — what ``compute`` reads. Adjudication decisions are not in it: they
+    change exports, not agreement."""
     # The count from the annotators' tallies (kept in each submit's transaction: exact), the newest change from
     # the end of an index: counting a million judgments took 70 ms of both CPUs (a parallel plan) each time.
     n = (
@@ -63,6 +75,10 @@ def fingerprint(session: Session, *, project: Project) -> Fingerprint:
     gold = session.execute(  # as stored: the text changes when the answer does, and is not decoded (1,200: 5 ms)
         select(Item.id, cast(Item.gold, Text)).where(Item.project_id == project.id, IS_GOLD).order_by(Item.id)
     ).all()
+    # Suggestions are only ever added (a judge job) or deleted with their item or round: count and newest id.
+    suggestions = list(
+        session.execute(select(func.count(), func.max(Suggestion.id)).where(Suggestion.project_id == project.id)).one()
+    )
     members = session.execute(
         select(ProjectMember.user_id, ProjectMember.paused, User.username, User.role)
         .join(User, User.id == ProjectMember.user_id)
@@ -73,6 +89,7 @@ def fingerprint(session: Session, *, project: Project) -> Fingerprint:
         FIGURES_VERSION,
         [n, str(last_change), items, int(rounds or 0)],
         [[i, g] for i, g in gold],
+        suggestions,
         [list(m) for m in members],
         [
             project.slug,
@@ -81,6 +98,7 @@ def fingerprint(session: Session, *, project: Project) -> Fingerprint:
             project.dimension_keys,
             project.gold_min_accuracy,
             project.cohen_min_items,
+            project.judge,  # which judge is the primary
         ],
     ]
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:40]

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.agreement import stats
 from app.agreement.loading import Ratings, load
+from app.agreement.schemas import AnchoringOut, AnnotatorFigures, IntervalOut, JudgeDimension, JudgeOut
 from app.agreement.units import candidate_pairs, pair_labels
 from app.export.pairs import Pair, pairs_of, ranked_of
 from app.judge.repository import judge_names, primary_suggestions
@@ -45,6 +46,7 @@ class KappaFigure:
     value: float | None
     n: int
     interval: Interval | None
+    agreement: float | None = None  # the observed share of those pairs where the judge gives the majority label
 
 
 @dataclass
@@ -185,12 +187,13 @@ def _kappa(
 ) -> KappaFigure:
     kappa_of = stats.cohen_statistic(x, y)
     value = _round(kappa_of(np.ones(len(x)))) if len(x) else None
+    agreement = round(float((x == y).mean()), 4) if len(x) else None
     interval = None
     if value is not None and resamples > 0 and len(np.unique(groups)) >= 2:
         (ci,) = stats.bootstrap_weighted([kappa_of], groups=groups, resamples=resamples, seed=seed)
         low, high = _round(ci.low), _round(ci.high)
         interval = (low, high) if low is not None and high is not None else None
-    return KappaFigure(value=value, n=len(x), interval=interval)
+    return KappaFigure(value=value, n=len(x), interval=interval, agreement=agreement)
 
 
 def judge_kappa(
@@ -317,3 +320,85 @@ def anchoring(session: Session, *, project: Project) -> dict[str, Anchoring]:
             interval=newcombe(shown_share, hidden_share),
         )
     return out
+
+
+def stored_judges(session: Session, project: Project) -> list[str]:
+    """The judges with suggestions in the project: those of the settings in their order, then the others."""
+    found = set(session.scalars(select(Suggestion.judge).where(Suggestion.project_id == project.id).distinct()))
+    listed = [name for name in judge_names(project) if name in found]
+    return listed + sorted(found - set(listed))
+
+
+def _out(interval: Interval | None) -> IntervalOut | None:
+    return None if interval is None else IntervalOut(low=interval[0], high=interval[1])
+
+
+def judge_figures(
+    session: Session, *, project: Project, ratings: Ratings, resamples: int, seed: int = 0
+) -> tuple[JudgeOut | None, list[AnnotatorFigures]]:
+    """The "Judge vs people" section (primary judge) and one annotator-table row per judge with suggestions;
+    (None, []) when the project has none."""
+    judges = stored_judges(session, project)
+    if not judges:
+        return None, []
+    rows = []
+    primary: JudgeOut | None = None
+    for name in judges:
+        kappa = judge_kappa(session, project=project, judge=name, ratings=ratings, resamples=resamples, seed=seed)
+        gold = judge_gold(session, project=project, judge=name)
+        coverage = judge_coverage(session, project=project, judge=name)
+        overall_gold = gold.get(OVERALL)
+        rows.append(
+            AnnotatorFigures(
+                annotator=f"judge: {name}",
+                judgments=coverage[OVERALL][1].n - coverage[OVERALL][1].hits,
+                median_seconds=None,
+                majority_agreement=kappa[OVERALL].agreement,
+                tie_rate=0.0,
+                all_bad_rate=0.0,
+                left_choice_rate=None,
+                outlier=False,
+                gold_judgments=overall_gold.n if overall_gold else 0,
+                gold_accuracy=overall_gold.value if overall_gold else None,
+                is_judge=True,
+            )
+        )
+        if primary is None:
+            effects = anchoring(session, project=project)
+            primary = JudgeOut(
+                judge=name,
+                judges=judges,
+                dimensions=[_dimension(d, kappa[d], gold.get(d), coverage[d], effects[d]) for d in kappa],
+            )
+    return primary, rows
+
+
+def _dimension(
+    name: str, kappa: KappaFigure, gold: Share | None, coverage: tuple[Share, Share], effect: Anchoring
+) -> JudgeDimension:
+    covered, unsure = coverage
+    shown = effect.shown.n > 0 and effect.hidden.n > 0
+    return JudgeDimension(
+        dimension=name,
+        kappa=kappa.value,
+        kappa_n=kappa.n,
+        kappa_ci=_out(kappa.interval),
+        meaning=stats.landis_koch(kappa.value if kappa.value is not None else float("nan")),
+        majority_agreement=kappa.agreement,
+        gold_accuracy=gold.value if gold else None,
+        gold_n=gold.n if gold else 0,
+        gold_ci=_out(gold.interval) if gold else None,
+        coverage=covered.value,
+        suggestions=unsure.n,
+        unsure_rate=unsure.value,
+        anchoring=AnchoringOut(
+            shown_rate=effect.shown.value,
+            shown_n=effect.shown.n,
+            hidden_rate=effect.hidden.value,
+            hidden_n=effect.hidden.n,
+            difference=effect.difference,
+            difference_ci=_out(effect.interval),
+        )
+        if shown
+        else None,
+    )

@@ -69,6 +69,42 @@ class AnnotatorFigures(BaseModel):
     gold_accuracy: float | None = None  # share of gold answers (per dimension, "either" skipped) matched
     below_gold_threshold: bool = False
     paused: bool = False
+    is_judge: bool = False  # a judge model's row: never in the human-only figures
+
+
+class AnchoringOut(BaseModel):
+    """People's agreement with the primary judge's consistent suggestion, shown before submitting vs hidden."""
+
+    shown_rate: float | None
+    shown_n: int
+    hidden_rate: float | None
+    hidden_n: int
+    difference: float | None  # shown − hidden
+    difference_ci: IntervalOut | None  # Newcombe's hybrid Wilson interval
+
+
+class JudgeDimension(BaseModel):
+    dimension: str
+    kappa: float | None  # Cohen's κ of the judge against the human majority, pairs both labelled
+    kappa_n: int  # those pairs
+    kappa_ci: IntervalOut | None  # bootstrap over items
+    meaning: str  # Landis–Koch band of κ
+    majority_agreement: float | None  # observed share of those pairs where the judge gives the majority label
+    gold_accuracy: float | None
+    gold_n: int = 0
+    gold_ci: IntervalOut | None = None  # Wilson
+    coverage: float | None  # share of ordinary items with a consistent suggestion
+    suggestions: int = 0
+    unsure_rate: float | None = None  # share of the judge's suggestions that are "unsure"
+    anchoring: AnchoringOut | None = None
+
+
+class JudgeOut(BaseModel):
+    """Judge vs people, per dimension ("overall" first), for the primary judge (``judge``)."""
+
+    judge: str
+    judges: list[str]  # every judge with suggestions; each is a rater of its own in the annotator table
+    dimensions: list[JudgeDimension]
 
 
 class TimeBucket(BaseModel):
@@ -89,6 +125,7 @@ class AgreementOut(BaseModel):
     resamples: int = 0  # bootstrap resamples behind the intervals
     timeline_unit: str = "day"  # "hour" while the judgments span two days or less
     timeline: list[TimeBucket] = Field(default_factory=list)  # every judgment of the project, by creation time
+    judge: JudgeOut | None = None  # None without suggestions
 
 
 class CachedAgreementOut(AgreementOut):

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, aliased
 from threadpoolctl import threadpool_limits
 
 from app.agreement import itemlevel, stats, units
+from app.agreement.judge import judge_figures
 from app.agreement.loading import TIE, Judgments, Ratings, load
 from app.agreement.schemas import (
     AgreementOut,
@@ -71,6 +72,9 @@ def _compute(session: Session, *, project: Project, resamples: int, seed: int) -
     pairs = _cohen_pairs(overall, annotators, names, minimum=project.cohen_min_items, resamples=resamples, seed=seed)
     people = _annotator_figures(judgments, overall.data, annotators, names, k=project.k)
     _add_members_and_gold(session, project=project, people=people, annotators=annotators, names=names)
+    # The judges come last and apart: none of the figures above sees a suggestion.
+    judge, judge_rows = judge_figures(session, project=project, ratings=ratings, resamples=resamples, seed=seed)
+    people.extend(judge_rows)
     assert loaded.timeline is not None
     unit, timeline = loaded.timeline
     return AgreementOut(
@@ -86,6 +90,7 @@ def _compute(session: Session, *, project: Project, resamples: int, seed: int) -
         resamples=resamples,
         timeline_unit=unit,
         timeline=timeline,
+        judge=judge,
     )
 
 

@@ -244,3 +244,30 @@ def test_suggestions_leave_human_figures_identical(db: Database) -> None:
     assert human == {k: v for k, v in before.items() if k != "annotators"}
     people = [a for a in after["annotators"] if not a.get("is_judge")]
     assert people == before["annotators"]
+    assert len(after["annotators"]) == len(people) + 1  # the judge's row, beside them
+
+
+def test_dashboard_figures_carry_the_judge_and_its_row(db: Database) -> None:
+    from app.agreement.cache import fingerprint
+
+    with db.session() as s:
+        project, users, items = _world(s, 6)
+        for n, item in enumerate(items):
+            for user in users:
+                vote(s, item, user, n % 2, shown=n < 3, helpful=n % 2)
+        s.commit()
+        before = fingerprint(s, project=project).source
+        for n, item in enumerate(items):
+            suggest(s, item, "preference", n % 2)
+        s.commit()
+        assert fingerprint(s, project=project).source != before  # suggestions invalidate the cache
+        figures = agreement.compute(s, project=project, resamples=20)
+    assert figures.judge is not None and figures.judge.judge == JUDGE
+    overall = figures.judge.dimensions[0]
+    assert (overall.dimension, overall.kappa, overall.kappa_n, overall.coverage) == ("overall", 1.0, 6, 1.0)
+    assert overall.anchoring is not None and overall.anchoring.difference == 0.0
+    helpful = figures.judge.dimensions[1]
+    assert helpful.kappa is None and helpful.coverage == 0.0 and helpful.anchoring is None
+    rows = [a for a in figures.annotators if a.is_judge]
+    assert [(r.annotator, r.judgments, r.majority_agreement) for r in rows] == [(f"judge: {JUDGE}", 6, 1.0)]
+    assert all(JUDGE not in (p.a, p.b) for p in figures.pairs)
