@@ -445,16 +445,16 @@ def test_lapsed_project_counts_are_served_while_one_background_recount_runs(
         cache.put(key, annotation_progress.KeptCounts(lapsed, fresh_until=0.0))  # lapsed long ago
         annotation_progress._recounting.add(key)  # a recount is under way already
         try:
-            assert project_counts(s, project) == (99, 98, 97)
+            assert project_counts(s, project) == lapsed
             annotation_progress._recount_pool.submit(lambda: None).result()  # the pool's thread is idle: none queued
-            assert _kept(key).counts == (99, 98, 97)
+            assert _kept(key).counts == lapsed
         finally:
             annotation_progress._recounting.discard(key)
-        assert project_counts(s, project) == (99, 98, 97)  # not held up: the lapsed counts at once
+        assert project_counts(s, project) == lapsed  # not held up: the lapsed counts at once
         annotation_progress._recount_pool.submit(lambda: None).result()  # after the recount it queued
         assert key not in annotation_progress._recounting
-        assert _kept(key).counts == (3, 0, 4)
-        assert project_counts(s, project) == (3, 0, 4)
+        assert _kept(key).counts[:3] == (3, 0, 4)
+        assert project_counts(s, project)[:3] == (3, 0, 4)
 
 
 def test_the_first_counts_of_a_project_are_counted_by_the_request(db: Database, world: dict[str, int]) -> None:
@@ -462,7 +462,7 @@ def test_the_first_counts_of_a_project_are_counted_by_the_request(db: Database, 
         project, _ = _ctx(s, world, "u0")
         key = (str(s.get_bind().engine.url), project.id, project.created_at)
         cache.clear()
-        assert project_counts(s, project) == (3, 0, 4)
+        assert project_counts(s, project)[:3] == (3, 0, 4)
         assert _kept(key).fresh_until > time.monotonic()
 
 
@@ -559,7 +559,7 @@ def test_a_server_warms_up_before_serving(db: Database, world: dict[str, int]) -
             dummy_hash.cache_clear()
             warm_up(db)
             assert dummy_hash.cache_info().currsize == 1
-            assert _kept(key).counts == (3, 0, 4)
+            assert _kept(key).counts[:3] == (3, 0, 4)
             assert len(env.cache) == len(env.list_templates(extensions=["html"])) > 10  # type: ignore[arg-type]
 
 
