@@ -31,7 +31,7 @@ equals the truth; human judgments = Judgment rows. Also shown, "(b)+judge": (b)'
 confident suggestion (≥ ``CONFIDENT``) where the humans leave a pair unlabelled.
 
     python bench/effort.py                                    # 300 items, 10 annotators, 5 seeds (a few minutes)
-    python bench/effort.py --items 100 --seeds 2 --r-min 1 --r-max 5 --margin 0.5
+    python bench/effort.py --items 100 --seeds 2 --r-min 1 --r-max 5 --margin 0.5   # the first design
 """
 
 from __future__ import annotations
@@ -405,7 +405,7 @@ def main() -> None:
     parser.add_argument("--annotators", type=int, default=10)
     parser.add_argument("--r-min", type=int, default=1, help="(b): judgments every item gets")
     parser.add_argument("--r-max", type=int, default=5, help="(b): the most an item gets when reopened")
-    parser.add_argument("--margin", type=float, default=0.5, help="(b): reopen while a vote margin is below this")
+    parser.add_argument("--margin", type=float, default=0.3, help="(b): reopen while a vote margin is below this")
     parser.add_argument("--order", choices=("uncertain_first", "fullest_first"), default="uncertain_first")
     args = parser.parse_args()
     adaptive = Arm(
