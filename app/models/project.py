@@ -63,7 +63,7 @@ class Project(Base):
     # Adaptive overlap: an item gets ``overlap_min`` judgments, and more, up to ``overlap`` (r_max), while they
     # disagree (a vote margin below ``adaptive_margin``, or against a confident judge). None: every item gets r.
     overlap_min: Mapped[int | None] = mapped_column(Integer, default=None)
-    adaptive_margin: Mapped[float] = mapped_column(Float, default=0.5)
+    adaptive_margin: Mapped[float] = mapped_column(Float, default=0.3)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -140,7 +140,7 @@ def new_project_page(request: Request, admin: AdminUser) -> Response:
         "suggestions": "hidden",
         "queue_order": "fullest_first",
         "overlap_min": "",
-        "adaptive_margin": 50,
+        "adaptive_margin": 30,
     }
     return _form_page(request, project=None, values=values)
 

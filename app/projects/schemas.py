@@ -123,7 +123,7 @@ class ProjectIn(BaseModel):
         description="adaptive overlap: judgments every item gets (r_min), overlap being r_max; None or 0: off",
     )
     adaptive_margin: float = Field(
-        default=0.5, ge=0, le=1, description="an item is reopened while its vote margin (share) is below this"
+        default=0.3, ge=0, le=1, description="an item is reopened while its vote margin (share) is below this"
     )
 
     @model_validator(mode="after")

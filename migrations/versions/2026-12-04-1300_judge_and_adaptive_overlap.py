@@ -37,7 +37,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("suggestions", sa.String(8), nullable=False, server_default="hidden"))
         batch_op.add_column(sa.Column("queue_order", sa.String(16), nullable=False, server_default="fullest_first"))
         batch_op.add_column(sa.Column("overlap_min", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("adaptive_margin", sa.Float(), nullable=False, server_default="0.5"))
+        batch_op.add_column(sa.Column("adaptive_margin", sa.Float(), nullable=False, server_default="0.3"))
         batch_op.create_check_constraint("suggestions_valid", "suggestions IN ('hidden', 'shown', 'after')")
         batch_op.create_check_constraint("queue_order_valid", "queue_order IN ('fullest_first', 'uncertain_first')")
         batch_op.create_check_constraint(

@@ -63,7 +63,7 @@ def test_r_min_above_r_is_refused_by_form_and_api(
     with db.session(write=False) as s:
         assert s.scalar(select(Project.id)) is None
     created = client.post("/api/v1/projects", json={"name": "Pairs", "slug": "pairs", "overlap": 4}).json()
-    assert (created["overlap_min"], created["adaptive_margin"], created["queue_order"]) == (None, 0.5, "fullest_first")
+    assert (created["overlap_min"], created["adaptive_margin"], created["queue_order"]) == (None, 0.3, "fullest_first")
     assert created["suggestions"] == "hidden"
     patched = client.patch("/api/v1/projects/pairs", json={"overlap_min": 2, "adaptive_margin": 0.3}).json()
     assert (patched["overlap_min"], patched["overlap"], patched["adaptive_margin"]) == (2, 4, 0.3)
