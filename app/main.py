@@ -23,8 +23,9 @@ from app.generation import api as generation_api
 from app.generation import router as generation_router
 from app.i18n import router as i18n_router
 from app.items import api as items_api
-from app.judge import api as judge_api
 from app.items import router as items_router
+from app.judge import api as judge_api
+from app.judge import router as judge_router
 from app.kit.markdown import parse_origins, set_image_origins
 from app.kit.schemas import API_ERROR_RESPONSES
 from app.projects import api as projects_api
@@ -43,6 +44,7 @@ PAGE_ROUTERS = (
     items_router,
     annotation_router,
     generation_router,
+    judge_router,
     agreement_router,
     adjudication_router,
     export_router,

@@ -127,3 +127,19 @@ def item_suggestions(session: Session, *, project: Project, item_id: int) -> lis
         raise NotFound("No such item")
     query = select(Suggestion).where(Suggestion.item_id == item_id).order_by(Suggestion.round, Suggestion.id)
     return list(session.scalars(query))
+
+
+def coverage(session: Session, *, project: Project) -> dict[str, Any]:
+    """For the judge page: ready items, those with a suggestion on their current round, and the share of those
+    suggestions (every judge and dimension) that are "unsure"."""
+    ready = Item.project_id == project.id, Item.status == "ready"
+    current = select(Suggestion).join(Item, Item.id == Suggestion.item_id).where(*ready, Suggestion.round == Item.round)
+    rows = current.subquery()
+    total = session.scalar(select(func.count()).select_from(rows)) or 0
+    unsure = session.scalar(select(func.count()).select_from(rows).where(rows.c.kind == "unsure")) or 0
+    return {
+        "ready": session.scalar(select(func.count()).where(*ready)) or 0,
+        "judged": session.scalar(select(func.count(func.distinct(rows.c.item_id)))) or 0,
+        "suggestions": total,
+        "unsure_share": unsure / total if total else None,
+    }
