@@ -155,3 +155,13 @@ def _suggestion(project_id: int, item_id: int, kind: str, dimension: str) -> Sug
         prompt_version="v",
         kind=kind,
     )
+
+
+def test_forms_need_the_csrf_token(
+    client: TestClient, users: dict[str, User], login_as: Callable[[User], str], db: Database
+) -> None:
+    login_as(users["admin"])
+    del client.headers["X-CSRF-Token"]
+    assert client.post(PAGE + "/settings", data=FORM).status_code == 403
+    assert client.post(PAGE + "/start").status_code == 403
+    assert _stored(db) == {}
