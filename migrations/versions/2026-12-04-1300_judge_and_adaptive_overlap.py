@@ -90,9 +90,12 @@ def downgrade() -> None:
     op.drop_table("suggestion")
     with op.batch_alter_table("judgment", schema=None) as batch_op:
         batch_op.drop_column("suggestion_shown")
-    with op.batch_alter_table("item", schema=None) as batch_op:
-        batch_op.drop_column("judge_confidence")
-        batch_op.drop_column("target")
+    # Not a batch copy on SQLite: copying the item table would drop its search triggers (migration 0011).
+    for column in ("judge_confidence", "target"):
+        if op.get_bind().dialect.name == "sqlite":
+            op.execute(f"ALTER TABLE item DROP COLUMN {column}")
+        else:
+            op.drop_column("item", column)
     with op.batch_alter_table("project", schema=None) as batch_op:
         batch_op.drop_constraint("overlap_min_valid", type_="check")
         batch_op.drop_constraint("queue_order_valid", type_="check")
