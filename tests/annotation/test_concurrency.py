@@ -7,7 +7,6 @@ import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from sqlalchemy import func, select
 
 from app.annotation.judgments import submit_judgment
@@ -147,10 +146,10 @@ def _annotate_split(db: Database, project_id: int, user_id: int, errors: list[Ba
 
 
 def test_fifty_annotators_with_adaptive_overlap_keep_every_item_within_its_target(db: Database) -> None:
-    if db.write_engine.dialect.name != "postgresql":
-        pytest.skip("SQLite serialises write transactions: 50 threads only queue (the test above covers it)")
+    # SQLite serialises write transactions: 50 threads there would only queue, so it runs with eight.
+    annotators = ADAPTIVE_ANNOTATORS if db.write_engine.dialect.name == "postgresql" else 8
     with db.session() as s:
-        users = [make_user(s, f"ad{i}") for i in range(ADAPTIVE_ANNOTATORS)]
+        users = [make_user(s, f"ad{i}") for i in range(annotators)]
         project = make_project(
             s, "crowd-adaptive", k=2, overlap=5, overlap_min=2, queue_order="uncertain_first", members=users
         )
@@ -159,7 +158,7 @@ def test_fifty_annotators_with_adaptive_overlap_keep_every_item_within_its_targe
         project_id, user_ids = project.id, [u.id for u in users]
 
     errors: list[BaseException] = []
-    with ThreadPoolExecutor(max_workers=ADAPTIVE_ANNOTATORS) as pool:
+    with ThreadPoolExecutor(max_workers=annotators) as pool:
         counts = list(pool.map(lambda uid: _annotate_split(db, project_id, uid, errors), user_ids))
 
     assert errors == []
