@@ -46,8 +46,8 @@ def test_admin_saves_settings_and_starts_a_job(page: Any, signed_in: Any, db: Da
 
     page.click("#judge-start")
     page.locator("#jobs tr.job").first.wait_for()
-    assert page.locator("#jobs tr.job .badge").first.inner_text() == "queued"
-    assert "Waiting for a worker" in page.locator("#jobs").inner_text()
+    # A worker of the test run may take the job at once: queued or running, it is listed.
+    assert page.locator("#jobs tr.job .badge").first.inner_text() in ("queued", "running")
     with db.session() as s:
         job = s.query(Job).one()
         assert job.kind == "judge" and job.progress_total == 2
