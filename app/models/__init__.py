@@ -10,6 +10,7 @@ from app.models.item import IS_GOLD, Candidate, Item
 from app.models.job import Job
 from app.models.judge import Suggestion
 from app.models.project import DEFAULT_DIMENSIONS, Project, ProjectMember
+from app.models.registry import RegisteredModel
 from app.models.token import ApiToken
 from app.models.user import AuthSession, LoginFailure, User
 
@@ -33,6 +34,7 @@ __all__ = [
     "LoginFailure",
     "Project",
     "ProjectMember",
+    "RegisteredModel",
     "Snapshot",
     "Suggestion",
     "TrainingRun",

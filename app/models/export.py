@@ -38,6 +38,7 @@ class Snapshot(Base):
     # Files beside the main one: [{name, kind ("ties" | "dimension"), dimension, rows, bytes, sha256, file_name}];
     # declared when the snapshot is recorded (rows 0, no file), filled in when it is written.
     parts: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    rounds: Mapped[list[int]] = mapped_column(JSONType, default=list)  # the candidate rounds its pairs came from
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -97,6 +97,11 @@ class Candidate(Base):
     prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    # The registered model that wrote it (on-policy rounds, arenas) and that model's weights digest at the time.
+    model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("registered_model.id", ondelete="SET NULL"), default=None, index=True
+    )
+    weights_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property

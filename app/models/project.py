@@ -33,6 +33,8 @@ class Project(Base):
         CheckConstraint(
             "overlap_min IS NULL OR (overlap_min >= 1 AND overlap_min <= overlap)", name="overlap_min_valid"
         ),
+        CheckConstraint("kind IN ('preference', 'arena')", name="project_kind_valid"),
+        CheckConstraint("(kind = 'arena') = (parent_id IS NOT NULL)", name="arena_has_parent"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -64,6 +66,14 @@ class Project(Base):
     # disagree (a vote margin below ``adaptive_margin``, or against a confident judge). None: every item gets r.
     overlap_min: Mapped[int | None] = mapped_column(Integer, default=None)
     adaptive_margin: Mapped[float] = mapped_column(Float, default=0.3)
+    # "preference": the project's own items; "arena": a blind evaluation of registered models of ``parent``,
+    # its settings in ``arena`` ({"model_ids": [...], "prompts": {...}}); its votes are never training pairs
+    # unless an export asks for source=arena.
+    kind: Mapped[str] = mapped_column(String(16), default="preference", server_default="preference")
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("project.id", ondelete="CASCADE"), default=None, index=True
+    )
+    arena: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
