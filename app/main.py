@@ -12,6 +12,8 @@ from app.agreement import api as agreement_api
 from app.agreement import router as agreement_router
 from app.annotation import api as annotation_api
 from app.annotation import router as annotation_router
+from app.arena import api as arena_api
+from app.arena import router as arena_router
 from app.auth import api as auth_api
 from app.auth import router as auth_router
 from app.config import ROOT, Settings, get_settings
@@ -30,6 +32,8 @@ from app.kit.markdown import parse_origins, set_image_origins
 from app.kit.schemas import API_ERROR_RESPONSES
 from app.projects import api as projects_api
 from app.projects import router as projects_router
+from app.registry import api as registry_api
+from app.registry import router as registry_router
 from app.training import api as training_api
 from app.training import router as training_router
 from app.web import system, warmup
@@ -49,6 +53,8 @@ PAGE_ROUTERS = (
     adjudication_router,
     export_router,
     training_router,
+    registry_router,
+    arena_router,
 )
 # The JSON API under /api/v1.
 API_ROUTERS = (
@@ -63,6 +69,8 @@ API_ROUTERS = (
     adjudication_api,
     export_api,
     training_api,
+    registry_api,
+    arena_api,
 )
 
 

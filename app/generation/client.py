@@ -50,6 +50,8 @@ class Sample:
     prompt_tokens: int | None
     completion_tokens: int | None
     latency_ms: float
+    model_id: int | None = None  # the registered model that wrote it, when the settings name one
+    weights_sha256: str | None = None
 
 
 @dataclass
@@ -269,6 +271,12 @@ async def candidates_for(pool: Pool, *, prompt: Any, k: int, seed: int) -> list[
         samples = [p[0] for p in parts]
     if len(samples) != k:
         raise GenerationError(f"asked for {k} candidates, got {len(samples)}")
+    if s.strategy == "per_model":
+        for sample, choice in zip(samples, s.models[:k], strict=True):
+            sample.model_id, sample.weights_sha256 = choice.model_id, choice.weights_sha256
+    else:
+        for sample in samples:
+            sample.model_id, sample.weights_sha256 = s.model_id, s.weights_sha256
     for attempt in range(2):
         seen: dict[str, int] = {}
         duplicates = []
@@ -289,6 +297,7 @@ async def candidates_for(pool: Pool, *, prompt: Any, k: int, seed: int) -> list[
                 temperature=samples[i].params["temperature"],
                 base_url=samples[i].base_url,
             )
+            fresh[0].model_id, fresh[0].weights_sha256 = samples[i].model_id, samples[i].weights_sha256
             samples[i] = fresh[0]
     seen = {}
     for i, sample in enumerate(samples):

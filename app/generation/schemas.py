@@ -80,6 +80,9 @@ class ModelChoice(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str = Field(min_length=1, max_length=200)
     base_url: str | None = None
+    # Set when the choice is a registered model (an arena, a round mixing policies): its candidates record both.
+    model_id: int | None = None
+    weights_sha256: str | None = Field(default=None, max_length=64)
 
     @field_validator("base_url")
     @classmethod
@@ -107,6 +110,10 @@ class GenerationSettings(BaseModel):
     temperatures: list[float] = Field(default_factory=lambda: [0.6, 0.9, 1.2, 1.5], max_length=4)
     models: list[ModelChoice] = Field(default_factory=list, max_length=4)
     seed: int = Field(default=1234, ge=0, le=2**31 - 1)
+    # The registered model behind base_urls/model, when a job samples from one (an on-policy round): its candidates
+    # record it and its weights digest.
+    model_id: int | None = None
+    weights_sha256: str | None = Field(default=None, max_length=64)
     concurrency: int = Field(default=64, ge=1, le=1024, description="requests in flight per base URL")
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
     max_retries: int = Field(default=5, ge=0, le=20)

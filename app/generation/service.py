@@ -30,6 +30,15 @@ def settings_of(project: Project) -> GenerationSettings:
         raise Invalid(f"The project's generation settings are invalid: {exc.errors()[0]['msg']}") from exc
 
 
+def job_settings(project: Project, job: Job) -> GenerationSettings:
+    """The settings a generation job samples with: the project's, with what the job itself fixed when it was queued
+    (``params["settings"]``: a round from a registered model) laid over them, so a resumed job samples as it began."""
+    override = job.params.get("settings")
+    if not override:
+        return settings_of(project)
+    return GenerationSettings.model_validate({**(project.generation or {}), **override})
+
+
 def update_settings(
     session: Session, *, project: Project, data: dict[str, Any], allow_private: bool
 ) -> GenerationSettings:
@@ -251,6 +260,8 @@ def store_candidates(
                 "prompt_tokens": s.prompt_tokens,
                 "completion_tokens": s.completion_tokens,
                 "latency_ms": round(s.latency_ms, 1),
+                "model_id": s.model_id,
+                "weights_sha256": s.weights_sha256,
                 "created_at": now,
             }
             for i, s in enumerate(samples)

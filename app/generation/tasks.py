@@ -285,7 +285,7 @@ async def run_generation_job(
         assert job is not None
         project = s.get(Project, job.project_id)
         assert project is not None
-        settings = service.settings_of(project)
+        settings = service.job_settings(project, job)
         k = project.k
     own_client = client is None
     allow_private = bool((db.settings or get_settings()).allow_private_model_servers)
