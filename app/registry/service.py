@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.generation import egress
@@ -28,6 +29,16 @@ def _endpoint_problem(base_url: str | None, *, allow_private: bool) -> None:
     problem = egress.host_problem(urlsplit(base_url).hostname or "", allow_private=allow_private)
     if problem:
         raise Invalid([{"loc": ["base_url"], "msg": f"{base_url}: {problem}"}])
+
+
+def _store(session: Session, model: RegisteredModel) -> RegisteredModel:
+    """Insert ``model``; a name taken meanwhile by a concurrent request is a 409, not a 500."""
+    try:
+        with session.begin_nested():
+            session.add(model)
+    except IntegrityError as exc:
+        raise Conflict(f"A model named {model.name!r} is already registered in this project") from exc
+    return model
 
 
 def _free_name(session: Session, project: Project, name: str) -> str:
@@ -86,9 +97,7 @@ def add_model(
         served_name=data.served_name,
         created_by_id=user_id,
     )
-    session.add(model)
-    session.flush()
-    return model
+    return _store(session, model)
 
 
 def register_checkpoint(
@@ -120,8 +129,7 @@ def register_checkpoint(
                 uri=parent_uri,
                 weights_sha256=weights_digest(parent_uri),
             )
-            session.add(parent)
-            session.flush()
+            _store(session, parent)
     snapshot = session.get(Snapshot, run.snapshot_id) if run is not None else None
     model = RegisteredModel(
         project_id=project.id,
@@ -136,9 +144,7 @@ def register_checkpoint(
         metrics=metrics,
         weights_sha256=weights_sha256,
     )
-    session.add(model)
-    session.flush()
-    return model
+    return _store(session, model)
 
 
 def get_model(session: Session, *, project: Project, model_id: int) -> RegisteredModel:

@@ -162,3 +162,14 @@ def test_delete_refused_while_an_arena_lists_the_model(db: Database, reg: Regist
         service.delete_model(s, project=p, model_id=b.id)
         assert s.get(RegisteredModel, b.id) is None
         assert s.get(RegisteredModel, a.id) is not None
+
+
+def test_a_name_taken_meanwhile_is_a_conflict_and_the_session_lives_on(db: Database, reg: Registry) -> None:
+    with db.session() as s:
+        p = project(s, reg)
+        s.add(RegisteredModel(project_id=p.id, name="raced"))
+        s.flush()
+        # What a concurrent request's insert meets: the unique constraint, after the name check passed.
+        with pytest.raises(Conflict):
+            service._store(s, RegisteredModel(project_id=p.id, name="raced"))
+        assert [m.name for m in service.list_models(s, project=p)] == ["raced"]
