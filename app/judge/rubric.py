@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass
 from itertools import permutations
 from typing import Any
 
 LETTERS = "ABCD"
+
+# The fields a rubric may name; without the required ones a verdict means nothing (no dimension: every dimension
+# gets the same question; no prompt or candidates: nothing to judge).
+PLACEHOLDERS = ("dimension", "dimension_description", "guidelines", "prompt", "candidates", "instruction")
+REQUIRED_PLACEHOLDERS = ("dimension", "prompt", "candidates")
+# "{{" and "}}" are literal braces (as in str.format); "{name}" is a field. One pass over the rubric only.
+_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_LOOKS_LIKE_FIELD = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\}")
 
 DEFAULT_RUBRIC = """You are an impartial judge of answers to a prompt. Judge only: {dimension}.
 {dimension_description}
@@ -30,6 +39,30 @@ PROMPT>>>
 def prompt_version(rubric: str) -> str:
     """A short digest of the effective rubric text: suggestions say which rubric they were given."""
     return hashlib.sha256(rubric.encode()).hexdigest()[:12]
+
+
+def rubric_problems(rubric: str) -> list[str]:
+    """What is wrong with a project's rubric, one sentence per problem naming the placeholder; empty when none.
+
+    An empty rubric is the built-in one. Fields are ``{name}``; ``{{`` and ``}}`` write literal braces."""
+    if not rubric.strip():
+        return []
+    known = ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
+    problems: list[str] = []
+    found = {m[1] for m in _TOKEN.finditer(rubric) if m[1]}
+    for match in _LOOKS_LIKE_FIELD.finditer(_TOKEN.sub("", rubric)):  # "{ prompt }", "{a-b}": typos of a field
+        problems.append(
+            f"Unknown placeholder {match[0]}: the rubric may use {known}; write literal braces doubled, {{{{ and }}}}"
+        )
+    for name in sorted(found - set(PLACEHOLDERS)):
+        problems.append(
+            f"Unknown placeholder {{{name}}}: the rubric may use {known}"
+            f"; to write it literally, double the braces: {{{{{name}}}}}"
+        )
+    for name in REQUIRED_PLACEHOLDERS:
+        if name not in found:
+            problems.append(f"The rubric must contain the placeholder {{{name}}}")
+    return problems
 
 
 def allowed_answers(k: int) -> list[str]:
@@ -72,23 +105,27 @@ def build_prompt(
 ) -> str:
     """The rubric filled for one shown order; untrusted text is delimited and cut to ``max_chars`` each.
 
-    ``str.replace`` rather than ``format``: braces in prompts or candidates stay as they are."""
+    One pass over the rubric, not ``str.format``: a value is never read again as a field, so braces in guidelines,
+    prompts or candidates stay as they are. ``{{`` and ``}}`` in the rubric are literal braces; an unknown field
+    (refused when settings are saved, but possible in settings stored earlier) is left as written."""
     candidates = "\n".join(
         f"<<<ANSWER {LETTERS[i]}\n{_cut(t, max_chars)}\nANSWER {LETTERS[i]}>>>" for i, t in enumerate(texts)
     )
     fields = {
-        "{dimension}": dimension.get("label") or dimension.get("key", "overall"),
-        "{dimension_description}": dimension.get("description", ""),
-        "{guidelines}": _cut(guidelines, max_chars),
-        "{prompt}": _cut(_text(prompt), max_chars),
-        "{candidates}": candidates,
-        "{instruction}": instruction(len(texts)),
+        "dimension": dimension.get("label") or dimension.get("key", "overall"),
+        "dimension_description": dimension.get("description", ""),
+        "guidelines": _cut(guidelines, max_chars),
+        "prompt": _cut(_text(prompt), max_chars),
+        "candidates": candidates,
+        "instruction": instruction(len(texts)),
     }
-    out = rubric
-    for key, value in fields.items():  # one pass per field, in this order: a value is never re-read as a field
-        head, sep, tail = out.partition(key)
-        out = head + value + tail.replace(key, value) if sep else out
-    return out
+
+    def fill(match: re.Match[str]) -> str:
+        if match[1] is None:
+            return match[0][0]  # "{{" or "}}": one literal brace
+        return fields.get(match[1], match[0])
+
+    return _TOKEN.sub(fill, rubric)
 
 
 def answer_of(content: str, k: int) -> str | None:

@@ -13,6 +13,7 @@ from app.generation import egress
 from app.generation.schemas import MASKED_KEY, origin_of
 from app.jobs import service as jobs
 from app.judge.repository import judge_name, judge_names, primary_suggestions
+from app.judge.rubric import rubric_problems
 from app.judge.schemas import JudgeJobIn, JudgeSettings
 from app.kit.errors import Conflict, Invalid, NotFound
 from app.models import Item, Job, Project, Suggestion
@@ -44,6 +45,9 @@ def update_settings(session: Session, *, project: Project, data: dict[str, Any],
         settings = JudgeSettings.model_validate({**data, "judges": judges})
     except ValidationError as exc:
         raise Invalid([{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]) from exc
+    problems = rubric_problems(settings.rubric)
+    if problems:
+        raise Invalid([{"loc": ["rubric"], "msg": problem} for problem in problems])
     for raw, judge in zip(judges, settings.judges, strict=True):
         problem = egress.host_problem(urlsplit(judge.base_url).hostname or "", allow_private=allow_private)
         if problem:

@@ -60,8 +60,9 @@ def test_settings_saved_and_the_key_masked(
     assert "sk-judge" not in page and 'placeholder="••••"' in page and 'name="clear_api_key"' in page
     assert f"judge-a@{SERVER}" in page and "You are an impartial judge" in page  # the built-in rubric shown
     # A blank key keeps the stored one; the box forgets it.
-    client.post(PAGE + "/settings", data={**FORM, "rubric": "Judge {dimension}."})
-    assert _stored(db)["judges"][0]["api_key"] == "sk-judge" and _stored(db)["rubric"] == "Judge {dimension}."
+    mine = "Judge {dimension}: {prompt}\n{candidates}"
+    client.post(PAGE + "/settings", data={**FORM, "rubric": mine})
+    assert _stored(db)["judges"][0]["api_key"] == "sk-judge" and _stored(db)["rubric"] == mine
     assert _stored(db)["rationale"] is False
     client.post(PAGE + "/settings", data={**FORM, "clear_api_key": "1"})
     assert _stored(db)["judges"][0]["api_key"] is None
