@@ -44,10 +44,13 @@ def health(project: AdminProjectDep, settings: SettingsDep) -> list[HealthOut]:
     "/projects/{project}/generation/jobs", response_model=JobOut, status_code=201, responses=error_responses(409)
 )
 def start(body: JobIn, project: AdminProjectDep, session: SessionDep, user: AdminUser, settings: SettingsDep) -> JobOut:
-    """Queue generation for items without candidates, chosen items, or items judged "all bad". Refused (409) when
-    no configured server answers, unless ``force`` (when the worker reaches servers that this app does not)."""
-    if not body.force and not service.settings_of(project).problems(project.k):
-        service.check_reachable(service.settings_of(project), allow_private=bool(settings.allow_private_model_servers))
+    """Queue generation for items without candidates, chosen items, items judged "all bad" or every item with
+    candidates (``all_ready``); with ``model_id``, a new round from that registered model's endpoint (422 when it
+    has none), ``mix_previous`` taking one candidate of each item from the current policy. Refused (409) when no
+    server of the job answers, unless ``force`` (when the worker reaches servers that this app does not)."""
+    chosen, _ = service.request_settings(session, project=project, request=body)
+    if not body.force and not chosen.problems(project.k):
+        service.check_reachable(chosen, allow_private=bool(settings.allow_private_model_servers))
     return JobOut.model_validate(service.start_job(session, project=project, request=body, user_id=user.id))
 
 

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from app.auth.deps import AdminUser
-from app.generation import service
+from app.generation import rounds, service
 from app.generation.schemas import GenerationSettings, JobIn, SettingsForm, StartForm
 from app.jobs import service as jobs
 from app.kit.errors import Invalid
@@ -35,6 +35,7 @@ def _context(request: Request, session: SessionDep, project: Project, **extra: A
         "settings": settings,
         "problems": problems,
         "jobs": jobs.recent_jobs(session, project_id=project.id, kind=service.KIND),
+        "round_models": rounds.endpoint_models(session, project=project),
         **extra,
     }
 
@@ -113,17 +114,27 @@ def start(
     form: Annotated[StartForm, form_of(StartForm)],
     settings: SettingsDep,
 ) -> Response:
-    """Start a job: items without candidates, listed item ids, or items judged "all bad"."""
+    """Start a job: items without candidates, listed item ids, items judged "all bad" or every item with
+    candidates; from the project's settings or, with a model chosen, as a new round from that model."""
     try:
         ids = [int(x) for x in _lines(form.item_ids)]
+        model_id = int(form.model_id) if form.model_id.strip() else None
     except ValueError as exc:
         raise Invalid("Item ids must be numbers") from exc
     try:
-        request_in = JobIn.model_validate({"selection": form.selection, "item_ids": ids})
+        request_in = JobIn.model_validate(
+            {
+                "selection": form.selection,
+                "item_ids": ids,
+                "model_id": model_id,
+                "mix_previous": form.mix_previous in ("1", "on", "true"),
+            }
+        )
     except ValidationError as exc:
         raise Invalid("Choose what to generate for") from exc
-    if not service.settings_of(project).problems(project.k):  # an unconfigured project is told so by start_job
-        service.check_reachable(service.settings_of(project), allow_private=bool(settings.allow_private_model_servers))
+    chosen, _ = service.request_settings(session, project=project, request=request_in)
+    if not chosen.problems(project.k):  # an unconfigured project is told so by start_job
+        service.check_reachable(chosen, allow_private=bool(settings.allow_private_model_servers))
     service.start_job(session, project=project, request=request_in, user_id=user.id)
     return redirect(request, f"/projects/{project.slug}/generation")
 

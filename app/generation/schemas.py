@@ -168,8 +168,20 @@ class GenerationSettings(BaseModel):
 
 class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    selection: Literal["missing", "ids", "all_bad"] = "missing"
+    selection: Literal["missing", "ids", "all_bad", "all_ready"] = Field(
+        "missing",
+        description='missing: items without candidates; ids: the listed items; all_bad: items judged "all bad"; '
+        "all_ready: every item with candidates (gold items left out), each into a new round",
+    )
     item_ids: list[RowId] = Field(default_factory=list, max_length=100_000)
+    model_id: RowId | None = Field(
+        default=None,
+        description="a new round from this registered model of the project (it needs a base URL and a served name)",
+    )
+    mix_previous: bool = Field(
+        default=False,
+        description="with model_id: one candidate of each item from the current policy, the others from the model",
+    )
     force: bool = Field(
         default=False, description="start even when no configured server answers this app (the worker may reach them)"
     )
@@ -227,3 +239,5 @@ class SettingsForm(FormModel):
 class StartForm(FormModel):
     selection: str = "missing"
     item_ids: str = ""  # one per line, or comma-separated
+    model_id: str = ""  # a new round from this registered model ("": the project's settings)
+    mix_previous: str = ""

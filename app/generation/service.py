@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.generation import diagnosis, egress
+from app.generation import diagnosis, egress, rounds
 from app.generation.client import Sample
 from app.generation.schemas import MASKED_KEY, GenerationSettings, HealthOut, JobIn
 from app.i18n import gettext
@@ -171,9 +171,53 @@ def _all_bad_items(session: Session, project: Project) -> dict[int, int]:
     return dict(rows.tuples().all())
 
 
+def request_settings(
+    session: Session, *, project: Project, request: JobIn
+) -> tuple[GenerationSettings, rounds.Round | None]:
+    """The settings a job request samples with: the project's, or for a round from a registered model, the
+    project's with the round's override laid over them (as ``job_settings`` reads them back)."""
+    base = settings_of(project)
+    found = rounds.round_of(session, project=project, request=request, base=base)
+    if found is None:
+        return base, None
+    return GenerationSettings.model_validate({**(project.generation or {}), **found.override}), found
+
+
+def _selected(session: Session, *, project: Project, request: JobIn, params: dict[str, Any]) -> int:
+    """Fill ``params`` with the items a job covers (``pending``, ``regenerate``: id → round); return their count."""
+    if request.selection == "missing":
+        return session.scalar(select(func.count()).where(Item.project_id == project.id, Item.status == "pending")) or 0
+    if request.selection == "ids":
+        if not request.item_ids:
+            raise Invalid("Choose at least one item")
+        rows = session.execute(
+            select(Item.id, Item.round, Item.status).where(Item.project_id == project.id, Item.id.in_(request.item_ids))
+        ).all()
+        unknown = set(request.item_ids) - {r[0] for r in rows}
+        if unknown:
+            raise Invalid(f"Items not in this project: {sorted(unknown)[:10]}")
+        # A pending item gets its first candidates; one with candidates gets a new round.
+        params["pending"] = sorted(r[0] for r in rows if r[2] == "pending")
+        targets = {r[0]: r[1] for r in rows if r[2] != "pending"}
+    elif request.selection == "all_ready":
+        # Gold items keep their candidates: their expected judgments name candidate positions.
+        query = select(Item.id, Item.round).where(
+            Item.project_id == project.id, Item.status == "ready", Item.is_gold.is_(False)
+        )
+        targets = dict(session.execute(query).tuples().all())
+        params["pending"] = []
+    else:
+        targets = _all_bad_items(session, project)
+        params["pending"] = []
+    params["regenerate"] = {str(item_id): round_ for item_id, round_ in sorted(targets.items())}
+    return len(params["pending"]) + len(targets)
+
+
 def start_job(session: Session, *, project: Project, request: JobIn, user_id: int | None) -> Job:
-    """Queue a generation job for the items without candidates, chosen items, or items judged "all bad"."""
-    problems = settings_of(project).problems(project.k)
+    """Queue a generation job for the items without candidates, chosen items, items judged "all bad" or every
+    item with candidates; from the project's settings, or as a round from a registered model (``model_id``)."""
+    settings, round_ = request_settings(session, project=project, request=request)
+    problems = settings.problems(project.k)
     if problems:
         raise Invalid("Generation is not configured: " + "; ".join(problems))
     busy = session.scalar(
@@ -182,30 +226,12 @@ def start_job(session: Session, *, project: Project, request: JobIn, user_id: in
     if busy is not None:
         raise Conflict(f"Generation job #{busy} is still running for this project; cancel it or wait")
     params: dict[str, Any] = {"selection": request.selection}
-    if request.selection == "missing":
-        total = session.scalar(select(func.count()).where(Item.project_id == project.id, Item.status == "pending")) or 0
-    else:
-        if request.selection == "ids":
-            if not request.item_ids:
-                raise Invalid("Choose at least one item")
-            rows = session.execute(
-                select(Item.id, Item.round, Item.status).where(
-                    Item.project_id == project.id, Item.id.in_(request.item_ids)
-                )
-            ).all()
-            unknown = set(request.item_ids) - {r[0] for r in rows}
-            if unknown:
-                raise Invalid(f"Items not in this project: {sorted(unknown)[:10]}")
-            # A pending item gets its first candidates; one with candidates gets a new round.
-            params["pending"] = sorted(r[0] for r in rows if r[2] == "pending")
-            targets = {r[0]: r[1] for r in rows if r[2] != "pending"}
-        else:
-            targets = _all_bad_items(session, project)
-            params["pending"] = []
-        params["regenerate"] = {str(item_id): round_ for item_id, round_ in sorted(targets.items())}
-        total = len(params["pending"]) + len(targets)
+    total = _selected(session, project=project, request=request, params=params)
     if total == 0:
         raise Invalid("No items to generate for")
+    if round_ is not None:
+        params["settings"] = round_.override
+        params["models"] = round_.models
     return jobs.enqueue(session, kind=KIND, project_id=project.id, params=params, total=total, created_by_id=user_id)
 
 
