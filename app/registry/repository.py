@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Project, RegisteredModel
+from app.models import Project, RegisteredModel, Snapshot
 
 
 def models_of(session: Session, project: Project) -> list[RegisteredModel]:
@@ -39,3 +39,9 @@ def arenas_listing(session: Session, project: Project, model_id: int) -> list[Pr
     """The project's arenas whose settings list this model."""
     query = select(Project).where(Project.parent_id == project.id, Project.kind == "arena")
     return [a for a in session.scalars(query) if model_id in ((a.arena or {}).get("model_ids") or [])]
+
+
+def ready_snapshots(session: Session, project: Project) -> list[Snapshot]:
+    """The project's ready snapshots, newest first (what a model added by hand may say it was trained on)."""
+    query = select(Snapshot).where(Snapshot.project_id == project.id, Snapshot.state == "ready")
+    return list(session.scalars(query.order_by(Snapshot.id.desc())))

@@ -228,3 +228,43 @@ def health(model: RegisteredModel, *, allow_private: bool, timeout: float = 3.0)
     settings = GenerationSettings(base_urls=[model.base_url], model=model.served_name)
     found = generation.health(settings, allow_private=allow_private, timeout=timeout)
     return ModelHealthOut(model_id=model.id, bound=True, servers=found)
+
+
+@dataclass
+class Row:
+    """A model as the page lists it: in lineage order (each parent before its children), indented by depth."""
+
+    model: ModelOut
+    depth: int
+
+
+def lineage_rows(models: list[ModelOut]) -> list[Row]:
+    """Depth-first from the roots (models without a parent in the list), children oldest first."""
+    by_id = {m.id: m for m in models}
+    rows: list[Row] = []
+    seen: set[int] = set()
+
+    def visit(model: ModelOut, depth: int) -> None:
+        if model.id in seen:  # a cycle (a parent renamed into a loop by hand) is listed once
+            return
+        seen.add(model.id)
+        rows.append(Row(model=model, depth=depth))
+        for child in model.children:
+            if child in by_id:
+                visit(by_id[child], depth + 1)
+
+    for m in models:
+        if m.parent_id is None or m.parent_id not in by_id:
+            visit(m, 0)
+    for m in models:  # anything left sits in a cycle
+        visit(m, 0)
+    return rows
+
+
+def reward_accuracy(metrics: dict[str, Any]) -> float | None:
+    """The run's reward accuracy from a model's metrics (the eval figure if there is one), or None."""
+    for key in ("eval_rewards/accuracies", "rewards/accuracies", "reward_accuracy"):
+        value = metrics.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
