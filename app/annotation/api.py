@@ -53,7 +53,14 @@ def assignment_out(
         external_id=task.item.external_id,
         prompt=task.item.prompt,
         candidates=[
-            CandidateOut(id=c.id, label=LETTERS[i], text=c.text, model=c.model, finish_reason=c.finish_reason)
+            # An arena is blind: the model that wrote a candidate is never shown to its annotators.
+            CandidateOut(
+                id=c.id,
+                label=LETTERS[i],
+                text=c.text,
+                model=None if project.kind == "arena" else c.model,
+                finish_reason=c.finish_reason,
+            )
             for i, c in enumerate(task.candidates)
         ],
         dimensions=[DimensionOut(key="overall", label="Overall")] + [_dimension_out(d) for d in project.dimensions],

@@ -262,3 +262,24 @@ def arena_named(session: Session, *, slug: str) -> Project:
     if arena is None:
         raise NotFound("No such arena")
     return arena
+
+
+def served_models(session: Session, *, parent: Project) -> list[RegisteredModel]:
+    """The parent's registered models that have a serving endpoint (those an arena may use)."""
+    return list(
+        session.scalars(
+            select(RegisteredModel)
+            .where(
+                RegisteredModel.project_id == parent.id,
+                RegisteredModel.base_url.is_not(None),
+                RegisteredModel.served_name.is_not(None),
+            )
+            .order_by(RegisteredModel.id)
+        )
+    )
+
+
+def ready_snapshots(session: Session, *, parent: Project) -> list[Snapshot]:
+    """The parent's ready snapshots, newest first (an arena may take one's test split)."""
+    query = select(Snapshot).where(Snapshot.project_id == parent.id, Snapshot.state == "ready")
+    return list(session.scalars(query.order_by(Snapshot.id.desc())))

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 ALPHA = 0.01  # pseudo-count of the LSR chain: keeps an undefeated model's strength finite
-BOOTSTRAP = 300
+BOOTSTRAP = 200
 LEVEL = 0.95
 ELO_SCALE = 400 / math.log(10)
 ELO_CENTRE = 1000.0
