@@ -165,6 +165,7 @@ def test_create_from_the_page_needs_csrf(
     client: TestClient, db: Database, world: World, login_as: Callable[[User], str]
 ) -> None:
     token = login_as(world.admin)
+    assert 'href="/projects/dpo/arenas" id="arena-link"' in client.get("/projects/dpo").text
     form = {
         "name": "From the page",
         "model_ids": [str(i) for i in world.model_ids],
