@@ -34,6 +34,7 @@ from app.jobs.runner import run_worker
 from app.judge.cli import judge_command
 from app.kit.errors import AppError
 from app.projects.deps import project_by_slug
+from app.registry.cli import models_cli
 from app.training.cli import train_command
 
 cli = typer.Typer(help="prefstudio: human preference data for DPO.", no_args_is_help=True, add_completion=False)
@@ -43,6 +44,7 @@ token_cli = typer.Typer(help="API tokens.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(user_cli, name="user")
 cli.add_typer(token_cli, name="token")
+cli.add_typer(models_cli, name="models")
 console = Console(stderr=True)
 
 

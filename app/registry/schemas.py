@@ -18,6 +18,12 @@ def _url(url: str | None) -> str | None:
     return normalize_base_url(url) if url and url.strip() else None
 
 
+def _stripped_name(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a model needs a name")
+    return value.strip()
+
+
 class Endpoint(BaseModel):
     """A serving endpoint: a vLLM server and the name it serves the model under; both or neither."""
 
@@ -31,7 +37,7 @@ class Endpoint(BaseModel):
 
     @field_validator("served_name")
     @classmethod
-    def _name(cls, value: str | None) -> str | None:
+    def _served_name(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
 
     @model_validator(mode="after")
@@ -57,10 +63,13 @@ class ModelIn(Endpoint):
 
     @field_validator("name")
     @classmethod
-    def _stripped(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("a model needs a name")
-        return value.strip()
+    def _model_name(cls, value: str) -> str:
+        return _stripped_name(value)
+
+    @field_validator("weights_sha256", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
 
 class ModelUpdate(Endpoint):
@@ -68,6 +77,11 @@ class ModelUpdate(Endpoint):
 
     model_config = ConfigDict(extra="forbid")
     name: StoredText | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("name")
+    @classmethod
+    def _new_name(cls, value: str | None) -> str | None:
+        return _stripped_name(value) if value is not None else None
 
 
 class ModelOut(BaseModel):

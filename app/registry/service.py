@@ -114,9 +114,9 @@ def register_checkpoint(
 ) -> RegisteredModel:
     """Register what a finished training run wrote. Its parent is the project's model at ``parent_uri`` (the run's
     base model), registered as kind "sft" if it is not yet; a taken ``name`` gets a suffix (-2, -3, …)."""
-    run = training_run if isinstance(training_run, TrainingRun) or training_run is None else None
-    if run is None and training_run is not None:
-        run = session.get(TrainingRun, training_run)
+    run = session.get(TrainingRun, training_run) if isinstance(training_run, int) else training_run
+    if run is not None and run.project_id != project.id:
+        raise Invalid(f"Training run {run.id} belongs to another project")
     parent = None
     if parent_uri:
         parent = repository.model_by_uri(session, project, parent_uri)

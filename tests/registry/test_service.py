@@ -173,3 +173,37 @@ def test_a_name_taken_meanwhile_is_a_conflict_and_the_session_lives_on(db: Datab
         with pytest.raises(Conflict):
             service._store(s, RegisteredModel(project_id=p.id, name="raced"))
         assert [m.name for m in service.list_models(s, project=p)] == ["raced"]
+
+
+def test_checkpoint_refuses_a_run_of_another_project(db: Database, reg: Registry) -> None:
+    with db.session() as s:
+        other = s.get(Project, reg.other_project_id)
+        assert other is not None
+        with pytest.raises(Invalid):
+            service.register_checkpoint(
+                s,
+                other,
+                name="x",
+                uri="/out/x",
+                weights_sha256=None,
+                training_run=reg.run_id,
+                params={},
+                metrics={},
+                parent_uri=None,
+            )
+        assert service.list_models(s, project=other) == []
+
+
+def test_names_are_stripped_and_hashes_lowered(db: Database, reg: Registry) -> None:
+    with db.session() as s:
+        p = project(s, reg)
+        model = service.add_model(
+            s, project=p, data=ModelIn(name="  spaced ", weights_sha256=SHA.upper()), user_id=None, allow_private=True
+        )
+        assert (model.name, model.weights_sha256) == ("spaced", SHA)
+        with pytest.raises(Conflict):
+            service.add_model(s, project=p, data=ModelIn(name="spaced  "), user_id=None, allow_private=True)
+        renamed = service.update_model(
+            s, project=p, model_id=model.id, data=ModelUpdate(name=" new "), allow_private=True
+        )
+        assert renamed.name == "new"
