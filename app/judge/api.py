@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from app.auth.deps import AdminUser
 from app.generation.schemas import JobOut
 from app.judge import service
-from app.judge.schemas import JudgeJobIn, SuggestionOut
+from app.judge.schemas import JudgeHealthOut, JudgeJobIn, SuggestionOut
 from app.kit.schemas import RowId, error_responses
 from app.projects.deps import AdminProjectDep
 from app.web.deps import SessionDep, SettingsDep
@@ -31,6 +31,12 @@ def put_settings(
     stays the same; ``null`` removes it."""
     allow_private = bool(settings.allow_private_model_servers)
     return service.update_settings(session, project=project, data=body, allow_private=allow_private).public()
+
+
+@router.get("/projects/{project}/judge/health", response_model=list[JudgeHealthOut])
+def health(project: AdminProjectDep, settings: SettingsDep) -> list[JudgeHealthOut]:
+    """Is each judge's server up, does it serve the judge's model, and with what context length."""
+    return service.health(service.settings_of(project), allow_private=bool(settings.allow_private_model_servers))
 
 
 @router.post("/projects/{project}/judge/jobs", response_model=JobOut, status_code=201, responses=error_responses(409))

@@ -90,6 +90,15 @@ def jobs_fragment(request: Request, project: AdminProjectDep, session: SessionDe
     return render(request, "judge/page.html", _context(request, session, project), fragment="judge/_jobs.html")
 
 
+@router.get("/projects/{project}/judge/health")
+def health_fragment(request: Request, project: AdminProjectDep, session: SessionDep, settings: SettingsDep) -> Response:
+    """Ask the judges' servers now (the page loads this fragment; without htmx, the whole page with it)."""
+    stored, _ = _stored(project)
+    found = service.health(stored, allow_private=bool(settings.allow_private_model_servers))
+    context = _context(request, session, project, health=found)
+    return render(request, "judge/page.html", context, fragment="judge/_health.html")
+
+
 def _judges(text: str, stored: JudgeSettings, form: JudgeSettingsForm) -> list[dict[str, Any]]:
     labels = {(j.model, j.base_url): j.label for j in stored.judges}
     judges: list[dict[str, Any]] = []

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.generation.schemas import MASKED_KEY, normalize_base_url, origin_of
+from app.generation.schemas import MASKED_KEY, HealthOut, normalize_base_url, origin_of
 from app.judge.rubric import DEFAULT_RUBRIC, prompt_version
 
 
@@ -68,6 +68,13 @@ class JudgeSettings(BaseModel):
         data["prompt_version"] = self.prompt_version
         data["default_rubric"] = DEFAULT_RUBRIC
         return data
+
+
+class JudgeHealthOut(HealthOut):
+    """One judge's server as the health check found it (``problem``: its model is not served there, say)."""
+
+    judge: str = Field(description='"model@base_url"')
+    model: str
 
 
 class JudgeJobIn(BaseModel):

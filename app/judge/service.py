@@ -10,11 +10,12 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.generation import egress
-from app.generation.schemas import MASKED_KEY, origin_of
+from app.generation import service as generation
+from app.generation.schemas import MASKED_KEY, GenerationSettings, origin_of
 from app.jobs import service as jobs
 from app.judge.repository import judge_name, judge_names, primary_suggestions
 from app.judge.rubric import rubric_problems
-from app.judge.schemas import JudgeJobIn, JudgeSettings
+from app.judge.schemas import JudgeHealthOut, JudgeJobIn, JudgeSettings
 from app.kit.errors import Conflict, Invalid, NotFound
 from app.models import Item, Job, Project, Suggestion
 
@@ -64,6 +65,24 @@ def update_settings(session: Session, *, project: Project, data: dict[str, Any],
     project.judge = settings.model_dump()
     session.flush()
     return settings
+
+
+def health(settings: JudgeSettings, *, allow_private: bool) -> list[JudgeHealthOut]:
+    """Ask each judge's server for /v1/models, as the generation page does: up or not, and whether it serves the
+    judge's model."""
+    out = []
+    for judge in settings.judges:
+        key = judge.key()
+        asked = GenerationSettings(
+            base_urls=[judge.base_url],
+            model=judge.model,
+            api_key=key,
+            api_key_origins=[origin_of(judge.base_url)] if key else None,
+        )
+        for found in generation.health(asked, allow_private=allow_private):
+            name = judge_name(judge.model, judge.base_url)
+            out.append(JudgeHealthOut(**found.model_dump(), judge=name, model=judge.model))
+    return out
 
 
 def start_job(session: Session, *, project: Project, request: JudgeJobIn, user_id: int | None) -> Job:
