@@ -9,15 +9,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from app.db import make_database
-from app.generation import service
+from app.generation import rounds, service
 from app.generation.schemas import JobIn
 from app.generation.tasks import run_generation_job
 from app.jobs import runner
-from app.jobs import service as jobs
-from app.kit.errors import AppError
+from app.kit.jobcli import run_job_command
+from app.models import Job
 from app.projects.deps import project_by_slug
 
 console = Console(stderr=True)
@@ -29,47 +30,52 @@ def generate_command(
         str | None, typer.Option(help="Comma-separated item ids (regenerates those with candidates)")
     ] = None,
     all_bad: Annotated[bool, typer.Option("--all-bad", help="Regenerate items judged 'all bad'")] = False,
+    all_ready: Annotated[
+        bool, typer.Option("--all-ready", help="Regenerate every item with candidates (gold items left out)")
+    ] = False,
+    model: Annotated[
+        str | None, typer.Option(help="A new round from this registered model (name or id; it needs an endpoint)")
+    ] = None,
+    mix_previous: Annotated[
+        bool, typer.Option("--mix-previous", help="With --model: one candidate of each item from the current policy")
+    ] = False,
     enqueue: Annotated[bool, typer.Option("--enqueue", help="Only queue the job for `prefstudio worker`")] = False,
 ) -> None:
-    """Generate candidates for the items without any (or chosen / 'all bad' items) with the project's model."""
+    """Generate candidates for the items without any (or chosen / 'all bad' / all items) with the project's model,
+    or as a new round from a registered model (--model)."""
     db = make_database(get_settings())
-    selection = "all_bad" if all_bad else ("ids" if items else "missing")
-    try:
+    selection = "all_bad" if all_bad else "all_ready" if all_ready else ("ids" if items else "missing")
+
+    def queue(s: Session) -> Job:
         ids = [int(x) for x in items.split(",")] if items else []
-        with db.session() as s:
-            job = service.start_job(
-                s, project=project_by_slug(s, project), request=JobIn(selection=selection, item_ids=ids), user_id=None
+        found = project_by_slug(s, project)
+        model_id = rounds.model_id_of(s, project=found, reference=model) if model else None
+        request = JobIn(selection=selection, item_ids=ids, model_id=model_id, mix_previous=mix_previous)
+        return service.start_job(s, project=found, request=request, user_id=None)
+
+    def run(job_id: int, worker_id: str, total: int) -> str:
+        columns = (TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("items", total=total)
+            return asyncio.run(
+                run_generation_job(
+                    db, job_id, worker_id=worker_id, on_progress=lambda done, _t: bar.update(task, completed=done)
+                )
             )
-            job_id, total = job.id, job.progress_total
-    except (AppError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {getattr(exc, 'detail', exc)}")
-        raise typer.Exit(1) from exc
-    if enqueue:
-        console.print(f"queued job #{job_id} ({total} items); `prefstudio worker` will run it")
-        return
-    worker_id = runner.new_worker_id()
-    with db.session() as s:
-        if jobs.claim(s, worker_id=worker_id, kinds=[service.KIND], job_id=job_id) is None:
-            console.print(f"job #{job_id} was taken by a running worker; follow it on the project's generation page")
-            return
-    columns = (TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task("items", total=total)
-        state = asyncio.run(
-            run_generation_job(
-                db, job_id, worker_id=worker_id, on_progress=lambda done, _t: bar.update(task, completed=done)
-            )
-        )
-    with db.session(write=False) as s:
-        job = jobs.get_job(s, job_id=job_id)
-        console.print(
-            f"job #{job_id}: {state}; {job.result.get('candidates', 0)} candidates, "
-            f"{job.result.get('retries', 0)} retries, {job.result.get('failed_items', 0)} failed items"
-        )
-        if job.error:
-            console.print(f"[yellow]{job.error}[/yellow]")
-    if state != "done":
-        raise typer.Exit(1)
+
+    run_job_command(
+        db,
+        kind=service.KIND,
+        queue=queue,
+        enqueue=enqueue,
+        queued="queued job #{job_id} ({total} items); `prefstudio worker` will run it",
+        taken="job #{job_id} was taken by a running worker; follow it on the project's generation page",
+        run=run,
+        summary=lambda result: (
+            f"{result.get('candidates', 0)} candidates, {result.get('retries', 0)} retries, "
+            f"{result.get('failed_items', 0)} failed items"
+        ),
+    )
 
 
 def worker_command(

@@ -47,6 +47,17 @@ def endpoint_model(session: Session, *, project: Project, model_id: int) -> Regi
     return model
 
 
+def model_id_of(session: Session, *, project: Project, reference: str) -> int:
+    """The id of the project's registered model named ``reference`` (or with that id); 422 if there is none."""
+    query = select(RegisteredModel.id).where(RegisteredModel.project_id == project.id)
+    found = session.scalar(query.where(RegisteredModel.name == reference))
+    if found is None and reference.isdigit():
+        found = session.scalar(query.where(RegisteredModel.id == int(reference)))
+    if found is None:
+        raise Invalid(f"No registered model {reference!r} in this project")
+    return found
+
+
 def endpoint_models(session: Session, *, project: Project) -> list[RegisteredModel]:
     """The project's registered models that a round can sample from (with a base URL and a served name)."""
     query = select(RegisteredModel).where(

@@ -95,3 +95,28 @@ def test_the_page_offers_models_with_an_endpoint_and_starts_a_round(
     assert job is not None and job.params["settings"]["model_id"] == setup["served"]
     assert [m["name"] for m in job.params["models"]] == ["dpo-r1"]
     assert "dpo-r1" in client.get("/projects/g/generation/jobs").text
+
+
+def test_the_command_line_starts_a_round_by_model_name(
+    setup: dict[str, Any], db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from app.config import get_settings
+
+    monkeypatch.setenv("PREFSTUDIO_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("PREFSTUDIO_SECRET_KEY", settings.secret_key)
+    monkeypatch.setenv("PREFSTUDIO_ENVIRONMENT", "test")
+    get_settings.cache_clear()
+    try:
+        unknown = CliRunner().invoke(cli, ["generate", "g", "--model", "nope", "--all-ready", "--enqueue"])
+        queued = CliRunner().invoke(cli, ["generate", "g", "--model", "dpo-r1", "--all-ready", "--enqueue"])
+    finally:
+        get_settings.cache_clear()
+    assert unknown.exit_code != 0 and "No registered model 'nope'" in unknown.output
+    assert queued.exit_code == 0, queued.output
+    with db.session(write=False) as s:
+        job = s.scalar(select(Job).order_by(Job.id.desc()))
+    assert job is not None and job.params["selection"] == "all_ready" and job.progress_total == 3
+    assert job.params["settings"]["model_id"] == setup["served"]
