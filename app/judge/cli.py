@@ -6,19 +6,14 @@ import asyncio
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from app.config import get_settings
 from app.db import make_database
-from app.jobs import runner
-from app.jobs import service as jobs
 from app.judge import service
 from app.judge.schemas import JudgeJobIn
 from app.judge.tasks import run_judge_job
-from app.kit.errors import AppError
+from app.kit.jobcli import run_job_command
 from app.projects.deps import project_by_slug
-
-console = Console(stderr=True)
 
 
 def judge_command(
@@ -28,28 +23,15 @@ def judge_command(
 ) -> None:
     """Ask the project's judge models for suggestions on every item with candidates (both orders)."""
     db = make_database(get_settings())
-    try:
-        with db.session() as s:
-            job = service.start_job(
-                s, project=project_by_slug(s, project), request=JudgeJobIn(judge=judge), user_id=None
-            )
-            job_id, total = job.id, job.progress_total
-    except AppError as exc:
-        console.print(f"[red]error:[/red] {exc.detail}")
-        raise typer.Exit(1) from exc
-    if enqueue:
-        console.print(f"queued judge job #{job_id} ({total} items × judges); `prefstudio worker` will run it")
-        return
-    worker_id = runner.new_worker_id()
-    with db.session() as s:
-        if jobs.claim(s, worker_id=worker_id, kinds=[service.KIND], job_id=job_id) is None:
-            console.print(f"job #{job_id} was taken by a running worker")
-            return
-    state = asyncio.run(run_judge_job(db, job_id, worker_id=worker_id))
-    with db.session(write=False) as s:
-        done = jobs.get_job(s, job_id=job_id)
-        console.print(f"job #{job_id}: {state}; {done.result.get('suggestions', 0)} suggestions")
-        if done.error:
-            console.print(f"[yellow]{done.error}[/yellow]")
-    if state != "done":
-        raise typer.Exit(1)
+    run_job_command(
+        db,
+        kind=service.KIND,
+        queue=lambda s: service.start_job(
+            s, project=project_by_slug(s, project), request=JudgeJobIn(judge=judge), user_id=None
+        ),
+        enqueue=enqueue,
+        queued="queued judge job #{job_id} ({total} items × judges); `prefstudio worker` will run it",
+        taken="job #{job_id} was taken by a running worker",
+        run=lambda job_id, worker_id, _total: asyncio.run(run_judge_job(db, job_id, worker_id=worker_id)),
+        summary=lambda result: f"{result.get('suggestions', 0)} suggestions",
+    )
