@@ -6,6 +6,10 @@ A job starts at the project's "requests in flight per server" and, while the ser
 ``cap``). After ``patience`` windows in a row without such a gain it stops growing: the server's batch is full,
 and more requests in flight would only queue there. It never lowers the bound below the configured one, so a
 job never sends fewer requests at once than the setting says.
+
+Where the server publishes its queue (vLLM's ``/metrics``: ``vllm:num_requests_waiting``), that decides instead of
+the rate: requests waiting in the server's queue while the bound is full mean its batch is full, and more in flight
+would only wait there (a miss); an empty queue while the bound is full means the server has room for more (raise).
 """
 
 from __future__ import annotations
@@ -85,12 +89,17 @@ class InFlightController:
         """From the configured bound: steps of half of it, up to four times it (at most 1024)."""
         return cls(start=concurrency, cap=min(1024, max(concurrency, 4 * concurrency)), step=max(1, concurrency // 2))
 
-    def update(self, rate: float, *, saturated: bool) -> int:
-        """One window's completed/s and whether the bound was full during it; returns the (new) bound."""
+    def update(self, rate: float, *, saturated: bool, waiting: float | None = None) -> int:
+        """One window's completed/s, whether the bound was full during it and, when the server says, the most
+        requests it had waiting in its queue during the window; returns the (new) bound."""
         if self.settled or not saturated:
             return self.bound  # a window with idle slots (the tail of a job) says nothing about the server
-        if rate > self.best_rate * (1 + self.min_gain):
-            self.best_rate = rate
+        if waiting is not None:
+            grew = waiting <= 0  # the server had room while the bound was full
+        else:
+            grew = rate > self.best_rate * (1 + self.min_gain)
+        self.best_rate = max(self.best_rate, rate)
+        if grew:
             self.misses = 0
             self.bound = min(self.cap, self.bound + self.step)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,9 @@ RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_ANSWER_BYTES = 64 << 20  # four candidates of 32k tokens with their logprobs fit several times over
 SEED_RANGE = 2**31  # the candidate's seed column (and what every server takes)
 MAX_COUNT = 2**31 - 1  # token counts: larger ones are a server's error, stored as unknown
+# vLLM's Prometheus metrics: requests in the engine's queue, one line per engine.
+_WAITING = re.compile(rb"^vllm:num_requests_waiting\{[^}\n]*\}\s+([0-9.eE+-]+)\s*$", re.MULTILINE)
+MAX_METRICS_BYTES = 4 << 20
 
 
 def derive_seed(base: int, offset: int) -> int:
@@ -92,11 +96,36 @@ class Pool:
         self.urls = settings.servers()
         self.limits = {u: Bound(settings.concurrency) for u in self.urls}
         self.stats = Stats(in_flight=dict.fromkeys(self.urls, 0))
+        self.no_metrics: set[str] = set()  # servers without vLLM's queue metrics
 
     def set_bound(self, per_server: int) -> None:
         """Requests in flight allowed per server from now on (the job's adaptive bound)."""
         for limit in self.limits.values():
             limit.set_limit(per_server)
+
+    async def queue_depth(self) -> float | None:
+        """The most requests any of the servers has waiting in its queue (vLLM's ``/metrics``), None when none of
+        them says; a server that does not answer is not asked again in this job."""
+        depths = []
+        for url in self.urls:
+            if url in self.no_metrics:
+                continue
+            key = self.settings.key_for(url)
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            try:
+                async with self.client.stream("GET", url + "/metrics", headers=headers, timeout=2.0) as response:
+                    found = (
+                        _WAITING.findall(await _read_bounded(response, MAX_METRICS_BYTES))
+                        if response.status_code == 200
+                        else []
+                    )
+            except (httpx.HTTPError, AddressRefused, UnexpectedAnswer):
+                found = []
+            if not found:
+                self.no_metrics.add(url)
+                continue
+            depths.append(sum(float(v) for v in found))
+        return max(depths) if depths else None
 
     def _pick(self, preferred: str | None) -> str:
         if preferred:
@@ -217,12 +246,12 @@ class Pool:
         return out
 
 
-async def _read_bounded(response: httpx.Response) -> bytes:
+async def _read_bounded(response: httpx.Response, limit: int = MAX_ANSWER_BYTES) -> bytes:
     body = bytearray()
     async for chunk in response.aiter_bytes():
         body += chunk
-        if len(body) > MAX_ANSWER_BYTES:
-            raise UnexpectedAnswer(f"longer than {MAX_ANSWER_BYTES} bytes")
+        if len(body) > limit:
+            raise UnexpectedAnswer(f"longer than {limit} bytes")
     return bytes(body)
 
 

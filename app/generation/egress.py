@@ -152,18 +152,30 @@ class _AsyncGuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        try:
-            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise httpcore.ConnectError(f"{host}: {exc}") from exc
         last: Exception | None = None
-        for address in _vetted(host, infos, allow_private=self.allow_private):
+        for address in await self._addresses(host, port):
             try:
                 return await self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
             except httpcore.ConnectError as exc:
                 last = exc
         assert last is not None
         raise last
+
+    async def _addresses(self, host: str, port: int) -> list[str]:
+        """The checked addresses of ``host``: an address as it is (no lookup, which would cost a worker thread per
+        connection), a name resolved."""
+        try:
+            literal = ip_address(host.strip("[]"))
+        except ValueError:
+            try:
+                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except OSError as exc:
+                raise httpcore.ConnectError(f"{host}: {exc}") from exc
+            return _vetted(host, infos, allow_private=self.allow_private)
+        problem = address_problem(literal, allow_private=self.allow_private)
+        if problem:
+            raise AddressRefused(f"refused to connect to {host}: {problem}")
+        return [str(literal)]
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
@@ -192,6 +204,11 @@ def guarded_client(*, allow_private: bool, timeout: float, limits: httpx.Limits 
         network_backend=_GuardedBackend(allow_private=allow_private), **_pool_options(limits)
     )
     return httpx.Client(transport=transport, timeout=timeout, trust_env=False, follow_redirects=False)
+
+
+# A job's client: as many connections as it has requests in flight, and every one kept for the next request (the
+# default keeps 20: at 64 in flight most requests would open a new connection).
+JOB_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=30.0)
 
 
 def guarded_async_client(*, allow_private: bool, limits: httpx.Limits | None = None) -> httpx.AsyncClient:

@@ -19,10 +19,10 @@ from sqlalchemy import select
 
 from app.config import get_settings
 from app.db import Database
-from app.generation import service
+from app.generation import service, store
 from app.generation.bound import Bound, InFlightController
 from app.generation.client import GenerationError, Pool, Sample, candidates_for, derive_seed
-from app.generation.egress import guarded_async_client
+from app.generation.egress import JOB_LIMITS, guarded_async_client
 from app.generation.schemas import GenerationSettings
 from app.jobs import service as jobs
 from app.models import Item, Job, Project
@@ -134,6 +134,7 @@ class _GenerationRun:
         self.limit = Bound(settings.concurrency * servers)
         self.completed = 0  # items finished in this run, stored or failed (the controller's rate)
         self.window = (time.monotonic(), 0, False)  # start, completed then, bound full at some point since
+        self.waiting: float | None = None  # the most requests the servers had queued during the window, if they say
 
     def adapt(self) -> None:
         """Once per controller window: raise the in-flight bound while completions per second grow."""
@@ -141,12 +142,22 @@ class _GenerationRun:
         now = time.monotonic()
         if now - started < self.controller.window_s:
             return
-        bound = self.controller.update((self.completed - completed_then) / (now - started), saturated=saturated)
+        rate = (self.completed - completed_then) / (now - started)
+        bound = self.controller.update(rate, saturated=saturated, waiting=self.waiting)
         if bound * self.servers != self.limit.limit:
             log.info("job %s: %d requests in flight per server", self.job.id, bound)
             self.limit.set_limit(bound * self.servers)
             self.pool.set_bound(bound)
         self.window = (now, self.completed, False)
+        self.waiting = None
+
+    async def sample_queue(self) -> None:
+        """While the bound may still grow: how many requests the servers have waiting now (vLLM's metrics)."""
+        if self.controller.settled or not self.window[2]:
+            return
+        waiting = await self.pool.queue_depth()
+        if waiting is not None:
+            self.waiting = max(self.waiting or 0.0, waiting)
 
     def note_full(self) -> None:
         if not self.window[2] and self.limit.used >= self.limit.limit:
@@ -155,12 +166,17 @@ class _GenerationRun:
     def _commit(self, batch: list[tuple[int, int, bool, list[Sample]]]) -> str:
         progress = self.progress
         with self.db.session() as s:
+            first = [
+                (item_id, from_round, samples) for item_id, from_round, regenerate, samples in batch if not regenerate
+            ]
+            stored = store.store_first(s, first)
+            progress.candidates += sum(len(samples) for item_id, _, samples in first if item_id in stored)
             for item_id, from_round, regenerate, samples in batch:
-                if service.store_candidates(
-                    s, item_id=item_id, from_round=from_round, regenerate=regenerate, samples=samples
+                if regenerate and service.store_candidates(
+                    s, item_id=item_id, from_round=from_round, regenerate=True, samples=samples
                 ):
                     progress.candidates += len(samples)
-                progress.done += 1
+            progress.done += len(batch)
             return jobs.heartbeat(
                 s, job_id=self.job.id, worker_id=self.worker_id, done=progress.done, result=progress.result(self.pool)
             )
@@ -184,6 +200,7 @@ class _GenerationRun:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_committer.wait(), COMMIT_EVERY_S)
             await self.flush()
+            await self.sample_queue()
             self.adapt()
 
     async def generate_item(self, item_id: int, prompt: Any, from_round: int, regenerate: bool) -> None:
@@ -289,7 +306,7 @@ async def run_generation_job(
         k = project.k
     own_client = client is None
     allow_private = bool((db.settings or get_settings()).allow_private_model_servers)
-    http = client or guarded_async_client(allow_private=allow_private, limits=httpx.Limits(max_connections=None))
+    http = client or guarded_async_client(allow_private=allow_private, limits=JOB_LIMITS)
     run = _GenerationRun(db, job, worker_id=worker_id, settings=settings, k=k, http=http, on_progress=on_progress)
     commit_task = asyncio.create_task(run.committer())
     try:

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from app.config import get_settings
 from app.db import Database
-from app.generation.egress import guarded_async_client
+from app.generation.egress import JOB_LIMITS, guarded_async_client
 from app.jobs import service as jobs
 from app.judge import rubric, service
 from app.judge.client import JudgeError, JudgeStats, PromptTooLong, ask
@@ -298,7 +298,7 @@ async def run_judge_job(
     wanted = set(job.params.get("judges") or [])
     judges = [j for j in settings.judges if judge_name(j.model, j.base_url) in wanted]
     allow_private = bool((db.settings or get_settings()).allow_private_model_servers)
-    http = client or guarded_async_client(allow_private=allow_private, limits=httpx.Limits(max_connections=None))
+    http = client or guarded_async_client(allow_private=allow_private, limits=JOB_LIMITS)
     progress: dict[str, Any] = {
         "done": 0, "comparisons": 0, "comparisons_run": 0, "failed_items": 0, "suggestions": 0,
         "started": time.monotonic(),

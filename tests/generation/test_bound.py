@@ -98,3 +98,42 @@ def test_extra_body_reaches_the_server_and_set_bound_applies(fake: FakeOpenAI) -
     assert len(samples) == 1
     sent = fake.requests[-1]
     assert sent["logprobs"] is True and sent["top_k"] == 5 and sent["seed"] == 3
+
+
+def test_the_servers_queue_decides_where_it_is_known() -> None:
+    c = InFlightController(start=64, cap=256, step=32)
+    assert c.update(10.0, saturated=True, waiting=0.0) == 96  # room in the server while the bound was full: raise
+    assert c.update(5.0, saturated=True, waiting=0.0) == 128  # even at a lower rate (a noisy window)
+    assert c.update(500.0, saturated=True, waiting=12.0) == 128  # requests queue in the server: a miss
+    assert not c.settled
+    assert c.update(900.0, saturated=True, waiting=3.0) == 128
+    assert c.settled
+
+
+def test_queue_depth_is_none_without_metrics_and_not_asked_again(fake: FakeOpenAI) -> None:
+    settings = GenerationSettings(base_urls=[fake.base_url], model="fake", concurrency=4)
+
+    async def scenario() -> tuple[float | None, float | None]:
+        async with httpx.AsyncClient() as http:
+            pool = Pool(settings, http)
+            first = await pool.queue_depth()
+            asked = sum(1 for _, path, _ in fake.seen if path == "/metrics")
+            second = await pool.queue_depth()
+            assert sum(1 for _, path, _ in fake.seen if path == "/metrics") == asked == 1
+            return first, second
+
+    assert asyncio.run(scenario()) == (None, None)
+
+
+def test_queue_depth_reads_vllm_metrics(vllm_base_url: str) -> None:
+    settings = GenerationSettings(base_urls=[vllm_base_url], model="tiny-sft", concurrency=4)
+
+    async def scenario() -> float | None:
+        async with httpx.AsyncClient() as http:
+            pool = Pool(settings, http)
+            depth = await pool.queue_depth()
+            assert pool.no_metrics == set()
+            return depth
+
+    depth = asyncio.run(scenario())
+    assert depth is not None and depth >= 0
