@@ -23,16 +23,19 @@ def create_run(body: RunCreate, access: ExportAccessDep, session: SessionDep) ->
 @router.patch("/training-runs/{run_id}", response_model=RunOut, responses=error_responses(409))
 def update_run(run_id: RowId, body: RunUpdate, access: ExportAccessDep, session: SessionDep) -> RunOut:
     """Append log entries and/or finish the run ("done", or "failed" with the error); entries already recorded
-    are skipped, so a retried report does no harm."""
+    are skipped, so a retried report does no harm. "done" with ``model`` registers the saved checkpoint in the
+    project's model registry; the answer names it."""
     run = service.update_run(session, access=access, run_id=run_id, data=body)
-    return service.run_out(run, project_slug=service.project_slug(session, run.project_id))
+    model = service.checkpoints_of(session, [run.id]).get(run.id)
+    return service.run_out(run, project_slug=service.project_slug(session, run.project_id), model=model)
 
 
 @router.get("/training-runs/{run_id}", response_model=RunOut)
 def get_run(run_id: RowId, access: ExportAccessDep, session: SessionDep) -> RunOut:
-    """One run with its parameters and every log entry."""
+    """One run with its parameters, every log entry and the checkpoint registered from it."""
     run = service.get_run(session, access=access, run_id=run_id)
-    return service.run_out(run, project_slug=service.project_slug(session, run.project_id))
+    model = service.checkpoints_of(session, [run.id]).get(run.id)
+    return service.run_out(run, project_slug=service.project_slug(session, run.project_id), model=model)
 
 
 @router.get("/projects/{project}/training-runs", response_model=list[RunOut])
@@ -45,4 +48,5 @@ def list_runs(
     """The project's training runs, newest first, with their metrics."""
     found = project_for_export(session, slug=project, access=access)
     runs = service.list_runs(session, project=found, snapshot_id=snapshot)
-    return [service.run_out(r, project_slug=found.slug) for r in runs]
+    models = service.checkpoints_of(session, [r.id for r in runs])
+    return [service.run_out(r, project_slug=found.slug, model=models.get(r.id)) for r in runs]

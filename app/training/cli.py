@@ -22,6 +22,7 @@ from rich.progress import (
 )
 
 from app.training import trainer
+from app.training.client import AppClient, TrainingError
 from app.training.schemas import TrainingParams
 
 console = Console(stderr=True)
@@ -48,6 +49,9 @@ class BarProgress:
         if self.train_task is None:
             self.train_task = self.bars.add_task("train", total=total or None, metrics="")
         fields: dict[str, Any] = {"completed": done, "total": total or None}
+        held_out = (entry or {}).get("eval_rewards/accuracies")
+        if isinstance(held_out, float):
+            self.stage(f"step {done}: held-out reward accuracy {held_out:.3f}")
         if entry and isinstance(entry.get("loss"), float):
             accuracy = entry.get("rewards/accuracies")
             fields["metrics"] = f"loss {entry['loss']:.4f}" + (
@@ -75,9 +79,16 @@ def train_command(
     warmup_steps: Annotated[int, typer.Option(help="Learning-rate warm-up steps")] = DEFAULTS.warmup_steps,
     logging_steps: Annotated[int, typer.Option(help="Report metrics every N steps")] = DEFAULTS.logging_steps,
     max_steps: Annotated[int | None, typer.Option(help="Stop after N steps (overrides epochs)")] = None,
+    eval_steps: Annotated[
+        int | None, typer.Option(help="Also evaluate on the snapshot's test split every N steps (always at the end)")
+    ] = None,
+    name: Annotated[
+        str, typer.Option(help="The trained model's name in the project's registry (default: the --output name)")
+    ] = "",
 ) -> None:
-    """Train an SFT model with DPO on a snapshot of the app; the run and its metrics appear on the project's
-    Training page, the model is saved to --output."""
+    """Train an SFT model with DPO on a snapshot's train split and evaluate it on its test split; the run and its
+    metrics appear on the project's Training page, the model is saved to --output and registered in the project's
+    model registry. Runs unchanged under `accelerate launch` (only the first process reports)."""
     if not token:
         raise typer.BadParameter("an export token is needed: --token or env PREFSTUDIO_TOKEN", param_hint="--token")
     if not model:
@@ -93,6 +104,7 @@ def train_command(
             warmup_steps=warmup_steps,
             logging_steps=logging_steps,
             max_steps=max_steps,
+            eval_steps=eval_steps,
         )
     except ValidationError as exc:
         for error in exc.errors():
@@ -105,6 +117,13 @@ def train_command(
         console.print(f"[red]error:[/red] {exc}; install the training extra: pip install 'prefstudio[train]'")
         raise typer.Exit(1) from exc
 
+    result = _train_with_bars(url, token, snapshot=snapshot, model=model, output=output, params=params, name=name)
+    console.print(finished_line(result, output.resolve()), soft_wrap=True, highlight=False)
+
+
+def _train_with_bars(
+    url: str, token: str, *, snapshot: str, model: str, output: Path, params: TrainingParams, name: str
+) -> trainer.TrainResult:
     logging.basicConfig(level=logging.WARNING, handlers=[RichHandler(console=console, show_path=False)], force=True)
     columns = (
         TextColumn("{task.description:>8}"),
@@ -114,16 +133,30 @@ def train_command(
         TimeRemainingColumn(),
         TextColumn("{task.fields[metrics]}"),
     )
-    client = trainer.AppClient(url, token)
+    client = AppClient(url, token)
     try:
         with Progress(*columns, console=console) as bars:
-            run_id = trainer.train(
-                client, snapshot=snapshot, model=model, output_dir=output, params=params, progress=BarProgress(bars)
+            return trainer.train(
+                client,
+                snapshot=snapshot,
+                model=model,
+                output_dir=output,
+                params=params,
+                name=name,
+                progress=BarProgress(bars),
             )
-    except (trainer.TrainingError, httpx.HTTPError) as exc:
+    except (TrainingError, httpx.HTTPError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     finally:
         client.close()
-    done = f"run {run_id} done" if run_id else "done (another process reports the run)"
-    console.print(f"{done}; model saved to {output.resolve()}")
+
+
+def finished_line(result: trainer.TrainResult, output: Path) -> str:
+    """The command's last line: the run, where the model is, and the name the registry gave it."""
+    if not result.run_id:
+        return f"done (another process reports the run); model saved to {output}"
+    line = f"run {result.run_id} done; model saved to {output}"
+    if result.model is None:
+        return f"{line}; not registered (the app did not confirm)"
+    return f"{line}; registered as model {result.model.get('name')!r} (id {result.model.get('id')})"

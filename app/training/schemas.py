@@ -30,6 +30,9 @@ class TrainingParams(BaseModel):
     warmup_steps: int = Field(100, ge=0, le=1_000_000, description="linear warm-up of the learning rate")
     logging_steps: int = Field(10, ge=1, le=1_000_000, description="report metrics every N optimizer steps")
     max_steps: int | None = Field(None, ge=1, le=10_000_000, description="stop after N steps (overrides epochs)")
+    eval_steps: int | None = Field(
+        None, ge=1, le=1_000_000, description="also evaluate on the held-out rows every N steps (always at the end)"
+    )
 
     @property
     def effective_batch(self) -> int:
@@ -52,6 +55,18 @@ class RunCreate(BaseModel):
     )
 
 
+class CheckpointIn(BaseModel):
+    """The model a finished run saved, for the project's model registry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, description="its name in the registry (-2, -3… added if taken)")
+    uri: str = Field(min_length=1, max_length=1000, description="where it was saved (a directory or a hub name)")
+    weights_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="the digest of its weights files (app.registry.weights)"
+    )
+
+
 MetricValue = float | int | str | None
 
 
@@ -67,6 +82,7 @@ class RunUpdate(BaseModel):
     )
     state: Literal["running", "done", "failed"] | None = Field(None, description="done or failed ends the run")
     error: str | None = Field(None, max_length=20_000, description="with state failed: what went wrong")
+    model: CheckpointIn | None = Field(None, description="with state done: the saved model, registered in the project")
 
     @field_validator("metrics")
     @classmethod
@@ -95,6 +111,8 @@ class RunUpdate(BaseModel):
     def _error_only_when_failed(self) -> RunUpdate:
         if self.error is not None and self.state != "failed":
             raise ValueError("'error' goes with state 'failed'")
+        if self.model is not None and self.state != "done":
+            raise ValueError("'model' goes with state 'done'")
         if not self.metrics and self.state is None:
             raise ValueError("nothing to update: send 'metrics' and/or 'state'")
         return self
@@ -103,6 +121,16 @@ class RunUpdate(BaseModel):
 class RunCreated(BaseModel):
     id: int
     state: str
+
+
+class RegisteredRef(Schema):
+    """The registry's entry for a run's checkpoint."""
+
+    id: int
+    name: str
+    uri: str
+    weights_sha256: str | None
+    parent_id: int | None
 
 
 class RunOut(Schema):
@@ -117,6 +145,7 @@ class RunOut(Schema):
     metrics: list[dict[str, Any]]
     final: dict[str, Any] = Field(description="the latest value of each metric")
     error: str | None
+    model: RegisteredRef | None = Field(None, description="the checkpoint registered when the run finished")
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None

@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from app.export.deps import ExportAccess
 from app.kit.errors import Conflict, Invalid, NotFound
-from app.models import Project, Snapshot, TrainingRun, utcnow
-from app.training.schemas import RunCreate, RunOut, RunUpdate
+from app.models import Project, RegisteredModel, Snapshot, TrainingRun, utcnow
+from app.registry.service import register_checkpoint
+from app.training.schemas import RegisteredRef, RunCreate, RunOut, RunUpdate
 
 # A run logging every step for a long time would grow its row without bound; past this, report less often.
 MAX_ENTRIES_PER_RUN = 20_000
@@ -23,7 +24,9 @@ HEADLINE = (
     ("rewards/rejected", "rewards/rejected"),
     ("rewards/accuracies", "reward accuracy"),
     ("rewards/margins", "margins"),
+    ("eval_rewards/accuracies", "held-out reward accuracy"),
 )
+HELD_OUT_ACCURACY = "eval_rewards/accuracies"
 
 
 def create_run(session: Session, *, access: ExportAccess, data: RunCreate) -> TrainingRun:
@@ -69,7 +72,8 @@ def _run_for_update(session: Session, *, access: ExportAccess, run_id: int) -> T
 
 def update_run(session: Session, *, access: ExportAccess, run_id: int, data: RunUpdate) -> TrainingRun:
     """Append log entries (an entry already recorded is skipped, so a retried report is harmless) and move the
-    state on: running → done or failed, once; a finished run takes no more reports."""
+    state on: running → done or failed, once; a finished run takes no more reports. A run finishing "done" with
+    its ``model`` registers that checkpoint in the project's model registry, its parent being the base model."""
     run = _run_for_update(session, access=access, run_id=run_id)
     if run.state != "running":
         raise Conflict(f"Training run {run.id} is already {run.state}")
@@ -91,7 +95,35 @@ def update_run(session: Session, *, access: ExportAccess, run_id: int, data: Run
         run.finished_at = now
         run.error = data.error if data.state == "failed" else None
     session.flush()
+    if data.state == "done" and data.model is not None:
+        project = session.get(Project, run.project_id)
+        if project is None:  # deleted while the run was reporting
+            raise NotFound("The run's project is gone")
+        register_checkpoint(
+            session,
+            project,
+            name=data.model.name,
+            uri=data.model.uri,
+            weights_sha256=data.model.weights_sha256,
+            training_run=run,
+            params=dict(run.params),
+            metrics=final_metrics(run),
+            parent_uri=run.base_model,
+        )
+        session.flush()
     return run
+
+
+def checkpoints_of(session: Session, run_ids: list[int]) -> dict[int, RegisteredModel]:
+    """The model registered from each of these runs (the first, should a run have several)."""
+    if not run_ids:
+        return {}
+    found: dict[int, RegisteredModel] = {}
+    query = select(RegisteredModel).where(RegisteredModel.training_run_id.in_(run_ids)).order_by(RegisteredModel.id)
+    for model in session.scalars(query):
+        assert model.training_run_id is not None
+        found.setdefault(model.training_run_id, model)
+    return found
 
 
 def _entry_key(entry: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -130,7 +162,7 @@ def final_metrics(run: TrainingRun) -> dict[str, Any]:
     return final
 
 
-def run_out(run: TrainingRun, *, project_slug: str) -> RunOut:
+def run_out(run: TrainingRun, *, project_slug: str, model: RegisteredModel | None = None) -> RunOut:
     return RunOut(
         id=run.id,
         project=project_slug,
@@ -143,6 +175,7 @@ def run_out(run: TrainingRun, *, project_slug: str) -> RunOut:
         metrics=run.metrics,
         final=final_metrics(run),
         error=run.error,
+        model=RegisteredRef.model_validate(model) if model is not None else None,
         created_at=run.created_at,
         updated_at=run.updated_at,
         finished_at=run.finished_at,

@@ -1,20 +1,31 @@
-"""Fixtures for training: a project with a ready snapshot written straight to the data directory, and the
-tokens and users that call the reporting endpoints."""
+"""Fixtures for training: a project with a ready snapshot written straight to the data directory, the tokens and
+users that call the reporting endpoints, the tiny random model and the app behind a real HTTP server."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import os
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
+from fastapi import FastAPI
 
 from app.auth.service import create_api_token
 from app.config import Settings
 from app.db import Database
 from app.models import Snapshot, User, utcnow
 from tests.factories import make_project, make_user
+from tests.support.vllm import free_port
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 ROWS = [
     {
@@ -98,3 +109,32 @@ def world(db: Database, settings: Settings) -> World:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    missing = [m for m in ("trl", "torch", "transformers", "datasets") if importlib.util.find_spec(m) is None]
+    if missing:
+        message = f"the [train] extra is not installed (missing {', '.join(missing)}): pip install -e '.[train]'"
+        if IN_CI:
+            pytest.fail(f"CI=true: the training test must run; {message}")
+        pytest.skip(message)
+    from tests.support.make_tiny_model import build
+
+    return build(tmp_path_factory.mktemp("tiny-sft") / "model")
+
+
+@pytest.fixture
+def served(app: FastAPI) -> Iterator[str]:
+    """The test app behind a real HTTP server (uvicorn in a thread), for a client in another process."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

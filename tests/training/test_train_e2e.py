@@ -7,19 +7,14 @@ Needs the ``[train]`` extra. Without it the test is skipped, except in CI (CI=tr
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-import uvicorn
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -29,11 +24,10 @@ from app.db import Database
 from app.export import snapshots
 from app.export.pseudonyms import pseudonym_key
 from app.export.schemas import ExportFilter
-from app.models import Candidate, Snapshot, TrainingRun, User, Verdict
+from app.models import Candidate, RegisteredModel, Snapshot, TrainingRun, User, Verdict
+from app.registry.weights import weights_digest
 from tests.factories import make_item, make_judgment, make_project, make_user
-from tests.support.vllm import free_port
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PROMPTS = [
     "Explain machine learning simply.",
     [{"role": "user", "content": "请用简单的语言解释什么是机器学习。"}],
@@ -42,35 +36,6 @@ PROMPTS = [
     "Describe a fox in one sentence.",
     "What is a preference pair?",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    missing = [m for m in ("trl", "torch", "transformers", "datasets") if importlib.util.find_spec(m) is None]
-    if missing:
-        message = f"the [train] extra is not installed (missing {', '.join(missing)}): pip install -e '.[train]'"
-        if IN_CI:
-            pytest.fail(f"CI=true: the training test must run; {message}")
-        pytest.skip(message)
-    from tests.support.make_tiny_model import build
-
-    return build(tmp_path_factory.mktemp("tiny-sft") / "model")
-
-
-@pytest.fixture
-def served(app: FastAPI) -> Iterator[str]:
-    """The test app behind a real HTTP server (uvicorn in a thread), for a client in another process."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 def annotated_snapshot(db: Database, settings: Settings) -> tuple[int, str, User]:
@@ -88,7 +53,7 @@ def annotated_snapshot(db: Database, settings: Settings) -> tuple[int, str, User
         snapshot = snapshots.create_snapshot(
             s,
             project=project,
-            filters=ExportFilter(format="conversational"),
+            filters=ExportFilter(format="conversational", test_share=0.5),  # held-out rows to evaluate on
             name="first six",
             key=pseudonym_key(settings.data_dir),
             created_by_id=admin.id,
@@ -103,12 +68,18 @@ def annotated_snapshot(db: Database, settings: Settings) -> tuple[int, str, User
     return snapshot_id, token, admin
 
 
-def train_on(served: str, token: str, model: Path, output: Path, cwd: Path, *, steps: int, log_name: str) -> None:
-    """`prefstudio train` on the latest snapshot of the token's project, in a subprocess; its log is kept."""
+def trainer_env(token: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFSTUDIO_")}  # the trainer needs no app config
-    env |= {"PREFSTUDIO_TOKEN": token, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "0"}
-    command = [
-        str(Path(sys.executable).with_name("prefstudio")),
+    return env | {
+        "PREFSTUDIO_TOKEN": token,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "0",
+    }
+
+
+def train_args(served: str, model: Path, output: Path, *, steps: int) -> list[str]:
+    return [
         "train",
         "--url", served,
         "--snapshot", "latest",
@@ -122,6 +93,13 @@ def train_on(served: str, token: str, model: Path, output: Path, cwd: Path, *, s
         "--warmup-steps", "0",
         "--max-length", "256",
     ]  # fmt: skip
+
+
+def train_on(served: str, token: str, model: Path, output: Path, cwd: Path, *, steps: int, log_name: str) -> str:
+    """`prefstudio train` on the latest snapshot of the token's project, in a subprocess; its log is kept and
+    its stderr returned."""
+    command = [str(Path(sys.executable).with_name("prefstudio")), *train_args(served, model, output, steps=steps)]
+    env = trainer_env(token)
     started = time.monotonic()
     done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
     seconds = time.monotonic() - started
@@ -130,6 +108,16 @@ def train_on(served: str, token: str, model: Path, output: Path, cwd: Path, *, s
     (Path(__file__).resolve().parents[2] / "test-artifacts" / log_name).write_text(log)
     assert done.returncode == 0, log
     assert "done; model saved to" in done.stderr
+    return done.stderr
+
+
+def held_out_rows(db: Database, settings: Settings, snapshot_id: int) -> int:
+    """How many rows of the snapshot's file the export put in its test split."""
+    with db.session(write=False) as s:
+        snapshot = s.get(Snapshot, snapshot_id)
+        assert snapshot is not None and snapshot.file_name
+        path = settings.data_dir / snapshot.file_name
+    return sum(json.loads(line)["meta"]["split"] == "test" for line in path.read_text().splitlines())
 
 
 def ranked_snapshot(db: Database, settings: Settings) -> tuple[int, str]:
@@ -178,11 +166,15 @@ def test_train_on_a_ranked_snapshot_with_strength_meta(
     strengths = {(r["meta"]["chosen_position"], r["meta"]["rejected_position"]): r["meta"]["strength"] for r in rows}
     assert strengths == {(0, 1): [], (0, 2): [3, 3], (1, 2): [3, 3]}
     assert {r["meta"]["item_agreement"] for r in rows} == {1.0}
+    held_out = held_out_rows(db, settings, snapshot_id)
     train_on(served, token, tiny_model, tmp_path / "ranked-model", tmp_path, steps=2, log_name="train-ranked.log")
     with db.session(write=False) as s:
         run = s.scalars(select(TrainingRun).where(TrainingRun.snapshot_id == snapshot_id)).one()
         assert run.state == "done", run.error
         assert [e["step"] for e in run.metrics if "loss" in e] == [1, 2]
+        (sizes,) = [e for e in run.metrics if "train_pairs" in e]
+        assert (sizes["train_pairs"], sizes["eval_pairs"]) == ((12 - held_out, held_out) if held_out else (12, 0))
+        assert any("eval_rewards/accuracies" in e for e in run.metrics) == bool(held_out)
 
 
 def test_train_on_a_snapshot_reports_to_the_app(
@@ -195,8 +187,10 @@ def test_train_on_a_snapshot_reports_to_the_app(
     tmp_path: Path,
 ) -> None:
     snapshot_id, token, admin = annotated_snapshot(db, settings)
+    held_out = held_out_rows(db, settings, snapshot_id)
+    assert 0 < held_out < len(PROMPTS)  # the export's split by item id, at a test share of 0.5
     output = tmp_path / "dpo-model"
-    train_on(served, token, tiny_model, output, tmp_path, steps=3, log_name="train-e2e.log")
+    stderr = train_on(served, token, tiny_model, output, tmp_path, steps=3, log_name="train-e2e.log")
 
     with db.session(write=False) as s:
         (run,) = s.query(TrainingRun).all()
@@ -212,7 +206,25 @@ def test_train_on_a_snapshot_reports_to_the_app(
                 assert isinstance(entry[key], float), (key, entry)
         assert any("train_runtime" in e for e in run.metrics)  # the trainer's closing summary
         assert steps[-1]["rewards/margins"] != 0.0  # the policy moved away from the reference
+        assert [e for e in run.metrics if "train_pairs" in e] == [
+            {"step": 0, "train_pairs": len(PROMPTS) - held_out, "eval_pairs": held_out}
+        ]
+        (evaluation,) = [e for e in run.metrics if "eval_rewards/accuracies" in e]  # once, at the end
+        assert evaluation["step"] == 3 and 0.0 <= evaluation["eval_rewards/accuracies"] <= 1.0
         run_id = run.id
+        sft, dpo = s.scalars(select(RegisteredModel).order_by(RegisteredModel.id)).all()
+        assert (sft.kind, sft.uri, sft.weights_sha256) == ("sft", str(tiny_model), weights_digest(tiny_model))
+        assert (dpo.kind, dpo.name, dpo.uri, dpo.parent_id) == (
+            "checkpoint",
+            "dpo-model",
+            str(output.resolve()),
+            sft.id,
+        )
+        assert dpo.weights_sha256 == weights_digest(output) != sft.weights_sha256
+        assert (dpo.training_run_id, dpo.snapshot_id) == (run_id, snapshot_id)
+        assert dpo.metrics["eval_rewards/accuracies"] == evaluation["eval_rewards/accuracies"]
+        dpo_id = dpo.id
+    assert stderr.rstrip().splitlines()[-1].endswith(f"registered as model 'dpo-model' (id {dpo_id})")
 
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
         assert (output / name).is_file(), name
@@ -227,3 +239,4 @@ def test_train_on_a_snapshot_reports_to_the_app(
     assert page.status_code == 200
     assert f'id="run-{run_id}"' in page.text and ">done<" in page.text
     assert "<polyline" in page.text
+    assert f'id="chain-model-{dpo_id}"' in page.text and "held-out reward accuracy" in page.text

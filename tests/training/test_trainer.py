@@ -16,8 +16,10 @@ from app.cli import cli
 from app.config import Settings
 from app.db import Database
 from app.models import Snapshot, TrainingRun
+from app.training.client import AppClient, AppRequestError, SnapshotMismatch
+from app.training.reporting import Reporter, log_entry
 from app.training.schemas import TrainingParams
-from app.training.trainer import AppClient, AppRequestError, Reporter, SnapshotMismatch, log_entry, train
+from app.training.trainer import train
 from tests.training.conftest import World
 
 
@@ -102,11 +104,11 @@ class FlakyClient(AppClient):
         self.__dict__.update(inner.__dict__)
         self.failures = failures
 
-    def update_run(self, run_id: int, **kwargs: Any) -> None:
+    def update_run(self, run_id: int, **kwargs: Any) -> dict[str, Any] | None:
         if self.failures > 0:
             self.failures -= 1
             raise httpx.ConnectError("connection refused")
-        super().update_run(run_id, **kwargs)
+        return super().update_run(run_id, **kwargs)
 
 
 def test_reporting_failures_do_not_stop_training(
