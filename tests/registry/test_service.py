@@ -11,7 +11,7 @@ from app.db import Database
 from app.kit.errors import Conflict, Invalid
 from app.models import Project, RegisteredModel
 from app.registry import service
-from app.registry.schemas import ModelIn, ModelUpdate
+from app.registry.schemas import ModelIn, ModelOut, ModelUpdate
 from app.registry.weights import weights_digest
 from tests.factories import make_project
 from tests.registry.conftest import Registry
@@ -207,3 +207,60 @@ def test_names_are_stripped_and_hashes_lowered(db: Database, reg: Registry) -> N
             s, project=p, model_id=model.id, data=ModelUpdate(name=" new "), allow_private=True
         )
         assert renamed.name == "new"
+
+
+def test_deleting_a_parent_leaves_its_children_as_roots(db: Database, reg: Registry) -> None:
+    with db.session() as s:
+        child = checkpoint(s, reg)
+        parent_id = child.parent_id
+        assert parent_id is not None
+        service.delete_model(s, project=project(s, reg), model_id=parent_id)
+    with db.session() as s:
+        (out,) = service.list_models(s, project=project(s, reg))
+        assert (out.name, out.parent_id, out.parent_name) == ("dpo-r1", None, None)
+        assert [(r.model.name, r.depth) for r in service.lineage_rows([out])] == [("dpo-r1", 0)]
+
+
+def _out(mid: int, parent: int | None, children: list[int]) -> ModelOut:
+    return ModelOut.model_validate(
+        {
+            "id": mid,
+            "project": "p",
+            "name": f"m{mid}",
+            "kind": "other",
+            "uri": "",
+            "parent_id": parent,
+            "parent_name": None,
+            "children": children,
+            "snapshot_id": None,
+            "snapshot_sha256": None,
+            "training_run_id": None,
+            "params": {},
+            "metrics": {},
+            "weights_sha256": None,
+            "base_url": None,
+            "served_name": None,
+            "created_at": "2026-12-04T00:00:00Z",
+        }
+    )
+
+
+def test_lineage_rows_order_depth_and_cycles() -> None:
+    tree = [_out(1, None, [2, 4]), _out(2, 1, [3]), _out(3, 2, []), _out(4, 1, []), _out(5, None, [])]
+    assert [(r.model.id, r.depth) for r in service.lineage_rows(tree)] == [(1, 0), (2, 1), (3, 2), (4, 1), (5, 0)]
+    loop = [_out(6, 7, [7]), _out(7, 6, [6])]  # each the other's parent: both listed once
+    assert [(r.model.id, r.depth) for r in service.lineage_rows(loop)] == [(6, 0), (7, 1)]
+
+
+@pytest.mark.parametrize(
+    ("metrics", "expected"),
+    [
+        ({"eval_rewards/accuracies": 0.9, "rewards/accuracies": 0.7}, 0.9),
+        ({"rewards/accuracies": 0.7}, 0.7),
+        ({"rewards/accuracies": True}, None),
+        ({"rewards/accuracies": "0.7"}, None),
+        ({}, None),
+    ],
+)
+def test_reward_accuracy(metrics: dict[str, object], expected: float | None) -> None:
+    assert service.reward_accuracy(metrics) == expected
