@@ -95,10 +95,24 @@ def train_args(served: str, model: Path, output: Path, *, steps: int) -> list[st
     ]  # fmt: skip
 
 
-def train_on(served: str, token: str, model: Path, output: Path, cwd: Path, *, steps: int, log_name: str) -> str:
+def train_on(
+    served: str,
+    token: str,
+    model: Path,
+    output: Path,
+    cwd: Path,
+    *,
+    steps: int,
+    log_name: str,
+    extra: tuple[str, ...] = (),
+) -> str:
     """`prefstudio train` on the latest snapshot of the token's project, in a subprocess; its log is kept and
     its stderr returned."""
-    command = [str(Path(sys.executable).with_name("prefstudio")), *train_args(served, model, output, steps=steps)]
+    command = [
+        str(Path(sys.executable).with_name("prefstudio")),
+        *train_args(served, model, output, steps=steps),
+        *extra,
+    ]
     env = trainer_env(token)
     started = time.monotonic()
     done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
@@ -167,14 +181,18 @@ def test_train_on_a_ranked_snapshot_with_strength_meta(
     assert strengths == {(0, 1): [], (0, 2): [3, 3], (1, 2): [3, 3]}
     assert {r["meta"]["item_agreement"] for r in rows} == {1.0}
     held_out = held_out_rows(db, settings, snapshot_id)
-    train_on(served, token, tiny_model, tmp_path / "ranked-model", tmp_path, steps=2, log_name="train-ranked.log")
+    output = tmp_path / "ranked-model"
+    extra = ("--eval-steps", "1")  # evaluated after each step, and not once more at the end
+    train_on(served, token, tiny_model, output, tmp_path, steps=2, log_name="train-ranked.log", extra=extra)
     with db.session(write=False) as s:
         run = s.scalars(select(TrainingRun).where(TrainingRun.snapshot_id == snapshot_id)).one()
         assert run.state == "done", run.error
         assert [e["step"] for e in run.metrics if "loss" in e] == [1, 2]
         (sizes,) = [e for e in run.metrics if "train_pairs" in e]
         assert (sizes["train_pairs"], sizes["eval_pairs"]) == ((12 - held_out, held_out) if held_out else (12, 0))
-        assert any("eval_rewards/accuracies" in e for e in run.metrics) == bool(held_out)
+        evaluated = [e["step"] for e in run.metrics if "eval_rewards/accuracies" in e]
+        assert evaluated == ([1, 2] if held_out else [])
+        assert run.params["eval_steps"] == 1
 
 
 def test_train_on_a_snapshot_reports_to_the_app(
