@@ -176,10 +176,13 @@ def _blind_and_sort(session: Session, arena: Project) -> list[int]:
             identical.append(item_id)
             continue
         values = [{col: getattr(c, col) for col in (*BLINDED, *BLINDED_ALSO)} for c in candidates]
-        random.Random(f"arena:{arena.id}:{item_id}").shuffle(values)
-        for c, v in zip(candidates, values, strict=True):
-            for col, value in v.items():
+        order = list(range(len(candidates)))  # row i takes the answer that was at position order[i]
+        random.Random(f"arena:{arena.id}:{item_id}").shuffle(order)
+        for c, old in zip(candidates, order, strict=True):
+            for col, value in values[old].items():
                 setattr(c, col, value)
+            if "duplicate_of" in (c.params or {}):  # a position: where that answer is now
+                c.params = {**c.params, "duplicate_of": order.index(c.params["duplicate_of"])}
     session.flush()
     return identical
 

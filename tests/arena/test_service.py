@@ -125,3 +125,52 @@ def test_arenas_of_a_parent(db: Database, world: World) -> None:
         assert [a.id for a in arenas] == [second, first]
         assert arenas[0].slug != arenas[1].slug and arenas[1].slug.startswith("dpo-one")
         assert service.unopened_ids(s, parent_id=parent.id) == [first, second]
+
+
+def test_a_partial_duplicate_is_asked_and_still_points_at_its_twin(db: Database, world: World) -> None:
+    from sqlalchemy import update
+
+    from app.generation.client import Sample
+    from app.generation.service import store_candidates
+    from app.models import RegisteredModel
+
+    with db.session() as s:
+        third = RegisteredModel(
+            project_id=world.parent_id, name="dpo-r2", base_url="http://127.0.0.1:9", served_name="x"
+        )
+        s.add(third)
+        s.flush()
+        ids = [*world.model_ids, third.id]
+    arena_id = make_arena(db, world, model_ids=ids, snapshot_id=None, prompts="\n".join(f"q{i}" for i in range(8)))
+    with db.session() as s:
+        arena = s.get(Project, arena_id)
+        assert arena is not None and arena.k == 3
+        for item_id in s.scalars(select(Item.id).where(Item.project_id == arena_id)):
+            texts = [f"first {item_id}", f"second {item_id}", f"first  {item_id}"]  # the third repeats the first
+            samples = [
+                Sample(
+                    text=t,
+                    model="m",
+                    base_url="u",
+                    params={"duplicate_of": 0} if p == 2 else {},
+                    seed=p,
+                    finish_reason="stop",
+                    prompt_tokens=1,
+                    completion_tokens=1,
+                    latency_ms=1.0,
+                    model_id=mid,
+                )
+                for p, (t, mid) in enumerate(zip(texts, ids, strict=True))
+            ]
+            assert store_candidates(s, item_id=item_id, from_round=0, regenerate=False, samples=samples)
+        s.execute(update(Job).where(Job.id == arena.arena["job_id"]).values(state="done"))
+    with db.session() as s:
+        assert service.open_arena(s, arena_id=arena_id)
+    with db.session(write=False) as s:
+        cands = s.scalars(select(Candidate).join(Item).where(Item.project_id == arena_id)).all()
+        assert len(cands) == 24  # not all identical: every item is asked
+        at = {(c.item_id, c.position): c for c in cands}
+        twins = [c for c in cands if "duplicate_of" in c.params]
+        assert len(twins) == 8 and {c.model_id for c in twins} == {ids[2]}
+        for c in twins:
+            assert at[(c.item_id, c.params["duplicate_of"])].model_id == ids[0]
