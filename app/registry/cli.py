@@ -15,6 +15,7 @@ from app.kit.errors import AppError
 from app.projects.deps import project_by_slug
 from app.registry import repository, service
 from app.registry.schemas import ModelIn
+from app.registry.weights import weights_digest
 
 models_cli = typer.Typer(help="The model registry of a project.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -80,7 +81,7 @@ def add_command(
                 uri=uri,
                 parent_id=parent_model.id if parent_model else None,
                 snapshot_id=snapshot,
-                weights_sha256=weights_sha256,
+                weights_sha256=weights_sha256 or (weights_digest(uri) if uri else None),
                 base_url=base_url,
                 served_name=served_name,
             )

@@ -17,7 +17,6 @@ from app.kit.errors import Conflict, Invalid, NotFound
 from app.models import Project, RegisteredModel, Snapshot, TrainingRun
 from app.registry import repository
 from app.registry.schemas import ModelHealthOut, ModelIn, ModelOut, ModelUpdate
-from app.registry.weights import weights_digest
 
 MAX_NAME = 200
 
@@ -73,7 +72,9 @@ def _run_of(session: Session, project: Project, run_id: int | None) -> TrainingR
 def add_model(
     session: Session, *, project: Project, data: ModelIn, user_id: int | None, allow_private: bool
 ) -> RegisteredModel:
-    """Register a model; 409 if the name is taken. Its weights are hashed when ``uri`` is a local directory."""
+    """Register a model; 409 if the name is taken. Its weights digest is the one given: the app never reads a path it
+    is sent (an export token could otherwise make it walk and hash any directory of its machine); the command line
+    and the training worker hash the weights where they are."""
     _endpoint_problem(data.base_url, allow_private=allow_private)
     if repository.model_by_name(session, project, data.name) is not None:
         raise Conflict(f"A model named {data.name!r} is already registered in this project")
@@ -92,7 +93,7 @@ def add_model(
         training_run_id=run.id if run else None,
         params=data.params,
         metrics=data.metrics,
-        weights_sha256=data.weights_sha256 or (weights_digest(data.uri) if data.uri else None),
+        weights_sha256=data.weights_sha256,
         base_url=data.base_url,
         served_name=data.served_name,
         created_by_id=user_id,
@@ -126,8 +127,7 @@ def register_checkpoint(
                 project_id=project.id,
                 name=base_name,
                 kind="sft",
-                uri=parent_uri,
-                weights_sha256=weights_digest(parent_uri),
+                uri=parent_uri,  # not hashed here: see add_model
             )
             _store(session, parent)
     snapshot = session.get(Snapshot, run.snapshot_id) if run is not None else None
