@@ -50,6 +50,10 @@ def test_create_over_the_api(client: TestClient, db: Database, world: World, log
     assert [m["name"] for m in out["models"]] == ["sft-base", "dpo-r1"]
     listed = client.get("/api/v1/projects/dpo/arenas").json()
     assert [a["slug"] for a in listed] == [out["slug"]]
+    empty = client.get(f"/api/v1/projects/{out['slug']}/leaderboard").json()  # still generating: no votes
+    assert empty["judgments"] == 0 and all(d["ratings"] == [] and d["decision"] is None for d in empty["dimensions"])
+    page = client.get(f"/projects/{out['slug']}/leaderboard")
+    assert page.status_code == 200 and "No votes yet." in page.text
     bad = client.post(
         "/api/v1/projects/dpo/arenas", json={**body, "snapshot_id": None, "prompts": 'fine\n{"prompt": 1}\n'}
     )
