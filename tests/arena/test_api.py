@@ -185,3 +185,17 @@ def test_create_from_the_page_needs_csrf(
     assert "From the page" in page.text and "generating" in page.text
     again = client.post("/projects/dpo/arenas", data={**form, "csrf_token": token, "model_ids": ["1"]})
     assert again.status_code == 422 and 'id="arena-error"' in again.text
+
+
+def test_reading_the_list_opens_a_generated_arena(
+    client: TestClient, db: Database, world: World, login_as: Callable[[User], str]
+) -> None:
+    arena_id = make_arena(db, world, snapshot_id=None, prompts="a?\nb?\nc?")
+    generate_planted(db, arena_id, identical={1})
+    login_as(world.admin)
+    (listed,) = client.get("/api/v1/projects/dpo/arenas").json()
+    assert (listed["state"], listed["items"], listed["identical"]) == ("annotating", 2, 1)
+    # Its annotators are in now, and the queue serves them.
+    _switch(client, login_as, world.annotators[1])
+    assert any(p["slug"] == listed["slug"] for p in client.get("/api/v1/projects").json())
+    assert client.post(f"/api/v1/projects/{listed['slug']}/next").json()["assignment"] is not None
