@@ -25,7 +25,7 @@ from app.models import Judgment, Project, RegisteredModel
 
 # Keyed by the arena (id, slug, creation time) and its judgments' count and newest change, so any new or edited
 # judgment makes a new key; 64 boards, each a few kB. The bootstrap takes about a second per dimension.
-Key = tuple[int, str, datetime, int, datetime | None, int]
+Key = tuple[int, str, datetime, int, datetime | None, int, bool]
 BOARDS: Cache[Key, LeaderboardOut] = Cache("arena.leaderboards", 64)
 
 
@@ -84,12 +84,13 @@ def _dimension(dim: str, votes: ArenaVotes, names: list[str], rate: float | None
     )
 
 
-def leaderboard(session: Session, *, arena: Project, parent: Project) -> LeaderboardOut:
-    """The arena's figures for every dimension (cached until a judgment is added or changed)."""
+def leaderboard(session: Session, *, arena: Project, parent: Project, overall_only: bool = False) -> LeaderboardOut:
+    """The arena's figures for every dimension, or only "overall" (its state needs no more); cached until a
+    judgment is added or changed."""
     judged, newest = session.execute(
         select(func.count(), func.max(Judgment.updated_at)).where(Judgment.project_id == arena.id)
     ).one()
-    key: Key = (arena.id, arena.slug, arena.created_at, int(judged), newest, identical_count(arena))
+    key: Key = (arena.id, arena.slug, arena.created_at, int(judged), newest, identical_count(arena), overall_only)
     cached = BOARDS.get(key)
     if cached is not None:
         return cached
@@ -104,7 +105,7 @@ def leaderboard(session: Session, *, arena: Project, parent: Project) -> Leaderb
         judgments=votes.judgments,
         identical=identical_count(arena),
         votes_per_hour=rate,
-        dimensions=[_dimension(d, votes, names, rate) for d in votes.dimensions],
+        dimensions=[_dimension(d, votes, names, rate) for d in votes.dimensions if d == "overall" or not overall_only],
     )
     BOARDS.put(key, board)
     return board
@@ -120,7 +121,8 @@ def state_of(session: Session, *, arena: Project, parent: Project) -> str:
     """generating, failed, annotating or decided."""
     if not arena.arena.get("opened"):
         return "failed" if job_state(session, arena=arena) in ("failed", "cancelled") else "generating"
-    return "decided" if is_decided(leaderboard(session, arena=arena, parent=parent)) else "annotating"
+    board = leaderboard(session, arena=arena, parent=parent, overall_only=True)
+    return "decided" if is_decided(board) else "annotating"
 
 
 def overview(session: Session, *, arena: Project, parent: Project) -> ArenaOut:
