@@ -187,6 +187,11 @@ def _blind_and_sort(session: Session, arena: Project) -> list[int]:
     return identical
 
 
+def _any_ready(session: Session, arena_id: int) -> bool:
+    query = select(Item.id).where(Item.project_id == arena_id, Item.status == "ready").limit(1)
+    return session.scalar(query) is not None
+
+
 def open_arena(session: Session, *, arena_id: int) -> bool:
     """Once its generation job has finished: blind the candidates, set identical answers aside, let the parent's
     members in. True when it opened now; idempotent (a write session: the arena's row is locked on PostgreSQL,
@@ -200,6 +205,8 @@ def open_arena(session: Session, *, arena_id: int) -> bool:
     job = session.get(Job, job_id)
     if job is not None and job.state not in FINAL_JOB_STATES:
         return False
+    if job is not None and job.state != "done" and not _any_ready(session, arena.id):
+        return False  # generation failed outright: nothing to judge (a later job from its Generation page may do)
     identical_ids = _blind_and_sort(session, arena)
     listed = [
         {"item_id": i, "prompt": p, "text": t[:1000]}

@@ -174,3 +174,21 @@ def test_a_partial_duplicate_is_asked_and_still_points_at_its_twin(db: Database,
         assert len(twins) == 8 and {c.model_id for c in twins} == {ids[2]}
         for c in twins:
             assert at[(c.item_id, c.params["duplicate_of"])].model_id == ids[0]
+
+
+def test_an_arena_whose_generation_failed_stays_closed(db: Database, world: World) -> None:
+    from sqlalchemy import update
+
+    from app.arena.leaderboard import state_of
+
+    arena_id = make_arena(db, world)
+    with db.session() as s:
+        arena = s.get(Project, arena_id)
+        assert arena is not None
+        s.execute(update(Job).where(Job.id == arena.arena["job_id"]).values(state="failed"))
+    with db.session() as s:
+        assert not service.open_arena(s, arena_id=arena_id)
+        arena, parent = s.get(Project, arena_id), s.get(Project, world.parent_id)
+        assert arena is not None and parent is not None
+        assert state_of(s, arena=arena, parent=parent) == "failed"
+        assert s.scalar(select(func.count()).where(ProjectMember.project_id == arena_id)) == 0
