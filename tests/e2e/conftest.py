@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from app.config import ROOT
 from tests.browser import chromium, serve
+from tests.training.conftest import served, tiny_model  # noqa: F401  (the loop test trains the tiny model)
 
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 
