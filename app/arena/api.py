@@ -44,9 +44,7 @@ def arena_and_parent(session: Session, slug: str) -> tuple[Project, Project]:
     return arena, parent
 
 
-@router.get(
-    "/projects/{project}/leaderboard", response_model=LeaderboardOut, responses=error_responses(401, 403, 404)
-)
+@router.get("/projects/{project}/leaderboard", response_model=LeaderboardOut, responses=error_responses(401, 403, 404))
 def get_leaderboard(project: str, request: Request, access: ExportAccessDep, session: SessionDep) -> LeaderboardOut:
     """An arena's figures per dimension: win/tie/loss and win rate per model pair, Bradley–Terry ratings with
     intervals, and whether the top pair is decided. Admins, or an export token of the arena or its parent."""
