@@ -89,6 +89,7 @@ def export_preview(
 
 def _snapshot_out(snapshot: Snapshot, slug: str, *, card: bool = False) -> SnapshotOut:
     data = {c: getattr(snapshot, c) for c in SnapshotOut.model_fields if c != "project"} | {"project": slug}
+    data["rounds"] = data["rounds"] or []
     if card:
         return SnapshotCard(**data, card=snapshot.card)
     return SnapshotOut(**data)

@@ -66,6 +66,11 @@ def _judge_lines(rules: Rules, drops: Counter[str]) -> list[str]:
     filters = rules.filters
     if filters.source == "human":
         return []
+    if filters.source == "arena":
+        return [
+            '- Label source: arena — the votes of a blind evaluation (meta.label_source = "arena", with '
+            "meta.chosen_model_id and meta.rejected_model_id); exported because asked"
+        ]
     kappa = "undefined" if rules.judge_kappa is None else f"{rules.judge_kappa:.3f}"
     return [
         f"- Label source: {filters.source}; {drops['_judge_rows']:,} rows labelled by the judge "

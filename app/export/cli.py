@@ -42,11 +42,16 @@ def export_command(
     exclude: Annotated[list[str] | None, typer.Option(help="ignore this annotator's votes (repeat)")] = None,
     min_kappa: Annotated[float | None, typer.Option(help="ignore annotators with a lower mean κ")] = None,
     min_gold_accuracy: Annotated[float | None, typer.Option(help="ignore annotators with lower gold accuracy")] = None,
-    source: Annotated[str, typer.Option(help="human, judge (the primary judge's labels) or both")] = "human",
+    source: Annotated[
+        str, typer.Option(help="human, judge (the primary judge's labels), both, or arena (an arena's votes)")
+    ] = "human",
     min_judge_confidence: Annotated[float, typer.Option(help="judge labels: confidence needed (0–1)")] = 0.0,
     min_judge_kappa: Annotated[float, typer.Option(help="judge labels: judge-vs-human κ needed")] = 0.6,
     adjudicated: Annotated[bool, typer.Option(help="adjudication decisions override votes")] = True,
     drop_problematic: Annotated[bool, typer.Option(help="drop items flagged 'problematic prompt'")] = True,
+    rounds: Annotated[
+        list[int] | None, typer.Option("--round", help="only items on this candidate round (repeat; default all)")
+    ] = None,
     split: Annotated[str, typer.Option(help="all, train or test")] = "all",
     test_share: Annotated[float, typer.Option(help="share of items in the test split")] = 0.1,
     preview: Annotated[bool, typer.Option(help="only count what each rule keeps")] = False,
@@ -77,6 +82,7 @@ def export_command(
         min_judge_kappa=min_judge_kappa,
         adjudicated=adjudicated,
         drop_problematic=drop_problematic,
+        rounds=rounds or [],
         split=split,
         test_share=test_share,
     )

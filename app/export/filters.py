@@ -64,9 +64,18 @@ class Rules:
         return self.filters.model_copy(update={"exclude_annotators": named})
 
     def public_dump(self) -> dict[str, Any]:
-        """``public_filter`` as JSON values; a human-only filter without the judge's fields (as before them)."""
-        exclude = JUDGE_FIELDS if self.filters.source == "human" else None
+        """``public_filter`` as JSON values; a human-only filter without the judge's fields, and one of every round
+        without ``rounds`` (as before them)."""
+        source = self.filters.source
+        exclude = set(JUDGE_FIELDS) if source == "human" else JUDGE_FIELDS - {"source"} if source == "arena" else set()
+        if not self.filters.rounds:
+            exclude.add("rounds")
         return self.public_filter().model_dump(mode="json", exclude=exclude)
+
+    @property
+    def by_judge(self) -> bool:
+        """Whether the rows may carry the judge's labels (source judge or both)."""
+        return self.filters.source in ("judge", "both")
 
 
 def resolve(
@@ -81,6 +90,7 @@ def resolve(
     """Check the filter against the project and work out which annotators it leaves out. Annotators are named by
     pseudonym; ``by_admin`` callers may name them by username or user id too. ``excluded``: as worked out
     before, for the same filter (neither the names nor the thresholds are evaluated again)."""
+    _check_source(project, filters)
     known = [OVERALL, *project.dimension_keys]
     for dim in [filters.dimension, *filters.veto]:
         if dim not in known:
@@ -95,7 +105,7 @@ def resolve(
     )
     if filters.label == "model" or filters.min_confidence is not None:
         rules.posterior = model_posteriors(session, project=project, dimension=filters.dimension)
-    if filters.source != "human":
+    if rules.by_judge:
         rules.judge_kappa = dimension_kappa(session, project=project, dimension=filters.dimension)
     if excluded is not None:
         return rules
@@ -109,6 +119,18 @@ def resolve(
         ids = {name: user_id for user_id, name in annotators.items()}
         rules.excluded |= _below_thresholds(session, project=project, filters=filters, ids=ids)
     return rules
+
+
+def _check_source(project: Project, filters: ExportFilter) -> None:
+    """An arena's votes are evaluation, not training data: they are exported only when asked (source=arena), and
+    source=arena means an arena project."""
+    if project.kind == "arena" and filters.source != "arena":
+        raise Invalid(
+            f"{project.slug!r} is an arena (an evaluation): its votes are exported only when asked with "
+            "source=arena, so that they do not become training pairs by mistake"
+        )
+    if project.kind != "arena" and filters.source == "arena":
+        raise Invalid(f"source=arena is for arena projects; {project.slug!r} is a preference project")
 
 
 def model_posteriors(session: Session, *, project: Project, dimension: str) -> Callable[[int, Pair], Posterior | None]:

@@ -56,6 +56,7 @@ class ExportCandidate:
     params: orjson.Fragment  # the stored JSON text, embedded as it is
     seed: int | None
     stripped: str = ""  # the text without surrounding white space (identical answers never make a pair)
+    model_id: int | None = None  # the registered model that wrote it
 
 
 @dataclass
@@ -68,21 +69,26 @@ class ItemChunk:
     decisions: dict[int, Decision]  # the newest adjudication of the item's current round
 
 
-def exported_items(project: Project) -> Any:
+def exported_items(project: Project, rounds: Sequence[int] = ()) -> Any:
     """The conditions on the items an export reads: the project's ready items, gold items and the items an admin
-    excluded (the data explorer) left out."""
-    return (
+    excluded (the data explorer) left out; with ``rounds``, only the items whose current round is one of them."""
+    conditions = (
         Item.project_id == project.id,
         Item.is_gold.is_(False),
         Item.excluded_from_export.is_(False),
         Item.status == "ready",
     )
+    return (*conditions, Item.round.in_(list(rounds))) if rounds else conditions
 
 
-def chunk_starts(session: Session, *, project: Project, size: int = CHUNK_ITEMS) -> list[int]:
+def chunk_starts(
+    session: Session, *, project: Project, size: int = CHUNK_ITEMS, rounds: Sequence[int] = ()
+) -> list[int]:
     """The first item id of each chunk of ``size`` exported items, in order (from the index alone)."""
     numbered = (
-        select(Item.id, func.row_number().over(order_by=Item.id).label("n")).where(*exported_items(project)).subquery()
+        select(Item.id, func.row_number().over(order_by=Item.id).label("n"))
+        .where(*exported_items(project, rounds))
+        .subquery()
     )
     return list(session.scalars(select(numbered.c.id).where((numbered.c.n - 1) % size == 0).order_by(numbered.c.id)))
 
@@ -109,12 +115,15 @@ def read_chunks(
     size: int = CHUNK_ITEMS,
     ranges: Sequence[tuple[int, int | None]] | None = None,
     pace: Callable[[], Any] | None = None,
+    rounds: Sequence[int] = (),
 ) -> Iterator[ItemChunk]:
     """The exported items a chunk at a time, with all they need: the next ``size`` items each time, or the items
     of each id range ``[start, end)`` of ``ranges`` (``end`` None: no end) in turn, an empty chunk for a range
-    without items; ``pace`` is called before each query."""
+    without items; ``pace`` is called before each query; ``rounds``: see ``exported_items``."""
     reader = _Reader(session.connection(), pace)
-    columns = select(Item.id, Item.external_id, cast(Item.prompt, Text), Item.round).where(*exported_items(project))
+    columns = select(Item.id, Item.external_id, cast(Item.prompt, Text), Item.round).where(
+        *exported_items(project, rounds)
+    )
     last = 0
     pending = list(ranges) if ranges is not None else None
     while True:
@@ -151,7 +160,7 @@ def _candidates(
     """The current-round candidates of the items, and every candidate id's position."""
     candidates: dict[int, list[ExportCandidate]] = defaultdict(list)
     positions: dict[int, int] = {}
-    for candidate_id, item_id, round_, position, text, model, params, seed in reader.rows(
+    for candidate_id, item_id, round_, position, text, model, params, seed, model_id in reader.rows(
         select(
             Candidate.id,
             Candidate.item_id,
@@ -161,12 +170,13 @@ def _candidates(
             Candidate.model,
             cast(Candidate.params, Text),
             Candidate.seed,
+            Candidate.model_id,
         ).where(Candidate.item_id.between(lo, hi))
     ):
         if rounds.get(item_id) == round_:
             candidates[item_id].append(
                 ExportCandidate(
-                    candidate_id, position, text, model, orjson.Fragment(params or "{}"), seed, text.strip()
+                    candidate_id, position, text, model, orjson.Fragment(params or "{}"), seed, text.strip(), model_id
                 )
             )
             positions[candidate_id] = position

@@ -40,7 +40,7 @@ def filter_from(items: Iterable[tuple[str, str]]) -> ExportFilter:
     for key, value in items:
         if key == "applied":
             applied = True
-        elif key in ("veto", "exclude_annotators"):
+        elif key in ("veto", "exclude_annotators", "rounds"):
             data.setdefault(key, []).append(value)
         elif key in FILTER_FIELDS and value != "":
             data[key] = value
@@ -85,13 +85,16 @@ def page(request: Request, project: AdminProjectDep, session: SessionDep, settin
     error: str | None = None
     preview: PreviewOut | None = None
     ignored: list[str] = []
+    asked = request.query_params.multi_items()
+    if project.kind == "arena" and "source" not in request.query_params:  # an arena's votes: only as arena
+        asked.append(("source", "arena"))
     try:
-        filters = filter_from(request.query_params.multi_items())
+        filters = filter_from(asked)
         key = pseudonyms.pseudonym_key(settings.data_dir)
         preview = preview_of(session, project=project, filters=filters, key=key, by_admin=True)
         ignored = names_of(session, project=project, key=key, of=preview.excluded_annotators)
     except AppError as exc:
-        filters, error = ExportFilter(), str(exc.detail)
+        filters, error = ExportFilter(source="arena" if project.kind == "arena" else "human"), str(exc.detail)
     context = _context(request, session, project, filters, preview=preview, error=error, ignored=ignored)
     return render(request, "export/page.html", context, fragment="export/_preview.html")
 

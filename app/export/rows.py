@@ -32,6 +32,12 @@ from app.export.repository import (
 )
 
 PACE_ITEMS = 8  # items between two calls of an export's pace (~40 pairs, 2-3 ms of work)
+ROUND_TALLY = "_round_"  # + the candidate round: the rows made from items on that round
+
+
+def rounds_of(drops: Counter[str]) -> list[int]:
+    """The candidate rounds the rows of an export came from (as its tallies counted them)."""
+    return sorted(int(key[len(ROUND_TALLY) :]) for key, n in drops.items() if key.startswith(ROUND_TALLY) and n)
 
 
 def pair_rows(
@@ -90,9 +96,11 @@ def _pair_rows_by_chunk(
     """``pair_rows``, with None after each chunk's rows; ``ranges``: the chunks' id ranges (see ``read_chunks``)."""
     drops = drops if drops is not None else Counter()
     maker = _RowMaker(rules)
-    if rules.filters.source != "human":  # read before the chunks' reader thread takes the session
+    if rules.by_judge:  # read before the chunks' reader thread takes the session
         maker.judged = judge_labels(session, project=rules.project, filters=rules.filters, kappa=rules.judge_kappa)
-    chunks = read_chunks(session, project=rules.project, dims=rules.dims, ranges=ranges, pace=pace)
+    chunks = read_chunks(
+        session, project=rules.project, dims=rules.dims, ranges=ranges, pace=pace, rounds=rules.filters.rounds
+    )
     for chunk in prefetched(session, chunks):
         tallies: Counter[str] = Counter()
         for item in chunk.items:
@@ -112,6 +120,15 @@ def _item_rows(
     source = rules.filters.source
     if source == "human":
         yield from _human_rows(chunk, item, rules, maker, tallies)
+        return
+    if source == "arena":  # people's votes on an arena's items, marked as such, with the models compared
+        by_id = {c.id: c.model_id for c in chunk.candidates.get(item[0], [])}
+        for row in _human_rows(chunk, item, rules, maker, tallies):
+            meta = row["meta"]
+            meta["label_source"] = "arena"
+            meta["chosen_model_id"] = by_id.get(meta["chosen_candidate_id"])
+            meta["rejected_model_id"] = by_id.get(meta["rejected_candidate_id"])
+            yield row
         return
     covered: set[tuple[int, int]] = set()
     if source == "both":
@@ -174,6 +191,8 @@ def _judge_rows(
     tallies["_kept"] += kept
     tallies["_judge_rows"] += kept
     tallies[f"_split_{split}"] += kept
+    if kept:
+        tallies[f"{ROUND_TALLY}{item[3]}"] += kept
 
 
 def _human_rows(
@@ -235,6 +254,8 @@ def _human_rows(
         yield row
     tallies["_kept"] += kept
     tallies[f"_split_{split}"] += kept
+    if kept:
+        tallies[f"{ROUND_TALLY}{item[3]}"] += kept
     if decision is not None:
         tallies["_adjudicated"] += kept
 

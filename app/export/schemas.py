@@ -66,10 +66,11 @@ class ExportFilter(BaseModel):
     min_gold_accuracy: float | None = Field(
         None, ge=0.0, le=1.0, description="ignore annotators whose gold accuracy is lower"
     )
-    source: Literal["human", "judge", "both"] = Field(
+    source: Literal["human", "judge", "both", "arena"] = Field(
         "human",
         description="human: people's votes; judge: the primary judge's suggestions; both: people's label where "
-        "their votes keep the pair, else the judge's",
+        "their votes keep the pair, else the judge's; arena: the votes of an arena (evaluation) project, which "
+        "must be asked for this way (and only there)",
     )
     min_judge_confidence: float = Field(
         0.0, ge=0.0, le=1.0, description="judge labels: the suggestion's confidence must reach this (none: only 0)"
@@ -79,6 +80,12 @@ class ExportFilter(BaseModel):
     )
     adjudicated: bool = Field(True, description="adjudication decisions override the votes")
     drop_problematic: bool = Field(True, description="drop items flagged 'problematic prompt'")
+    rounds: list[int] = Field(
+        default_factory=list,
+        max_length=100,
+        description="only items whose current candidate round is one of these (0: the first candidates); "
+        "empty: every round",
+    )
     split: Literal["all", "train", "test"] = Field("all", description="deterministic split by a hash of the item id")
     test_share: float = Field(0.1, ge=0.0, le=0.9, description="share of items in the test split")
 
@@ -91,6 +98,23 @@ class ExportFilter(BaseModel):
         if isinstance(value, list):
             return [part.strip() for v in value for part in str(v).split(",") if part.strip()]
         return value
+
+    @field_validator("rounds", mode="before")
+    @classmethod
+    def _round_list(cls, value: Any) -> Any:
+        """Accept "0,2" as well as repeated parameters."""
+        if isinstance(value, (str, int)):
+            value = [value]
+        if isinstance(value, list):
+            return [part.strip() for v in value for part in str(v).split(",") if part.strip()]
+        return value
+
+    @field_validator("rounds")
+    @classmethod
+    def _rounds_in_range(cls, value: list[int]) -> list[int]:
+        if any(r < 0 or r > 1_000_000 for r in value):
+            raise ValueError("a round is a number from 0")
+        return sorted(set(value))
 
 
 JUDGE_FIELDS = {"source", "min_judge_confidence", "min_judge_kappa"}  # left out of a human-only filter's card
@@ -148,6 +172,7 @@ class SnapshotOut(Schema):
     finished_at: datetime | None
     error: str | None
     parts: list[SnapshotPart] = Field(default_factory=list)
+    rounds: list[int] = Field(default_factory=list, description="the candidate rounds its pairs came from")
 
 
 class SnapshotCard(SnapshotOut):

@@ -26,7 +26,7 @@ from app.export import pseudonyms
 from app.export.card import data_card
 from app.export.deps import ExportAccess, project_for_export
 from app.export.filters import Rules, resolve
-from app.export.rows import jsonl_lines
+from app.export.rows import jsonl_lines, rounds_of
 from app.export.schemas import ExportFilter, PartsWanted, SnapshotPart
 from app.jobs import service as jobs
 from app.kit import activity
@@ -254,6 +254,7 @@ def write_snapshot(
                 card=card,
                 parts=parts,
                 filters=rules.public_dump(),
+                rounds=rounds_of(drops),
                 finished_at=utcnow(),
             )
         )

@@ -174,7 +174,7 @@ def jsonl_blocks(
             if project is None:
                 raise ExportFailed(f"export of project {project_id} failed: no such project")
             rules = resolve(session, project=project, filters=filters, key=key, by_admin=True, excluded=excluded)
-            starts = chunk_starts(session, project=project, size=chunk_items or CHUNK_ITEMS)
+            starts = chunk_starts(session, project=project, size=chunk_items or CHUNK_ITEMS, rounds=filters.rounds)
             ranges: list[tuple[int, int | None]] = list(zip(starts, [*starts[1:], None], strict=False)) or [(0, None)]
             plan = _Plan(settings, project_id, filters, rules.excluded, key, snapshot, ranges, block_bytes)
             wanted = processes if processes is not None else (PROCESSES if db.is_postgres else 1)
