@@ -269,7 +269,8 @@ def _token_count(choice: dict[str, Any]) -> int | None:
 
 
 async def candidates_for(pool: Pool, *, prompt: Any, k: int, seed: int) -> list[Sample]:
-    """k candidates for one prompt by the configured strategy, re-sampling exact duplicates (twice at most)."""
+    """k candidates for one prompt by the configured strategy, re-sampling exact duplicates (twice at most) except
+    under per_model."""
     s = pool.settings
     if s.strategy == "n_seeds":
         samples = await pool.request(prompt=prompt, model=s.model, n=k, seed=seed, temperature=s.temperature)
@@ -306,7 +307,9 @@ async def candidates_for(pool: Pool, *, prompt: Any, k: int, seed: int) -> list[
     else:
         for sample in samples:
             sample.model_id, sample.weights_sha256 = s.model_id, s.weights_sha256
-    for attempt in range(2):
+    # One candidate per model: the same answer from two models is a finding (an arena counts it as a tie and does not
+    # ask people), not a sampling accident to draw again. Other strategies draw an exact duplicate again, twice at most.
+    for attempt in range(0 if s.strategy == "per_model" else 2):
         seen: dict[str, int] = {}
         duplicates = []
         for i, sample in enumerate(samples):

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 
 from app.generation.bound import Bound, InFlightController
-from app.generation.client import Pool, Sample
+from app.generation.client import Pool, Sample, candidates_for
 from app.generation.schemas import GenerationSettings
 from tests.support.fake_openai import FakeOpenAI
 
@@ -137,3 +137,30 @@ def test_queue_depth_reads_vllm_metrics(vllm_base_url: str) -> None:
 
     depth = asyncio.run(scenario())
     assert depth is not None and depth >= 0
+
+
+def _same_answer(payload: dict[str, object]) -> dict[str, object]:
+    for choice in payload["choices"]:  # type: ignore[attr-defined]
+        choice["message"]["content"] = "The same answer."
+    return payload
+
+
+def test_per_model_keeps_the_same_answer_of_two_models(fake: FakeOpenAI) -> None:
+    """One candidate per model: two models answering alike is kept (an arena's tie), while n_seeds draws again."""
+    fake.rewrite = _same_answer
+    models = [{"model": "a", "model_id": 1}, {"model": "b", "model_id": 2}]
+    per_model = GenerationSettings(base_urls=[fake.base_url], model="a", strategy="per_model", models=models)
+    n_seeds = GenerationSettings(base_urls=[fake.base_url], model="a")
+
+    async def scenario(settings: GenerationSettings) -> list[Sample]:
+        async with httpx.AsyncClient() as http:
+            return await candidates_for(Pool(settings, http), prompt="hi", k=2, seed=1)
+
+    before = len(fake.requests)
+    samples = asyncio.run(scenario(per_model))
+    assert len(fake.requests) - before == 2  # one request per model, none drawn again
+    assert [(s.text, s.model_id) for s in samples] == [("The same answer.", 1), ("The same answer.", 2)]
+    assert samples[1].params["duplicate_of"] == 0
+    before = len(fake.requests)
+    asyncio.run(scenario(n_seeds))
+    assert len(fake.requests) - before == 3  # n = 2, then the duplicate drawn again twice
