@@ -156,6 +156,11 @@ def main() -> None:
     print(
         f"direct, {args.concurrency:4d} in flight          {same_bound:8.1f} candidates/s   (the server at the job's default bound)"
     )
+    at_default = statistics.median(jobs_[args.concurrency])
+    print(
+        f"target: the job at {args.concurrency} in flight ≥ 0.9 × the ceiling: {at_default / ceiling:.2f} "
+        + ("(met)" if at_default >= 0.9 * ceiling else "(not met)")
+    )
     for c in levels:
         job = statistics.median(jobs_[c])
         print(
