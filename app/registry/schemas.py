@@ -48,7 +48,7 @@ class Endpoint(BaseModel):
 
 
 class ModelIn(Endpoint):
-    """A model to register. ``weights_sha256`` omitted: computed from ``uri`` when it is a local directory."""
+    """A model to register. ``weights_sha256``: the digest taken where the weights are (the app never reads ``uri``)."""
 
     model_config = ConfigDict(extra="forbid")
     name: StoredText = Field(min_length=1, max_length=200)
@@ -73,15 +73,22 @@ class ModelIn(Endpoint):
 
 
 class ModelUpdate(Endpoint):
-    """A new name, or a new endpoint binding (send both fields null to unbind). Omitted fields stay."""
+    """A new name, a weights digest, or a new endpoint binding (send both fields null to unbind). Omitted fields
+    stay."""
 
     model_config = ConfigDict(extra="forbid")
     name: StoredText | None = Field(default=None, min_length=1, max_length=200)
+    weights_sha256: str | None = Field(default=None, pattern=SHA256)
 
     @field_validator("name")
     @classmethod
     def _new_name(cls, value: str | None) -> str | None:
         return _stripped_name(value) if value is not None else None
+
+    @field_validator("weights_sha256", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
 
 class ModelOut(BaseModel):

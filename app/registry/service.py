@@ -157,13 +157,15 @@ def get_model(session: Session, *, project: Project, model_id: int) -> Registere
 def update_model(
     session: Session, *, project: Project, model_id: int, data: ModelUpdate, allow_private: bool
 ) -> RegisteredModel:
-    """Rename a model, or bind it to (or unbind it from) a serving endpoint."""
+    """Rename a model, give it its weights digest, or bind it to (or unbind it from) a serving endpoint."""
     model = get_model(session, project=project, model_id=model_id)
     sent = data.model_fields_set
     if data.name is not None and data.name != model.name:
         if repository.model_by_name(session, project, data.name) is not None:
             raise Conflict(f"A model named {data.name!r} is already registered in this project")
         model.name = data.name
+    if data.weights_sha256 is not None:
+        model.weights_sha256 = data.weights_sha256
     if sent & {"base_url", "served_name"}:
         _endpoint_problem(data.base_url, allow_private=allow_private)
         model.base_url, model.served_name = data.base_url, data.served_name

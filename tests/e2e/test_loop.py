@@ -294,6 +294,8 @@ def _check_board(board: dict[str, Any], votes: np.ndarray, names: list[str], ide
         assert [r["model"] for r in dim["ratings"]] == [names[1], names[0]]  # the planted checkpoint leads
 
 
+# The whole loop once, on PostgreSQL (about 5 minutes on 2 cores); each part runs on SQLite too in its own tests.
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_the_loop_from_annotation_to_the_arena(
     client: TestClient,
     db: Database,

@@ -111,6 +111,10 @@ def test_admin_binds_renames_and_deletes(client: TestClient, reg: Registry, db: 
     assert client.patch(f"{URL}/{mid}", json={"name": "taken"}, headers=admin).status_code == 409
     r = client.patch(f"{URL}/{mid}", json={"name": "dpo-round-1"}, headers=admin)
     assert r.json()["name"] == "dpo-round-1" and r.json()["base_url"] == "http://127.0.0.1:8001"
+    digest = "AB" * 32  # the digest taken where the weights are, given afterwards
+    r = client.patch(f"{URL}/{mid}", json={"weights_sha256": digest}, headers=admin)
+    assert r.json()["weights_sha256"] == digest.lower() and r.json()["name"] == "dpo-round-1"
+    assert client.patch(f"{URL}/{mid}", json={"weights_sha256": "xyz"}, headers=admin).status_code == 422
     assert client.delete(f"{URL}/{mid}", headers=admin).status_code == 204
     assert client.get(f"{URL}/{mid}", headers=admin).status_code == 404
     assert names(db) == ["taken"]
