@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.generation import diagnosis, egress, rounds
+from app.generation import diagnosis, egress, rounds, store
 from app.generation.client import Sample
 from app.generation.schemas import MASKED_KEY, GenerationSettings, HealthOut, JobIn
 from app.i18n import gettext
@@ -235,11 +235,6 @@ def start_job(session: Session, *, project: Project, request: JobIn, user_id: in
     return jobs.enqueue(session, kind=KIND, project_id=project.id, params=params, total=total, created_by_id=user_id)
 
 
-def clean_text(text: str) -> str:
-    """Model output as storable text: NUL (which PostgreSQL text cannot hold) becomes U+FFFD."""
-    return text.replace("\x00", "\ufffd")
-
-
 def store_candidates(
     session: Session, *, item_id: int, from_round: int, regenerate: bool, samples: list[Sample]
 ) -> bool:
@@ -270,28 +265,6 @@ def store_candidates(
         new_round = from_round
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    session.execute(
-        insert(Candidate),
-        [
-            {
-                "item_id": item_id,
-                "round": new_round,
-                "position": i,
-                "text": clean_text(s.text),
-                "model": s.model,
-                "base_url": s.base_url,
-                "params": s.params,
-                "seed": s.seed,
-                "finish_reason": s.finish_reason,
-                "prompt_tokens": s.prompt_tokens,
-                "completion_tokens": s.completion_tokens,
-                "latency_ms": round(s.latency_ms, 1),
-                "model_id": s.model_id,
-                "weights_sha256": s.weights_sha256,
-                "created_at": now,
-            }
-            for i, s in enumerate(samples)
-        ],
-    )
+    session.execute(insert(Candidate), store.candidate_rows(item_id, new_round, samples, now))
     session.flush()
     return True
