@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from app.config import Settings
@@ -23,6 +24,9 @@ from tests.support.vllm import free_port
 from tests.training.test_train_e2e import annotated_snapshot, train_args, trainer_env
 
 
+# Once, on PostgreSQL (about 2 minutes on 2 cores): what the app records does not depend on the backend, which
+# test_train_e2e covers on both.
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_two_processes_report_once(
     tiny_model: Path, served: str, db: Database, settings: Settings, tmp_path: Path
 ) -> None:
