@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import choix
 import numpy as np
 from numpy.typing import NDArray
 
@@ -106,7 +105,10 @@ def bradley_terry(
     comparisons: NDArray[np.float64], *, alpha: float = ALPHA, start: NDArray[np.float64] | None = None
 ) -> NDArray[np.float64]:
     """Log-strengths θ (mean 0) of the models from ``comparisons[a, b]`` = (possibly fractional) wins of a over b.
-    ``start``: where the iteration begins (the full data's θ for a bootstrap resample: four times faster)."""
+    ``start``: where the iteration begins (the full data's θ for a bootstrap resample: four times faster).
+    choix brings SciPy: imported here, so a web process loads it only when a leaderboard is computed."""
+    import choix
+
     params = choix.ilsr_pairwise_dense(comparisons.astype(float), alpha=alpha, initial_params=start, tol=1e-7)
     theta: NDArray[np.float64] = np.asarray(params, dtype=np.float64)
     return theta - float(theta.mean())

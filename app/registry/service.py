@@ -112,9 +112,11 @@ def register_checkpoint(
     params: dict[str, Any],
     metrics: dict[str, Any],
     parent_uri: str | None,
+    parent_weights_sha256: str | None = None,
 ) -> RegisteredModel:
     """Register what a finished training run wrote. Its parent is the project's model at ``parent_uri`` (the run's
-    base model), registered as kind "sft" if it is not yet; a taken ``name`` gets a suffix (-2, -3, …)."""
+    base model), registered as kind "sft" with ``parent_weights_sha256`` (computed by the trainer, where the weights
+    are) if it is not yet; a taken ``name`` gets a suffix (-2, -3, …)."""
     run = session.get(TrainingRun, training_run) if isinstance(training_run, int) else training_run
     if run is not None and run.project_id != project.id:
         raise Invalid(f"Training run {run.id} belongs to another project")
@@ -128,8 +130,11 @@ def register_checkpoint(
                 name=base_name,
                 kind="sft",
                 uri=parent_uri,  # not hashed here: see add_model
+                weights_sha256=parent_weights_sha256,
             )
             _store(session, parent)
+        elif parent.weights_sha256 is None and parent_weights_sha256:
+            parent.weights_sha256 = parent_weights_sha256
     snapshot = session.get(Snapshot, run.snapshot_id) if run is not None else None
     model = RegisteredModel(
         project_id=project.id,

@@ -65,6 +65,11 @@ class CheckpointIn(BaseModel):
     weights_sha256: str | None = Field(
         None, pattern=r"^[0-9a-f]{64}$", description="the digest of its weights files (app.registry.weights)"
     )
+    parent_weights_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="the digest of the base model's weights, where the trainer read them from a local directory",
+    )
 
 
 MetricValue = float | int | str | None

@@ -109,6 +109,7 @@ def update_run(session: Session, *, access: ExportAccess, run_id: int, data: Run
             params=dict(run.params),
             metrics=final_metrics(run),
             parent_uri=run.base_model,
+            parent_weights_sha256=data.model.parent_weights_sha256,
         )
         session.flush()
     return run

@@ -152,6 +152,7 @@ def train(
             "name": name or output_dir.name,
             "uri": str(output_dir),
             "weights_sha256": weights_digest(output_dir),
+            "parent_weights_sha256": weights_digest(model),  # None for a hub name
         }
     if not reporter.finish("done", model=checkpoint):
         log.warning("the model is saved in %s, but the app was not told that run %d is done", output_dir, run_id)

@@ -174,7 +174,8 @@ def test_the_whole_loop_in_chromium(
     admin.fill("form[action*='/adjudication/'] #reason", "A answers; B rambles.")
     shots(admin, "adjudication-case")
     admin.click("form[action*='/adjudication/'] button[type=submit]")
-    admin.wait_for_load_state("networkidle")
+    # htmx posts the decision and then navigates (HX-Redirect): wait for that page, or it would abort the next goto.
+    admin.wait_for_url(re.compile(r".*[?&]decided=\d+"))
 
     # Export: freeze a snapshot (the worker writes it), then download it.
     admin.goto(f"{live_url}/projects/{slug}/export")

@@ -99,6 +99,24 @@ def test_done_with_its_model_registers_the_checkpoint(
     assert [(m.name, m.parent_id) for m in models(db)] == [("sft", None), ("dpo-r1", base.id), ("dpo-r1-2", base.id)]
 
 
+def test_the_trainer_gives_the_base_models_digest(client: TestClient, world: World, db: Database) -> None:
+    """The trainer hashes the base model where it reads it; the app stores that digest on the "sft" entry it makes,
+    or fills it in on an entry that has none."""
+    run_id = start(client, world, "/models/sft")
+    model = {"name": "dpo-r1", "uri": "/out/dpo-r1", "weights_sha256": SHA, "parent_weights_sha256": "b" * 64}
+    assert finish(client, world, run_id, state="done", model=model).status_code == 200
+    base, _ = models(db)
+    assert (base.uri, base.weights_sha256) == ("/models/sft", "b" * 64)
+
+    second = start(client, world, "/models/sft")
+    model = {"name": "dpo-r2", "uri": "/out/dpo-r2", "parent_weights_sha256": "c" * 64}
+    assert finish(client, world, second, state="done", model=model).status_code == 200
+    assert models(db)[0].weights_sha256 == "b" * 64  # a recorded digest is never overwritten
+    bad = {"name": "dpo-r3", "uri": "/o", "parent_weights_sha256": "xyz"}
+    r = finish(client, world, start(client, world, "/models/sft"), state="done", model=bad)
+    assert r.status_code == 422 and "parent_weights_sha256" in r.text
+
+
 @pytest.mark.parametrize(
     ("body", "where"),
     [

@@ -10,6 +10,7 @@ from app.models import Job, Project
 from tests.factories import make_item, make_project, make_user
 
 SERVER = "http://127.0.0.1:8011"
+RUBRIC = "Judge {dimension} strictly.\n{prompt}\n{candidates}"
 
 
 def test_admin_saves_settings_and_starts_a_job(page: Any, signed_in: Any, db: Database, shots: Any) -> None:
@@ -25,11 +26,11 @@ def test_admin_saves_settings_and_starts_a_job(page: Any, signed_in: Any, db: Da
     page.wait_for_url(f"{base}/projects/jp/judge")
 
     page.fill("#judges", "judge-a@ftp://example.org")
-    page.fill("#rubric", "Judge {dimension} strictly.")
+    page.fill("#rubric", RUBRIC)
     page.click("#judge-settings button[type=submit]")
     page.locator("#settings-error").wait_for()
     assert "base_url" in page.locator("#settings-error").inner_text()
-    assert page.input_value("#rubric") == "Judge {dimension} strictly."  # what was typed stays
+    assert page.input_value("#rubric") == RUBRIC  # what was typed stays
 
     page.fill("#judges", f"judge-a@{SERVER}")
     page.fill("#api_key", "sk-page")
