@@ -1,0 +1,39 @@
+"""The import formats by name: ``native`` (prefstudio's own, app.items.importer) and the foreign ones, each a
+converter of one record."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from app.items.formats import argilla, hh_rlhf, label_studio, trl, ultrafeedback
+from app.items.formats.base import Converter
+
+ImportFormat = Literal["native", "hh-rlhf", "ultrafeedback", "trl", "argilla", "label-studio"]
+FORMATS: tuple[str, ...] = get_args(ImportFormat)
+NATIVE = "native"
+
+CONVERTERS: dict[str, Converter] = {
+    "hh-rlhf": hh_rlhf.convert,
+    "ultrafeedback": ultrafeedback.convert,
+    "trl": trl.convert,
+    "argilla": argilla.convert,
+    "label-studio": label_studio.convert,
+}
+# Formats whose every record is a pair: a project with another k cannot take them.
+PAIRS_ONLY = frozenset({"hh-rlhf", "trl"})
+# Whose judgments they are, unless the import names someone (argilla and label-studio: the prefix of each user).
+DEFAULT_ANNOTATOR = {
+    "hh-rlhf": hh_rlhf.ANNOTATOR,
+    "ultrafeedback": ultrafeedback.ANNOTATOR,
+    "trl": trl.ANNOTATOR,
+    "argilla": argilla.PREFIX,
+    "label-studio": label_studio.PREFIX,
+}
+LABELS = {
+    "native": "prefstudio (JSONL or CSV)",
+    "hh-rlhf": "Anthropic HH-RLHF",
+    "ultrafeedback": "UltraFeedback (or binarized)",
+    "trl": "TRL preference rows",
+    "argilla": "Argilla records (JSON)",
+    "label-studio": "Label Studio tasks (JSON)",
+}
