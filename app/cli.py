@@ -35,6 +35,7 @@ from app.judge.cli import judge_command
 from app.kit.errors import AppError
 from app.projects.deps import project_by_slug
 from app.registry.cli import models_cli
+from app.release.cli import release_command, verify_command
 from app.training.cli import train_command
 
 cli = typer.Typer(help="prefstudio: human preference data for DPO.", no_args_is_help=True, add_completion=False)
@@ -272,6 +273,8 @@ cli.command("judge")(judge_command)
 cli.command("worker")(worker_command)
 cli.command("train")(train_command)
 cli.command("export")(export_command)
+cli.command("release")(release_command)
+cli.command("verify")(verify_command)
 
 
 def main() -> None:
