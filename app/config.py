@@ -7,7 +7,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     # allowed in demo/dev/test, refused in production (compose sets it for http://vllm:8000). Link-local and
     # cloud-metadata addresses are refused whatever this says.
     allow_private_model_servers: bool | None = None
+    # /metrics (app.ops) answers only "Authorization: Bearer <metrics_token>" or a client in metrics_allow
+    # (comma-separated addresses or networks, as trusted_proxies); neither set: it is a 404 for everybody.
+    metrics_token: SecretStr | None = None
+    metrics_allow: str = ""
+    # Per-project series (queue depth, judgments per minute) for the newest this many projects.
+    metrics_max_projects: int = Field(default=100, ge=0)
+    # "text": the usual log lines; "json": one JSON object a line, and one line per request (app.ops.logs).
+    log_format: Literal["text", "json"] = "text"
 
     @model_validator(mode="after")
     def _require_secret_outside_dev(self) -> Settings:
@@ -96,6 +104,11 @@ class Settings(BaseSettings):
         self.trusted_proxy_networks  # noqa: B018 - a bad entry fails at start-up, not at the first login
         return self
 
+    @model_validator(mode="after")
+    def _check_metrics_allow(self) -> Settings:
+        self.metrics_allow_networks  # noqa: B018 - as above, at start-up
+        return self
+
     @property
     def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
         try:
@@ -104,6 +117,15 @@ class Settings(BaseSettings):
             )
         except ValueError as exc:
             raise ValueError(f"PREFSTUDIO_TRUSTED_PROXIES: {exc}") from exc
+
+    @property
+    def metrics_allow_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        try:
+            return tuple(
+                ip_network(part.strip(), strict=False) for part in self.metrics_allow.split(",") if part.strip()
+            )
+        except ValueError as exc:
+            raise ValueError(f"PREFSTUDIO_METRICS_ALLOW: {exc}") from exc
 
     @property
     def is_dev_mode(self) -> bool:

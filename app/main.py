@@ -30,6 +30,7 @@ from app.judge import api as judge_api
 from app.judge import router as judge_router
 from app.kit.markdown import parse_origins, set_image_origins
 from app.kit.schemas import API_ERROR_RESPONSES
+from app.ops import router as ops_router
 from app.projects import api as projects_api
 from app.projects import router as projects_router
 from app.registry import api as registry_api
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_middleware(app, settings, headers=headers)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
     app.include_router(system.router)
+    app.include_router(ops_router.router)  # /metrics
     for module in PAGE_ROUTERS:
         app.include_router(module.router)
     for module in API_ROUTERS:

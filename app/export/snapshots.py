@@ -33,6 +33,7 @@ from app.kit import activity
 from app.kit.errors import Conflict, Invalid, NotFound
 from app.kit.schemas import MAX_ROW_ID
 from app.models import OVERALL, Project, Snapshot, utcnow
+from app.ops import metrics
 
 ABANDONED_AFTER_S = 600  # a live writer touches its temporary file continuously
 
@@ -296,6 +297,7 @@ def _write_file(
                     beat()
             f.flush()
             os.fsync(f.fileno())
+        metrics.count_export_bytes("snapshot", size)
         sha = digest.hexdigest()
         final = data_dir / f"snapshot-{snapshot_id}-{label + '-' if label else ''}{sha[:16]}.jsonl"
         os.replace(tmp, final)

@@ -46,6 +46,7 @@ from app.export.rows import jsonl_chunks
 from app.export.schemas import ExportFilter
 from app.kit import activity
 from app.models import Project
+from app.ops import metrics
 
 NICE = 10  # the export yields the CPU to annotators' requests
 PROCESSES = 2  # export processes on PostgreSQL: making pairs is pure Python, one CPU per process
@@ -267,6 +268,7 @@ async def jsonl_body(
     )
     try:
         while (block := await anyio.to_thread.run_sync(next, made, None)) is not None:
+            metrics.count_export_bytes("live", len(block))
             yield block
     finally:
         with anyio.CancelScope(shield=True):  # also when the response was cancelled (the client went away)

@@ -16,6 +16,7 @@ from app.generation.bound import Bound
 from app.generation.diagnosis import explain_exception, explain_status
 from app.generation.egress import AddressRefused
 from app.generation.schemas import GenerationSettings
+from app.ops import metrics
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_ANSWER_BYTES = 64 << 20  # four candidates of 32k tokens with their logprobs fit several times over
@@ -206,6 +207,7 @@ class Pool:
                 self.stats.errors += 1
                 raise GenerationError(error, problem)
             self.stats.retries += 1
+            metrics.count_retry("generation")
             await asyncio.sleep(backoff_delay(attempt, s))
             attempt += 1
 

@@ -13,6 +13,7 @@ from app.generation.client import RETRY_STATUS, backoff_delay
 from app.generation.egress import AddressRefused
 from app.judge import rubric
 from app.judge.schemas import JudgeServer, JudgeSettings
+from app.ops import metrics
 
 RATIONALE_CHARS = 200
 TOP_LOGPROBS = 20
@@ -130,5 +131,6 @@ async def ask(
             stats.errors += 1
             raise JudgeError(error)
         stats.retries += 1
+        metrics.count_retry("judge")
         await asyncio.sleep(backoff_delay(attempt, settings))  # type: ignore[arg-type]
         attempt += 1

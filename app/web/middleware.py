@@ -12,6 +12,7 @@ from app.config import Settings
 from app.i18n.middleware import LanguageMiddleware
 from app.kit.activity import ActivityMiddleware
 from app.kit.bodylimit import BodyLimitMiddleware
+from app.ops.requests import add_request_observer
 
 
 def content_security_policy(image_origins: Iterable[str] = ()) -> str:
@@ -81,4 +82,5 @@ def add_middleware(app: FastAPI, settings: Settings, *, headers: dict[str, str])
     )
     app.add_middleware(LanguageMiddleware)
     app.add_middleware(ActivityMiddleware, data_dir=settings.data_dir)
+    add_request_observer(app, settings)  # latency histogram and request log lines (app.ops)
     app.add_middleware(SecurityHeadersMiddleware, headers=headers)
