@@ -15,9 +15,12 @@ from app.explorer.query import explore
 from app.explorer.schemas import Filters
 from app.items import service
 from app.items.batches import MAX_LISTED, list_batches
+from app.items.formats.registry import NATIVE, ImportFormat
+from app.items.formats.schemas import FormatImportOut
+from app.items.formats.service import import_in_format
 from app.items.importer import import_items
 from app.items.judgments import import_judgments
-from app.items.schemas import CandidateOut, ImportBatchOut, ImportOut, ItemDetailOut, ItemOut
+from app.items.schemas import CandidateOut, ImportBatchOut, ItemDetailOut, ItemOut
 from app.kit.bodylimit import allow_upload, spool_body
 from app.kit.errors import Invalid
 from app.kit.forms import form_file
@@ -30,30 +33,57 @@ router = APIRouter(tags=["items"])
 router.include_router(explorer_api.router)
 
 
-@router.post("/projects/{project}/import", response_model=ImportOut, status_code=201)
-async def import_file(request: Request, project: AdminProjectDep, session: SessionDep, admin: AdminUser) -> ImportOut:
+@router.post("/projects/{project}/import", response_model=FormatImportOut, status_code=201)
+async def import_file(
+    request: Request,
+    project: AdminProjectDep,
+    session: SessionDep,
+    admin: AdminUser,
+    fmt: Annotated[ImportFormat, Query(alias="format", description="docs/import-formats.md")] = NATIVE,
+    annotator: Annotated[
+        str | None, Query(max_length=40, description="a foreign format: the external annotator's name (or prefix)")
+    ] = None,
+) -> FormatImportOut:
     """Import items: a multipart ``file``, or the body itself as JSONL (``application/x-ndjson``) or CSV
-    (``text/csv``). Every bad line is reported (422, ``detail.errors`` with line numbers) and nothing is written."""
+    (``text/csv``); with ``format`` another tool's file (also a JSON body, ``application/json``) as items and the
+    judgments of its external annotators. Every bad line is reported (422, ``detail.errors`` with line numbers)
+    and nothing is written."""
     content_type = request.headers.get("content-type", "")
     stream: IO[bytes]
     allow_upload(request)  # the caller is an admin of the project (AdminProjectDep): the upload limit applies
+    bodies = ("application/x-ndjson", "application/jsonl", "text/csv") + (
+        ("application/json",) if fmt != NATIVE else ()
+    )
     if content_type.startswith("multipart/form-data"):
         upload = await form_file(request)
         if upload is None:
             raise Invalid("The form has no 'file'")
         stream, filename = upload.file, upload.filename or "upload.jsonl"
-    elif content_type.startswith(("application/x-ndjson", "application/jsonl", "text/csv")):
+    elif content_type.startswith(bodies):
         stream = await spool_body(request)
         filename = "body.csv" if content_type.startswith("text/csv") else "body.jsonl"
     else:
         raise Invalid("Send a multipart 'file', or a JSONL (application/x-ndjson) or CSV (text/csv) body")
     try:
+        if fmt == NATIVE:
+            items = await run_in_threadpool(
+                lambda: import_items(session, project=project, stream=stream, filename=filename, created_by=admin)
+            )
+            return FormatImportOut(**asdict(items))
         result = await run_in_threadpool(
-            lambda: import_items(session, project=project, stream=stream, filename=filename, created_by=admin)
+            lambda: import_in_format(
+                session,
+                project=project,
+                stream=stream,
+                fmt=fmt,
+                filename=filename,
+                annotator=annotator,
+                created_by=admin,
+            )
         )
     finally:
         stream.close()
-    return ImportOut(**asdict(result))
+    return FormatImportOut(**asdict(result))
 
 
 class JudgmentImportOut(BaseModel):

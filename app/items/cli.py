@@ -4,7 +4,7 @@ with a progress bar."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,7 +21,9 @@ from rich.progress import (
 
 from app.config import get_settings
 from app.db import make_database
-from app.items.importer import ImportFailed, import_items
+from app.items.formats.registry import FORMATS, NATIVE
+from app.items.formats.service import FormatImportResult, import_in_format
+from app.items.importer import ImportFailed, ImportResult, import_items
 from app.items.judgments import JudgmentImportResult, import_judgments
 from app.kit.errors import AppError
 from app.projects.deps import project_by_slug
@@ -32,25 +34,45 @@ console = Console(stderr=True)
 def import_command(
     project: Annotated[str, typer.Argument(help="Project slug")],
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="JSONL or CSV file")],
+    fmt: Annotated[
+        str, typer.Option("--format", help=f"File format: {', '.join(FORMATS)} (docs/import-formats.md)")
+    ] = NATIVE,
+    annotator: Annotated[
+        str | None, typer.Option("--annotator", help="Foreign formats: the external annotator's name (or prefix)")
+    ] = None,
 ) -> None:
-    """Import items (prompts, optionally with candidates) from a JSONL or CSV file — all or nothing."""
+    """Import items (prompts, optionally with candidates) from a JSONL or CSV file — all or nothing; with --format,
+    another tool's file as items and the judgments of its external annotators."""
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"one of {', '.join(FORMATS)}", param_hint="--format")
     db = make_database(get_settings())
     size = file.stat().st_size
     columns = (TextColumn("importing"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    result: ImportResult | FormatImportResult
     try:
         with Progress(*columns, console=console, transient=True) as bar, file.open("rb") as stream:
             task = bar.add_task("import", total=size)
             with db.session() as s:
-                result = import_items(
-                    s,
-                    project=project_by_slug(s, project),
-                    stream=stream,
-                    filename=file.name,
-                    progress=lambda done: bar.update(task, completed=done),
-                )
+                target = project_by_slug(s, project)
+
+                def progress(done: int) -> None:
+                    bar.update(task, completed=done)
+
+                if fmt == NATIVE:
+                    result = import_items(s, project=target, stream=stream, filename=file.name, progress=progress)
+                else:
+                    result = import_in_format(
+                        s,
+                        project=target,
+                        stream=stream,
+                        filename=file.name,
+                        fmt=fmt,
+                        annotator=annotator,
+                        progress=progress,
+                    )
     except ImportFailed as exc:
         for error in exc.errors:
-            console.print(f"[red]line {error['line']}[/red]: {error['message']}")
+            console.print(f"[red]line {error['line']}[/red]: {escape(str(error['message']))}")
         console.print(f"[red]{exc.detail['message']}[/red]")
         raise typer.Exit(1) from exc
     except AppError as exc:
@@ -60,11 +82,33 @@ def import_command(
         f"imported {result.created} items ({result.ready} ready, {result.pending} waiting for candidates) "
         f"from {result.lines} lines; {result.duplicate_count} duplicates skipped (import batch #{result.batch_id})"
     )
-    shown = result.duplicates[:20]
-    for dup in shown:
-        console.print(f"  line {dup['line']}: {dup['reason']}")
-    if result.duplicate_count > len(shown):
-        console.print(f"  … and {result.duplicate_count - len(shown)} more")
+    _listed(result.duplicates, result.duplicate_count)
+    if isinstance(result, FormatImportResult):
+        console.print(format_summary(result))
+        _listed(result.skipped, result.skipped_count)
+        _listed(result.unjudged, result.unjudged_count)
+
+
+def _listed(lines: list[dict[str, Any]], count: int) -> None:
+    """The first 20 lines of a list (duplicates, records skipped…) with their reasons, and how many more."""
+    shown = lines[:20]
+    for line in shown:
+        console.print(f"  line {line['line']}: {escape(str(line['reason']))}")
+    if count > len(shown):
+        console.print(f"  … and {count - len(shown)} more")
+
+
+def format_summary(result: FormatImportResult) -> str:
+    """One line saying what the judgments of a foreign file became."""
+    text = (
+        f"{result.format}: {result.records} records; {result.judgments} judgments of external annotators "
+        f"({len(result.annotators_created)} new, {len(result.annotators_matched)} from earlier imports)"
+    )
+    if result.skipped_count:
+        text += f"; {result.skipped_count} records skipped (nothing to import)"
+    if result.unjudged_count:
+        text += f"; {result.unjudged_count} items without a judgment"
+    return text
 
 
 def import_judgments_command(

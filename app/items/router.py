@@ -1,5 +1,5 @@
 """HTML: one item with its candidates, its full history and its gold answer (the list is the explorer); the import
-of judgments made elsewhere."""
+of judgments made elsewhere, and of files in other tools' formats."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
+from app.auth.deps import CurrentUser
 from app.explorer.history import history
 from app.explorer.router import router as explorer_router
 from app.items import service
-from app.items.importer import ImportFailed
+from app.items.formats.registry import DEFAULT_ANNOTATOR, FORMATS, LABELS, NATIVE
+from app.items.formats.service import FormatImportResult, import_in_format
+from app.items.importer import ImportFailed, ImportResult, import_items
 from app.items.judgments import import_judgments
 from app.items.schemas import GoldForm
 from app.kit.bodylimit import allow_upload
@@ -157,3 +160,61 @@ def import_judgments_upload(
         session.rollback()  # nothing of a failed import stays
         return render(request, "items/import_judgments.html", {**context, "error": exc.detail}, status_code=422)
     return render(request, "items/import_judgments.html", {**context, "result": result})
+
+
+def _formats_page(request: Request, project: Project, options: dict[str, str], **extra: object) -> Response:
+    formats = [(f, LABELS[f], DEFAULT_ANNOTATOR.get(f, "")) for f in FORMATS]
+    context = {"request": request, "project": project, "options": options, "formats": formats, **extra}
+    status = 422 if "error" in extra else 200
+    return render(request, "items/import_formats.html", context, status_code=status)
+
+
+@router.get("/projects/{project}/import/formats")
+def import_formats_page(request: Request, project: AdminProjectDep) -> Response:
+    """The form that imports items from a file of ours or of another tool (with its judgments)."""
+    return _formats_page(request, project, {"format": NATIVE, "annotator": ""})
+
+
+async def _format_upload(request: Request, project: AdminProjectDep) -> tuple[UploadFile | None, dict[str, str]]:
+    """The uploaded file, its format and annotator name, read once the caller is known to be an admin."""
+    allow_upload(request)
+    upload = await form_file(request)
+    form = await request.form()
+    return upload, {"format": str(form.get("format") or NATIVE), "annotator": str(form.get("annotator") or "").strip()}
+
+
+@router.post("/projects/{project}/import/formats")
+def import_formats_upload(
+    request: Request,
+    posted: Annotated[tuple[UploadFile | None, dict[str, str]], Depends(_format_upload)],
+    project: AdminProjectDep,
+    session: SessionDep,
+    user: CurrentUser,
+) -> Response:
+    """Import a file in the chosen format; the result, or every bad line, shows on the same page."""
+    upload, options = posted
+    if upload is None or not upload.filename:
+        raise Invalid("Choose a file to import")
+    fmt = options["format"]
+    if fmt not in FORMATS:
+        raise Invalid("Choose one of the formats")
+    result: ImportResult | FormatImportResult
+    try:
+        if fmt == NATIVE:
+            result = import_items(
+                session, project=project, stream=upload.file, filename=upload.filename, created_by=user
+            )
+        else:
+            result = import_in_format(
+                session,
+                project=project,
+                stream=upload.file,
+                fmt=fmt,
+                filename=upload.filename,
+                annotator=options["annotator"] or None,
+                created_by=user,
+            )
+    except ImportFailed as exc:
+        session.rollback()  # nothing of a failed import stays
+        return _formats_page(request, project, options, error=exc.detail)
+    return _formats_page(request, project, options, result=result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from app.items.readers import CountingReader, LineError, jsonl_records
@@ -20,9 +20,10 @@ def _first_byte(stream: io.BufferedReader[Any]) -> bytes:
     return head.lstrip(b"\xef\xbb\xbf").lstrip()[:1]
 
 
-def source_records(stream: IO[bytes]) -> Iterator[Record]:
-    """The file's records in order; a file that opens with ``[`` is one JSON array, any other is JSONL."""
-    buffered = io.BufferedReader(CountingReader(stream, None), 1 << 16)
+def source_records(stream: IO[bytes], progress: Callable[[int], None] | None = None) -> Iterator[Record]:
+    """The file's records in order; a file that opens with ``[`` is one JSON array, any other is JSONL.
+    ``progress`` is told the bytes read so far."""
+    buffered = io.BufferedReader(CountingReader(stream, progress), 1 << 16)
     if _first_byte(buffered) == b"[":
         yield from _array_records(buffered.read())
         return

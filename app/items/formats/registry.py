@@ -10,7 +10,7 @@ from app.items.formats.base import Converter
 
 ImportFormat = Literal["native", "hh-rlhf", "ultrafeedback", "trl", "argilla", "label-studio"]
 FORMATS: tuple[str, ...] = get_args(ImportFormat)
-NATIVE = "native"
+NATIVE: Literal["native"] = "native"
 
 CONVERTERS: dict[str, Converter] = {
     "hh-rlhf": hh_rlhf.convert,

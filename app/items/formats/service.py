@@ -10,7 +10,9 @@ judgments are left out with it (they were made on other responses, or would judg
 
 from __future__ import annotations
 
+import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -30,6 +32,8 @@ from app.models import Item, Project, User
 
 SPOOL_BYTES = 8 << 20
 MAX_EXTERNAL_ID = 200
+# A name given to the external annotator: it becomes a username (``name`` or ``name:<user>``, at most 64 characters).
+ANNOTATOR_NAME = re.compile(r"^[^\s:]{1,40}$")
 
 
 @dataclass
@@ -77,8 +81,12 @@ class _Written:
         self.judgments.close()
 
 
-def check_project(project: Project, fmt: str) -> None:
-    """Refuse, before reading, what no record of the format could give this project."""
+def check_project(project: Project, fmt: str, annotator: str | None) -> None:
+    """Refuse, before reading, what no record of the format could give this project, and a bad annotator name."""
+    if fmt not in CONVERTERS:
+        raise Invalid(f"Unknown format {fmt!r}")
+    if annotator is not None and not ANNOTATOR_NAME.match(annotator):
+        raise Invalid("The annotator's name must be 1 to 40 characters, without spaces or ':'")
     if fmt in PAIRS_ONLY and project.k != 2:
         raise Invalid(f"A {fmt} file holds pairs of responses; this project has k = {project.k} (it needs k = 2)")
     if project.strength and project.k == 2:
@@ -125,12 +133,18 @@ def _write(written: _Written, result: FormatImportResult, fmt: str, line: int, p
         written.judgment_lines.append((line, prefix, external_id))
 
 
-def _convert_all(stream: IO[bytes], fmt: str, ctx: FormatContext, result: FormatImportResult) -> _Written:
+def _convert_all(
+    stream: IO[bytes],
+    fmt: str,
+    ctx: FormatContext,
+    result: FormatImportResult,
+    progress: Callable[[int], None] | None,
+) -> _Written:
     """Convert every record; raise ImportFailed listing every bad one."""
     convert = CONVERTERS[fmt]
     errors = Errors()
     written = _Written()
-    for line, number, obj in source_records(stream):
+    for line, number, obj in source_records(stream, progress):
         result.lines = max(result.lines, line)
         result.records += 1
         prefix = f"record {number}: " if number is not None else ""
@@ -213,14 +227,15 @@ def import_in_format(
     filename: str,
     annotator: str | None = None,
     created_by: User | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> FormatImportResult:
     """Import a file of a foreign format (``registry.CONVERTERS``) as items and external annotators' judgments,
     all or nothing (``ImportFailed`` lists every bad record with its line); the caller commits."""
-    if fmt not in CONVERTERS:
-        raise Invalid(f"Unknown format {fmt!r}")
-    check_project(project, fmt)
+    check_project(project, fmt, annotator)
+    if filename.lower().endswith((".csv", ".tsv")):
+        raise Invalid(f"A {fmt} file is JSON or JSONL, not CSV")
     result = FormatImportResult(format=fmt)
-    written = _convert_all(stream, fmt, FormatContext.of(project, annotator), result)
+    written = _convert_all(stream, fmt, FormatContext.of(project, annotator), result, progress)
     try:
         if not written.item_lines:
             return result
