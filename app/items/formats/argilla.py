@@ -8,7 +8,8 @@ lettered), in that order. Each user's submitted answer to the preference questio
 ``preference``, ``label``, ``choice``, ``best`` or ``overall``) is a judgment on overall: a ranking (field names,
 best first; or ``[{"value", "rank"}]``, equal ranks tied) or a label (the better field's name, or ``tie``). A
 question named like a project dimension judges that dimension; a text question named ``rationale``, ``reason``,
-``comment`` or ``feedback`` is the reason. Drafts and discarded answers are left out.
+``comment`` or ``feedback`` is the reason. Drafts and discarded answers are left out. A flattened record (fields at
+the top, ``ranking.responses`` with ``ranking.responses.users``) is read the same way.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ RESPONSE_FIELD = re.compile(r"^(?:response|answer|completion|generation)[-_]?(\d
 PREFERENCE_QUESTIONS = ("ranking", "preference", "label", "choice", "best", OVERALL)
 REASON_QUESTIONS = ("rationale", "reason", "comment", "feedback")
 TIE_LABELS = {"tie", "equal", "both", "draw", "same"}
+# The keys of a flattened record that are not fields.
+FLAT_RESERVED = {"id", "_server_id", "status", "inserted_at", "updated_at", "metadata", "vectors", "score"}
 
 
 def _prompt(fields: dict[str, Any]) -> Prompt:
@@ -114,8 +117,30 @@ def _judgment(user: str, answers: dict[str, Any], names: list[str], ctx: FormatC
     return ForeignJudgment(ctx.user_name(PREFIX, user), verdicts, reason=reason.strip()[:10_000])
 
 
+def _nested(record: dict[str, Any]) -> dict[str, Any]:
+    """A flattened record (``to_list(flatten=True)``, ``to_datasets``, the Hub: fields at the top,
+    ``<question>.responses`` / ``.responses.users`` / ``.responses.status``) in the nested shape."""
+    if "fields" in record or not any(key.endswith(".responses") for key in record):
+        return record
+    responses: dict[str, Any] = {}
+    for key, values in record.items():
+        if key.endswith(".responses") and isinstance(values, list):
+            question = key.removesuffix(".responses")
+            users = record.get(f"{key}.users") or []
+            statuses = record.get(f"{key}.status") or []
+            if not isinstance(users, list) or len(users) != len(values):
+                raise LineError(f"'{key}.users' must name the user of each answer")
+            statuses = statuses if isinstance(statuses, list) and len(statuses) == len(values) else []
+            responses[question] = [
+                {"value": v, "user_id": u} | ({"status": statuses[i]} if statuses and statuses[i] else {})
+                for i, (v, u) in enumerate(zip(values, users, strict=True))
+            ]
+    fields = {k: v for k, v in record.items() if "." not in k and k not in FLAT_RESERVED}
+    return {"id": record.get("id"), "fields": fields, "responses": responses}
+
+
 def convert(obj: Any, ctx: FormatContext) -> Converted:
-    record = field_of(obj, "each record")
+    record = _nested(field_of(obj, "each record"))
     fields = field_of(record.get("fields"), "'fields'")
     names = _response_fields(fields)
     if len(names) != ctx.k:

@@ -223,3 +223,13 @@ def test_an_annotator_named_like_one_of_our_users_is_refused(db: Database) -> No
     with pytest.raises(Invalid, match="already a prefstudio user"):
         run(db, pid, fixture("hh-rlhf.jsonl"), "hh-rlhf", annotator="maria")
     assert count(db, Item) == count(db, Judgment) == 0
+
+
+def test_argilla_flattened_records_read_like_nested_ones(db: Database) -> None:
+    pid = project(db)
+    result = run(db, pid, fixture("argilla-flat.jsonl"), "argilla")
+    assert result.created == 1 and result.judgments == 1
+    assert items(db, pid)["argilla:flat-1"]["texts"] == ["Miso", "Cat"]
+    votes = judgments(db, pid)  # the second answer was discarded
+    assert list(votes) == [("argilla:flat-1", "argilla:0f6a2b1e-7c9d-4e1f-8a3b-5d2c1e0f9a87")]
+    assert next(iter(votes.values()))["overall"] == (0, 1)
