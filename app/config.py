@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # allowed in demo/dev/test, refused in production (compose sets it for http://vllm:8000). Link-local and
     # cloud-metadata addresses are refused whatever this says.
     allow_private_model_servers: bool | None = None
+    # Webhook receivers on loopback or private addresses, or on this machine's own addresses (see app.webhooks.urls).
+    # Off in every environment: a webhook URL is one more way to make the app send requests inside its network.
+    allow_private_webhooks: bool = False
     # /metrics (app.ops) answers only "Authorization: Bearer <metrics_token>" or a client in metrics_allow
     # (comma-separated addresses or networks, as trusted_proxies); neither set: it is a 404 for everybody.
     metrics_token: SecretStr | None = None

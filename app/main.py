@@ -40,6 +40,8 @@ from app.training import router as training_router
 from app.web import system, warmup
 from app.web.errors import add_exception_handlers
 from app.web.middleware import add_middleware, security_headers
+from app.webhooks import api as webhooks_api
+from app.webhooks import router as webhooks_router
 
 # The HTML pages, in the order their routes are matched.
 PAGE_ROUTERS = (
@@ -56,6 +58,7 @@ PAGE_ROUTERS = (
     training_router,
     registry_router,
     arena_router,
+    webhooks_router,
 )
 # The JSON API under /api/v1.
 API_ROUTERS = (
@@ -72,6 +75,7 @@ API_ROUTERS = (
     training_api,
     registry_api,
     arena_api,
+    webhooks_api,
 )
 
 

@@ -16,6 +16,7 @@ from app.annotation.suggestions import suggestion_was_shown
 from app.annotation.tallies import count_judgment
 from app.kit.errors import Conflict, Invalid, NotFound
 from app.models import OVERALL, Assignment, Candidate, Item, Judgment, Project, User, Verdict, utcnow
+from app.webhooks import events as webhook_events
 
 # Why a submission for a regenerated item is refused: its candidates left the queue, the export and the agreement
 # figures (all of them read the item's current round), so a judgment stored for them would be counted nowhere.
@@ -235,6 +236,7 @@ def _count_submitted(
             judgments=judgments,
             target=target,
         )
+    webhook_events.judgment_counted(session, project=project, judgments=judgments, target=target)
 
 
 def get_own_judgment(session: Session, *, project: Project, annotator: User, judgment_id: int) -> Judgment:

@@ -34,6 +34,7 @@ from app.kit.errors import Conflict, Invalid, NotFound
 from app.kit.schemas import MAX_ROW_ID
 from app.models import OVERALL, Project, Snapshot, utcnow
 from app.ops import metrics
+from app.webhooks import events as webhook_events
 
 ABANDONED_AFTER_S = 600  # a live writer touches its temporary file continuously
 
@@ -260,6 +261,7 @@ def write_snapshot(
             )
         )
         if marked.rowcount == 1:  # type: ignore[attr-defined]
+            webhook_events.snapshot_ready(session, snapshot_id=snapshot_id)  # sent once this commits
             return "ready"
         # Another writer (a worker that took the job over) or a failure got there first: theirs stands.
         current = session.execute(select(Snapshot.state, Snapshot.file_name).where(Snapshot.id == snapshot_id)).one()

@@ -19,6 +19,7 @@ from app.export.tasks import run_snapshot_job
 from app.generation.tasks import run_generation_job
 from app.jobs import service as jobs
 from app.judge.tasks import run_judge_job
+from app.webhooks import tasks as webhook_tasks
 
 log = logging.getLogger("prefstudio.worker")
 
@@ -85,6 +86,8 @@ def run_worker(
             signal.signal(sig, lambda *_: stop.set())
     worker_id = new_worker_id()
     log.info("worker %s waiting for jobs", worker_id)
+    # Webhooks are sent beside the jobs, so a long generation does not hold them back.
+    sender = None if once else webhook_tasks.start_sender(db, stop=stop, poll_s=poll_s)
     refreshed_at = float("-inf")
     while not stop.is_set():
         if time.monotonic() - refreshed_at >= agreement_every_s:
@@ -94,5 +97,8 @@ def run_worker(
         ran = run_one(db, worker_id=worker_id)
         if ran is None:
             if once:
+                webhook_tasks.run_webhooks_once(db)
                 return
             stop.wait(poll_s)
+    if sender is not None:
+        sender.join(timeout=webhook_tasks.STOP_WITHIN_S)

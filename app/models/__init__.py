@@ -13,6 +13,7 @@ from app.models.project import DEFAULT_DIMENSIONS, Project, ProjectMember
 from app.models.registry import RegisteredModel
 from app.models.token import ApiToken
 from app.models.user import AuthSession, LoginFailure, User
+from app.models.webhook import Webhook, WebhookDelivery
 
 __all__ = [
     "IS_GOLD",
@@ -40,5 +41,7 @@ __all__ = [
     "TrainingRun",
     "User",
     "Verdict",
+    "Webhook",
+    "WebhookDelivery",
     "utcnow",
 ]

@@ -14,6 +14,7 @@ from app.kit.errors import Conflict, Invalid, NotFound
 from app.models import Project, RegisteredModel, Snapshot, TrainingRun, utcnow
 from app.registry.service import register_checkpoint
 from app.training.schemas import RegisteredRef, RunCreate, RunOut, RunUpdate
+from app.webhooks import events as webhook_events
 
 # A run logging every step for a long time would grow its row without bound; past this, report less often.
 MAX_ENTRIES_PER_RUN = 20_000
@@ -112,6 +113,7 @@ def update_run(session: Session, *, access: ExportAccess, run_id: int, data: Run
             parent_weights_sha256=data.model.parent_weights_sha256,
         )
         session.flush()
+    webhook_events.training_run_finished(session, run=run, metrics=final_metrics(run))  # done / failed only
     return run
 
 
