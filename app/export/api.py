@@ -16,6 +16,7 @@ from app.auth.deps import AdminUser
 from app.auth.tokens import export_tokens, revoke_export_token
 from app.export import pseudonyms, snapshots
 from app.export.deps import ExportAccessDep, project_for_export
+from app.export.diff import SnapshotDiff, diff_snapshots
 from app.export.filters import resolve
 from app.export.schemas import (
     ExportFilter,
@@ -33,6 +34,8 @@ from app.export.slots import SlotStreamingResponse, slots_of
 from app.export.stream import jsonl_body
 from app.kit.schemas import Message, RowId, error_responses
 from app.models import ApiToken, Snapshot
+from app.pii.schemas import PiiDecision, PiiReport
+from app.pii.service import scan_export
 from app.projects.deps import AdminProjectDep
 from app.web.deps import SessionDep, SettingsDep
 
@@ -87,6 +90,38 @@ def export_preview(
     return preview(session, project=found, filters=filters, key=key, by_admin=access.is_admin)
 
 
+@router.get("/projects/{project}/pii", response_model=PiiReport)
+def pii_report(
+    project: str,
+    filters: FilterQuery,
+    access: ExportAccessDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    limit: int = Query(200, ge=0, le=10000, description="items with matches listed (all are counted)"),
+) -> PiiReport:
+    """Personal data in what the filter exports (e-mail addresses, phone numbers, card numbers, IBANs, API keys,
+    IP addresses): counts by kind and the first items with matches, each match masked."""
+    found = project_for_export(session, slug=project, access=access)
+    key = pseudonyms.pseudonym_key(settings.data_dir)
+    return scan_export(session, project=found, filters=filters, key=key, by_admin=access.is_admin, limit=limit)
+
+
+@router.get("/projects/{project}/snapshots/diff", response_model=SnapshotDiff)
+def snapshot_diff(
+    project: str,
+    access: ExportAccessDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    from_id: RowId = Query(alias="from", description="the older snapshot's id"),
+    to_id: RowId = Query(alias="to", description="the newer snapshot's id"),
+    limit: int = Query(50, ge=0, le=1000, description="changed pairs listed (all are counted)"),
+) -> SnapshotDiff:
+    """Two ready snapshots of the project compared pair by pair: added, removed, flipped and unchanged pairs,
+    the changed ones counted by what their rows say, the filter fields that differ, the first changed pairs."""
+    found = project_for_export(session, slug=project, access=access)
+    return diff_snapshots(session, project=found, from_id=from_id, to_id=to_id, settings=settings, limit=limit)
+
+
 def _snapshot_out(snapshot: Snapshot, slug: str, *, card: bool = False) -> SnapshotOut:
     data = {c: getattr(snapshot, c) for c in SnapshotOut.model_fields if c != "project"} | {"project": slug}
     data["rounds"] = data["rounds"] or []
@@ -115,6 +150,7 @@ def create_snapshot(
         key=pseudonyms.pseudonym_key(settings.data_dir),
         created_by_id=user.id,
         parts=PartsWanted(ties=body.ties, per_dimension=body.per_dimension),
+        pii=PiiDecision(choice=body.pii, overrides=body.pii_overrides),
     )
     return _snapshot_out(snapshot, project.slug)
 

@@ -30,6 +30,7 @@ def data_card(
     rows: int,
     size: int,
     parts: list[dict[str, Any]] | None = None,
+    pii: dict[str, Any] | None = None,
 ) -> str:
     """The snapshot's data card (markdown): what is in it, where it came from, how far to trust it."""
     filters = rules.filters
@@ -54,6 +55,7 @@ def data_card(
     lines += ["", "## What the filter dropped", "", "| reason | pairs |", "| --- | --- |"]
     lines += [f"| {reason} | {drops[reason]:,} |" for reason in DROP_REASONS]
     lines += _parts_section(parts or [])
+    lines += pii_section(pii)
     lines += _verdicts_section(session, project)
     lines += _agreement_section(session, project)
     lines += _pool_section(session, project, rules)
@@ -105,6 +107,55 @@ def _parts_section(parts: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {p['name']} | {p['kind']} | {p['dimension']} | {p['rows']:,} | {p['bytes']:,} | `{p['sha256']}` |"
         )
+    return lines
+
+
+PII_KINDS = {
+    "api_key": "API keys",
+    "email": "e-mail addresses",
+    "iban": "IBANs",
+    "credit_card": "payment card numbers",
+    "ip": "IP addresses",
+    "phone": "phone numbers",
+}
+PII_DONE = {
+    "mask": "masked: each match replaced by a placeholder of its kind ([EMAIL], [PHONE], …)",
+    "drop": "dropped: the pairs of items with matches are left out",
+    "accept": "accepted: exported as they are",
+}
+
+
+def pii_section(pii: dict[str, Any] | None) -> list[str]:
+    """What the personal-data gate scanned, found and did."""
+    if pii is None:
+        return []
+    hits = pii.get("hits") or {}
+    found = ", ".join(f"{PII_KINDS.get(kind, kind)} {n:,}" for kind, n in hits.items() if n) or "none"
+    lines = [
+        "",
+        "## Personal data",
+        "",
+        "- Scanned: the prompts, candidates and reasons of the exported pairs, for " + ", ".join(PII_KINDS.values()),
+        f"- Items scanned: {pii.get('items_scanned', 0):,}; with matches: {pii.get('items_with_hits', 0):,}",
+        f"- Matches by kind: {found}",
+    ]
+    decision = pii.get("decision")
+    if decision in PII_DONE:
+        lines.append(f"- Decision: {decision} — matches are {PII_DONE[decision]}")
+    elif pii.get("items_with_hits"):
+        lines.append("- Decision: per item (see the overrides)")
+    else:
+        lines.append("- Decision: none needed (no matches)")
+    if pii.get("masked_items"):
+        lines.append(f"- Masked: {pii['masked_matches']:,} matches in {pii['masked_items']:,} items")
+    if pii.get("dropped_items"):
+        lines.append(f"- Dropped: {pii['dropped_items']:,} items ({pii['dropped_pairs']:,} pairs)")
+    if pii.get("accepted_items"):
+        lines.append(f"- Accepted as they are: {pii['accepted_items']:,} items")
+    overrides = pii.get("overrides") or {}
+    if overrides:
+        shown = ", ".join(f"#{item} {choice}" for item, choice in overrides.items())
+        lines.append(f"- Per-item overrides: {shown}")
     return lines
 
 

@@ -3,10 +3,14 @@ FastAPI, about 7 MB in each of them)."""
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationError
 
 from app.export.schemas import PartsWanted
+from app.kit.errors import Invalid
 from app.kit.forms import FormModel
+from app.pii.schemas import PiiDecision
+
+PII_ITEM = "pii_item_"  # + an item id: that item's choice, over the form's ``pii``
 
 
 class SnapshotForm(FormModel):
@@ -16,6 +20,7 @@ class SnapshotForm(FormModel):
     model_config = ConfigDict(extra="allow")
 
     name: str = ""
+    pii: str = ""
     ties: str = ""
     per_dimension: str = ""
     veto: list[str] = Field(default_factory=list)
@@ -32,6 +37,16 @@ class SnapshotForm(FormModel):
         """The files the snapshot writes beside the main one (ticked boxes)."""
         ticked = ("1", "on", "true")
         return PartsWanted(ties=self.ties in ticked, per_dimension=self.per_dimension in ticked)
+
+    def pii_decision(self) -> PiiDecision:
+        """What the snapshot does with personal data: the form's choice and the per-item choices (empty: none)."""
+        overrides = {
+            key[len(PII_ITEM) :]: value for key, value in self.fields().items() if key.startswith(PII_ITEM) and value
+        }
+        try:
+            return PiiDecision.model_validate({"choice": self.pii or None, "overrides": overrides})
+        except ValidationError as exc:
+            raise Invalid("Personal data: choose mask, drop or accept (per item too)") from exc
 
 
 class TokenForm(FormModel):

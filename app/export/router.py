@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
@@ -14,6 +14,7 @@ from app.auth import service as auth
 from app.auth.deps import AdminUser
 from app.auth.tokens import export_tokens, revoke_export_token
 from app.export import pseudonyms, snapshots
+from app.export.diff import diff_snapshots
 from app.export.filters import names_of
 from app.export.forms import SnapshotForm, TokenForm
 from app.export.schemas import DROP_REASONS, ExportFilter, PreviewOut
@@ -23,6 +24,7 @@ from app.kit.forms import form_of
 from app.kit.htmx import redirect, render
 from app.kit.schemas import RowId
 from app.models import Project
+from app.pii.service import scan_export
 from app.projects.deps import AdminProjectDep
 from app.web.deps import SessionDep, SettingsDep
 
@@ -99,6 +101,19 @@ def page(request: Request, project: AdminProjectDep, session: SessionDep, settin
     return render(request, "export/page.html", context, fragment="export/_preview.html")
 
 
+@router.get("/projects/{project}/export/pii")
+def pii_fragment(request: Request, project: AdminProjectDep, session: SessionDep, settings: SettingsDep) -> Response:
+    """Personal data in what the page's filter exports: the items with matches, before a snapshot is frozen."""
+    asked = request.query_params.multi_items()
+    if project.kind == "arena" and "source" not in request.query_params:  # as the export page asks
+        asked.append(("source", "arena"))
+    filters = filter_from(asked)
+    key = pseudonyms.pseudonym_key(settings.data_dir)
+    report = scan_export(session, project=project, filters=filters, key=key, by_admin=True)
+    context = {"request": request, "project": project, "report": report, "query": _query(filters)}
+    return render(request, "export/pii.html", context, fragment="export/_pii.html")
+
+
 @router.get("/projects/{project}/export/snapshots")
 def snapshots_fragment(request: Request, project: AdminProjectDep, session: SessionDep) -> Response:
     """The snapshot list alone (polled while a snapshot is being written)."""
@@ -125,8 +140,25 @@ def create_snapshot(
         key=key,
         created_by_id=user.id,
         parts=form.parts_wanted(),
+        pii=form.pii_decision(),
     )
     return redirect(request, f"/projects/{project.slug}/export?{_query(filters)}#snapshots")
+
+
+@router.get("/projects/{project}/snapshots/diff")
+def snapshot_diff_page(
+    request: Request,
+    project: AdminProjectDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    from_id: RowId = Query(alias="from"),
+    to_id: RowId = Query(alias="to"),
+) -> Response:
+    """Two snapshots compared: counts of added, removed and flipped pairs, and the first changed pairs."""
+    diff = diff_snapshots(session, project=project, from_id=from_id, to_id=to_id, settings=settings)
+    ready = [s for s in snapshots.list_snapshots(session, project=project) if s.state == "ready"]
+    context = {"request": request, "project": project, "diff": diff, "ready": ready}
+    return render(request, "export/diff.html", context)
 
 
 @router.get("/projects/{project}/snapshots/{snapshot_id}")

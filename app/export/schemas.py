@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.kit.schemas import Schema
+from app.pii.schemas import PiiChoice
 
 # In the order the rules apply: the first rule that drops a pair counts it.
 DROP_REASONS = (
@@ -145,6 +146,14 @@ class PartsWanted(BaseModel):
 class SnapshotCreate(PartsWanted):
     name: str = Field("", max_length=200)
     filters: ExportFilter = Field(default_factory=ExportFilter)
+    pii: PiiChoice | None = Field(
+        None,
+        description="personal data in the export: mask (placeholders such as [EMAIL]), drop (leave those items' "
+        "pairs out) or accept (as is); without it a snapshot with matches is refused (422)",
+    )
+    pii_overrides: dict[int, PiiChoice] = Field(
+        default_factory=dict, description="per item id: mask, drop or accept, over ``pii``"
+    )
 
 
 class SnapshotPart(BaseModel):

@@ -34,6 +34,8 @@ from app.kit.errors import Conflict, Invalid, NotFound
 from app.kit.schemas import MAX_ROW_ID
 from app.models import OVERALL, Project, Snapshot, utcnow
 from app.ops import metrics
+from app.pii.schemas import PiiDecision
+from app.pii.service import PiiGate, check_decision
 from app.webhooks import events as webhook_events
 
 ABANDONED_AFTER_S = 600  # a live writer touches its temporary file continuously
@@ -49,17 +51,21 @@ def create_snapshot(
     created_by_id: int | None,
     enqueue: bool = True,
     parts: PartsWanted | None = None,
+    pii: PiiDecision | None = None,
 ) -> Snapshot:
     """Record a snapshot to be written by the worker (state "pending"); the filter is checked now (an admin's:
     annotators may be named by username) and stored naming annotators by pseudonym only; ``parts``: the files
-    to write beside the main one."""
+    to write beside the main one; ``pii``: what to do with personal data (refused, 422, if the export has some
+    and no choice covers it)."""
     rules = resolve(session, project=project, filters=filters, key=key, by_admin=True)  # fails here, not later
+    decision = pii or PiiDecision()
+    check_decision(session, project=project, filters=filters, key=key, decision=decision)
     snapshot = Snapshot(
         project_id=project.id,
         created_by_id=created_by_id,
         name=name.strip(),
         format=filters.format,
-        filters=rules.public_dump(),
+        filters=rules.public_dump() | {"pii": decision.stored()},
         state="pending",
         parts=declared_parts(project, filters, parts or PartsWanted()),
     )
@@ -211,27 +217,17 @@ def write_snapshot(
             return snapshot.state
         project = session.get(Project, snapshot.project_id)
         assert project is not None
-        filters = ExportFilter.model_validate(snapshot.filters)
+        filters, decision = stored_filter(snapshot)
         # Written by the app itself: a filter stored before annotators were stored by pseudonym still resolves.
         rules = resolve(session, project=project, filters=filters, key=key, by_admin=True)
         drops: Counter[str] = Counter()
         pace = activity.pacer(data_dir, settings.export_yield_ms / 1000)
-        final, sha, rows, size = _write_file(session, data_dir, snapshot_id, rules, drops, pace, beat)
-        parts: list[dict[str, Any]] = []
-        for declared in snapshot.parts or []:
-            written = _write_file(
-                session,
-                data_dir,
-                snapshot_id,
-                part_rules(rules, session, declared),
-                Counter(),
-                pace,
-                beat,
-                label=declared["name"],
-            )
-            parts.append(
-                declared | {"file_name": written[0].name, "sha256": written[1], "rows": written[2], "bytes": written[3]}
-            )
+        gate = PiiGate(decision)
+        final, sha, rows, size = _write_file(session, data_dir, snapshot_id, rules, drops, pace, beat, gate=gate)
+        parts = [
+            _write_part(session, data_dir, snapshot_id, rules, declared, pace, beat, PiiGate(decision))
+            for declared in snapshot.parts or []
+        ]
         card = data_card(
             session,
             project=project,
@@ -242,6 +238,7 @@ def write_snapshot(
             rows=rows,
             size=size,
             parts=parts,
+            pii=gate.record(),
         )
     with db.session() as session:
         marked = session.execute(
@@ -255,7 +252,7 @@ def write_snapshot(
                 file_name=final.name,
                 card=card,
                 parts=parts,
-                filters=rules.public_dump(),
+                filters=rules.public_dump() | {"pii": gate.record()},
                 rounds=rounds_of(drops),
                 finished_at=utcnow(),
             )
@@ -272,6 +269,31 @@ def write_snapshot(
     return str(current.state)
 
 
+def stored_filter(snapshot: Snapshot) -> tuple[ExportFilter, PiiDecision]:
+    """A snapshot's stored filter, and its decision on personal data (kept beside it, under ``pii``)."""
+    stored = dict(snapshot.filters)
+    decision = PiiDecision.from_stored(stored.pop("pii", None))
+    return ExportFilter.model_validate(stored), decision
+
+
+def _write_part(
+    session: Session,
+    data_dir: Path,
+    snapshot_id: int,
+    rules: Rules,
+    declared: dict[str, Any],
+    pace: Callable[[], Any] | None,
+    beat: Callable[[], None] | None,
+    gate: PiiGate,
+) -> dict[str, Any]:
+    """A declared part of the snapshot, written: the part with its file name, sha256, rows and bytes."""
+    made = part_rules(rules, session, declared)
+    final, sha, rows, size = _write_file(
+        session, data_dir, snapshot_id, made, Counter(), pace, beat, label=declared["name"], gate=gate
+    )
+    return declared | {"file_name": final.name, "sha256": sha, "rows": rows, "bytes": size}
+
+
 def _write_file(
     session: Session,
     data_dir: Path,
@@ -282,15 +304,16 @@ def _write_file(
     beat: Callable[[], None] | None,
     *,
     label: str = "",
+    gate: PiiGate,
 ) -> tuple[Path, str, int, int]:
-    """The snapshot's JSONL (or its part ``label``'s) written into place, read-only, and durable: its path,
-    sha256, rows and bytes."""
+    """The snapshot's JSONL (or its part ``label``'s), through the personal-data ``gate``, written into place,
+    read-only, and durable: its path, sha256, rows and bytes."""
     digest = hashlib.sha256()
     rows = size = 0
     tmp = data_dir / f".snapshot-{snapshot_id}-{uuid.uuid4().hex}.tmp"
     try:
         with open(tmp, "wb") as f:
-            for line in jsonl_lines(session, rules=rules, drops=drops, pace=pace):
+            for line in gate.lines(jsonl_lines(session, rules=rules, drops=drops, pace=pace), drops):
                 f.write(line)
                 digest.update(line)
                 rows += 1
