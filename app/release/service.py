@@ -29,6 +29,7 @@ from app.models import Project
 from app.release.card import dataset_card
 from app.release.parquet import SplitWriter, arrow_schema, file_digest
 from app.release.schemas import DEFAULT_CONFIG, ReleasedFile, ReleaseSource, SourceFile
+from app.training.heldout import row_split
 
 MANIFEST = "release.json"
 CARD = "README.md"
@@ -148,8 +149,8 @@ def _rows(source: SourceFile, on_rows: Callable[[int], None] | None) -> Iterator
             if not line.strip():
                 continue
             row = orjson.loads(line)
+            split, _ = row_split(row)  # as `prefstudio train` holds rows out: meta.split, else a hash of the prompt
             meta = row.get("meta") or {}
-            split = str(meta["split"]) if meta.get("split") in SPLITS else "train"
             yield (
                 split,
                 {

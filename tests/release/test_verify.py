@@ -3,6 +3,7 @@ fails either."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -53,8 +54,16 @@ def test_a_release_verifies_and_one_changed_byte_fails_it(
         assert failed.exit_code == 1 and "does not verify" in failed.output
         assert f"{name}: sha256" in failed.output, failed.output
         (out / name).write_bytes(pristine)
-    # A changed row count in a footer is named as such (the file is still parquet).
     assert runner.invoke(cli, ["verify", str(out)]).exit_code == 0
+    # Rows are checked against each parquet file's footer.
+    manifest = json.loads((out / "release.json").read_text())
+    entry = next(f for f in manifest["files"] if f["name"] == "data/train-00000-of-00001.parquet")
+    entry["rows"] += 1
+    pristine = (out / "release.json").read_bytes()
+    (out / "release.json").write_text(json.dumps(manifest))
+    rows = runner.invoke(cli, ["verify", str(out)])
+    assert rows.exit_code == 1 and f"rows, release.json says {entry['rows']}" in rows.output
+    (out / "release.json").write_bytes(pristine)
 
     (out / "data/extra-00000-of-00001.parquet").write_bytes(b"PAR1")
     unlisted = runner.invoke(cli, ["verify", str(out)])
