@@ -13,7 +13,7 @@ from app.auth.deps import CurrentUser
 from app.explorer.history import history
 from app.explorer.router import router as explorer_router
 from app.items import service
-from app.items.formats.registry import DEFAULT_ANNOTATOR, FORMATS, LABELS, NATIVE
+from app.items.formats.registry import DEFAULT_ANNOTATOR, FORMATS, NATIVE
 from app.items.formats.service import FormatImportResult, import_in_format
 from app.items.importer import ImportFailed, ImportResult, import_items
 from app.items.judgments import import_judgments
@@ -163,7 +163,7 @@ def import_judgments_upload(
 
 
 def _formats_page(request: Request, project: Project, options: dict[str, str], **extra: object) -> Response:
-    formats = [(f, LABELS[f], DEFAULT_ANNOTATOR.get(f, "")) for f in FORMATS]
+    formats = [(f, DEFAULT_ANNOTATOR.get(f, "")) for f in FORMATS]
     context = {"request": request, "project": project, "options": options, "formats": formats, **extra}
     status = 422 if "error" in extra else 200
     return render(request, "items/import_formats.html", context, status_code=status)

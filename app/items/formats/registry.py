@@ -29,11 +29,3 @@ DEFAULT_ANNOTATOR = {
     "argilla": argilla.PREFIX,
     "label-studio": label_studio.PREFIX,
 }
-LABELS = {
-    "native": "prefstudio (JSONL or CSV)",
-    "hh-rlhf": "Anthropic HH-RLHF",
-    "ultrafeedback": "UltraFeedback (or binarized)",
-    "trl": "TRL preference rows",
-    "argilla": "Argilla records (JSON)",
-    "label-studio": "Label Studio tasks (JSON)",
-}
