@@ -16,6 +16,7 @@ from app.cli import cli
 from app.config import Settings, get_settings
 from app.db import Database
 from app.models import Item, Judgment, User
+from tests.conftest import login
 from tests.factories import make_user
 from tests.items.formats.helpers import FIXTURES, count, fixture, judgments, project
 
@@ -127,3 +128,21 @@ def test_the_command_takes_a_format_and_an_annotator(
         assert count(db, Item) == 2 and {a for _, a in judgments(db, pid)} == {"hh-rlhf"}
     finally:
         get_settings.cache_clear()
+
+
+def test_page_is_for_admins_and_its_post_needs_the_csrf_token(
+    db: Database, client: TestClient, other_client: TestClient, login_as: Callable[[User], str]
+) -> None:
+    project(db, "fmt")
+    with db.session() as s:
+        make_user(s, "ann")
+        root = make_user(s, "root", role="admin")
+    login(other_client, "ann")
+    assert other_client.get("/projects/fmt/import/formats").status_code in (403, 404)
+    token = login_as(root)
+    files = {"file": ("hh.jsonl", fixture("hh-rlhf.jsonl"), "application/octet-stream")}
+    del client.headers["X-CSRF-Token"]
+    r = client.post("/projects/fmt/import/formats", files=files, data={"format": "hh-rlhf"})
+    assert r.status_code == 403 and count(db, Item) == 0
+    r = client.post("/projects/fmt/import/formats", files=files, data={"format": "hh-rlhf", "csrf_token": token})
+    assert r.status_code == 200 and count(db, Item) == 2
