@@ -18,7 +18,7 @@ def dataset_card(source: ReleaseSource, files: list[ReleasedFile], *, license: s
 
     configs: list[dict[str, Any]] = []
     infos: list[dict[str, Any]] = []
-    for config in [f.config for f in source.files]:
+    for config in [f.config for f in source.files if f.rows]:
         parquet = [f for f in files if f.config == config]
         described: dict[str, Any] = {"config_name": config}
         if config == DEFAULT_CONFIG:
@@ -98,6 +98,9 @@ def _body(source: ReleaseSource, files: list[ReleasedFile]) -> list[str]:
     for f in files:
         if f.config is not None:
             lines.append(f"| {f.config} | {f.split} | `{f.name}` | {f.rows:,} | {f.size:,} | `{f.sha256}` |")
+    empty = [f.config for f in source.files if not f.rows]
+    if empty:
+        lines += ["", f"Parts of the snapshot with no pairs, hence no config here: {', '.join(empty)}."]
     lines += [
         "",
         f"Made from snapshot {source.snapshot_id} (`{source.sha256}`, {source.rows:,} pairs, {source.size:,} bytes). "

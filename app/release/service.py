@@ -93,12 +93,14 @@ def build_release(
     """Write the release of ``source`` into ``out`` (new or empty): parquet per config and split, the dataset card
     and the manifest; returns the files as the manifest lists them."""
     check_out(out)
+    if source.rows == 0:
+        raise Invalid(f"Snapshot {source.snapshot_id} has no pairs: there is nothing to release")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex}"
     try:
         tmp.mkdir()
         files: list[ReleasedFile] = []
-        for source_file in source.files:
+        for source_file in (f for f in source.files if f.rows):  # an empty part is no config (the card says so)
             files += _write_config(tmp, source_file, arrow_schema(source.conversational), on_rows)
         card = dataset_card(source, files, license=license, languages=languages)
         (tmp / CARD).write_text(card, encoding="utf-8")
@@ -120,15 +122,13 @@ def config_dir(config: str) -> str:
 def _write_config(
     root: Path, source: SourceFile, schema: Any, on_rows: Callable[[int], None] | None
 ) -> list[ReleasedFile]:
-    """One JSONL file as one config: a parquet file per split that has rows (``train`` alone when none has)."""
+    """One JSONL file as one config: a parquet file per split that has rows (`datasets` cannot load an empty one)."""
     writers: dict[str, SplitWriter] = {}
     folder = config_dir(source.config)
     for split, row in _rows(source, on_rows):
         if split not in writers:
             writers[split] = SplitWriter(root / folder / f"{split}-00000-of-00001.parquet", schema)
         writers[split].add(row)
-    if not writers:
-        writers["train"] = SplitWriter(root / folder / "train-00000-of-00001.parquet", schema)
     released = []
     for split in sorted(writers, key=SPLITS.index):
         writer = writers[split]

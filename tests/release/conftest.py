@@ -56,9 +56,12 @@ def judged(db: Database) -> int:
 
 @pytest.fixture
 def make_snapshot(db: Database, settings: Settings, judged: int) -> Callable[..., int]:
-    """Record and write a snapshot (test share 0.5, so both splits have pairs; a ties part); returns its id."""
+    """Record and write a snapshot (test share 0.5, so both splits have pairs; a ties part; other filter fields as
+    given); returns its id."""
 
-    def _make(fmt: str = "standard", *, write: bool = True, ties: bool = True) -> int:
+    def _make(
+        fmt: str = "standard", *, write: bool = True, ties: bool = True, per_dimension: bool = False, **filters: Any
+    ) -> int:
         from app.models import Project
 
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
@@ -68,12 +71,12 @@ def make_snapshot(db: Database, settings: Settings, judged: int) -> Callable[...
             snapshot = snapshots.create_snapshot(
                 s,
                 project=project,
-                filters=ExportFilter(format=fmt, test_share=0.5),
+                filters=ExportFilter(format=fmt, test_share=0.5, **filters),
                 name=f"{fmt} release",
                 key=pseudonyms.pseudonym_key(Path(settings.data_dir)),
                 created_by_id=None,
                 enqueue=False,
-                parts=PartsWanted(ties=ties),
+                parts=PartsWanted(ties=ties, per_dimension=per_dimension),
             )
             snapshot_id = snapshot.id
         if write:

@@ -152,3 +152,26 @@ def test_bad_input_is_refused_with_a_clear_error(
     result = runner.invoke(cli, ["release", str(ready), "--out", str(a_file)])
     assert result.exit_code == 1 and "is not a directory" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "file", "full"]  # nothing half-written
+
+
+def test_empty_parts_are_no_configs_and_an_empty_snapshot_is_refused(
+    env: None, make_snapshot: Callable[..., int], tmp_path: Path
+) -> None:
+    """`datasets` cannot load a split without rows: an empty part is left out (the card names it), and a snapshot
+    with no pairs at all is not released."""
+    from datasets import load_dataset
+    from huggingface_hub import DatasetCard
+
+    out = tmp_path / "release"
+    _release(make_snapshot(per_dimension=True), out)  # only "overall" has votes: every dimension part is empty
+    card = DatasetCard.load(out / "README.md")
+    assert [c["config_name"] for c in card.data.to_dict()["configs"]] == ["default", "ties"]
+    assert "no config here: dimension-helpful, dimension-harmless" in card.text
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "data", "release.json", "ties"]
+    assert sum(load_dataset(str(out), cache_dir=str(tmp_path / "cache"))[s].num_rows for s in ("train", "test")) == 12
+    assert runner.invoke(cli, ["verify", str(out)]).exit_code == 0
+
+    empty = make_snapshot(min_judgments=10)
+    result = runner.invoke(cli, ["release", str(empty), "--out", str(tmp_path / "empty")])
+    assert result.exit_code == 1 and f"Snapshot {empty} has no pairs" in result.output
+    assert not (tmp_path / "empty").exists()
