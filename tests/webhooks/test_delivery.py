@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from app.db import Database
 from app.jobs.runner import run_worker
-from app.models import WebhookDelivery, utcnow
-from app.webhooks import delivery, signing, tasks
+from app.models import Project, Webhook, WebhookDelivery, utcnow
+from app.webhooks import delivery, events, signing, tasks
 from tests.webhooks.conftest import Receiver, World, bearer
 
 HOOKS = "/api/v1/projects/hooked/webhooks"
@@ -136,10 +136,17 @@ def test_a_deactivated_webhook_sends_no_events_but_its_test(
 ) -> None:
     hook = make_hook(client, world, receiver, events=["snapshot.ready"])
     admin = bearer(world.tokens["admin"])
+    with db.session() as s:  # an event queued while the webhook was active
+        project, webhook = s.get(Project, world.project_id), s.get(Webhook, hook)
+        assert project is not None and webhook is not None
+        events.emit(s, project=project, event="snapshot.ready", data={}, webhooks=[webhook])
     client.post(f"{HOOKS}/{hook}/test", headers=admin)
     client.patch(f"{HOOKS}/{hook}", json={"active": False}, headers=admin)
     assert delivery.deliver_due(db) == 1
-    assert only_delivery(db).state == "delivered" and len(receiver.requests) == 1
+    log = client.get(f"{HOOKS}/{hook}/deliveries", headers=admin).json()
+    assert [(d["event"], d["state"]) for d in log] == [("ping", "delivered"), ("snapshot.ready", "failed")]
+    assert log[1]["last_error"] == "the webhook is deactivated" and log[1]["attempts"] == 0
+    assert [r.json["event"] for r in receiver.requests] == ["ping"]
 
 
 def test_the_worker_sends_due_deliveries(client: TestClient, world: World, receiver: Receiver, db: Database) -> None:
