@@ -17,8 +17,7 @@ from app.items import service
 from app.items.batches import MAX_LISTED, list_batches
 from app.items.formats.registry import NATIVE, ImportFormat
 from app.items.formats.schemas import FormatImportOut
-from app.items.formats.service import import_in_format
-from app.items.importer import import_items
+from app.items.formats.service import import_file_as
 from app.items.judgments import import_judgments
 from app.items.schemas import CandidateOut, ImportBatchOut, ItemDetailOut, ItemOut
 from app.kit.bodylimit import allow_upload, spool_body
@@ -65,18 +64,13 @@ async def import_file(
     else:
         raise Invalid("Send a multipart 'file', or a JSONL (application/x-ndjson) or CSV (text/csv) body")
     try:
-        if fmt == NATIVE:
-            items = await run_in_threadpool(
-                lambda: import_items(session, project=project, stream=stream, filename=filename, created_by=admin)
-            )
-            return FormatImportOut(**asdict(items))
         result = await run_in_threadpool(
-            lambda: import_in_format(
+            lambda: import_file_as(
                 session,
                 project=project,
                 stream=stream,
-                fmt=fmt,
                 filename=filename,
+                fmt=fmt,
                 annotator=annotator,
                 created_by=admin,
             )

@@ -22,8 +22,8 @@ from rich.progress import (
 from app.config import get_settings
 from app.db import make_database
 from app.items.formats.registry import FORMATS, NATIVE
-from app.items.formats.service import FormatImportResult, import_in_format
-from app.items.importer import ImportFailed, ImportResult, import_items
+from app.items.formats.service import FormatImportResult, import_file_as
+from app.items.importer import ImportFailed, ImportResult
 from app.items.judgments import JudgmentImportResult, import_judgments
 from app.kit.errors import AppError
 from app.projects.deps import project_by_slug
@@ -58,18 +58,15 @@ def import_command(
                 def progress(done: int) -> None:
                     bar.update(task, completed=done)
 
-                if fmt == NATIVE:
-                    result = import_items(s, project=target, stream=stream, filename=file.name, progress=progress)
-                else:
-                    result = import_in_format(
-                        s,
-                        project=target,
-                        stream=stream,
-                        filename=file.name,
-                        fmt=fmt,
-                        annotator=annotator,
-                        progress=progress,
-                    )
+                result = import_file_as(
+                    s,
+                    project=target,
+                    stream=stream,
+                    filename=file.name,
+                    fmt=fmt,
+                    annotator=annotator,
+                    progress=progress,
+                )
     except ImportFailed as exc:
         for error in exc.errors:
             console.print(f"[red]line {error['line']}[/red]: {escape(str(error['message']))}")

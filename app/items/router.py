@@ -14,8 +14,8 @@ from app.explorer.history import history
 from app.explorer.router import router as explorer_router
 from app.items import service
 from app.items.formats.registry import DEFAULT_ANNOTATOR, FORMATS, NATIVE
-from app.items.formats.service import FormatImportResult, import_in_format
-from app.items.importer import ImportFailed, ImportResult, import_items
+from app.items.formats.service import import_file_as
+from app.items.importer import ImportFailed
 from app.items.judgments import import_judgments
 from app.items.schemas import GoldForm
 from app.kit.bodylimit import allow_upload
@@ -198,22 +198,16 @@ def import_formats_upload(
     fmt = options["format"]
     if fmt not in FORMATS:
         raise Invalid("Choose one of the formats")
-    result: ImportResult | FormatImportResult
     try:
-        if fmt == NATIVE:
-            result = import_items(
-                session, project=project, stream=upload.file, filename=upload.filename, created_by=user
-            )
-        else:
-            result = import_in_format(
-                session,
-                project=project,
-                stream=upload.file,
-                fmt=fmt,
-                filename=upload.filename,
-                annotator=options["annotator"] or None,
-                created_by=user,
-            )
+        result = import_file_as(
+            session,
+            project=project,
+            stream=upload.file,
+            filename=upload.filename,
+            fmt=fmt,
+            annotator=options["annotator"] or None,
+            created_by=user,
+        )
     except ImportFailed as exc:
         session.rollback()  # nothing of a failed import stays
         return _formats_page(request, project, options, error=exc.detail)

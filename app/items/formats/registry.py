@@ -1,5 +1,5 @@
-"""The import formats by name: ``native`` (prefstudio's own, app.items.importer) and the foreign ones, each a
-converter of one record."""
+"""The import formats by name: ``native`` (prefstudio's own, app.items.importer), ``auto`` (told from the first
+record) and the foreign ones, each a converter of one record."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Literal, get_args
 from app.items.formats import argilla, hh_rlhf, label_studio, trl, ultrafeedback
 from app.items.formats.base import Converter
 
-ImportFormat = Literal["native", "hh-rlhf", "ultrafeedback", "trl", "argilla", "label-studio"]
+ImportFormat = Literal["native", "auto", "hh-rlhf", "ultrafeedback", "trl", "argilla", "label-studio"]
 FORMATS: tuple[str, ...] = get_args(ImportFormat)
 NATIVE: Literal["native"] = "native"
+AUTO = "auto"  # told from the file's first record (app.items.formats.detect)
 
 CONVERTERS: dict[str, Converter] = {
     "hh-rlhf": hh_rlhf.convert,

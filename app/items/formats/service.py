@@ -21,9 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.items.formats.base import Converted, FormatContext
+from app.items.formats.detect import detect_format
 from app.items.formats.reading import source_records
-from app.items.formats.registry import CONVERTERS, PAIRS_ONLY
-from app.items.importer import MAX_DUPLICATES_LISTED, ImportFailed, import_items, prompt_hash
+from app.items.formats.registry import AUTO, CONVERTERS, NATIVE, PAIRS_ONLY
+from app.items.importer import MAX_DUPLICATES_LISTED, ImportFailed, ImportResult, import_items, prompt_hash
 from app.items.judgment_checks import Errors
 from app.items.judgments import import_judgments
 from app.items.readers import LineError
@@ -152,6 +153,9 @@ def _convert_all(
             if isinstance(obj, LineError):
                 raise obj
             record = convert(obj, ctx)
+            twice = _twice([j.annotator for j in record.judgments])
+            if twice:
+                raise LineError(f"{twice!r} judges this record twice: keep one of their annotations")
         except LineError as exc:
             errors.add(line, prefix + str(exc))
             continue
@@ -164,6 +168,16 @@ def _convert_all(
         written.close()
         raise Invalid("The file is empty")
     return written
+
+
+def _twice(names: list[str]) -> str | None:
+    """A name that comes twice in the list (one record's annotators), if any."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
 
 
 def _mapped(exc: ImportFailed, origins: list[tuple[int, str]], lines: int) -> ImportFailed:
@@ -261,3 +275,34 @@ def import_in_format(
     finally:
         written.close()
     return result
+
+
+def import_file_as(
+    session: Session,
+    *,
+    project: Project,
+    stream: IO[bytes],
+    filename: str,
+    fmt: str = NATIVE,
+    annotator: str | None = None,
+    created_by: User | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult | FormatImportResult:
+    """Import a file in ``fmt``: prefstudio's own (``import_items``), another tool's (``import_in_format``), or
+    ``auto``: whichever the first record shows."""
+    if fmt == AUTO:
+        fmt = detect_format(stream, filename)
+    if fmt == NATIVE:
+        return import_items(
+            session, project=project, stream=stream, filename=filename, created_by=created_by, progress=progress
+        )
+    return import_in_format(
+        session,
+        project=project,
+        stream=stream,
+        fmt=fmt,
+        filename=filename,
+        annotator=annotator,
+        created_by=created_by,
+        progress=progress,
+    )

@@ -4,14 +4,17 @@ nothing stored. Every test runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 
 from app.db import Database
+from app.items.formats.detect import detect_format
+from app.items.formats.service import FormatImportResult, import_file_as
 from app.items.importer import ImportFailed
 from app.kit.errors import Invalid
-from app.models import Item, Judgment, User
+from app.models import Item, Judgment, Project, User
 from tests.factories import make_user
 from tests.items.formats.helpers import count, fixture, items, judgments, project, run
 
@@ -233,3 +236,47 @@ def test_argilla_flattened_records_read_like_nested_ones(db: Database) -> None:
     votes = judgments(db, pid)  # the second answer was discarded
     assert list(votes) == [("argilla:flat-1", "argilla:0f6a2b1e-7c9d-4e1f-8a3b-5d2c1e0f9a87")]
     assert next(iter(votes.values()))["overall"] == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("hh-rlhf.jsonl", "hh-rlhf"),
+        ("ultrafeedback.jsonl", "ultrafeedback"),
+        ("ultrafeedback-binarized.jsonl", "ultrafeedback"),
+        ("trl-conversational.jsonl", "trl"),
+        ("argilla.json", "argilla"),
+        ("argilla-flat.jsonl", "argilla"),
+        ("label-studio.json", "label-studio"),
+        ("label-studio-ranker.json", "label-studio"),
+    ],
+)
+def test_auto_tells_each_fixture_by_its_first_record(name: str, expected: str) -> None:
+    stream = io.BytesIO(fixture(name))
+    assert detect_format(stream, name) == expected and stream.tell() == 0
+
+
+def test_auto_imports_native_and_foreign_files_and_refuses_what_it_cannot_tell(db: Database) -> None:
+    pid = project(db)
+    native = _jsonl({"id": "n1", "prompt": "a native prompt", "candidates": ["one", "two"]})
+    with db.session() as s:
+        target = s.get(Project, pid)
+        assert target is not None
+        first = import_file_as(s, project=target, stream=io.BytesIO(native), filename="n.jsonl", fmt="auto")
+        second = import_file_as(s, project=target, stream=io.BytesIO(fixture("argilla.json")), filename="a", fmt="auto")
+        with pytest.raises(Invalid, match="cannot be told"):
+            import_file_as(s, project=target, stream=io.BytesIO(_jsonl({"text": "?"})), filename="x", fmt="auto")
+    assert isinstance(second, FormatImportResult) and second.format == "argilla" and second.judgments == 3
+    assert not isinstance(first, FormatImportResult) and first.created == 1
+    assert count(db, Item) == 4
+
+
+def test_one_user_annotating_a_task_twice_is_refused_with_its_line(db: Database) -> None:
+    pid = project(db)
+    tasks = json.loads(fixture("label-studio.json"))
+    tasks[1]["annotations"].append(tasks[1]["annotations"][0] | {"id": 9})
+    with pytest.raises(ImportFailed) as failed:
+        run(db, pid, json.dumps(tasks, indent=2).encode(), "label-studio")
+    (error,) = failed.value.errors
+    assert error["line"] == 76 and "'label-studio:3' judges this record twice" in error["message"]
+    assert count(db, Item) == 0
