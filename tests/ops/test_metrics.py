@@ -81,7 +81,10 @@ def test_requests_a_judgment_and_an_export_move_the_metrics(
     } <= families
     posts = value(text, f"{HISTOGRAM}_count", route="/api/v1/projects/{project}/judgments", method="POST", status="2xx")
     assert posts == before_posts + 1
-    assert value(text, f"{HISTOGRAM}_count", route="/api/v1/projects/{project}/export.jsonl", method="GET") is not None
+    assert (
+        value(text, f"{HISTOGRAM}_count", route="/api/v1/projects/{project}/export.jsonl", method="GET", status="2xx")
+        is not None
+    )
     assert value(text, f"{HISTOGRAM}_count", route="<unmatched>", method="GET", status="4xx")
     # The labels are route templates: no project slug, item id or unknown path of a real request.
     routes = {s.labels["route"] for s in samples(text) if s.name.startswith(HISTOGRAM)}
