@@ -175,3 +175,19 @@ def test_empty_parts_are_no_configs_and_an_empty_snapshot_is_refused(
     result = runner.invoke(cli, ["release", str(empty), "--out", str(tmp_path / "empty")])
     assert result.exit_code == 1 and f"Snapshot {empty} has no pairs" in result.output
     assert not (tmp_path / "empty").exists()
+
+
+def test_a_snapshot_file_damaged_on_the_server_is_not_released(
+    env: None, make_snapshot: Callable[..., int], settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Same size, one byte changed: the size check of the snapshot's path passes, the hash on the way does not."""
+    snapshot_id = make_snapshot()
+    with db.session(write=False) as s:
+        path = snapshots.snapshot_path(snapshots.get_snapshot(s, snapshot_id=snapshot_id), settings)
+    body = bytearray(path.read_bytes())
+    body[len(body) // 2] ^= 0x01
+    path.chmod(0o644)
+    path.write_bytes(bytes(body))
+    result = runner.invoke(cli, ["release", str(snapshot_id), "--out", str(tmp_path / "release")])
+    assert result.exit_code == 1 and f"{path.name} no longer matches its record" in result.output
+    assert not (tmp_path / "release").exists() and not list(tmp_path.glob(".release.tmp-*"))
