@@ -52,32 +52,35 @@ def _due(hook: Webhook, mark: list[Any], now: datetime) -> bool:
 
 def check_adjudication_queues(db: Database, *, now: datetime | None = None) -> int:
     """Look at the adjudication queue of each project with an ``adjudication.queue`` webhook; returns the number
-    of events queued."""
+    of events queued. The queue is counted on a read-only session; a write transaction (on SQLite, the database's
+    write lock) is taken only to record a count, for a project whose fingerprint moved or whose count is old."""
     now = now or utcnow()
+    with db.session(write=False) as session:
+        query = select(Webhook).where(Webhook.active.is_(True)).order_by(Webhook.id)
+        watching = [hook for hook in session.scalars(query) if ADJUDICATION_QUEUE in hook.events]
+    by_project: dict[int, list[Webhook]] = defaultdict(list)
+    for hook in watching:
+        by_project[hook.project_id].append(hook)
     sent = 0
-    with db.session() as session:
-        by_project: dict[int, list[int]] = defaultdict(list)
-        for hook_id, project_id, events in session.execute(
-            select(Webhook.id, Webhook.project_id, Webhook.events).where(Webhook.active.is_(True))
-        ).tuples():
-            if ADJUDICATION_QUEUE in events:
-                by_project[project_id].append(hook_id)
-    for project_id, hook_ids in by_project.items():
+    for project_id, hooks in by_project.items():
+        with db.session(write=False) as session:
+            mark = fingerprint(session, project_id)
+            project = session.get(Project, project_id)
+            if project is None or not any(_due(hook, mark, now) for hook in hooks):
+                continue
+            size = len(adjudication_queue(session, project=project, limit=QUEUE_LIMIT))
         with db.session() as session:
-            sent += _check_project(session, project_id=project_id, hook_ids=hook_ids, now=now)
+            sent += _record(session, project=project, hook_ids=[h.id for h in hooks], size=size, mark=mark, now=now)
     return sent
 
 
-def _check_project(session: Session, *, project_id: int, hook_ids: list[int], now: datetime) -> int:
-    project = session.get(Project, project_id)
-    if project is None:
-        return 0
+def _record(
+    session: Session, *, project: Project, hook_ids: list[int], size: int, mark: list[Any], now: datetime
+) -> int:
+    """Store the count on the webhooks and queue the event for those it takes above their N."""
     query = select(Webhook).where(Webhook.id.in_(hook_ids)).order_by(Webhook.id)
-    hooks = list(session.scalars(for_update(session, query)))  # an admin's edit waits, and is not overwritten
-    mark = fingerprint(session, project_id)
-    if not any(_due(hook, mark, now) for hook in hooks):
-        return 0
-    size = len(adjudication_queue(session, project=project, limit=QUEUE_LIMIT))
+    # Locked: a second worker counting at the same time finds "above" already set, and tells nobody twice.
+    hooks = list(session.scalars(for_update(session, query)))
     crossed = []
     for hook in hooks:
         above = size > hook.adjudication_threshold
