@@ -21,32 +21,23 @@ from app.items.formats.base import (
     Converted,
     ForeignJudgment,
     FormatContext,
-    Prompt,
     Tiers,
     field_of,
     identical,
-    messages_of,
+    prompt_field,
+    source_id,
     text_of,
 )
 from app.items.readers import LineError
 from app.models import OVERALL
 
 PREFIX = "argilla"
-PROMPT_FIELDS = ("prompt", "instruction", "question", "input")
 RESPONSE_FIELD = re.compile(r"^(?:response|answer|completion|generation)[-_]?(\d+|[a-z])$", re.IGNORECASE)
 PREFERENCE_QUESTIONS = ("ranking", "preference", "label", "choice", "best", OVERALL)
 REASON_QUESTIONS = ("rationale", "reason", "comment", "feedback")
 TIE_LABELS = {"tie", "equal", "both", "draw", "same"}
 # The keys of a flattened record that are not fields.
 FLAT_RESERVED = {"id", "_server_id", "status", "inserted_at", "updated_at", "metadata", "vectors", "score"}
-
-
-def _prompt(fields: dict[str, Any]) -> Prompt:
-    for name in PROMPT_FIELDS:
-        if name in fields:
-            value = fields[name]
-            return text_of(value, f"field '{name}'") if isinstance(value, str) else messages_of(value, name)
-    raise LineError(f"no prompt field (one of {', '.join(PROMPT_FIELDS)})")
 
 
 def _response_fields(fields: dict[str, Any]) -> list[str]:
@@ -148,10 +139,10 @@ def convert(obj: Any, ctx: FormatContext) -> Converted:
     texts = [text_of(fields[n], f"field '{n}'") for n in names]
     record_id = record.get("id")
     converted = Converted(
-        prompt=_prompt(fields),
+        prompt=prompt_field(fields, ""),
         candidates=[{"text": t} for t in texts],
         meta={"source": {"format": "argilla", "id": record_id, "fields": names}},
-        external_id=f"argilla:{record_id}" if isinstance(record_id, str | int) and str(record_id) else None,
+        external_id=source_id(PREFIX, record_id),
     )
     if identical(texts):
         converted.skipped = "two of the responses are identical"

@@ -142,6 +142,26 @@ def identical(texts: Sequence[str]) -> bool:
     return len(set(normalized)) != len(normalized)
 
 
+PROMPT_FIELDS = ("prompt", "instruction", "question", "input")
+
+
+def prompt_field(fields: dict[str, Any], where: str) -> Prompt:
+    """The prompt of a tool's record: its first field named like one (a text, or a chat)."""
+    for name in PROMPT_FIELDS:
+        if name in fields:
+            value = fields[name]
+            what = f"field '{where}{name}'"
+            return text_of(value, what) if isinstance(value, str) else messages_of(value, what)
+    raise LineError(f"no prompt field (one of {', '.join(PROMPT_FIELDS)})")
+
+
+def source_id(prefix: str, value: Any) -> str | None:
+    """The item id ``prefix:<the source's id>``, when the record has an id."""
+    if isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "":
+        return None
+    return f"{prefix}:{value}"
+
+
 def field_of(obj: Any, what: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise LineError(f"{what} must be a JSON object")

@@ -18,18 +18,17 @@ from app.items.formats.base import (
     Converted,
     ForeignJudgment,
     FormatContext,
-    Prompt,
     Tiers,
     field_of,
     identical,
-    messages_of,
+    prompt_field,
+    source_id,
     text_of,
 )
 from app.items.readers import LineError
 from app.models import OVERALL
 
 PREFIX = "label-studio"
-PROMPT_FIELDS = ("prompt", "instruction", "question", "input")
 PAIR_FIELDS = (
     ("answer1", "answer2"),
     ("response1", "response2"),
@@ -38,14 +37,6 @@ PAIR_FIELDS = (
     ("response_a", "response_b"),
 )
 ITEM_TEXT = ("body", "text", "html", "title")
-
-
-def _prompt(data: dict[str, Any]) -> Prompt:
-    for name in PROMPT_FIELDS:
-        if name in data:
-            value = data[name]
-            return text_of(value, f"'data.{name}'") if isinstance(value, str) else messages_of(value, name)
-    raise LineError(f"'data' has no prompt (one of {', '.join(PROMPT_FIELDS)})")
 
 
 def _candidates(data: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -132,10 +123,10 @@ def convert(obj: Any, ctx: FormatContext) -> Converted:
         raise LineError(f"the task has {len(texts)} responses; this project has k = {ctx.k}")
     task_id = task.get("id")
     converted = Converted(
-        prompt=_prompt(data),
+        prompt=prompt_field(data, "data."),
         candidates=[{"text": t} for t in texts],
         meta={"source": {"format": "label-studio", "id": task_id, "responses": names}},
-        external_id=f"label-studio:{task_id}" if isinstance(task_id, str | int) and str(task_id) else None,
+        external_id=source_id(PREFIX, task_id),
     )
     if identical(texts):
         converted.skipped = "two of the responses are identical"
