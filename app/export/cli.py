@@ -19,6 +19,7 @@ from app.export import pseudonyms, snapshots, stream
 from app.export.filters import resolve
 from app.export.schemas import DROP_REASONS, ExportFilter, PartsWanted
 from app.kit.errors import AppError
+from app.pii.schemas import PiiDecision
 from app.projects.deps import project_by_slug
 
 console = Console(stderr=True)
@@ -59,6 +60,7 @@ def export_command(
     name: Annotated[str, typer.Option(help="snapshot name")] = "",
     ties: Annotated[bool, typer.Option(help="with --snapshot: also a file of the pairs called a tie")] = False,
     per_dimension: Annotated[bool, typer.Option(help="with --snapshot: also a file for each other dimension")] = False,
+    pii: Annotated[str, typer.Option(help="with --snapshot: mask, drop or accept personal data (else refused)")] = "",
 ) -> None:
     """Export preference pairs as TRL-ready JSONL (to --out, or as a snapshot with --snapshot)."""
     filters = _filters(
@@ -95,7 +97,7 @@ def export_command(
         key = pseudonyms.pseudonym_key(settings.data_dir)
         if snapshot:
             parts = PartsWanted(ties=ties, per_dimension=per_dimension)
-            _snapshot(db, settings, slug=project, filters=filters, name=name, key=key, parts=parts)
+            _snapshot(db, settings, slug=project, filters=filters, name=name, key=key, parts=parts, pii=pii)
         else:
             _export(db, settings, slug=project, filters=filters, key=key, out=out)
     except AppError as exc:
@@ -115,13 +117,35 @@ def _filters(**fields: Any) -> ExportFilter:
 
 
 def _snapshot(
-    db: Database, settings: Settings, *, slug: str, filters: ExportFilter, name: str, key: bytes, parts: PartsWanted
+    db: Database,
+    settings: Settings,
+    *,
+    slug: str,
+    filters: ExportFilter,
+    name: str,
+    key: bytes,
+    parts: PartsWanted,
+    pii: str = "",
 ) -> None:
-    """Record a snapshot and write it here and now (no worker), or mark it failed."""
+    """Record a snapshot and write it here and now (no worker), or mark it failed; ``pii``: what to do with
+    personal data in it (mask, drop, accept; empty: refuse if there is any)."""
+    try:
+        decision = PiiDecision(choice=pii or None)
+    except ValueError as exc:
+        console.print("[red]error:[/red] --pii is mask, drop or accept")
+        raise typer.Exit(2) from exc
     with db.session() as session:
         found = project_by_slug(session, slug)
         recorded = snapshots.create_snapshot(
-            session, project=found, filters=filters, name=name, key=key, created_by_id=None, enqueue=False, parts=parts
+            session,
+            project=found,
+            filters=filters,
+            name=name,
+            key=key,
+            created_by_id=None,
+            enqueue=False,
+            parts=parts,
+            pii=decision,
         )
         snapshot_id = recorded.id
     with console.status("writing the snapshot"):

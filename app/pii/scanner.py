@@ -63,14 +63,20 @@ _EMAIL = re.compile(
     r"(?<![\w.+%-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,63})@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
     r"[A-Za-z]{2,24}(?![\w-])"
 )
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])")
-_CARD = re.compile(r"(?<![\d.,-])\d(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)")
-_CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[47]|3[068]|6(?:011|5|4[4-9]|2)|35")
+# The patterns below start with what they look for, not with a look-behind, so that the regular expression
+# engine skips ahead to candidates (several times faster); where a match begins and ends is checked after.
+_IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?")
+# Card numbers as they are written: one run of digits, groups of four, or Amex's 4-6-5 (one kind of separator).
+_CARD = re.compile(r"\d{4}(?:\d{9,15}|([ -])\d{4}\1\d{4}(?:\1\d{1,4})?(?:\1\d{1,3})?|([ -])\d{6}\2\d{4,5})")
+_IPV4_HINT = re.compile(r"\.\d{1,3}\.\d{1,3}\.")
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _VERSION_BEFORE = re.compile(r"(?i)(?:version|release|ver\.?|v)\s*$")
 _IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
 # Digits with the separators people write phone numbers with; what libphonenumber then judges.
-_PHONE = re.compile(r"(?<![\w+.-])(?:\+\d[\d ().-]{6,20}\d|\(?\d{2,5}\)?(?:[ .-]\(?\d{1,5}\)?){1,5})(?![\w-]|[.,]\d)")
+# International numbers ("+" and the country code) in any grouping; national ones grouped as in the region
+# (3-3-4), since a bare run of digits or a date followed by a number is far more often something else.
+_PHONE_INTERNATIONAL = re.compile(r"\+\d[\d ().-]{6,20}\d")
+_PHONE_NATIONAL = re.compile(r"\d{3}\)?[ .-]?\d{3}[ .-]\d{4}")  # "(" of an area code: checked after
 # What every text is searched for first: six digits with separators (phone, card, IBAN) or a dotted quad.
 _DIGITS_TRIGGER = re.compile(r"\d\d[ ().+/-]{0,2}\d\d[ ().+/-]{0,2}\d\d|\d\.\d{1,3}\.\d{1,3}\.\d")
 _KEY_WORDS = ("key", "token", "secret")
@@ -99,16 +105,37 @@ def _emails(text: str) -> Iterator[tuple[int, int]]:
             yield m.start(), m.end()
 
 
+def _stands_alone(text: str, start: int, end: int, *, words: bool, before: str = "", after: str = "") -> bool:
+    """Whether ``text[start:end]`` is not part of a longer number (or word, with ``words``): no digit (letter)
+    or character of ``before`` just before it, none of ``after`` just after it, and no digit after a '.' or ','
+    that follows it."""
+
+    def joins(c: str, extra: str) -> bool:
+        return c.isdigit() or (words and (c.isalnum() or c == "_")) or c in extra
+
+    if start > 0 and joins(text[start - 1], before):
+        return False
+    if end < len(text):
+        if joins(text[end], after):
+            return False
+        if text[end] in ".," and end + 1 < len(text) and text[end + 1].isdigit():
+            return False
+    return True
+
+
 def _ibans(text: str) -> Iterator[tuple[int, int]]:
     from stdnum import iban
 
     for m in _IBAN.finditer(text):
+        if m.start() > 0 and text[m.start() - 1].isalnum():
+            continue
         # The pattern may have taken a following word of capitals and digits: drop trailing groups until valid.
         words = m.group().split(" ")
         while words:
             candidate = " ".join(words)
-            if len(candidate.replace(" ", "")) >= 15 and iban.is_valid(candidate):
-                yield m.start(), m.start() + len(candidate)
+            end = m.start() + len(candidate)
+            if len(candidate) >= 15 and _stands_alone(text, m.start(), end, words=True) and iban.is_valid(candidate):
+                yield m.start(), end
                 break
             words.pop()
 
@@ -118,12 +145,29 @@ def _cards(text: str) -> Iterator[tuple[int, int]]:
 
     for m in _CARD.finditer(text):
         digits = m.group().replace(" ", "").replace("-", "")
-        if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn.is_valid(digits):
+        alone = _stands_alone(text, m.start(), m.end(), words=False, before=".,-", after="-")
+        if alone and _card_length_fits(digits) and luhn.is_valid(digits):
             yield m.start(), m.end()
 
 
+def _card_length_fits(digits: str) -> bool:
+    """Whether a number has a card network's prefix and one of that network's lengths."""
+    n, two, three, four = len(digits), int(digits[:2]), int(digits[:3]), int(digits[:4])
+    if digits[0] == "4":  # Visa
+        return n in (13, 16, 19)
+    if two in (34, 37):  # American Express
+        return n == 15
+    if 51 <= two <= 55 or 2221 <= four <= 2720:  # Mastercard
+        return n == 16
+    if four == 6011 or two in (62, 65) or 644 <= three <= 649 or 3528 <= four <= 3589:  # Discover, UnionPay, JCB
+        return 16 <= n <= 19
+    if two in (36, 38, 39) or 300 <= three <= 305:  # Diners Club
+        return 14 <= n <= 19
+    return False
+
+
 def _ips(text: str) -> Iterator[tuple[int, int]]:
-    if "." in text:
+    if _IPV4_HINT.search(text):
         for m in _IPV4.finditer(text):
             if _VERSION_BEFORE.search(text, max(0, m.start() - 10), m.start()):
                 continue  # "version 1.2.3.4", "v1.2.0.4"
@@ -154,9 +198,21 @@ def _phone_lib() -> Any:
 
 
 def _phones(text: str) -> Iterator[tuple[int, int]]:
-    for m in _PHONE.finditer(text):
-        if _is_phone(m.group()):
-            yield m.start(), m.end()
+    found: list[tuple[int, int]] = []
+    if "+" in text:
+        for m in _PHONE_INTERNATIONAL.finditer(text):
+            alone = _stands_alone(text, m.start(), m.end(), words=True, before="+.-", after="-")
+            if alone and _is_phone(m.group()):
+                found.append((m.start(), m.end()))
+    for m in _PHONE_NATIONAL.finditer(text):
+        start, end = m.start(), m.end()
+        if (text[start - 1 : start] == "(") != (")" in m.group()):
+            continue  # "(415) 555-2671" or "415-555-2671", not "415) 555-2671"
+        start -= ")" in m.group()
+        inside = any(s <= start < e for s, e in found)
+        if not inside and _stands_alone(text, start, end, words=True, before="+.-", after="-") and _is_phone(m.group()):
+            found.append((start, end))
+    return iter(found)
 
 
 @lru_cache(maxsize=1 << 16)

@@ -199,3 +199,31 @@ def test_the_export_page_scans_and_freezes_with_a_choice(
             "decision": None,
             "overrides": {str(i): "drop" for i in sorted(ids.values())},
         }
+
+
+def test_the_command_line_refuses_without_pii_and_drops_with_it(
+    db: Database, settings: Settings, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from app.config import get_settings
+
+    monkeypatch.setenv("PREFSTUDIO_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("PREFSTUDIO_SECRET_KEY", settings.secret_key or "")
+    monkeypatch.setenv("PREFSTUDIO_ENVIRONMENT", "test")
+    monkeypatch.setenv("PREFSTUDIO_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        refused = runner.invoke(cli, ["export", "pii", "--snapshot"])
+        assert refused.exit_code == 1 and "Personal data found in 4 item(s)" in refused.output
+        assert runner.invoke(cli, ["export", "pii", "--snapshot", "--pii", "hide"]).exit_code == 2
+        done = runner.invoke(cli, ["export", "pii", "--snapshot", "--name", "cli", "--pii", "drop"])
+        assert done.exit_code == 0, done.output
+    finally:
+        get_settings.cache_clear()
+    with db.session(write=False) as s:
+        snapshot = s.scalar(select(Snapshot).where(Snapshot.name == "cli"))
+        assert snapshot is not None and snapshot.row_count == 1 and snapshot.filters["pii"]["dropped_items"] == 4
+        assert s.scalar(select(func.count()).select_from(Snapshot)) == 1  # the refused ones left no row
