@@ -154,8 +154,9 @@ def pii_section(pii: dict[str, Any] | None) -> list[str]:
         lines.append(f"- Accepted as they are: {pii['accepted_items']:,} items")
     overrides = pii.get("overrides") or {}
     if overrides:
-        shown = ", ".join(f"#{item} {choice}" for item, choice in overrides.items())
-        lines.append(f"- Per-item overrides: {shown}")
+        shown = ", ".join(f"#{item} {choice}" for item, choice in list(overrides.items())[:50])
+        more = f" and {len(overrides) - 50:,} more (in the snapshot's filters)" if len(overrides) > 50 else ""
+        lines.append(f"- Per-item overrides: {shown}{more}")
     return lines
 
 

@@ -158,6 +158,7 @@ def test_accept_exports_as_is_and_overrides_choose_per_item(
     assert f"Call {PHONE}." in (rows["in_answer"]["chosen"], rows["in_answer"]["rejected"])
     assert CARD not in rows["in_reason"]["reason"]
     assert mixed.filters["pii"]["overrides"] == {str(k): v for k, v in sorted(overrides.items())}
+    assert f"#{ids['in_prompt']} drop" in mixed.card and f"#{ids['in_answer']} accept" in mixed.card
 
 
 def test_a_clean_export_needs_no_decision(
