@@ -17,7 +17,8 @@ from app.items import service
 from app.items.batches import MAX_LISTED, list_batches
 from app.items.formats.registry import NATIVE, ImportFormat
 from app.items.formats.schemas import FormatImportOut
-from app.items.formats.service import import_file_as
+from app.items.formats.service import FormatImportResult, import_file_as
+from app.items.importer import ImportResult, import_items
 from app.items.judgments import import_judgments
 from app.items.schemas import CandidateOut, ImportBatchOut, ItemDetailOut, ItemOut
 from app.kit.bodylimit import allow_upload, spool_body
@@ -63,18 +64,24 @@ async def import_file(
         filename = "body.csv" if content_type.startswith("text/csv") else "body.jsonl"
     else:
         raise Invalid("Send a multipart 'file', or a JSONL (application/x-ndjson) or CSV (text/csv) body")
+    result: ImportResult | FormatImportResult
     try:
-        result = await run_in_threadpool(
-            lambda: import_file_as(
-                session,
-                project=project,
-                stream=stream,
-                filename=filename,
-                fmt=fmt,
-                annotator=annotator,
-                created_by=admin,
+        if fmt == NATIVE:  # prefstudio's own file, read as it always was
+            result = await run_in_threadpool(
+                lambda: import_items(session, project=project, stream=stream, filename=filename, created_by=admin)
             )
-        )
+        else:
+            result = await run_in_threadpool(
+                lambda: import_file_as(
+                    session,
+                    project=project,
+                    stream=stream,
+                    filename=filename,
+                    fmt=fmt,
+                    annotator=annotator,
+                    created_by=admin,
+                )
+            )
     finally:
         stream.close()
     return FormatImportOut(**asdict(result))
