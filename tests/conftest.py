@@ -207,6 +207,18 @@ def pytest_configure(config: pytest.Config) -> None:
     Path(ROOT / "test-artifacts").mkdir(exist_ok=True)
 
 
+# Under pytest-xdist (-n 2 --dist loadgroup, the default addopts) the tests that need a model — the vLLM server,
+# the tiny model a DPO run trains — run on one worker, so the run starts one vLLM server and builds one model.
+MODEL_FIXTURES = frozenset({"vllm_base_url", "tiny_model"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the group into the test's id
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("model"))
+
+
 @pytest.fixture(scope="session")
 def vllm_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real vLLM server on a tiny random model. Missing vLLM: a failure in CI, a skip elsewhere."""
