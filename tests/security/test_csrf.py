@@ -26,7 +26,7 @@ from app.auth.service import create_api_token, start_session
 from app.config import Settings
 from app.db import Database
 from app.jobs import service as jobs
-from app.models import AuthSession, Base, RegisteredModel, TrainingRun, User
+from app.models import AuthSession, Base, RegisteredModel, TrainingRun, User, Webhook
 from app.web.deps import UNSAFE_METHODS
 from tests.annotation.helpers import prefer_first
 from tests.factories import make_items, make_project, make_user
@@ -86,9 +86,10 @@ def world(db: Database, settings: Settings) -> dict[str, Any]:
     with db.session() as s:
         run = TrainingRun(project_id=project_id, snapshot_id=snapshot_id, token_id=token.id, base_model="tiny")
         model = RegisteredModel(project_id=project_id, name="sft", kind="sft", uri="/models/sft")
-        s.add_all([run, model])
+        hook = Webhook(project_id=project_id, url="https://hooks.example.org/in", events=["snapshot.ready"], secret="s")
+        s.add_all([run, model, hook])
         s.flush()
-        ids.update(snapshot_id=snapshot_id, run_id=run.id, model_id=model.id)
+        ids.update(snapshot_id=snapshot_id, run_id=run.id, model_id=model.id, webhook_id=hook.id)
     return {"ids": ids, "root": root_id, "alice": alice_id, "api_token": api_token}
 
 
