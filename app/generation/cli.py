@@ -19,6 +19,7 @@ from app.generation.tasks import run_generation_job
 from app.jobs import runner
 from app.kit.jobcli import run_job_command
 from app.models import Job
+from app.ops.logs import configure_logging
 from app.projects.deps import project_by_slug
 
 console = Console(stderr=True)
@@ -83,5 +84,7 @@ def worker_command(
     once: Annotated[bool, typer.Option("--once", help="Exit when no job is waiting")] = False,
 ) -> None:
     """Run background jobs (generation) until stopped with Ctrl-C or SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    runner.run_worker(make_database(get_settings()), poll_s=poll, once=once)
+    settings = get_settings()
+    if configure_logging(settings) is None:  # PREFSTUDIO_LOG_FORMAT=json: the worker's records as JSON lines too
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runner.run_worker(make_database(settings), poll_s=poll, once=once)

@@ -146,3 +146,24 @@ def test_records_logged_during_a_request_carry_its_id(captured: io.StringIO) -> 
         logs.current_request_id.reset(token)
     line = json.loads(captured.getvalue().splitlines()[-1])
     assert (line["message"], line["level"], line["request_id"]) == ("something happened", "WARNING", "req-42")
+
+
+def test_the_worker_logs_json_lines_too(tmp_path: Path) -> None:
+    """``prefstudio worker`` under PREFSTUDIO_LOG_FORMAT=json: its own records are JSON lines as well."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "PREFSTUDIO_ENVIRONMENT": "dev",
+        "PREFSTUDIO_DATABASE_URL": f"sqlite:///{tmp_path}/worker.db",
+        "PREFSTUDIO_DATA_DIR": str(tmp_path / "data"),
+        "PREFSTUDIO_LOG_FORMAT": "json",
+    }
+    cli = [str(Path(sys.executable).parent / "prefstudio")]
+    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
+    done = subprocess.run([*cli, "worker", "--once"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+    assert any(r["logger"] == "prefstudio.worker" and "waiting for jobs" in r["message"] for r in lines), lines
