@@ -23,10 +23,8 @@ from app.items.formats.base import (
     FormatContext,
     Tiers,
     field_of,
-    identical,
-    prompt_field,
-    source_id,
     text_of,
+    tool_record,
 )
 from app.items.readers import LineError
 from app.models import OVERALL
@@ -137,15 +135,10 @@ def convert(obj: Any, ctx: FormatContext) -> Converted:
     if len(names) != ctx.k:
         raise LineError(f"{len(names)} response fields ({', '.join(names) or 'none'}); this project has k = {ctx.k}")
     texts = [text_of(fields[n], f"field '{n}'") for n in names]
-    record_id = record.get("id")
-    converted = Converted(
-        prompt=prompt_field(fields, ""),
-        candidates=[{"text": t} for t in texts],
-        meta={"source": {"format": "argilla", "id": record_id, "fields": names}},
-        external_id=source_id(PREFIX, record_id),
+    converted = tool_record(
+        fields, "", texts, fmt="argilla", prefix=PREFIX, record_id=record.get("id"), extra={"fields": names}
     )
-    if identical(texts):
-        converted.skipped = "two of the responses are identical"
+    if converted.skipped:
         return converted
     responses = record.get("responses") or {}
     users = _by_user(field_of(responses, "'responses'"))

@@ -162,6 +162,29 @@ def source_id(prefix: str, value: Any) -> str | None:
     return f"{prefix}:{value}"
 
 
+def tool_record(
+    fields: dict[str, Any],
+    where: str,
+    texts: list[str],
+    *,
+    fmt: str,
+    prefix: str,
+    record_id: Any,
+    extra: dict[str, Any],
+) -> Converted:
+    """A labelling tool's record (Argilla, Label Studio) as an item: the prompt from ``fields``, the responses as
+    candidates, the source in meta, the id ``prefix:<record_id>``; skipped when two responses are identical."""
+    converted = Converted(
+        prompt=prompt_field(fields, where),
+        candidates=[{"text": t} for t in texts],
+        meta={"source": {"format": fmt, "id": record_id, **extra}},
+        external_id=source_id(prefix, record_id),
+    )
+    if identical(texts):
+        converted.skipped = "two of the responses are identical"
+    return converted
+
+
 def field_of(obj: Any, what: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise LineError(f"{what} must be a JSON object")

@@ -20,10 +20,8 @@ from app.items.formats.base import (
     FormatContext,
     Tiers,
     field_of,
-    identical,
-    prompt_field,
-    source_id,
     text_of,
+    tool_record,
 )
 from app.items.readers import LineError
 from app.models import OVERALL
@@ -121,15 +119,10 @@ def convert(obj: Any, ctx: FormatContext) -> Converted:
     texts, names = _candidates(data)
     if len(texts) != ctx.k:
         raise LineError(f"the task has {len(texts)} responses; this project has k = {ctx.k}")
-    task_id = task.get("id")
-    converted = Converted(
-        prompt=prompt_field(data, "data."),
-        candidates=[{"text": t} for t in texts],
-        meta={"source": {"format": "label-studio", "id": task_id, "responses": names}},
-        external_id=source_id(PREFIX, task_id),
+    converted = tool_record(
+        data, "data.", texts, fmt="label-studio", prefix=PREFIX, record_id=task.get("id"), extra={"responses": names}
     )
-    if identical(texts):
-        converted.skipped = "two of the responses are identical"
+    if converted.skipped:
         return converted
     annotations = task.get("annotations") or []
     if not isinstance(annotations, list):
