@@ -3,7 +3,8 @@
 A claim moves the delivery's next attempt ``CLAIM_S`` ahead (on PostgreSQL under ``FOR UPDATE SKIP LOCKED``, so
 two workers never take the same one); a worker that dies mid-send leaves it due again then. Network errors and
 answers other than 2xx are retried after 10 s, 30 s, 2 min, 10 min, 30 min, then every hour, ``MAX_ATTEMPTS`` in
-all; then the delivery is "failed". Redirects are not followed (a 3xx is a failed attempt).
+all; then the delivery is "failed". Redirects are not followed (a 3xx is a failed attempt). The log keeps a
+delivery for ``KEEP_FINISHED`` after it ended; the worker deletes older ones (``prune_finished``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.config import get_settings
@@ -33,6 +34,7 @@ TIMEOUT_S = 10.0
 CLAIM_S = 60  # well above TIMEOUT_S: a live worker has recorded its attempt long before
 BATCH = 20
 MAX_ERROR = 500
+KEEP_FINISHED = timedelta(days=30)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -160,3 +162,11 @@ def deliver_due(
         if own:
             client.close()
     return len(claimed)
+
+
+def prune_finished(session: Session, *, now: datetime) -> int:
+    """Delete the deliveries that ended (delivered or failed) more than ``KEEP_FINISHED`` before ``now``; pending
+    ones stay whatever their age. Returns how many went."""
+    ended = WebhookDelivery.state.in_(("delivered", "failed")) & (WebhookDelivery.finished_at < now - KEEP_FINISHED)
+    result = session.execute(delete(WebhookDelivery).where(ended))
+    return int(getattr(result, "rowcount", 0) or 0)

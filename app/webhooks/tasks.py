@@ -22,12 +22,13 @@ from sqlalchemy.orm import Session
 from app.adjudication.service import queue as adjudication_queue
 from app.db import Database, for_update
 from app.models import Adjudication, Item, Judgment, Project, Webhook, utcnow
-from app.webhooks.delivery import TIMEOUT_S, deliver_due
+from app.webhooks.delivery import TIMEOUT_S, deliver_due, prune_finished
 from app.webhooks.events import ADJUDICATION_QUEUE, emit
 
 log = logging.getLogger("prefstudio.webhooks")
 
 CHECK_EVERY_S = 10.0  # how often the worker looks at the queues
+PRUNE_EVERY_S = 3600.0  # how often it deletes deliveries past the log's keeping time
 RECOUNT_S = 600  # a queue is counted again at least this often (a review request changes no fingerprint)
 QUEUE_LIMIT = 10**9
 STOP_WITHIN_S = TIMEOUT_S + 5  # a stopping worker waits this long for an attempt in flight
@@ -112,9 +113,13 @@ def start_sender(db: Database, *, stop: threading.Event, poll_s: float = 1.0) ->
     queues every ``CHECK_EVERY_S``, beside whatever job the worker runs, until ``stop`` is set."""
 
     def loop() -> None:
-        checked_at = float("-inf")
+        checked_at = pruned_at = float("-inf")
         while not stop.is_set():
             try:
+                if time.monotonic() - pruned_at >= PRUNE_EVERY_S:
+                    with db.session() as session:
+                        prune_finished(session, now=utcnow())
+                    pruned_at = time.monotonic()
                 if time.monotonic() - checked_at >= CHECK_EVERY_S:
                     check_adjudication_queues(db)
                     checked_at = time.monotonic()

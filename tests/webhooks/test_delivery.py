@@ -178,3 +178,28 @@ def test_the_signature_is_refused_when_stale_tampered_or_keyed_otherwise() -> No
     assert not signing.verify("whsec_a", header, body + b" ", now=1_000_000)
     moved = header.replace("t=1000000", "t=1000200")
     assert not signing.verify("whsec_a", moved, body, now=1_000_200)  # the timestamp is signed too
+
+
+def test_the_log_keeps_ended_deliveries_for_thirty_days(
+    client: TestClient, world: World, receiver: Receiver, db: Database
+) -> None:
+    hook = make_hook(client, world, receiver, events=["snapshot.ready"])
+    now = utcnow()
+    with db.session() as s:
+        project, webhook = s.get(Project, world.project_id), s.get(Webhook, hook)
+        assert project is not None and webhook is not None
+        for _ in range(4):
+            events.emit(s, project=project, event="snapshot.ready", data={}, webhooks=[webhook])
+        s.flush()
+        rows = s.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
+        ages = (delivery.KEEP_FINISHED + timedelta(hours=1), delivery.KEEP_FINISHED - timedelta(hours=1))
+        for row, state, age in zip(
+            rows, ("delivered", "failed", "delivered", "pending"), (*ages, ages[0], ages[0]), strict=True
+        ):
+            row.state, row.created_at = state, now - age
+            row.finished_at = None if state == "pending" else now - age
+    with db.session() as s:
+        assert delivery.prune_finished(s, now=now) == 2  # the two ended longer ago than the keeping time
+    with db.session(write=False) as s:
+        left = s.scalars(select(WebhookDelivery.state).order_by(WebhookDelivery.id)).all()
+    assert left == ["failed", "pending"]  # ended within the time, and pending whatever its age
