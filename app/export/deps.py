@@ -71,6 +71,7 @@ async def get_export_access(request: Request, session: SessionDep) -> ExportAcce
             raise NotAuthenticated("Invalid or revoked token")
         token, user = row
         if token.scope == "export":
+            request.state.export_token_owner = token.user_id  # for the request's log line (app.ops.requests)
             return ExportAccess(token=token, user_id=None)
         principal = remember_principal(request, Principal(user=user, via="token"))
     else:

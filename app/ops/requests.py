@@ -64,11 +64,13 @@ def _path_of(route: object) -> str:
 
 
 def caller(scope: Scope) -> tuple[int | None, str | None]:
-    """The user id and how they came in ("cookie" / "token"), as the auth dependencies recorded them."""
+    """The user id and how they came in ("cookie" / "token"; "export-token": the id of the admin who made the
+    project's export token), as the auth dependencies recorded them."""
     state = scope.get("state") or {}
     principal, user = state.get("principal"), state.get("user")  # ``user``: a plain copy (``UserView``)
     if principal is None or user is None:
-        return None, None
+        owner = state.get("export_token_owner")
+        return (int(owner), "export-token") if owner is not None else (None, None)
     return int(user.id), str(principal.via)
 
 

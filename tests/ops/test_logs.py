@@ -72,6 +72,19 @@ def test_each_request_is_one_json_line(
     assert (missing["route"], missing["status"], missing["user_id"]) == ("<unmatched>", 404, None)
 
 
+def test_an_export_token_is_logged_as_its_owner(
+    client: TestClient, world: dict[str, Any], captured: io.StringIO
+) -> None:
+    response = client.get("/api/v1/projects/pa/export/preview", headers=bearer(world["tokens"]["export"]))
+    assert response.status_code == 200
+    (line,) = request_lines(captured)
+    assert (line["route"], line["user_id"], line["auth"]) == (
+        "/api/v1/projects/{project}/export/preview",
+        world["admin_id"],
+        "export-token",
+    )
+
+
 def test_a_proxys_request_id_is_kept_when_plain(
     client: TestClient, world: dict[str, Any], captured: io.StringIO
 ) -> None:
