@@ -127,6 +127,11 @@ def _prompt_top_after_submit(tab: Any, signed_in: Any, slug: str) -> tuple[float
     tab.keyboard.press("=")
     tab.keyboard.press("Enter")
     _next_item(tab, first)
+    # The page settles the new item (htmx's settle, then the script's init focuses its first row and scrolls to
+    # its top) a moment after the swap: measure once the script has taken the new item.
+    tab.wait_for_function(
+        "() => { const a = document.activeElement; return !!(a && a.closest('#judge-form .dim-row')); }"
+    )
     top = float(tab.evaluate("() => document.querySelector('#annotate-panel .prompt').getBoundingClientRect().top"))
     return top, float(tab.evaluate("() => window.innerHeight"))
 
