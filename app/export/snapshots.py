@@ -59,7 +59,7 @@ def create_snapshot(
     and no choice covers it)."""
     rules = resolve(session, project=project, filters=filters, key=key, by_admin=True)  # fails here, not later
     decision = pii or PiiDecision()
-    check_decision(session, project=project, filters=filters, key=key, decision=decision)
+    check_decision(session, rules=rules, decision=decision)
     snapshot = Snapshot(
         project_id=project.id,
         created_by_id=created_by_id,

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
-from app.export.filters import resolve
+from app.export.filters import Rules, resolve
 from app.export.rows import pair_rows
 from app.export.schemas import ExportFilter
 from app.kit.errors import Invalid
@@ -119,6 +119,11 @@ def scan_export(
     """Scan the prompts, candidates and reasons of the pairs ``filters`` keeps; list the first ``limit`` items
     with matches, and count them all."""
     rules = resolve(session, project=project, filters=filters, key=key, by_admin=by_admin)
+    return scan_rules(session, rules=rules, limit=limit)
+
+
+def scan_rules(session: Session, *, rules: Rules, limit: int = REPORT_ITEMS) -> PiiReport:
+    """``scan_export`` for a filter already resolved."""
     counts: Counter[str] = Counter()
     items: list[PiiItemOut] = []
     scanned = texts = with_hits = 0
@@ -159,14 +164,13 @@ def refusal(report: PiiReport, decision: PiiDecision) -> str | None:
     )
 
 
-def check_decision(
-    session: Session, *, project: Project, filters: ExportFilter, key: bytes, decision: PiiDecision
-) -> None:
-    """Refuse (422) a snapshot whose export has personal data that ``decision`` does not say what to do with."""
+def check_decision(session: Session, *, rules: Rules, decision: PiiDecision) -> None:
+    """Refuse (422) a snapshot whose export (``rules``: its resolved filter) has personal data that ``decision``
+    does not say what to do with."""
     if decision.choice is not None:
         return
     limit = len(decision.overrides) + 10  # enough to name the undecided ones
-    report = scan_export(session, project=project, filters=filters, key=key, by_admin=True, limit=limit)
+    report = scan_rules(session, rules=rules, limit=limit)
     reason = refusal(report, decision)
     if reason is not None:
         raise Invalid(reason)
